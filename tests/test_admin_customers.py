@@ -1,0 +1,227 @@
+"""The customer admin through its real URLs: listing, filters, search, ordering, forms, inspect."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import customer_url, make_appointment, make_customer
+from wagtail_clientdb.models import ConsentEvent, Customer, CustomerGroup
+
+
+def listed_names(response):
+    return [row.last_name for row in response.context["object_list"]]
+
+
+@pytest.fixture
+def people(db, branch_a, branch_b):
+    vip = CustomerGroup.objects.create(name="VIP")
+    walkin = CustomerGroup.objects.create(name="Walk-in")
+    anna = make_customer(
+        first_name="Anna", last_name="Schmidt", email="anna@example.com", phone_raw="+49 170 1234567",
+        shared_with_all_branches=True, marketing_consent=True, source="import",
+    )
+    anna.groups.add(vip)
+    anna.tags.add("blonde", "regular")
+    bernd = make_customer(first_name="Bernd", last_name="Müller", email="bernd@example.org", phone_raw="030 1234567",
+                          shared_with_all_branches=True)
+    bernd.groups.add(walkin)
+    bernd.tags.add("regular")
+    clara = make_customer(first_name="Clara", last_name="Adler", email="clara@example.net", branches=[branch_a], source="online_booking")
+    for days in (-30, -10, 5):
+        make_appointment(clara, branch_a, days=days)
+    make_appointment(anna, branch_a, days=-1)
+    return {"anna": anna, "bernd": bernd, "clara": clara, "vip": vip}
+
+
+def test_listing_columns(login, manager, people):
+    response = login(manager).get(customer_url("list"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    for text in ["Anna Schmidt", "anna@example.com", "+49 170 1234567", "VIP", "blonde, regular", "All branches", "Alpha Salon", "global"]:
+        assert text in html
+    clara = next(c for c in response.context["object_list"] if c.pk == people["clara"].pk)
+    assert clara.bookings_count == 3
+
+
+def test_default_ordering_is_by_name(login, manager, people):
+    response = login(manager).get(customer_url("list"))
+    assert listed_names(response) == ["Adler", "Müller", "Schmidt"]
+    response = login(manager).get(customer_url("list"), {"ordering": "-name"})
+    assert listed_names(response) == ["Schmidt", "Müller", "Adler"]
+
+
+def test_ordering_by_most_bookings_and_creation(login, manager, people):
+    client = login(manager)
+    assert listed_names(client.get(customer_url("list"), {"ordering": "-bookings_count"})) == ["Adler", "Schmidt", "Müller"]
+    assert listed_names(client.get(customer_url("list"), {"ordering": "created_at"})) == ["Schmidt", "Müller", "Adler"]
+    assert listed_names(client.get(customer_url("list"), {"ordering": "-created_at"})) == ["Adler", "Müller", "Schmidt"]
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"tags": "blonde"}, ["Schmidt"]),
+        ({"marketing_consent": "true"}, ["Schmidt"]),
+        ({"marketing_consent": "false"}, ["Adler", "Müller"]),
+        ({"source": "online_booking"}, ["Adler"]),
+    ],
+)
+def test_filters(login, manager, people, params, expected):
+    params = dict(params)
+    if "tags" in params:
+        from taggit.models import Tag
+
+        params["tags"] = Tag.objects.get(name=params["tags"]).pk
+    assert listed_names(login(manager).get(customer_url("list"), params)) == expected
+
+
+def test_filter_by_group_and_several_tags(login, manager, people):
+    from taggit.models import Tag
+
+    client = login(manager)
+    assert listed_names(client.get(customer_url("list"), {"groups": people["vip"].pk})) == ["Schmidt"]
+    regular, blonde = Tag.objects.get(name="regular"), Tag.objects.get(name="blonde")
+    # A customer matching two chosen tags is listed once.
+    assert listed_names(client.get(customer_url("list"), {"tags": [regular.pk, blonde.pk]})) == ["Müller", "Schmidt"]
+
+
+def test_filter_by_location(login, manager, people, branch_a, branch_b):
+    local_b = make_customer(first_name="Dora", last_name="Zander", home_branch=branch_b)
+    client = login(manager)
+    assert listed_names(client.get(customer_url("list"), {"branch": branch_a.pk})) == ["Adler", "Müller", "Schmidt"]
+    assert listed_names(client.get(customer_url("list"), {"branch": branch_b.pk})) == ["Müller", "Schmidt", local_b.last_name]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("schmidt", ["Schmidt"]),
+        ("anna schmidt", ["Schmidt"]),
+        ("EXAMPLE.ORG", ["Müller"]),
+        ("+49 170 1234567", ["Schmidt"]),
+        ("0170 1234567", ["Schmidt"]),
+        ("0170/123 45 67", ["Schmidt"]),
+        ("+491701234567", ["Schmidt"]),
+        ("1234567", ["Müller", "Schmidt"]),
+        ("030-1234567", ["Müller"]),
+        ("nobody", []),
+    ],
+)
+def test_search_by_name_email_and_phone_in_any_format(login, manager, people, query, expected):
+    assert listed_names(login(manager).get(customer_url("list"), {"q": query})) == expected
+
+
+def test_listing_query_count_does_not_grow_with_page_size(login, manager, branch_a, branch_b):
+    client = login(manager)
+
+    def count_queries():
+        client.get(customer_url("list"))  # warm caches (settings, content types)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(customer_url("list"))
+        assert response.status_code == 200
+        return len(queries), len(response.context["object_list"])
+
+    group = CustomerGroup.objects.create(name="G")
+
+    def add_customers(n, offset):
+        for i in range(n):
+            customer = make_customer(first_name=f"F{offset + i}", last_name=f"L{offset + i}", branches=[branch_a, branch_b])
+            customer.groups.add(group)
+            customer.tags.add(f"t{i}")
+            make_appointment(customer, branch_a)
+
+    add_customers(3, 0)
+    few_queries, few_rows = count_queries()
+    add_customers(17, 3)
+    many_queries, many_rows = count_queries()
+    assert (few_rows, many_rows) == (3, 20)
+    assert many_queries == few_queries
+
+
+def test_inspect_view_shows_contact_and_appointment_history(login, manager, people, branch_a):
+    clara = people["clara"]
+    response = login(manager).get(customer_url("inspect", clara.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "clara@example.net" in html
+    assert html.count("Haircut") == 3
+    assert len(response.context["appointments"]) == 3
+    assert response.context["appointments"][0].start > response.context["appointments"][-1].start
+
+
+def test_manager_creates_customer(login, manager, branch_a):
+    response = login(manager).post(
+        customer_url("add"),
+        {
+            "first_name": "Neu",
+            "last_name": "Kunde",
+            "email": " Neu.Kunde@Example.COM ",
+            "phone_raw": "0170 7654321",
+            "marketing_consent": "on",
+            "tags": "new, test",
+            "sharing": "specific",
+            "share_branches": [branch_a.pk],
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors if response.context else ""
+    customer = Customer.objects.get(last_name="Kunde")
+    assert customer.email == "neu.kunde@example.com"
+    assert customer.phone == "+491707654321"
+    assert customer.is_global and list(customer.branches.all()) == [branch_a]
+    assert sorted(customer.tags.names()) == ["new", "test"]
+    assert customer.marketing_consent
+    event = ConsentEvent.objects.get(customer=customer)
+    assert (event.given, event.channel, event.recorded_by) == (True, "admin", manager)
+
+
+def test_consent_withdrawal_is_recorded(login, manager, people):
+    anna = people["anna"]
+    client = login(manager)
+    response = client.post(customer_url("edit", anna.pk), {"first_name": "Anna", "last_name": "Schmidt", "email": anna.email, "sharing": "all"})
+    assert response.status_code == 302
+    anna.refresh_from_db()
+    assert not anna.marketing_consent
+    assert list(anna.consent_events.values_list("given", "channel")) == [(False, "admin")]
+    assert "withdrawn" in client.get(customer_url("inspect", anna.pk)).content.decode()
+
+
+@pytest.mark.parametrize(
+    "data, field, message",
+    [
+        ({"email": "not-an-email"}, "email", "valid email"),
+        ({"phone_raw": "call me maybe"}, "phone_raw", "valid phone number"),
+        ({"first_name": ""}, "__all__", "at least a name"),
+    ],
+)
+def test_bad_input_gets_a_form_error_and_changes_nothing(login, manager, people, data, field, message):
+    anna = people["anna"]
+    before = Customer.objects.values().get(pk=anna.pk)
+    post = {"first_name": "Anna", "last_name": "Schmidt", "email": anna.email, "marketing_consent": "on", **data}
+    if field == "__all__":
+        post.update(last_name="", email="")
+    response = login(manager).post(customer_url("edit", anna.pk), post)
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert message in " ".join(errors[field])
+    assert Customer.objects.values().get(pk=anna.pk) == before
+
+
+def test_duplicate_external_id_gets_a_form_error(login, manager, people):
+    people["bernd"].external_id = "K-7"
+    people["bernd"].save()
+    response = login(manager).post(customer_url("add"), {"first_name": "X", "external_id": "K-7", "sharing": "specific"})
+    assert response.status_code == 200
+    assert "already has this external ID" in str(response.context["form"].errors)
+    assert Customer.objects.filter(external_id="K-7").count() == 1
+
+
+def test_second_default_group_gets_a_form_error(login, manager, db):
+    CustomerGroup.objects.create(name="Online", is_default=True)
+    from django.urls import reverse
+
+    response = login(manager).post(
+        reverse("wagtailsnippets_wagtail_clientdb_customergroup:add"), {"name": "Walk-in", "is_default": "on"}
+    )
+    assert response.status_code == 200
+    assert "already the default group" in str(response.context["form"].errors)
+    assert not CustomerGroup.objects.filter(name="Walk-in").exists()

@@ -1,0 +1,122 @@
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from tests.conftest import make_appointment, make_customer
+from wagtail_clientdb.contact import format_phone, normalise_email, parse_phone
+from wagtail_clientdb.models import Appointment, Customer, CustomerGroup
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+49 170 1234567", "+491701234567"),
+        ("0170 1234567", "+491701234567"),
+        ("0170/123 45 67", "+491701234567"),
+        ("(0170) 123-4567", "+491701234567"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0049 170 1234567", "+491701234567"),
+    ],
+)
+def test_phone_numbers_in_common_formats_become_e164(raw, expected):
+    assert parse_phone(raw, "DE").e164 == expected
+
+
+@pytest.mark.parametrize("raw", ["12", "call me", "+49 170", "0000000000000000"])
+def test_unparseable_phone_keeps_the_raw_input(raw):
+    parsed = parse_phone(raw, "DE")
+    assert parsed.e164 == ""
+    assert parsed.raw == raw
+    assert not parsed.is_valid
+
+
+def test_email_is_trimmed_and_lower_cased():
+    assert normalise_email("  Anna.Schmidt@Example.COM ") == "anna.schmidt@example.com"
+    # Full-width characters (e.g. from a Japanese keyboard) are folded by NFKC.
+    assert normalise_email("ａｎｎａ@example.com") == "anna@example.com"
+
+
+def test_customer_save_normalises_contact(db):
+    customer = make_customer(first_name="Anna", email=" Anna@Example.com", phone_raw="0170 1234567")
+    customer.refresh_from_db()
+    assert customer.email == "anna@example.com"
+    assert customer.phone == "+491701234567"
+    assert customer.phone_raw == "0170 1234567"
+    assert customer.phone_display == format_phone("+491701234567") == "+49 170 1234567"
+
+
+def test_customer_with_unparseable_phone_is_stored_raw_and_flagged(db):
+    customer = make_customer(first_name="Anna", phone_raw="ask at desk")
+    customer.refresh_from_db()
+    assert customer.phone == ""
+    assert customer.phone_raw == "ask at desk"
+    assert not customer.phone_is_valid
+
+
+def test_phone_region_comes_from_the_settings(db, settings_model):
+    settings_model.default_phone_region = "GB"
+    settings_model.save()
+    customer = make_customer(first_name="Ann", phone_raw="020 7946 0958")
+    assert customer.phone == "+442079460958"
+
+
+def test_only_one_default_group(db):
+    CustomerGroup.objects.create(name="Online", is_default=True)
+    CustomerGroup.objects.create(name="VIP")
+    second = CustomerGroup(name="Walk-in", is_default=True)
+    with pytest.raises(ValidationError) as error:
+        second.full_clean()
+    assert "already the default group" in str(error.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        second.save()
+    assert CustomerGroup.objects.filter(is_default=True).count() == 1
+
+
+def test_external_id_is_unique_when_set(db):
+    make_customer(first_name="A", external_id="K-1")
+    make_customer(first_name="B")
+    make_customer(first_name="C")  # several customers without an external id are fine
+    duplicate = Customer(first_name="D", external_id="K-1")
+    with pytest.raises(ValidationError) as error:
+        duplicate.full_clean()
+    assert "already has this external ID" in str(error.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        duplicate.save()
+
+
+def test_local_customer_cannot_be_shared_with_all_branches(db, branch_a):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_customer(first_name="A", home_branch=branch_a, shared_with_all_branches=True)
+
+
+def test_appointment_must_end_after_start(db, branch_a):
+    customer = make_customer(first_name="A")
+    appointment = make_appointment(customer, branch_a)
+    appointment.end = appointment.start - datetime.timedelta(minutes=5)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        appointment.save()
+
+
+def test_customer_with_appointments_cannot_be_deleted_directly(db, branch_a):
+    from django.db.models import ProtectedError
+
+    customer = make_customer(first_name="A")
+    make_appointment(customer, branch_a, days=-3)
+    with pytest.raises(ProtectedError):
+        customer.delete()
+    assert Appointment.objects.filter(customer=customer).exists()
+
+
+def test_upcoming_appointments(db, branch_a):
+    customer = make_customer(first_name="A")
+    future = make_appointment(customer, branch_a, days=2)
+    make_appointment(customer, branch_a, days=-2)
+    make_appointment(customer, branch_a, days=3, status="cancelled")
+    assert list(Appointment.objects.upcoming()) == [future]
+
+
+def test_str_falls_back_to_email_and_phone(db):
+    assert str(make_customer(email="x@example.com")) == "x@example.com"
+    assert str(make_customer(phone_raw="+49 170 1234567")) == "+49 170 1234567"

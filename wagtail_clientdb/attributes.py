@@ -1,0 +1,150 @@
+"""Custom attributes: which definitions apply where, how forms carry their values, and
+the rules for changing or deleting a definition that values already use.
+
+Types and validation of single values live in :mod:`wagtail_clientdb.attribute_types`.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import attribute_types
+from .models import Appointment, AttributeDefinition, AttributeTarget, Customer, CustomerOverride
+
+#: Form fields of attributes are named ``attr__<key>``.
+FIELD_PREFIX = "attr__"
+
+
+def active_definitions(target):
+    return list(AttributeDefinition.objects.filter(applies_to=target, is_active=True).order_by("sort_order", "label"))
+
+
+def holders(definition):
+    """Querysets of every row that may hold a value of ``definition``."""
+    if definition.applies_to == AttributeTarget.BOOKING:
+        return [Appointment.objects.all()]
+    return [Customer.objects.all(), CustomerOverride.objects.all()]
+
+
+def rows_with_value(definition, key=None):
+    key = key or definition.key
+    return [queryset.filter(attributes__has_key=key) for queryset in holders(definition)]
+
+
+def usage_count(definition, key=None):
+    """How many customers (or appointments) hold a value; a branch's local value counts once."""
+    querysets = rows_with_value(definition, key)
+    if definition.applies_to == AttributeTarget.BOOKING:
+        return querysets[0].count()
+    _customers, local = querysets
+    key = key or definition.key
+    return Customer.objects.filter(Q(attributes__has_key=key) | Q(pk__in=local.values("customer_id"))).count()
+
+
+def add_form_fields(form, definitions, stored, *, required=None):
+    """Add a typed field per definition to ``form``, with the stored values as initial values."""
+    for definition in definitions:
+        name = FIELD_PREFIX + definition.key
+        field = attribute_types.form_field(definition, required=required(definition) if required else None)
+        field.initial = attribute_types.initial_value(definition, (stored or {}).get(definition.key))
+        form.fields[name] = field
+
+
+def values_from_form(form, definitions):
+    """``{key: stored value}`` of the attribute fields the form was sent with (``None``: cleared).
+
+    Fields missing from the submitted data are left out, so a partial submission never
+    wipes values it did not carry.
+    """
+    values = {}
+    for definition in definitions:
+        name = FIELD_PREFIX + definition.key
+        if name in form.fields and form.add_prefix(name) in form.data:
+            values[definition.key] = attribute_types.to_json(definition, form.cleaned_data.get(name))
+    return values
+
+
+def merged(stored, values):
+    """Stored attribute values with ``values`` applied; ``None`` removes a value."""
+    result = dict(stored or {})
+    for key, value in values.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+# --- Changing and deleting definitions --------------------------------------------------------------
+
+
+def plan_type_change(definition, new_definition):
+    """Convert every stored value of ``definition`` to ``new_definition``'s type.
+
+    Returns ``[(row, new value), …]``; raises ValidationError naming how many values do not
+    convert, so that nothing changes unless every value does.
+    """
+    key = definition.key
+    plan, failures = [], 0
+    for queryset in rows_with_value(definition):
+        for row in queryset.only("pk", "attributes").iterator():
+            old = row.attributes.get(key)
+            try:
+                new = attribute_types.parse_text(new_definition, _as_text(old))
+            except ValidationError:
+                failures += 1
+                continue
+            plan.append((row, new))
+    if failures:
+        raise ValidationError(
+            ngettext(
+                "%(count)d stored value cannot be converted to the new type; the type was not changed.",
+                "%(count)d stored values cannot be converted to the new type; the type was not changed.",
+                failures,
+            ),
+            params={"count": failures},
+            code="type_in_use",
+        )
+    return plan
+
+
+def _as_text(stored):
+    if isinstance(stored, bool):
+        return "true" if stored else "false"
+    return "" if stored is None else str(stored)
+
+
+def _set_value(row, key, value):
+    # update(), not save(): only the attributes change, with no other save-time work.
+    type(row).objects.filter(pk=row.pk).update(attributes=merged(row.attributes, {key: value}))
+
+
+def apply_plan(key, plan):
+    for row, value in plan:
+        _set_value(row, key, value)
+
+
+def check_removed_choices(definition, new_choices):
+    """Refuse to remove an option that stored values still use."""
+    removed = [option for option in definition.choices or [] if option not in new_choices]
+    in_use = {}
+    for option in removed:
+        count = sum(qs.filter(**{f"attributes__{definition.key}": option}).count() for qs in holders(definition))
+        if count:
+            in_use[option] = count
+    if in_use:
+        raise ValidationError(
+            _("These options are still in use and cannot be removed: %(options)s."),
+            params={"options": ", ".join(f"“{option}” ({count})" for option, count in in_use.items())},
+            code="choice_in_use",
+        )
+
+
+@transaction.atomic
+def remove_values(definition):
+    """Remove every stored value of ``definition`` (before the definition is deleted)."""
+    for queryset in rows_with_value(definition):
+        for row in queryset.only("pk", "attributes").iterator():
+            _set_value(row, definition.key, None)

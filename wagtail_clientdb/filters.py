@@ -1,0 +1,169 @@
+import django_filters
+from django import forms
+from django.db.models import DecimalField, Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils.translation import gettext_lazy as _
+from taggit.models import Tag
+from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
+from wagtail.admin.widgets import BooleanRadioSelect
+
+from . import attributes, scope
+from .models import (
+    Appointment,
+    AppointmentStatus,
+    AttributeTarget,
+    AttributeType,
+    Branch,
+    Customer,
+    CustomerGroup,
+    CustomerSource,
+    TaggedCustomer,
+)
+
+
+ATTRIBUTE_FILTER_PREFIX = "attribute_"
+
+
+class AttributeNumberRangeWidget(NumberRangeWidget):
+    """Wagtail's range widget, for any number: negative and decimal values too."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        for widget in self.widgets:
+            widget.attrs.pop("min", None)
+            widget.attrs["step"] = "any"
+
+
+class CustomerFilterSet(WagtailFilterSet):
+    """Filters of the customer listing; their options never reveal customers the viewer cannot see."""
+
+    branch = django_filters.ModelChoiceFilter(
+        label=_("Location"),
+        queryset=Branch.objects.order_by("name"),
+        method="filter_branch",
+        help_text=_("Show the customers as this branch sees them."),
+    )
+    tags = django_filters.ModelMultipleChoiceFilter(
+        label=_("Tags"),
+        queryset=Tag.objects.none(),
+        method="filter_tags",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    groups = django_filters.ModelMultipleChoiceFilter(
+        label=_("Groups"),
+        queryset=CustomerGroup.objects.order_by("name"),
+        method="filter_groups",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    marketing_consent = django_filters.BooleanFilter(label=_("Marketing consent"), widget=BooleanRadioSelect)
+    source = django_filters.ChoiceFilter(label=_("Source"), choices=CustomerSource.choices)
+
+    class Meta:
+        model = Customer
+        fields = ["branch", "tags", "groups", "marketing_consent", "source"]
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        viewer = scope.viewer_for_request(request)
+        if viewer.is_manager:
+            self.filters["branch"].queryset = Branch.objects.order_by("name")
+        else:
+            del self.filters["branch"]
+        visible = scope.visible_customers(viewer).values("pk")
+        self.filters["tags"].queryset = (
+            Tag.objects.filter(pk__in=TaggedCustomer.objects.filter(content_object__in=visible).values("tag"))
+            .order_by("name")
+        )
+        self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
+        for definition in self.attribute_definitions:
+            name = ATTRIBUTE_FILTER_PREFIX + definition.key
+            self.filters[name] = attribute_filter(definition)
+            self.filters[name].field_name = name
+            self.filters[name].model = Customer
+        if self.attribute_definitions:
+            self.filters["show_attributes"] = django_filters.MultipleChoiceFilter(
+                label=_("Show attribute columns"),
+                choices=[(d.key, d.label) for d in self.attribute_definitions],
+                widget=forms.CheckboxSelectMultiple,
+                method=lambda queryset, name, value: queryset,
+            )
+
+    def filter_branch(self, queryset, name, value):
+        return queryset.filter(scope.visible_in_branches_q([value])) if value else queryset
+
+    def filter_tags(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__in=value).values("content_object"))
+
+    def filter_groups(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(pk__in=Customer.groups.through.objects.filter(customergroup__in=value).values("customer"))
+
+
+class AppointmentFilterSet(WagtailFilterSet):
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
+    start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
+    branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
+
+    class Meta:
+        model = Appointment
+        fields = ["status", "start", "branch"]
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        self.filters["branch"].queryset = scope.visible_branches(scope.viewer_for_request(request)).order_by("name")
+
+
+def attribute_filter(definition):
+    """A listing filter for one customer attribute, on the values the viewer's branch sees.
+
+    Choices and yes/no are facets; text is "contains"; numbers and dates are ranges.
+    """
+    path = f"eff_attributes__{definition.key}"
+    label = definition.label
+    field_type = definition.field_type
+
+    if field_type == AttributeType.CHOICE:
+        return django_filters.MultipleChoiceFilter(
+            label=label,
+            choices=[(option, option) for option in definition.choices or []],
+            widget=forms.CheckboxSelectMultiple,
+            method=lambda qs, name, value: qs.filter(**{f"{path}__in": value}) if value else qs,
+        )
+    if field_type == AttributeType.BOOLEAN:
+        return django_filters.BooleanFilter(
+            label=label, widget=BooleanRadioSelect, method=lambda qs, name, value: qs.filter(**{path: value})
+        )
+    if field_type in (AttributeType.TEXT, AttributeType.TEXTAREA):
+        return django_filters.CharFilter(
+            label=label, method=lambda qs, name, value: qs.filter(**{f"{path}__icontains": value}) if value else qs
+        )
+    if field_type in (AttributeType.INTEGER, AttributeType.DECIMAL):
+        # Decimals are stored as strings: compare them as numbers, not as text.
+        value_of = Cast(KeyTextTransform(definition.key, "eff_attributes"), DecimalField(max_digits=30, decimal_places=6))
+
+        def filter_range(qs, name, value):
+            if value and value.start is not None:
+                qs = qs.filter(Q(**{f"{path}__isnull": False}), GreaterThanOrEqual(value_of, value.start))
+            if value and value.stop is not None:
+                qs = qs.filter(Q(**{f"{path}__isnull": False}), LessThanOrEqual(value_of, value.stop))
+            return qs
+
+        return django_filters.RangeFilter(label=label, widget=AttributeNumberRangeWidget, method=filter_range)
+    if field_type == AttributeType.DATE:
+        text_of = KeyTextTransform(definition.key, "eff_attributes")
+
+        def filter_dates(qs, name, value):
+            # ISO dates sort as text.
+            if value and value.start is not None:
+                qs = qs.filter(GreaterThanOrEqual(text_of, value.start.date().isoformat()))
+            if value and value.stop is not None:
+                qs = qs.filter(LessThanOrEqual(text_of, value.stop.date().isoformat()))
+            return qs
+
+        return django_filters.DateFromToRangeFilter(label=label, widget=DateRangePickerWidget, method=filter_dates)
+    raise ValueError(field_type)

@@ -1,0 +1,36 @@
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.forms import WagtailAdminModelForm
+
+from .. import attributes, scope
+from ..models import AttributeTarget, Branch
+
+
+class AppointmentForm(WagtailAdminModelForm):
+    """Appointments are booked for customers and in branches the viewer can see."""
+
+    def __init__(self, *args, viewer=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.viewer = viewer
+        self.attribute_definitions = attributes.active_definitions(AttributeTarget.BOOKING)
+        attributes.add_form_fields(self, self.attribute_definitions, self.instance.attributes)
+        if viewer is not None:
+            if "customer" in self.fields:
+                self.fields["customer"].queryset = scope.visible_customers(viewer)
+            if "branch" in self.fields:
+                branches = Branch.objects.order_by("name") if viewer.is_manager else scope.visible_branches(viewer)
+                self.fields["branch"].queryset = branches
+                if viewer.branch is not None and not self.instance.pk:
+                    self.fields["branch"].initial = viewer.branch.pk
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and end <= start:
+            self.add_error("end", _("The appointment must end after it starts."))
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.attributes = attributes.merged(
+            self.instance.attributes, attributes.values_from_form(self, self.attribute_definitions)
+        )
+        return super().save(commit=commit)

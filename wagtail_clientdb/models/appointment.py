@@ -1,0 +1,84 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class AppointmentStatus(models.TextChoices):
+    BOOKED = "booked", _("Booked")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    NO_SHOW = "no_show", _("No-show")
+
+
+class AppointmentSource(models.TextChoices):
+    MANUAL = "manual", _("Entered in the admin")
+    ONLINE_BOOKING = "online_booking", _("Online booking")
+    IMPORT = "import", _("Import")
+    API = "api", _("API")
+
+
+class AppointmentQuerySet(models.QuerySet):
+    def upcoming(self, now=None):
+        """Booked and starting in the future: what blocks a customer's deletion."""
+        return self.filter(status=AppointmentStatus.BOOKED, start__gt=now or timezone.now())
+
+
+class Appointment(models.Model):
+    customer = models.ForeignKey(
+        "wagtail_clientdb.Customer",
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        # Deleting a customer goes through the deletion queue, which detaches the
+        # past appointments it keeps; nothing else may delete a customer with bookings.
+        on_delete=models.PROTECT,
+        related_name="appointments",
+    )
+    branch = models.ForeignKey(
+        "wagtail_clientdb.Branch", verbose_name=_("branch"), on_delete=models.PROTECT, related_name="appointments"
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    service = models.CharField(_("service"), max_length=255)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("staff member"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clientdb_appointments",
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED
+    )
+    source = models.CharField(
+        _("source"), max_length=20, choices=AppointmentSource.choices, default=AppointmentSource.MANUAL
+    )
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = AppointmentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("appointment")
+        verbose_name_plural = _("appointments")
+        ordering = ["-start"]
+        indexes = [models.Index(fields=["customer", "status", "start"], name="clientdb_appt_customer_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")),
+                name="clientdb_appointment_ends_after_start",
+                violation_error_message=_("The appointment must end after it starts."),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.service} – {timezone.localtime(self.start, self.branch.zoneinfo):%Y-%m-%d %H:%M}"
+
+    @property
+    def is_upcoming(self):
+        return self.status == AppointmentStatus.BOOKED and self.start > timezone.now()

@@ -1,0 +1,103 @@
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+def timezone_choices():
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def validate_timezone(value):
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(_("“%(value)s” is not a known time zone."), params={"value": value})
+
+
+def default_timezone():
+    return settings.TIME_ZONE or "UTC"
+
+
+class BranchQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class Branch(models.Model):
+    """A location of the business: a salon, a clinic, a studio."""
+
+    name = models.CharField(_("name"), max_length=255)
+    slug = models.SlugField(
+        _("slug"),
+        max_length=100,
+        unique=True,
+        help_text=_("Short unique name used in URLs, imports and the API."),
+    )
+    site = models.ForeignKey(
+        "wagtailcore.Site",
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clientdb_branches",
+        help_text=_("The web site of this branch, if it has its own."),
+    )
+    address = models.TextField(_("address"), blank=True)
+    timezone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default=default_timezone,
+        choices=timezone_choices,
+        validators=[validate_timezone],
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="BranchMembership",
+        related_name="clientdb_branches",
+        verbose_name=_("staff"),
+        blank=True,
+        help_text=_("Users who work in this branch and serve its customers."),
+    )
+
+    objects = BranchQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("branch")
+        verbose_name_plural = _("branches")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zoneinfo(self):
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class BranchMembership(models.Model):
+    """A user works in a branch and serves its customers."""
+
+    branch = models.ForeignKey(
+        Branch, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("branch")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="clientdb_branch_memberships",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("member since"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("branch membership")
+        verbose_name_plural = _("branch memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["branch", "user"], name="clientdb_unique_branch_member")
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.branch}"

@@ -1,0 +1,36 @@
+from django.conf import settings as django_settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
+
+from ..contact import phone_region_choices
+
+
+def default_phone_region():
+    return getattr(django_settings, "WAGTAIL_CLIENTDB_DEFAULT_PHONE_REGION", "DE")
+
+
+@register_setting(icon="group")
+class ClientDBSettings(BaseGenericSetting):
+    """Company-wide switches of the customer database, edited in Settings → Client DB."""
+
+    branches_may_edit_global_customers = models.BooleanField(
+        _("branches may edit global customers"),
+        default=False,
+        help_text=_(
+            "When on, branch staff may change customers shared by the head office; what "
+            "they change is kept as a local value of their branch only. When off, branch "
+            "staff see shared customers read-only."
+        ),
+    )
+    default_phone_region = models.CharField(
+        _("default phone region"),
+        max_length=2,
+        default=default_phone_region,
+        choices=phone_region_choices,
+        help_text=_("Phone numbers typed without an international prefix are read as numbers of this country."),
+    )
+
+    class Meta:
+        verbose_name = _("Client DB settings")
+        verbose_name_plural = _("Client DB settings")

@@ -1,0 +1,161 @@
+"""Local values of global customers: what a branch sees and how its edits are kept.
+
+A branch allowed to edit global customers stores its changes in one
+:class:`~wagtail_clientdb.models.CustomerOverride` row per customer and branch; the
+global record and every other branch stay as they are. The *effective* value a branch
+sees is its local value where it has one, the global value otherwise.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, FilteredRelation, Func, JSONField, Q, Value
+from django.db.models.functions import Coalesce
+
+from .contact import normalise_email, parse_phone
+from .models import ClientDBSettings, CustomerOverride
+
+#: Fields a branch may hold local values for. ``phone_raw`` carries ``phone`` with it.
+OVERRIDABLE_FIELDS = ("first_name", "last_name", "email", "phone_raw", "notes", "birthday")
+
+#: Fields annotated as ``eff_<field>`` on listings.
+EFFECTIVE_FIELDS = (*OVERRIDABLE_FIELDS, "phone")
+
+#: Local attribute values are named ``attributes.<key>`` among the local fields.
+ATTRIBUTE_PREFIX = "attributes."
+
+
+class JSONObjectMerge(Func):
+    """The keys of the second JSON object laid over the first (SQLite and PostgreSQL)."""
+
+    output_field = JSONField()
+    arity = 2
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="json_patch", **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" || ", **extra)
+
+
+def with_effective_values(queryset, branch):
+    """Annotate ``eff_<field>`` for each of :data:`EFFECTIVE_FIELDS`, and ``eff_attributes``,
+    as ``branch`` sees them.
+
+    One join and no extra query; ``branch=None`` (the company-wide view) gives the global
+    values. Filters and searches on the annotations see what the branch sees.
+    """
+    if branch is None:
+        return queryset.annotate(
+            **{f"eff_{name}": F(name) for name in EFFECTIVE_FIELDS}, eff_attributes=F("attributes")
+        )
+    queryset = queryset.annotate(
+        branch_override=FilteredRelation("overrides", condition=Q(overrides__branch=branch))
+    )
+    return queryset.annotate(
+        **{f"eff_{name}": Coalesce(f"branch_override__{name}", name) for name in EFFECTIVE_FIELDS},
+        eff_attributes=JSONObjectMerge(
+            "attributes", Coalesce("branch_override__attributes", Value({}, output_field=JSONField()))
+        ),
+    )
+
+
+@dataclass
+class EffectiveCustomer:
+    """A customer as one branch sees it."""
+
+    customer: object
+    override: object = None
+
+    def value(self, name):
+        local = getattr(self.override, name, None) if self.override else None
+        return getattr(self.customer, name) if local is None else local
+
+    @property
+    def attributes(self):
+        local = self.override.attributes if self.override else {}
+        return {**(self.customer.attributes or {}), **local}
+
+    @property
+    def local_fields(self):
+        """Names of the fields (and ``attributes.<key>``) this branch holds local values for."""
+        if not self.override:
+            return []
+        names = [name for name in OVERRIDABLE_FIELDS if getattr(self.override, name) is not None]
+        names += [ATTRIBUTE_PREFIX + key for key in self.override.attributes]
+        return names
+
+    def __getattr__(self, name):
+        if name in EFFECTIVE_FIELDS:
+            return self.value(name)
+        return getattr(self.customer, name)
+
+
+def effective_customer(customer, branch):
+    override = None
+    if branch is not None and customer.is_global:
+        override = CustomerOverride.objects.filter(customer=customer, branch=branch).first()
+    return EffectiveCustomer(customer, override)
+
+
+def _normalised(name, value):
+    if name == "email":
+        return normalise_email(value)
+    if isinstance(value, str):
+        return value.strip() if name != "notes" else value
+    return value
+
+
+@transaction.atomic
+def save_local_values(customer, branch, values, *, attributes=None, user=None):
+    """Keep ``values`` (field → value) as ``branch``'s local values of a global customer.
+
+    A value equal to the global one is no local value: it is cleared, so the branch
+    follows later central changes of that field again. The global values are read from
+    the database, not from ``customer``, which a bound form may have changed in memory.
+    """
+    customer = type(customer).objects.select_for_update().get(pk=customer.pk)
+    phone_region = ClientDBSettings.load().default_phone_region
+    override, _created = CustomerOverride.objects.select_for_update().get_or_create(
+        customer=customer, branch=branch
+    )
+    for name, value in values.items():
+        if name not in OVERRIDABLE_FIELDS:
+            raise ValueError(f"{name} cannot hold a local value")
+        value = _normalised(name, value)
+        if name == "phone_raw":
+            parsed = parse_phone(value, phone_region)
+            same = value == customer.phone_raw or (parsed.e164 and parsed.e164 == customer.phone)
+            override.phone_raw, override.phone = (None, None) if same else (parsed.raw, parsed.e164)
+        else:
+            setattr(override, name, None if value == getattr(customer, name) else value)
+    for key, value in (attributes or {}).items():
+        if value == (customer.attributes or {}).get(key):
+            override.attributes.pop(key, None)
+        else:
+            override.attributes[key] = value
+    _save_or_drop(override, user)
+
+
+@transaction.atomic
+def reset_to_global(customer, branch, names, *, user=None):
+    """Drop the branch's local values of ``names`` (fields or ``attributes.<key>``)."""
+    override = CustomerOverride.objects.select_for_update().filter(customer=customer, branch=branch).first()
+    if override is None:
+        return
+    for name in names:
+        if name.startswith(ATTRIBUTE_PREFIX):
+            override.attributes.pop(name[len(ATTRIBUTE_PREFIX) :], None)
+        elif name in OVERRIDABLE_FIELDS:
+            setattr(override, name, None)
+            if name == "phone_raw":
+                override.phone = None
+    _save_or_drop(override, user)
+
+
+def _save_or_drop(override, user):
+    if EffectiveCustomer(override.customer, override).local_fields:
+        override.updated_by = user
+        override.save()
+    else:
+        override.delete()

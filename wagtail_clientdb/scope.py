@@ -1,0 +1,261 @@
+"""Who sees and may change which customer: the multi-branch rules of DESIGN.md.
+
+Every entry point (admin views, bulk actions, export, import, API, booking) asks this
+module; none re-implements the rules.
+
+A *viewer* is a user looking at the customer database through one or more branches:
+in the admin, branch staff always work in exactly one *current* branch, and a branch
+manager works company-wide (``branches == ()``) or views the company as one branch.
+"""
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
+
+from .models import Branch, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
+
+MANAGE_GLOBAL_PERMISSION = "wagtail_clientdb.manage_global_customers"
+SESSION_BRANCH_KEY = "wagtail_clientdb_branch"
+
+ALL_BRANCHES_IS_FINAL = _(
+    "This customer is shared with all branches. Sharing with all branches is final: "
+    "it cannot be narrowed to specific branches."
+)
+
+
+def is_branch_manager(user):
+    return bool(user and user.is_active and user.has_perm(MANAGE_GLOBAL_PERMISSION))
+
+
+def member_branches(user):
+    """The active branches the user works in, by name."""
+    if not user or not user.is_authenticated:
+        return Branch.objects.none()
+    return Branch.objects.active().filter(memberships__user=user).order_by("name")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user: object
+    is_manager: bool
+    #: The branches this viewer sees customers through; empty for company-wide.
+    branches: tuple = field(default=())
+
+    @property
+    def is_central(self):
+        """Company-wide view: a branch manager not looking through a branch."""
+        return self.is_manager and not self.branches
+
+    @property
+    def branch(self):
+        """The one branch of a branch view (``None`` when central or several)."""
+        return self.branches[0] if len(self.branches) == 1 else None
+
+    @property
+    def sees_nothing(self):
+        return not self.is_manager and not self.branches
+
+
+def viewer_for_user(user):
+    """A viewer through all of the user's branches (API, permission policy)."""
+    if is_branch_manager(user):
+        return Viewer(user, True)
+    return Viewer(user, False, tuple(member_branches(user)))
+
+
+def viewer_for_request(request):
+    """The admin viewer of a request.
+
+    Branch staff work in one current branch, chosen with the branch switcher (kept in
+    the session) among the branches they belong to. Membership is re-read on every
+    request, so a user who loses a branch loses its customers on the very next request.
+    Branch managers work company-wide; the listing's "Location" filter shows the
+    customers as one branch sees them.
+    """
+    cached = getattr(request, "_clientdb_viewer", None)
+    if cached is not None and cached.user == request.user:
+        return cached
+    user = request.user
+    if is_branch_manager(user):
+        viewer = Viewer(user, True)
+    else:
+        chosen = request.session.get(SESSION_BRANCH_KEY) if hasattr(request, "session") else None
+        branches = list(member_branches(user))
+        current = next((b for b in branches if b.pk == chosen), branches[0] if branches else None)
+        viewer = Viewer(user, False, (current,) if current else ())
+    request._clientdb_viewer = viewer
+    return viewer
+
+
+def branch_choices_for(user):
+    """Branches a user may switch the admin to (branch staff only)."""
+    if is_branch_manager(user):
+        return Branch.objects.none()
+    return member_branches(user)
+
+
+def choose_branch(request, branch):
+    """Make ``branch`` the current branch of the admin session."""
+    if not branch_choices_for(request.user).filter(pk=branch.pk).exists():
+        raise PermissionDenied
+    request.session[SESSION_BRANCH_KEY] = branch.pk
+    request._clientdb_viewer = None
+
+
+def visible_in_branches_q(branches):
+    """Customers a set of branches sees: shared with all, shared with one of them, or local there.
+
+    Customers queued for deletion stay only in the branches whose upcoming appointments
+    block the deletion.
+    """
+    branch_ids = [b.pk for b in branches]
+    shared = Customer.branches.through.objects.filter(
+        customer=OuterRef("pk"), branch_id__in=branch_ids
+    )
+    open_request = DeletionRequest.objects.filter(
+        customer=OuterRef("pk"), status__in=[DeletionStatus.PENDING, DeletionStatus.BLOCKED]
+    )
+    still_seen = open_request.filter(blocking_branches__in=branch_ids)
+    in_scope = (
+        Q(home_branch__isnull=True, shared_with_all_branches=True)
+        | Q(home_branch_id__in=branch_ids)
+        | Exists(shared)
+    )
+    return in_scope & (~Exists(open_request) | Exists(still_seen))
+
+
+def visible_customers(viewer, queryset=None):
+    queryset = Customer.objects.all() if queryset is None else queryset
+    if viewer.is_central:
+        return queryset
+    if viewer.sees_nothing:
+        return queryset.none()
+    return queryset.filter(visible_in_branches_q(viewer.branches))
+
+
+def is_visible(viewer, customer):
+    return visible_customers(viewer).filter(pk=customer.pk).exists()
+
+
+def branches_may_edit_global_customers():
+    return ClientDBSettings.load().branches_may_edit_global_customers
+
+
+class EditMode:
+    """How a viewer's edit of a customer is stored."""
+
+    #: The one record is changed (managers; a branch editing its own local customer).
+    DIRECT = "direct"
+    #: The change is kept as the current branch's local values.
+    OVERRIDE = "override"
+    #: The viewer may look but not change.
+    READ_ONLY = "read_only"
+
+
+def edit_mode(viewer, customer, *, may_edit_global=None):
+    """How ``viewer`` may change ``customer`` (assumed visible to the viewer).
+
+    ``may_edit_global`` saves a query per row in listings; it defaults to the setting.
+    """
+    if viewer.is_manager:
+        return EditMode.DIRECT
+    branch = viewer.branch
+    if branch is None:
+        return EditMode.READ_ONLY
+    if customer.home_branch_id == branch.pk:
+        return EditMode.DIRECT
+    if may_edit_global is None:
+        may_edit_global = branches_may_edit_global_customers()
+    if customer.is_global and may_edit_global:
+        return EditMode.OVERRIDE
+    return EditMode.READ_ONLY
+
+
+def can_delete(viewer, customer):
+    """Global customers are deleted centrally; local ones by their own branch."""
+    if viewer.is_manager:
+        return True
+    return bool(viewer.branch) and customer.home_branch_id == viewer.branch.pk
+
+
+def can_manage_sharing(viewer):
+    return viewer.is_manager
+
+
+def apply_new_customer_scope(viewer, customer):
+    """Scope of a customer created by ``viewer``: global from managers, local from branches."""
+    if viewer.is_manager:
+        customer.home_branch = None
+        return
+    if viewer.branch is None:
+        raise PermissionDenied(_("You are not a member of any branch, so you cannot add customers."))
+    customer.home_branch = viewer.branch
+    customer.shared_with_all_branches = False
+
+
+def check_sharing(customer, *, all_branches):
+    """Refuse a change of sharing that would narrow an all-branches customer."""
+    if customer.pk is None:
+        return
+    stored = Customer.objects.filter(pk=customer.pk).values_list("shared_with_all_branches", flat=True).first()
+    if stored and not all_branches:
+        raise ValidationError(ALL_BRANCHES_IS_FINAL, code="all_branches_final")
+
+
+@transaction.atomic
+def set_sharing(customer, *, all_branches, branches=()):
+    """Share a customer with all branches or with specific ones (managers only).
+
+    A local customer shared this way becomes global, keeping its branch among the
+    specific ones so that nobody loses it. Narrowing "all branches" raises
+    :class:`ValidationError` and changes nothing.
+    """
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if locked.shared_with_all_branches and not all_branches:
+        raise ValidationError(ALL_BRANCHES_IS_FINAL, code="all_branches_final")
+    branches = set(branches)
+    if locked.home_branch_id is not None and (all_branches or branches):
+        branches.add(locked.home_branch)
+        customer.home_branch = None
+    customer.shared_with_all_branches = bool(all_branches)
+    Customer.objects.filter(pk=customer.pk).update(
+        home_branch=customer.home_branch, shared_with_all_branches=customer.shared_with_all_branches
+    )
+    customer.branches.set([] if all_branches else branches)
+
+
+@transaction.atomic
+def share_with_more_branches(customer, *, all_branches=False, branches=()):
+    """Widen the sharing of a customer (bulk action): never narrows anything.
+
+    Returns ``False`` when nothing could change (already shared with all branches).
+    """
+    if customer.shared_with_all_branches:
+        return False
+    if all_branches:
+        set_sharing(customer, all_branches=True)
+    else:
+        current = set(customer.branches.all())
+        set_sharing(customer, all_branches=False, branches=current | set(branches))
+    return True
+
+
+def visible_appointments(viewer, queryset=None):
+    """Appointments a viewer sees: those of its branches (all of them company-wide)."""
+    from .models import Appointment
+
+    queryset = Appointment.objects.all() if queryset is None else queryset
+    if viewer.is_central:
+        return queryset
+    if viewer.sees_nothing:
+        return queryset.none()
+    return queryset.filter(branch__in=viewer.branches)
+
+
+def visible_branches(viewer):
+    if viewer.is_manager:
+        return Branch.objects.all()
+    return Branch.objects.filter(pk__in=[b.pk for b in viewer.branches])

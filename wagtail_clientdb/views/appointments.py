@@ -1,0 +1,69 @@
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.panels import FieldPanel, FieldRowPanel
+from wagtail.admin.ui.tables import Column, StatusTagColumn
+from wagtail.snippets.views import snippets as snippet_views
+
+from .. import scope
+from ..filters import AppointmentFilterSet
+from ..forms.appointments import AppointmentForm
+from ..models import Appointment
+from ..panels import AttributeFieldsPanel, ClientDBObjectList
+from .scoping import ScopedViewSetMixin, ViewerFormMixin
+
+
+def local_start(appointment):
+    return timezone.localtime(appointment.start, appointment.branch.zoneinfo).strftime("%Y-%m-%d %H:%M")
+
+
+class AppointmentIndexView(snippet_views.IndexView):
+    filterset_class = AppointmentFilterSet
+
+
+class AppointmentCreateView(ViewerFormMixin, snippet_views.CreateView):
+    pass
+
+
+class AppointmentEditView(ViewerFormMixin, snippet_views.EditView):
+    pass
+
+
+class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
+    model = Appointment
+    icon = "date"
+    menu_label = _("Appointments")
+    menu_order = 150
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    index_view_class = AppointmentIndexView
+    add_view_class = AppointmentCreateView
+    edit_view_class = AppointmentEditView
+    list_display = [
+        Column("start", label=_("Start"), accessor=local_start, sort_key="start"),
+        Column("customer", label=_("Customer")),
+        Column("service", label=_("Service"), sort_key="service"),
+        Column("branch", label=_("Branch")),
+        Column("staff", label=_("Staff member")),
+        StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
+    ]
+    ordering = ["-start"]
+    search_fields = ["service", "notes", "customer__first_name", "customer__last_name"]
+    edit_handler = ClientDBObjectList(
+        [
+            FieldPanel("customer"),
+            FieldPanel("branch"),
+            FieldRowPanel([FieldPanel("start"), FieldPanel("end")]),
+            FieldPanel("service"),
+            FieldPanel("staff"),
+            FieldPanel("status"),
+            FieldPanel("notes"),
+            AttributeFieldsPanel(heading=_("Booking attributes")),
+        ],
+        base_form_class=AppointmentForm,
+    )
+
+    def get_scoped_queryset(self, request):
+        return scope.visible_appointments(scope.viewer_for_request(request))
+
+    def get_queryset(self, request):
+        return self.get_scoped_queryset(request).select_related("customer", "branch", "staff")

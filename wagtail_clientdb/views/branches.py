@@ -1,0 +1,45 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.panels import FieldPanel, ObjectList
+from wagtail.admin.ui.tables import BooleanColumn, Column
+from wagtail.snippets.views.snippets import SnippetViewSet
+
+from .. import scope
+from ..models import Branch
+from .scoping import ScopedViewSetMixin
+
+
+class BranchViewSet(ScopedViewSetMixin, SnippetViewSet):
+    model = Branch
+    icon = "site"
+    menu_label = _("Branches")
+    menu_order = 400
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    list_display = [
+        "name",
+        "slug",
+        Column("timezone", label=_("Time zone")),
+        Column("member_count", label=_("Staff"), accessor=lambda b: len(b.members.all())),
+        BooleanColumn("is_active", label=_("Active")),
+    ]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug", "address"]
+    ordering = ["name"]
+    edit_handler = ObjectList(
+        [
+            FieldPanel("name"),
+            FieldPanel("slug"),
+            FieldPanel("site"),
+            FieldPanel("address"),
+            FieldPanel("timezone"),
+            FieldPanel("is_active"),
+            FieldPanel("members", widget=forms.CheckboxSelectMultiple),
+        ]
+    )
+
+    def get_scoped_queryset(self, request):
+        return scope.visible_branches(scope.viewer_for_request(request))
+
+    def get_queryset(self, request):
+        return self.get_scoped_queryset(request).prefetch_related("members")

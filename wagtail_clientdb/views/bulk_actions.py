@@ -1,0 +1,185 @@
+"""Bulk actions on the customer listing, and branch-scoped replacements of Wagtail's bulk delete.
+
+Wagtail's bulk actions load objects by id for any model; ours load them only from what
+the viewer may see (:class:`ScopedBulkActionMixin`), so a forged id list reaches nothing
+else and reveals nothing of it.
+"""
+
+from django import forms
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from taggit.forms import TagField
+from wagtail.admin.widgets import AdminTagWidget
+from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
+from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
+
+from .. import scope
+from ..models import Appointment, Branch, Customer, CustomerGroup
+
+
+class ScopedBulkActionMixin:
+    def get_scoped_queryset(self):
+        return self.model.snippet_viewset.get_scoped_queryset(self.request)
+
+    def get_actionable_objects(self):
+        ids = self.request.GET.getlist("id")
+        queryset = self.get_scoped_queryset()
+        if "all" not in ids:
+            try:
+                queryset = queryset.filter(pk__in=ids)
+            except (ValueError, TypeError):
+                raise Http404
+        objects, no_access = [], []
+        for obj in queryset:
+            (objects if self.check_perm(obj) else no_access).append(obj)
+        if not objects and not no_access:
+            raise Http404
+        return objects, {"items_with_no_access": no_access}
+
+
+class ScopedDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
+    models = [Appointment, Branch]
+
+    @property
+    def _actionable_objects(self):
+        return ScopedBulkActionMixin.get_actionable_objects(self)
+
+
+class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
+    models = [Customer]
+    template_name = "wagtail_clientdb/bulk_actions/confirm.html"
+    action_title = ""
+    action_question = ""
+
+    @property
+    def viewer(self):
+        return scope.viewer_for_request(self.request)
+
+    def check_perm(self, customer):
+        """Changing tags, groups or sharing changes the one record: direct editors only."""
+        return scope.edit_mode(self.viewer, customer) == scope.EditMode.DIRECT
+
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            "action_title": self.action_title,
+            "action_question": self.action_question,
+            "no_access_message": _("You cannot change these customers:"),
+        }
+
+
+class AddTagsForm(forms.Form):
+    tags = TagField(label=_("Tags"), widget=AdminTagWidget)
+
+
+class AddTagsBulkAction(CustomerBulkAction):
+    display_name = _("Add tags")
+    action_type = "add_tags"
+    aria_label = _("Add tags to the selected customers")
+    action_title = _("Add tags")
+    action_question = _("Add these tags to the following customers?")
+    form_class = AddTagsForm
+
+    def get_execution_context(self):
+        return {"tags": self.cleaned_form.cleaned_data["tags"]}
+
+    @classmethod
+    def execute_action(cls, objects, tags=(), **kwargs):
+        for customer in objects:
+            customer.tags.add(*tags)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("Tags added to %(count)d customer.", "Tags added to %(count)d customers.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
+
+
+class AddToGroupForm(forms.Form):
+    group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
+
+
+class AddToGroupBulkAction(CustomerBulkAction):
+    display_name = _("Add to group")
+    action_type = "add_to_group"
+    aria_label = _("Add the selected customers to a group")
+    action_title = _("Add to group")
+    action_question = _("Add the following customers to the group?")
+    form_class = AddToGroupForm
+
+    def get_execution_context(self):
+        return {"group": self.cleaned_form.cleaned_data["group"]}
+
+    @classmethod
+    def execute_action(cls, objects, group=None, **kwargs):
+        group.customers.add(*objects)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "%(count)d customer added to the group.", "%(count)d customers added to the group.", num_parent_objects
+        ) % {"count": num_parent_objects}
+
+
+class ShareForm(forms.Form):
+    all_branches = forms.BooleanField(
+        label=_("Share with all branches"),
+        required=False,
+        help_text=_("Final: customers shared with all branches cannot be narrowed later."),
+    )
+    branches = forms.ModelMultipleChoiceField(
+        label=_("Also share with these branches"),
+        queryset=Branch.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("all_branches") and not cleaned.get("branches"):
+            raise forms.ValidationError(_("Choose all branches or at least one branch."))
+        return cleaned
+
+
+class ShareWithBranchesBulkAction(CustomerBulkAction):
+    """Widens sharing only: customers already shared with all branches stay as they are."""
+
+    display_name = _("Share with branches")
+    action_type = "share_with_branches"
+    aria_label = _("Share the selected customers with branches")
+    action_title = _("Share with branches")
+    action_question = _("Share the following customers?")
+    form_class = ShareForm
+
+    def check_perm(self, customer):
+        return scope.can_manage_sharing(self.viewer)
+
+    def get_execution_context(self):
+        return dict(self.cleaned_form.cleaned_data)
+
+    @classmethod
+    def execute_action(cls, objects, all_branches=False, branches=(), **kwargs):
+        changed = sum(
+            scope.share_with_more_branches(customer, all_branches=all_branches, branches=branches)
+            for customer in objects
+        )
+        return changed, 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("%(count)d customer shared.", "%(count)d customers shared.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
+
+
+class CustomerDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
+    """Global customers are deleted only centrally; local ones by their branch."""
+
+    models = [Customer]
+
+    @property
+    def _actionable_objects(self):
+        return ScopedBulkActionMixin.get_actionable_objects(self)
+
+    def check_perm(self, customer):
+        return scope.can_delete(scope.viewer_for_request(self.request), customer)

@@ -1,0 +1,418 @@
+from django import forms
+from django.contrib.admin.utils import quote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Lower
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin import messages
+from wagtail.admin.forms.choosers import BaseFilterForm
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
+from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
+from wagtail.snippets.views import chooser as chooser_views
+from wagtail.snippets.views import snippets as snippet_views
+
+from .. import attribute_types, attributes, export, overrides, scope
+from ..contact import format_phone
+from ..filters import CustomerFilterSet
+from ..forms.customers import CustomerForm
+from ..models import Appointment, AttributeTarget, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
+from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
+from ..search import customer_search_q
+from .scoping import ScopedViewSetMixin, ViewerFormMixin, ViewerMixin
+
+#: Listing orderings: the column's sort key → the fields it orders by (ties broken by pk).
+ORDERINGS = {
+    "name": [Lower("eff_last_name"), Lower("eff_first_name")],
+    "email": ["eff_email"],
+    "bookings_count": ["bookings_count"],
+    "created_at": ["created_at"],
+}
+
+
+def display_name(customer):
+    """Name of a customer from a listing row (effective values) or a plain instance."""
+    first = getattr(customer, "eff_first_name", customer.first_name)
+    last = getattr(customer, "eff_last_name", customer.last_name)
+    name = " ".join(part for part in (first, last) if part)
+    return name or getattr(customer, "eff_email", customer.email) or str(customer)
+
+
+def display_phone(customer):
+    e164 = getattr(customer, "eff_phone", customer.phone)
+    raw = getattr(customer, "eff_phone_raw", customer.phone_raw)
+    if raw and not e164:
+        return _("%(phone)s (not a valid number)") % {"phone": raw}
+    return format_phone(e164, raw)
+
+
+def display_scope(customer):
+    if customer.home_branch_id:
+        return _("Local: %(branch)s") % {"branch": customer.home_branch}
+    if customer.shared_with_all_branches:
+        return _("All branches")
+    names = [branch.name for branch in customer.branches.all()]
+    return ", ".join(names) if names else _("Head office only")
+
+
+def listing_queryset(viewer, branch):
+    """Visible customers with what the listing shows, in a constant number of queries.
+
+    ``branch`` is the branch whose values are shown (the viewer's, or the location a
+    manager picked); ``None`` shows the company record.
+    """
+    queryset = overrides.with_effective_values(scope.visible_customers(viewer), branch)
+    appointments = Appointment.objects.filter(customer=OuterRef("pk"))
+    if branch is not None:
+        appointments = appointments.filter(branch=branch)
+    counts = appointments.order_by().values("customer").annotate(n=Count("pk")).values("n")
+    open_deletion = DeletionRequest.objects.filter(
+        customer=OuterRef("pk"), status__in=[DeletionStatus.PENDING, DeletionStatus.BLOCKED]
+    )
+    return (
+        queryset.annotate(bookings_count=Coalesce(Subquery(counts), 0), is_pending_deletion=Exists(open_deletion))
+        .select_related("home_branch")
+        .prefetch_related("groups", "tags", "branches")
+    )
+
+
+class CustomerNameColumn(TitleColumn):
+    cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
+
+
+class BranchContextMixin(ViewerMixin):
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["clientdb_viewer"] = self.viewer
+        context["clientdb_branch_choices"] = list(scope.branch_choices_for(self.request.user))
+        return context
+
+
+class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
+    filterset_class = CustomerFilterSet
+    default_ordering = "name"
+    search_fields = ["first_name", "last_name", "email", "phone"]
+
+    @cached_property
+    def display_branch(self):
+        if not self.viewer.is_manager:
+            return self.viewer.branch
+        if self.filters and self.filters.is_valid():
+            return self.filters.form.cleaned_data.get("branch")
+        return None
+
+    @cached_property
+    def may_edit_global(self):
+        return scope.branches_may_edit_global_customers()
+
+    def get_base_queryset(self):
+        return listing_queryset(self.viewer, self.display_branch)
+
+    show_export_buttons = True
+
+    def get(self, request, *args, **kwargs):
+        if self.is_export:
+            filename = f"customers-{timezone.localdate():%Y-%m-%d}"
+            respond = export.csv_response if request.GET["export"] == "csv" else export.xlsx_response
+            return respond(self.get_queryset(), filename)
+        return super().get(request, *args, **kwargs)
+
+    def search_queryset(self, queryset):
+        if not self.is_searching:
+            return queryset
+        region = ClientDBSettings.load(request_or_site=self.request).default_phone_region
+        return queryset.filter(customer_search_q(self.search_query, region))
+
+    def order_queryset(self, queryset):
+        ordering = self.ordering or self.default_ordering
+        descending = ordering.startswith("-")
+        key = ordering.lstrip("-")
+        fields = [F(f) if isinstance(f, str) else f for f in ORDERINGS[key]]
+        if key == "bookings_count":
+            # "Most bookings": the count decides, then the name, always A→Z.
+            first = fields[0].desc() if descending else fields[0].asc()
+            return queryset.order_by(first, *ORDERINGS["name"], "pk")
+        fields = [f.desc() if descending else f.asc() for f in fields]
+        return queryset.order_by(*fields, "-pk" if descending else "pk")
+
+    @cached_property
+    def columns(self):
+        title_class = self._get_title_column_class(CustomerNameColumn)
+        return [
+            BulkActionsCheckboxColumn("bulk_actions", obj_type="snippet"),
+            title_class(
+                "name",
+                label=_("Name"),
+                accessor=display_name,
+                sort_key="name",
+                get_url=lambda c: self.get_edit_url(c) or self.get_inspect_url(c),
+                get_title_id=lambda c: f"snippet_{quote(c.pk)}_title",
+            ),
+            Column("email", label=_("Email"), accessor="eff_email", sort_key="email"),
+            Column("phone", label=_("Phone"), accessor=display_phone),
+            Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(g.name for g in c.groups.all())),
+            Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
+            NumberColumn("bookings_count", label=_("Bookings"), sort_key="bookings_count"),
+            Column("scope", label=_("Branches"), accessor=display_scope),
+            DateColumn("created_at", label=_("Created"), sort_key="created_at"),
+            *self.attribute_columns,
+        ]
+
+    @property
+    def attribute_columns(self):
+        if not (self.filters and self.filters.is_valid()):
+            return []
+        shown = self.filters.form.cleaned_data.get("show_attributes") or []
+        return [
+            Column(
+                f"attribute_{definition.key}",
+                label=definition.label,
+                accessor=lambda c, d=definition: attribute_types.display(d, (c.eff_attributes or {}).get(d.key)),
+            )
+            for definition in self.filters.attribute_definitions
+            if definition.key in shown
+        ]
+
+    def get_edit_url(self, instance):
+        if not self.user_has_permission("change"):
+            return None
+        mode = scope.edit_mode(self.viewer, instance, may_edit_global=self.may_edit_global)
+        if mode != scope.EditMode.READ_ONLY:
+            return reverse(self.edit_url_name, args=(quote(instance.pk),))
+
+    def get_delete_url(self, instance):
+        if self.user_has_permission("delete") and scope.can_delete(self.viewer, instance):
+            return reverse(self.delete_url_name, args=(quote(instance.pk),))
+
+    def get_add_url(self):
+        if self.viewer.sees_nothing:
+            return None
+        return super().get_add_url()
+
+
+class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.CreateView):
+    def dispatch(self, request, *args, **kwargs):
+        if self.viewer.sees_nothing:
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class CustomerEditView(BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
+
+    @cached_property
+    def edit_mode(self):
+        return scope.edit_mode(self.viewer, self.object)
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.edit_mode == scope.EditMode.READ_ONLY:
+            messages.error(
+                request,
+                _("“%(customer)s” is shared by the head office and is read-only in your branch.")
+                % {"customer": self.object},
+            )
+            return redirect(self.get_inspect_url())
+        return super().dispatch(request, *args, **kwargs)
+
+    @cached_property
+    def can_delete(self):
+        return self.user_has_permission("delete") and scope.can_delete(self.viewer, self.object)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["edit_mode"] = self.edit_mode
+        if self.viewer.is_manager:
+            context["local_values"] = local_values_summary(self.object)
+        return context
+
+
+class CustomerDeleteView(ViewerMixin, snippet_views.DeleteView):
+    def dispatch(self, request, *args, **kwargs):
+        if not scope.can_delete(self.viewer, self.object):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+def local_values_summary(customer):
+    """Which branches keep local values of a customer, and for which fields (for managers)."""
+    labels = {name: Customer._meta.get_field(name).verbose_name for name in overrides.OVERRIDABLE_FIELDS}
+    summary = []
+    for override in customer.overrides.select_related("branch").order_by("branch__name"):
+        names = overrides.EffectiveCustomer(customer, override).local_fields
+        summary.append(
+            {
+                "branch": override.branch,
+                "fields": [str(labels.get(name, name.removeprefix(overrides.ATTRIBUTE_PREFIX))) for name in names],
+            }
+        )
+    return summary
+
+
+class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
+
+    @cached_property
+    def effective(self):
+        return overrides.effective_customer(self.object, self.viewer.branch)
+
+    def get_fields_context(self):
+        customer = self.object
+        effective = self.effective
+        local = set(effective.local_fields)
+        rows = [
+            ("first_name", effective.first_name),
+            ("last_name", effective.last_name),
+            ("email", effective.email),
+            ("phone_raw", display_phone(effective)),
+            ("birthday", effective.birthday or ""),
+            ("notes", effective.notes),
+        ]
+        fields = [
+            {
+                "label": Customer._meta.get_field(name).verbose_name.capitalize(),
+                "value": value,
+                "is_local": name in local,
+            }
+            for name, value in rows
+        ]
+        fields += [
+            {"label": _("Marketing consent"), "value": _("yes") if customer.marketing_consent else _("no")},
+            {"label": _("Groups"), "value": ", ".join(g.name for g in customer.groups.all())},
+            {"label": _("Tags"), "value": ", ".join(sorted(t.name for t in customer.tags.all()))},
+            {"label": _("Branches"), "value": display_scope(customer)},
+            {"label": _("Source"), "value": customer.get_source_display()},
+            {"label": _("External ID"), "value": customer.external_id},
+            {"label": _("Created"), "value": customer.created_at},
+        ]
+        stored = effective.attributes
+        for definition in attributes.active_definitions(AttributeTarget.CUSTOMER):
+            fields.append(
+                {
+                    "label": definition.label,
+                    "value": attribute_types.display(definition, stored.get(definition.key)),
+                    "is_local": overrides.ATTRIBUTE_PREFIX + definition.key in local,
+                }
+            )
+        return fields
+
+    def get_edit_url(self):
+        if self.user_has_permission("change") and scope.edit_mode(self.viewer, self.object) != scope.EditMode.READ_ONLY:
+            return super().get_edit_url()
+
+    def get_delete_url(self):
+        if scope.can_delete(self.viewer, self.object):
+            return super().get_delete_url()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        appointments = list(
+            scope.visible_appointments(self.viewer)
+            .filter(customer=self.object)
+            .select_related("branch", "staff")
+            .order_by("-start")
+        )
+        for appointment in appointments:
+            appointment.local_start = timezone.localtime(appointment.start, appointment.branch.zoneinfo)
+        context.update(
+            effective=self.effective,
+            edit_mode=scope.edit_mode(self.viewer, self.object),
+            appointments=appointments,
+            consent_events=self.object.consent_events.select_related("recorded_by"),
+            local_values=local_values_summary(self.object) if self.viewer.is_manager else [],
+        )
+        return context
+
+
+class CustomerSearchFilterForm(BaseFilterForm):
+    q = forms.CharField(
+        label=_("Search term"),
+        widget=forms.TextInput(attrs={"placeholder": _("Name, email or phone")}),
+        required=False,
+    )
+
+    def filter(self, objects):
+        objects = super().filter(objects)
+        query = self.cleaned_data.get("q")
+        if query:
+            region = ClientDBSettings.load().default_phone_region
+            objects = objects.filter(customer_search_q(query, region))
+            self.is_searching = True
+            self.search_query = query
+        return objects
+
+
+class ScopedCustomerChooseMixin(ViewerMixin):
+    filter_form_class = CustomerSearchFilterForm
+
+    def get_object_list(self):
+        return overrides.with_effective_values(scope.visible_customers(self.viewer), self.viewer.branch)
+
+
+class CustomerChooseView(ScopedCustomerChooseMixin, chooser_views.ChooseView):
+    pass
+
+
+class CustomerChooseResultsView(ScopedCustomerChooseMixin, chooser_views.ChooseResultsView):
+    pass
+
+
+class CustomerChooserViewSet(ScopedViewSetMixin, chooser_views.SnippetChooserViewSet):
+    choose_view_class = CustomerChooseView
+    choose_results_view_class = CustomerChooseResultsView
+
+    def get_scoped_queryset(self, request):
+        return scope.visible_customers(scope.viewer_for_request(request))
+
+
+class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
+    model = Customer
+    icon = "user"
+    menu_label = _("Customers")
+    menu_order = 100
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    index_view_class = CustomerIndexView
+    add_view_class = CustomerCreateView
+    edit_view_class = CustomerEditView
+    delete_view_class = CustomerDeleteView
+    inspect_view_class = CustomerInspectView
+    chooser_viewset_class = CustomerChooserViewSet
+    index_template_name = "wagtail_clientdb/customers/index.html"
+    edit_template_name = "wagtail_clientdb/customers/edit.html"
+    inspect_template_name = "wagtail_clientdb/customers/inspect.html"
+
+    edit_handler = ClientDBTabbedInterface(
+        [
+            ObjectList(
+                [
+                    FieldRowPanel([FieldPanel("first_name"), FieldPanel("last_name")]),
+                    FieldPanel("email"),
+                    FieldPanel("phone_raw"),
+                    FieldPanel("birthday"),
+                    FieldPanel("notes"),
+                    FieldPanel("reset_to_global"),
+                ],
+                heading=_("Contact"),
+            ),
+            ObjectList(
+                [
+                    FieldPanel("marketing_consent"),
+                    FieldPanel("groups", widget=forms.CheckboxSelectMultiple),
+                    FieldPanel("tags"),
+                    FieldPanel("external_id"),
+                ],
+                heading=_("Details"),
+            ),
+            ObjectList([AttributeFieldsPanel()], heading=_("Attributes")),
+            ObjectList(
+                [FieldPanel("sharing"), FieldPanel("share_branches")],
+                heading=_("Branches"),
+                permission=scope.MANAGE_GLOBAL_PERMISSION,
+            ),
+        ],
+        base_form_class=CustomerForm,
+    )
+
+    def get_scoped_queryset(self, request):
+        return scope.visible_customers(scope.viewer_for_request(request))

@@ -1,0 +1,53 @@
+from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views.snippets import SnippetViewSetGroup
+
+from . import urls
+from .views.appointments import AppointmentViewSet
+from .views.attributes import AttributeDefinitionViewSet
+from .views.branches import BranchViewSet
+from .views.bulk_actions import (
+    AddTagsBulkAction,
+    AddToGroupBulkAction,
+    CustomerDeleteBulkAction,
+    ScopedDeleteBulkAction,
+    ShareWithBranchesBulkAction,
+)
+from .views.customers import CustomerViewSet
+from .views.deletion import DeletionRequestViewSet
+from .views.groups import CustomerGroupViewSet
+
+
+class ClientDBViewSetGroup(SnippetViewSetGroup):
+    menu_label = _("Client DB")
+    menu_icon = "group"
+    menu_order = 150
+    items = (
+        CustomerViewSet,
+        AppointmentViewSet,
+        CustomerGroupViewSet,
+        AttributeDefinitionViewSet,
+        BranchViewSet,
+        DeletionRequestViewSet,
+    )
+
+
+register_snippet(ClientDBViewSetGroup)
+
+
+@hooks.register("register_admin_urls")
+def register_admin_urls():
+    return [path("clientdb/", include(urls, namespace="wagtail_clientdb"))]
+
+
+for action_class in (
+    AddTagsBulkAction,
+    AddToGroupBulkAction,
+    ShareWithBranchesBulkAction,
+    # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
+    CustomerDeleteBulkAction,
+    ScopedDeleteBulkAction,
+):
+    hooks.register("register_bulk_action", action_class, order=1)
