@@ -9,7 +9,7 @@ class WagtailClientDBAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401
+        from . import checks, signal_handlers  # noqa: F401
         from .permissions import register_permission_policies
 
         register_permission_policies()

@@ -62,9 +62,17 @@ class BranchPermissionPolicy(ModelPermissionPolicy):
         )
 
 
+class DeletionRequestPermissionPolicy(ModelPermissionPolicy):
+    """Requests are made by deleting customers and changed only by the queue's own actions."""
+
+    def user_has_permission(self, user, action):
+        return action not in ("add", "change", "delete") and super().user_has_permission(user, action)
+
+
 def register_permission_policies():
-    from .models import Appointment, Branch, Customer
+    from .models import Appointment, Branch, Customer, DeletionRequest
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
     register_permission_policy(Appointment, AppointmentPermissionPolicy(Appointment))
     register_permission_policy(Branch, BranchPermissionPolicy(Branch))
+    register_permission_policy(DeletionRequest, DeletionRequestPermissionPolicy(DeletionRequest))

@@ -9,9 +9,10 @@ from .views.appointments import AppointmentViewSet
 from .views.attributes import AttributeDefinitionViewSet
 from .views.branches import BranchViewSet
 from .views.bulk_actions import (
+    AttributeDeleteBulkAction,
     AddTagsBulkAction,
     AddToGroupBulkAction,
-    CustomerDeleteBulkAction,
+    RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,
 )
@@ -47,7 +48,8 @@ for action_class in (
     AddToGroupBulkAction,
     ShareWithBranchesBulkAction,
     # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
-    CustomerDeleteBulkAction,
+    RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
+    AttributeDeleteBulkAction,
 ):
     hooks.register("register_bulk_action", action_class, order=1)

@@ -1,7 +1,8 @@
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attributes, scope
+from .. import attributes, booking, scope
+from ..deletion import BookingRefused
 from ..models import AttributeTarget, Branch
 
 
@@ -29,8 +30,21 @@ class AppointmentForm(WagtailAdminModelForm):
             self.add_error("end", _("The appointment must end after it starts."))
         return cleaned
 
+    def _post_clean(self):
+        super()._post_clean()
+        if not self.errors:
+            try:
+                booking.check_can_book(self.instance)
+            except BookingRefused as refusal:
+                self.add_error("customer", refusal)
+
     def save(self, commit=True):
+        """Saves through :func:`wagtail_clientdb.booking.save_appointment`, which may raise BookingRefused."""
         self.instance.attributes = attributes.merged(
             self.instance.attributes, attributes.values_from_form(self, self.attribute_definitions)
         )
-        return super().save(commit=commit)
+        appointment = super().save(commit=False)
+        if commit:
+            booking.save_appointment(appointment)
+            self.save_m2m()
+        return appointment

@@ -29,8 +29,8 @@ class Appointment(models.Model):
     customer = models.ForeignKey(
         "wagtail_clientdb.Customer",
         verbose_name=_("customer"),
+        # Empty only for past appointments of a deleted customer, kept for the records.
         null=True,
-        blank=True,
         # Deleting a customer goes through the deletion queue, which detaches the
         # past appointments it keeps; nothing else may delete a customer with bookings.
         on_delete=models.PROTECT,

@@ -26,6 +26,9 @@ class DeletionRequest(models.Model):
         on_delete=models.SET_NULL,
         related_name="deletion_requests",
     )
+    customer_number = models.PositiveBigIntegerField(
+        _("customer number"), help_text=_("The deleted customer's ID, kept without any personal data.")
+    )
     status = models.CharField(
         _("status"), max_length=20, choices=DeletionStatus.choices, default=DeletionStatus.PENDING
     )
@@ -70,7 +73,9 @@ class DeletionRequest(models.Model):
         ]
 
     def __str__(self):
-        return _("Deletion request %(pk)s") % {"pk": self.pk}
+        if self.customer_id:
+            return str(self.customer)
+        return _("Customer #%(number)s (deleted)") % {"number": self.customer_number}
 
     @property
     def is_open(self):

@@ -5,6 +5,7 @@ from wagtail.admin.ui.tables import Column, StatusTagColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import scope
+from ..deletion import BookingRefused
 from ..filters import AppointmentFilterSet
 from ..forms.appointments import AppointmentForm
 from ..models import Appointment
@@ -20,11 +21,23 @@ class AppointmentIndexView(snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
 
 
-class AppointmentCreateView(ViewerFormMixin, snippet_views.CreateView):
+class BookingRefusalMixin(ViewerFormMixin):
+    """A booking refused inside the save transaction (a deletion won the race) is a form error."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except BookingRefused as refusal:
+            form.add_error("customer", refusal)
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
+
+
+class AppointmentCreateView(BookingRefusalMixin, snippet_views.CreateView):
     pass
 
 
-class AppointmentEditView(ViewerFormMixin, snippet_views.EditView):
+class AppointmentEditView(BookingRefusalMixin, snippet_views.EditView):
     pass
 
 

@@ -14,8 +14,8 @@ from wagtail.admin.widgets import AdminTagWidget
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import scope
-from ..models import Appointment, Branch, Customer, CustomerGroup
+from .. import attributes, deletion, scope
+from ..models import AttributeDefinition, Appointment, Branch, Customer, CustomerGroup, DeletionStatus
 
 
 class ScopedBulkActionMixin:
@@ -44,6 +44,18 @@ class ScopedDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
     @property
     def _actionable_objects(self):
         return ScopedBulkActionMixin.get_actionable_objects(self)
+
+
+class AttributeDeleteBulkAction(DeleteBulkAction):
+    """Deleting attribute definitions deletes their values everywhere, as the delete view does."""
+
+    models = [AttributeDefinition]
+
+    @classmethod
+    def execute_action(cls, objects, **kwargs):
+        for definition in objects:
+            attributes.remove_values(definition)
+        return super().execute_action(objects, **kwargs)
 
 
 class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
@@ -172,14 +184,36 @@ class ShareWithBranchesBulkAction(CustomerBulkAction):
         }
 
 
-class CustomerDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
-    """Global customers are deleted only centrally; local ones by their branch."""
+class RequestDeletionBulkAction(CustomerBulkAction):
+    """Replaces Wagtail's bulk delete for customers: deleting goes through the deletion queue.
 
-    models = [Customer]
+    Global customers are deleted only centrally; local ones by their branch.
+    """
 
-    @property
-    def _actionable_objects(self):
-        return ScopedBulkActionMixin.get_actionable_objects(self)
+    display_name = _("Delete")
+    action_type = "delete"
+    aria_label = _("Delete the selected customers")
+    action_title = _("Delete customers")
+    action_question = _(
+        "Delete the following customers? Each disappears at once from every branch without an "
+        "upcoming appointment and is deleted when no upcoming appointment is left."
+    )
+    action_priority = 30
+    classes = {"serious"}
 
     def check_perm(self, customer):
-        return scope.can_delete(scope.viewer_for_request(self.request), customer)
+        return scope.can_delete(self.viewer, customer)
+
+    def get_execution_context(self):
+        return {"viewer": self.viewer}
+
+    @classmethod
+    def execute_action(cls, objects, viewer=None, **kwargs):
+        requests = [deletion.request_deletion(viewer, customer) for customer in objects]
+        return sum(r.status == DeletionStatus.DONE for r in requests), sum(r.status != DeletionStatus.DONE for r in requests)
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return _("%(deleted)d deleted, %(queued)d queued until their upcoming appointments are over.") % {
+            "deleted": num_parent_objects,
+            "queued": num_child_objects,
+        }

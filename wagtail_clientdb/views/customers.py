@@ -15,7 +15,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColum
 from wagtail.snippets.views import chooser as chooser_views
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, export, overrides, scope
+from .. import attribute_types, attributes, deletion, export, overrides, scope
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -229,10 +229,33 @@ class CustomerEditView(BranchContextMixin, ViewerFormMixin, snippet_views.EditVi
 
 
 class CustomerDeleteView(ViewerMixin, snippet_views.DeleteView):
+    """Deleting a customer goes through the "Customers to delete" queue."""
+
     def dispatch(self, request, *args, **kwargs):
         if not scope.can_delete(self.viewer, self.object):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
+
+    @property
+    def confirmation_message(self):
+        return _(
+            "Delete “%(customer)s”? The customer disappears at once from every branch without an "
+            "upcoming appointment. Branches with an upcoming appointment keep the customer until the "
+            "last one is cancelled or has taken place; then the customer is deleted. Past appointments "
+            "are kept without personal data."
+        ) % {"customer": self.object}
+
+    def form_valid(self, form):
+        request = deletion.request_deletion(self.viewer, self.object)
+        if request.status == DeletionStatus.DONE:
+            messages.success(self.request, _("“%(customer)s” was deleted.") % {"customer": self.object})
+        else:
+            messages.warning(
+                self.request,
+                _("“%(customer)s” is queued for deletion. Blocked by: %(errors)s")
+                % {"customer": self.object, "errors": "; ".join(e["message"] for e in request.errors)},
+            )
+        return redirect(self.get_success_url())
 
 
 def local_values_summary(customer):

@@ -1,17 +1,40 @@
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
-from wagtail.snippets.views.snippets import SnippetViewSet
+from wagtail.snippets.views import snippets as snippet_views
 
-from .. import scope
-from ..models import DeletionRequest
+from .. import deletion, scope
+from ..models import DeletionRequest, DeletionStatus
 from .scoping import ScopedViewSetMixin
 
 
+class DeletionActionsColumn(Column):
+    """"Try again now" and "Cancel request" buttons (POST forms) for open requests."""
+
+    cell_template_name = "wagtail_clientdb/tables/deletion_actions_cell.html"
+
+    def get_cell_context_data(self, instance, parent_context):
+        context = super().get_cell_context_data(instance, parent_context)
+        viewset = DeletionRequest.snippet_viewset
+        context.update(
+            csrf_token=get_token(parent_context["request"]),
+            retry_url=reverse(viewset.get_url_name("retry"), args=(instance.pk,)),
+            cancel_url=reverse(viewset.get_url_name("cancel"), args=(instance.pk,)),
+        )
+        return context
+
+
 def describe_errors(request):
-    return "; ".join(error.get("message", "") for error in request.errors) or "–"
+    return "; ".join(error["message"] for error in request.errors)
 
 
-class DeletionRequestViewSet(ScopedViewSetMixin, SnippetViewSet):
+class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
+    """The "Customers to delete" queue: open requests with what blocks them, and done ones."""
+
     model = DeletionRequest
     icon = "bin"
     menu_label = _("Customers to delete")
@@ -19,15 +42,18 @@ class DeletionRequestViewSet(ScopedViewSetMixin, SnippetViewSet):
     copy_view_enabled = False
     inspect_view_enabled = True
     list_display = [
-        Column("customer", label=_("Customer"), accessor=lambda r: r.customer or _("(deleted)")),
+        Column("customer", label=_("Customer"), accessor=str),
         StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
         Column("errors", label=_("Blocked by"), accessor=describe_errors),
         DateColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
         DateColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
+        DateColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
         Column("requested_by", label=_("Requested by")),
+        DeletionActionsColumn("actions", label=_("Actions")),
     ]
     list_filter = ["status"]
     ordering = ["-requested_at"]
+    inspect_view_fields = ["status", "requested_by", "requested_in_branch", "requested_at", "last_attempt_at", "completed_at"]
 
     def get_scoped_queryset(self, request):
         viewer = scope.viewer_for_request(request)
@@ -38,3 +64,30 @@ class DeletionRequestViewSet(ScopedViewSetMixin, SnippetViewSet):
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request).select_related("customer", "requested_by")
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("retry/<int:pk>/", self.action_view(deletion.process), name="retry"),
+            path("cancel/<int:pk>/", self.action_view(deletion.cancel), name="cancel"),
+        ]
+
+    def action_view(self, action):
+        @require_POST
+        def view(request, pk):
+            queued = get_object_or_404(self.get_scoped_queryset(request), pk=pk)
+            if not queued.is_open:
+                messages.error(request, _("This request is no longer open."))
+            else:
+                result = action(queued)
+                messages.success(request, result_message(result))
+            return redirect(reverse(self.get_url_name("list")))
+
+        return view
+
+
+def result_message(request):
+    if request.status == DeletionStatus.DONE:
+        return _("The customer was deleted.")
+    if request.status == DeletionStatus.CANCELLED:
+        return _("Deletion cancelled: the customer is visible again everywhere it was.")
+    return _("Still blocked: %(errors)s") % {"errors": describe_errors(request)}

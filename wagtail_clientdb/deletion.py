@@ -1,0 +1,150 @@
+"""The "Customers to delete" queue: the one irreversible act of the product.
+
+A customer is never deleted while it has an upcoming appointment (booked, starting in
+the future) in any branch. Requesting deletion hides the customer at once from every
+branch without such an appointment; the branches that have one keep it until the last
+blocking appointment is cancelled or has taken place, and then the customer is deleted.
+
+The check and the delete are one transaction holding the customer's row lock; booking
+takes the same lock and refuses customers whose deletion is pending
+(:func:`lock_customer_for_booking`), so a booking and a deletion can never both win.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import scope
+from .models import Appointment, Customer, DeletionRequest, DeletionStatus
+
+logger = logging.getLogger(__name__)
+
+OPEN = [DeletionStatus.PENDING, DeletionStatus.BLOCKED]
+
+
+class BookingRefused(ValidationError):
+    pass
+
+
+def open_request(customer):
+    return DeletionRequest.objects.filter(customer=customer, status__in=OPEN).first()
+
+
+def request_deletion(viewer, customer):
+    """Queue ``customer`` for deletion and process the request at once.
+
+    Returns the request (``status`` tells whether the customer is gone or blocked).
+    Raises PermissionDenied when the viewer may not delete this customer.
+    """
+    if not scope.can_delete(viewer, customer):
+        raise PermissionDenied
+    try:
+        with transaction.atomic():
+            request = DeletionRequest.objects.create(
+                customer=customer,
+                customer_number=customer.pk,
+                requested_by=viewer.user,
+                requested_in_branch=viewer.branch,
+            )
+    except IntegrityError:
+        request = open_request(customer)
+    return process(request)
+
+
+def process(request, now=None):
+    """Try an open request again: delete the customer, or record what blocks it per branch."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = DeletionRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status not in OPEN or request.customer_id is None:
+            return request
+        customer = Customer.objects.select_for_update().filter(pk=request.customer_id).first()
+        if customer is None:
+            return request
+        blocking = list(
+            Appointment.objects.upcoming(now).filter(customer=customer).select_related("branch").order_by("start")
+        )
+        request.last_attempt_at = now
+        if blocking:
+            request.status = DeletionStatus.BLOCKED
+            request.errors = [blocking_error(appointment) for appointment in blocking]
+            request.save(update_fields=["status", "errors", "last_attempt_at"])
+            request.blocking_branches.set({appointment.branch for appointment in blocking})
+            return request
+        _delete_customer(customer)
+        request.status = DeletionStatus.DONE
+        request.completed_at = now
+        request.errors = []
+        request.save(update_fields=["status", "errors", "last_attempt_at", "completed_at"])
+        request.blocking_branches.clear()
+    logger.info("Customer %s deleted (deletion request %s)", request.customer_number, request.pk)
+    return request
+
+
+def blocking_error(appointment):
+    local_start = timezone.localtime(appointment.start, appointment.branch.zoneinfo)
+    return {
+        "branch": appointment.branch_id,
+        "branch_name": appointment.branch.name,
+        "appointment": appointment.pk,
+        "start": appointment.start.isoformat(),
+        "service": appointment.service,
+        "message": _("%(branch)s: upcoming appointment “%(service)s” on %(start)s") % {
+            "branch": appointment.branch.name,
+            "service": appointment.service,
+            "start": local_start.strftime("%Y-%m-%d %H:%M"),
+        },
+    }
+
+
+def _delete_customer(customer):
+    # Past appointments stay for the business's records, without the person: notes and
+    # booking answers may hold personal data too.
+    Appointment.objects.filter(customer=customer).update(customer=None, notes="", attributes={})
+    customer.delete()
+
+
+def cancel(request):
+    """Withdraw an open request: the customer is visible again everywhere it was."""
+    with transaction.atomic():
+        request = DeletionRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status not in OPEN:
+            return request
+        request.status = DeletionStatus.CANCELLED
+        request.errors = []
+        request.save(update_fields=["status", "errors"])
+        request.blocking_branches.clear()
+    return request
+
+
+def process_queue(now=None):
+    """Process every open request; returns how many customers were deleted."""
+    deleted = 0
+    for request in DeletionRequest.objects.filter(status__in=OPEN).order_by("requested_at"):
+        deleted += process(request, now=now).status == DeletionStatus.DONE
+    return deleted
+
+
+def process_for_customer(customer_id):
+    request = DeletionRequest.objects.filter(customer_id=customer_id, status__in=OPEN).first()
+    if request is not None:
+        process(request)
+
+
+def lock_customer_for_booking(customer_id):
+    """Lock a customer's row for a new or moved booking (call inside a transaction).
+
+    Refuses a customer that is gone or queued for deletion.
+    """
+    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    if customer is None:
+        raise BookingRefused(_("This customer no longer exists."), code="customer_deleted")
+    if DeletionRequest.objects.filter(customer=customer, status__in=OPEN).exists():
+        raise BookingRefused(
+            _("This customer is queued for deletion and cannot be booked. Cancel the deletion request first."),
+            code="customer_pending_deletion",
+        )
+    return customer
