@@ -4,11 +4,11 @@ from wagtail.admin.panels import FieldPanel, FieldRowPanel
 from wagtail.admin.ui.tables import Column, StatusTagColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import scope
+from .. import attribute_types, attributes, scope
 from ..deletion import BookingRefused
 from ..filters import AppointmentFilterSet
 from ..forms.appointments import AppointmentForm
-from ..models import Appointment
+from ..models import Appointment, AttributeTarget
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
 from .scoping import ScopedViewSetMixin, ViewerFormMixin
 
@@ -41,6 +41,26 @@ class AppointmentEditView(BookingRefusalMixin, snippet_views.EditView):
     pass
 
 
+class AppointmentInspectView(snippet_views.InspectView):
+    def get_fields_context(self):
+        appointment = self.object
+        fields = [
+            {"label": _("Customer"), "value": appointment.customer or _("(deleted customer)")},
+            {"label": _("Branch"), "value": appointment.branch},
+            {"label": _("Start"), "value": local_start(appointment)},
+            {"label": _("End"), "value": timezone.localtime(appointment.end, appointment.branch.zoneinfo).strftime("%Y-%m-%d %H:%M")},
+            {"label": _("Service"), "value": appointment.service},
+            {"label": _("Staff member"), "value": appointment.staff or ""},
+            {"label": _("Status"), "value": appointment.get_status_display()},
+            {"label": _("Source"), "value": appointment.get_source_display()},
+            {"label": _("Notes"), "value": appointment.notes},
+        ]
+        for definition in attributes.active_definitions(AttributeTarget.BOOKING):
+            stored = (appointment.attributes or {}).get(definition.key)
+            fields.append({"label": definition.label, "value": attribute_types.display(definition, stored)})
+        return [{**field, "component": None} for field in fields]
+
+
 class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     model = Appointment
     icon = "date"
@@ -51,6 +71,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     index_view_class = AppointmentIndexView
     add_view_class = AppointmentCreateView
     edit_view_class = AppointmentEditView
+    inspect_view_class = AppointmentInspectView
     list_display = [
         Column("start", label=_("Start"), accessor=local_start, sort_key="start"),
         Column("customer", label=_("Customer")),

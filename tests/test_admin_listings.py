@@ -1,0 +1,84 @@
+"""Every Client DB listing renders through its real admin URL, with its filters, search and ordering."""
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import make_appointment, make_customer
+from wagtail_clientdb.models import AttributeDefinition, Branch, CustomerGroup
+
+
+def url(model, name="list", *args):
+    return reverse(f"wagtailsnippets_wagtail_clientdb_{model}:{name}", args=args)
+
+
+@pytest.fixture
+def data(branch_a, branch_b):
+    anna = make_customer(first_name="Anna", last_name="Apfel", shared_with_all_branches=True)
+    lars = make_customer(first_name="Lars", last_name="Birne", home_branch=branch_b)
+    past = make_appointment(anna, branch_a, days=-5, status="completed", service="Colour")
+    future = make_appointment(anna, branch_a, days=5, service="Cut")
+    other = make_appointment(lars, branch_b, days=2, service="Beard trim")
+    CustomerGroup.objects.create(name="VIP", is_default=True)
+    AttributeDefinition.objects.create(label="Hair", key="hair", field_type="choice", choices=["fine", "thick"])
+    AttributeDefinition.objects.create(label="Reason", key="reason", applies_to="booking", field_type="text")
+    return {"past": past, "future": future, "other": other, "lars": lars}
+
+
+def names(response):
+    return [str(obj) for obj in response.context["object_list"]]
+
+
+def test_the_client_db_menu_groups_all_listings(login, manager, db):
+    html = login(manager).get(reverse("wagtailadmin_home")).content.decode()
+    assert "Client DB" in html
+    for model in ("customer", "appointment", "customergroup", "attributedefinition", "branch", "deletionrequest"):
+        assert url(model) in html
+
+
+@pytest.mark.parametrize("model", ["customer", "appointment", "customergroup", "attributedefinition", "branch", "deletionrequest"])
+def test_listing_renders_for_a_manager(login, manager, data, model):
+    response = login(manager).get(url(model))
+    assert response.status_code == 200
+
+
+def test_appointment_listing_is_scoped_filtered_searched_and_ordered(login, manager, staff_a, data, branch_b):
+    client = login(manager)
+    assert len(client.get(url("appointment")).context["object_list"]) == 3
+    assert [a.service for a in client.get(url("appointment"), {"status": "completed"}).context["object_list"]] == ["Colour"]
+    assert [a.service for a in client.get(url("appointment"), {"branch": branch_b.pk}).context["object_list"]] == ["Beard trim"]
+    assert [a.service for a in client.get(url("appointment"), {"q": "beard"}).context["object_list"]] == ["Beard trim"]
+    ordered = [a.service for a in client.get(url("appointment"), {"ordering": "start"}).context["object_list"]]
+    assert ordered == ["Colour", "Beard trim", "Cut"]
+    staff = login(staff_a)
+    assert {a.service for a in staff.get(url("appointment")).context["object_list"]} == {"Colour", "Cut"}
+    assert staff.get(url("appointment", "edit", data["other"].pk)).status_code == 404
+    assert staff.get(url("appointment", "inspect", data["other"].pk)).status_code == 404
+
+
+def test_appointment_inspect_shows_booking_attributes(login, manager, data):
+    data["future"].attributes = {"reason": "Wedding"}
+    data["future"].save()
+    fields = login(manager).get(url("appointment", "inspect", data["future"].pk)).context["fields"]
+    assert {"label": "Reason", "value": "Wedding", "component": None} in fields
+
+
+def test_appointment_form_offers_only_visible_customers_and_own_branches(login, staff_a, data, branch_a):
+    form = login(staff_a).get(url("appointment", "add")).context["form"]
+    assert data["lars"] not in form.fields["customer"].queryset
+    assert list(form.fields["branch"].queryset) == [branch_a]
+    response = login(staff_a).post(url("appointment", "add"), {"customer": data["lars"].pk, "branch": branch_a.pk, "service": "x"})
+    assert "customer" in response.context["form"].errors
+
+
+def test_group_attribute_and_branch_listings_search_and_filter(login, manager, data, branch_a):
+    client = login(manager)
+    assert names(client.get(url("customergroup"), {"q": "vi"})) == ["VIP"]
+    assert names(client.get(url("attributedefinition"), {"applies_to": "booking"})) == ["Reason"]
+    assert names(client.get(url("attributedefinition"), {"q": "hair"})) == ["Hair"]
+    assert names(client.get(url("branch"), {"q": "alpha"})) == ["Alpha Salon"]
+    Branch.objects.filter(pk=branch_a.pk).update(is_active=False)
+    assert names(client.get(url("branch"), {"is_active": "false"})) == ["Alpha Salon"]
+
+
+def test_branch_staff_see_only_their_branches(login, staff_a, branch_b, data):
+    assert login(staff_a).get(url("branch", "edit", branch_b.pk)).status_code in (302, 404)
