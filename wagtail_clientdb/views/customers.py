@@ -155,7 +155,11 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             Column("phone", label=_("Phone"), accessor=display_phone),
             Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(g.name for g in c.groups.all())),
             Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
-            NumberColumn("bookings_count", label=_("Bookings"), sort_key="bookings_count"),
+            NumberColumn(
+                "bookings_count",
+                label=_("Bookings here") if self.display_branch else _("Bookings"),
+                sort_key="bookings_count",
+            ),
             Column("scope", label=_("Branches"), accessor=display_scope),
             DateColumn("created_at", label=_("Created"), sort_key="created_at"),
             *self.attribute_columns,
@@ -411,7 +415,7 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
                 [
                     FieldRowPanel([FieldPanel("first_name"), FieldPanel("last_name")]),
                     FieldPanel("email"),
-                    FieldPanel("phone_raw"),
+                    FieldPanel("phone_raw", icon="mobile-alt"),
                     FieldPanel("birthday"),
                     FieldPanel("notes"),
                     FieldPanel("reset_to_global"),

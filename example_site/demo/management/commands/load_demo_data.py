@@ -388,6 +388,9 @@ class Command(BaseCommand):
             home_branch=home_branch,
             shared_with_all_branches=scope == "all branches",
         )
+        # Customers joined before their first (past) appointment, up to 540 days ago.
+        joined = timezone.now() - datetime.timedelta(days=rng.randint(545, 1500))
+        Customer.objects.filter(pk=customer.pk).update(created_at=joined, updated_at=joined)
         if scope == "some branches":
             visited_branches = rng.sample(branches, rng.choice((1, 2)))
             customer.branches.set(visited_branches)
