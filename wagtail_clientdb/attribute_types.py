@@ -239,13 +239,15 @@ class DateType(BaseType):
         text = "" if text is None else str(text).strip()
         if not text:
             return None
-        for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y"):
+        for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
             try:
                 return datetime.datetime.strptime(text, fmt).date()
             except ValueError:
                 continue
         raise ValidationError(
-            _("“%(value)s” is not a valid date. Use YYYY-MM-DD or DD.MM.YYYY."), code="invalid_date", params={"value": text}
+            _("“%(value)s” is not a valid date. Use YYYY-MM-DD or DD.MM.YYYY."),
+            code="invalid_date",
+            params={"value": text},
         )
 
     def display(self, definition, stored):

@@ -7,9 +7,19 @@ database backend and a worker (see docs/deployment.md).
 from django_tasks import task
 
 from . import deletion
+from .models import ImportJob
 
 
 @task()
 def process_deletion_queue():
     """Retry every open deletion request (for a periodic schedule)."""
     return deletion.process_queue()
+
+
+@task()
+def run_import_job(job_id: int, dry_run: bool):
+    """Preview or import an uploaded customer list (large files)."""
+    from .imports.runner import execute
+
+    job = ImportJob.objects.select_related("created_by", "branch").get(pk=job_id)
+    return execute(job, dry_run=dry_run).status

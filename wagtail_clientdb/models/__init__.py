@@ -11,6 +11,7 @@ from .customer import (
 )
 from .deletion import DeletionRequest, DeletionStatus
 from .group import CustomerGroup
+from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
 from .settings import ClientDBSettings
 
 __all__ = [
@@ -32,5 +33,9 @@ __all__ = [
     "CustomerSource",
     "DeletionRequest",
     "DeletionStatus",
+    "ExportJob",
+    "ImportJob",
+    "JobStatus",
+    "SavedImportMapping",
     "TaggedCustomer",
 ]

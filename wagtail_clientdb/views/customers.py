@@ -4,13 +4,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
+from wagtail.admin.widgets.button import HeaderButton
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
 from wagtail.snippets.views import chooser as chooser_views
 from wagtail.snippets.views import snippets as snippet_views
@@ -22,6 +23,7 @@ from ..forms.customers import CustomerForm
 from ..models import Appointment, AttributeTarget, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
+from . import imports
 from .scoping import ScopedViewSetMixin, ViewerFormMixin, ViewerMixin
 
 #: Listing orderings: the column's sort key → the fields it orders by (ties broken by pk).
@@ -195,6 +197,15 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         if self.viewer.sees_nothing:
             return None
         return super().get_add_url()
+
+    @cached_property
+    def header_buttons(self):
+        buttons = super().header_buttons
+        if self.add_url:
+            buttons.append(
+                HeaderButton(_("Import"), url=reverse(Customer.snippet_viewset.get_url_name("import")), icon_name="upload")
+            )
+        return buttons
 
 
 class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.CreateView):
@@ -443,3 +454,12 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
 
     def get_scoped_queryset(self, request):
         return scope.visible_customers(scope.viewer_for_request(request))
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("import/", imports.UploadView.as_view(), name="import"),
+            path("import/<int:job_id>/", imports.JobView.as_view(), name="import_job"),
+            path("import/<int:job_id>/mapping/", imports.MappingView.as_view(), name="import_mapping"),
+            path("import/<int:job_id>/status/", imports.StatusView.as_view(), name="import_status"),
+            path("import/<int:job_id>/report/", imports.ReportView.as_view(), name="import_report"),
+        ]

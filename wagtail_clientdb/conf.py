@@ -1,0 +1,27 @@
+"""Deploy-time settings of the app: ``WAGTAIL_CLIENTDB = {...}`` in the Django settings.
+
+Company-wide switches that site owners change live in the Wagtail setting
+:class:`~wagtail_clientdb.models.ClientDBSettings` instead.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Imports: files larger than this are refused before they are read.
+    "IMPORT_MAX_FILE_SIZE": 200 * 1024 * 1024,
+    "IMPORT_MAX_ROWS": 1_000_000,
+    "IMPORT_MAX_COLUMNS": 100,
+    # A spreadsheet (a zip archive) is refused when it unpacks to more than this, or has more members.
+    "IMPORT_MAX_UNCOMPRESSED_SIZE": 1024 * 1024 * 1024,
+    "IMPORT_MAX_ZIP_MEMBERS": 1000,
+    # Larger files are previewed and imported by a background task (256 KB: about 2,500 CSV rows).
+    "IMPORT_BACKGROUND_BYTES": 256 * 1024,
+    # Exports of more customers are written by a background task and offered for download.
+    "EXPORT_BACKGROUND_ROWS": 20_000,
+    # The django-tasks queue the app's tasks go to.
+    "TASK_QUEUE": "default",
+}
+
+
+def get(name):
+    return getattr(settings, "WAGTAIL_CLIENTDB", {}).get(name, DEFAULTS[name])

@@ -1,0 +1,405 @@
+"""The django-import-export resource that matches imported rows to customers and saves them.
+
+django-import-export drives each chunk of rows (row results, invalid-row reporting, bulk
+saving); this resource supplies what is ours:
+
+* matching by external ID, then email, then phone, among the customers the importing
+  user may see, prefetched once per chunk (:class:`MatchingLoader`);
+* row cleaning with the domain rules (:mod:`.rows`), and the scope rules of
+  :mod:`wagtail_clientdb.scope`: a branch creates local customers and changes global ones
+  only as local values where the company allows it; nothing narrows "all branches";
+* tags, groups, branches, consent history and local values written in bulk after each
+  batch of customers.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from import_export import resources
+from import_export.instance_loaders import BaseInstanceLoader
+from taggit.models import Tag
+
+from .. import overrides, scope
+from ..contact import normalise_email, parse_phone
+from ..models import (
+    Branch,
+    ConsentChannel,
+    ConsentEvent,
+    Customer,
+    CustomerGroup,
+    CustomerOverride,
+    CustomerSource,
+    TaggedCustomer,
+)
+from . import columns
+from .rows import RowContext, cell_text, clean_row
+
+LINE = "__line__"
+#: How many cells a row has beyond the header row (ragged rows).
+EXTRA_CELLS = "__extra_cells__"
+
+#: Columns bulk_update writes; an import changes only these.
+UPDATE_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone_raw",
+    "phone",
+    "notes",
+    "birthday",
+    "marketing_consent",
+    "external_id",
+    "attributes",
+    "home_branch",
+    "shared_with_all_branches",
+    "updated_at",
+]
+
+
+class ImportSettings:
+    """Who imports, and the choices made on the import form."""
+
+    def __init__(self, viewer, *, all_branches=False, share_branches=(), phone_region="DE"):
+        self.viewer = viewer
+        self.all_branches = all_branches
+        self.share_branches = list(share_branches)
+        self.phone_region = phone_region
+        self.may_edit_global = scope.branches_may_edit_global_customers()
+
+
+def _key(raw, clean):
+    try:
+        return clean(cell_text(raw)) or None
+    except Exception:  # an unreadable key is reported by row cleaning, not here
+        return None
+
+
+class MatchingLoader(BaseInstanceLoader):
+    """Finds the customer a row means: external ID, then email, then phone (E.164).
+
+    Candidates are the customers the importing user may see, loaded in one query per
+    chunk with their tags, groups and branches (and locked, during a real import). An
+    external ID that belongs to a customer the user cannot see is refused without saying
+    whose it is.
+    """
+
+    def __init__(self, resource, dataset=None):
+        super().__init__(resource, dataset)
+        region = resource.settings.phone_region
+        self.keys = []
+        for row in dataset.dict:
+            self.keys.append(
+                (
+                    _key(row.get(columns.EXTERNAL_ID), str.strip),
+                    _key(row.get(columns.EMAIL), normalise_email),
+                    _key(row.get(columns.PHONE), lambda text: parse_phone(text, region).e164),
+                )
+            )
+        external_ids = {k[0] for k in self.keys if k[0]}
+        emails = {k[1] for k in self.keys if k[1]}
+        phones = {k[2] for k in self.keys if k[2]}
+        self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
+        self.foreign_external_ids = set()
+        if not (external_ids or emails or phones):
+            return
+        candidates = resource.get_queryset().filter(
+            Q(external_id__in=external_ids) | Q(email__in=emails) | Q(phone__in=phones)
+        )
+        if resource.lock_rows:
+            candidates = candidates.select_for_update(of=("self",))
+        for customer in candidates.select_related("home_branch").prefetch_related("tags", "groups", "branches"):
+            if customer.external_id:
+                self.by_external_id[customer.external_id] = customer
+            if customer.email:
+                self.by_email.setdefault(customer.email, []).append(customer)
+            if customer.phone:
+                self.by_phone.setdefault(customer.phone, []).append(customer)
+        unseen = external_ids - set(self.by_external_id)
+        if unseen:
+            self.foreign_external_ids = set(
+                Customer.objects.filter(external_id__in=unseen).values_list("external_id", flat=True)
+            )
+        self.rows = {row[LINE]: keys for row, keys in zip(dataset.dict, self.keys)}
+
+    def get_instance(self, row):
+        external_id, email, phone = self.rows.get(row[LINE], (None, None, None)) if hasattr(self, "rows") else (None,) * 3
+        if external_id:
+            if external_id in self.by_external_id:
+                return self.by_external_id[external_id]
+            if external_id in self.foreign_external_ids:
+                raise ValidationError({columns.EXTERNAL_ID: [_("This external ID cannot be used.")]})
+        for target, key, index in ((columns.EMAIL, email, self.by_email), (columns.PHONE, phone, self.by_phone)):
+            if not key or key not in index:
+                continue
+            matches = [c for c in index[key] if not (external_id and c.external_id and c.external_id != external_id)]
+            if len(matches) > 1:
+                raise ValidationError(
+                    {target: [_("Matches %(count)d customers; add an external ID column to say which one.") % {"count": len(matches)}]}
+                )
+            if matches:
+                return matches[0]
+        return None
+
+
+class CustomerImportResource(resources.ModelResource):
+    class Meta:
+        model = Customer
+        fields = ()
+        import_id_fields = ()
+        instance_loader_class = MatchingLoader
+        use_bulk = True
+        batch_size = 1000
+        skip_diff = True
+        skip_html_diff = True
+        clean_model_instances = False
+        report_skipped = True
+
+    def __init__(self, settings, *, lock_rows=False):
+        super().__init__()
+        self.settings = settings
+        self.lock_rows = lock_rows
+        viewer = settings.viewer
+        self.row_context = RowContext(
+            settings.phone_region,
+            CustomerGroup.objects.all(),
+            Branch.objects.all(),
+            columns.attribute_targets(),
+        )
+        self.seen_keys = {}
+        self.visible = scope.visible_customers(viewer)
+        self.now = timezone.now()
+        self.consent_user = viewer.user if getattr(viewer.user, "is_authenticated", False) else None
+        self.unreadable_phones = 0
+
+    def get_queryset(self):
+        return self.visible
+
+    def init_instance(self, row=None):
+        return Customer(source=CustomerSource.IMPORT)
+
+    def get_bulk_update_fields(self):
+        return UPDATE_FIELDS
+
+    # --- One row -------------------------------------------------------------------------------------
+
+    def import_instance(self, instance, row, **kwargs):
+        if row[EXTRA_CELLS] > 0:
+            raise ValidationError(
+                {"__all__": [_("The row has %(count)s more cells than the header row.") % {"count": row[EXTRA_CELLS]}]}
+            )
+        cells = {target: value for target, value in row.items() if target not in (LINE, EXTRA_CELLS)}
+        values = clean_row(cells, self.row_context)
+        self._check_duplicates(row[LINE], values)
+        instance._import = plan = ImportPlan()
+        if values.phone_unreadable:
+            self.unreadable_phones += 1
+        if instance.pk is None:
+            self._new_customer(instance, values, plan)
+            return
+        mode = scope.edit_mode(self.settings.viewer, instance, may_edit_global=self.settings.may_edit_global)
+        if mode == scope.EditMode.OVERRIDE:
+            self._local_values(instance, values, plan)
+        elif mode == scope.EditMode.DIRECT:
+            self._update(instance, values, plan)
+        else:
+            self._update(instance, values, plan)
+            if plan.changed:
+                raise ValidationError(
+                    {"__all__": [_("This customer is shared by the head office and is read-only in your branch.")]}
+                )
+
+    def _check_duplicates(self, line, values):
+        errors = {}
+        for target, name in ((columns.EXTERNAL_ID, "external_id"), (columns.EMAIL, "email"), (columns.PHONE, "phone")):
+            key = values.fields.get(name)
+            if not key:
+                continue
+            digest = hash((name, key))
+            first = self.seen_keys.setdefault(digest, line)
+            if first != line:
+                errors[target] = [_("The same value as line %(line)s of this file.") % {"line": first}]
+        if errors:
+            raise ValidationError(errors)
+
+    def _new_customer(self, instance, values, plan):
+        viewer = self.settings.viewer
+        for name, value in values.fields.items():
+            setattr(instance, name, value)
+        instance.attributes = {k: v for k, v in values.attributes.items() if v is not None}
+        scope.apply_new_customer_scope(viewer, instance)
+        if viewer.is_manager:
+            sharing = values.branches if values.branches is not None else ("all" if self.settings.all_branches else self.settings.share_branches)
+            instance.shared_with_all_branches = sharing == "all"
+            plan.branches = [] if sharing == "all" else list(sharing)
+        if values.consent:
+            instance.marketing_consent = True
+            plan.consent = True
+        plan.tags = values.tags
+        plan.groups = values.groups
+        plan.changed = True
+
+    def _update(self, instance, values, plan):
+        for name, value in values.fields.items():
+            if getattr(instance, name) != value:
+                setattr(instance, name, value)
+                plan.changed = True
+        new_attributes = {**instance.attributes, **{k: v for k, v in values.attributes.items() if v is not None}}
+        if new_attributes != instance.attributes:
+            instance.attributes = new_attributes
+            plan.changed = True
+        if values.consent is not None and values.consent != instance.marketing_consent:
+            instance.marketing_consent = values.consent
+            plan.consent = values.consent
+            plan.changed = True
+        if values.tags is not None and sorted(values.tags) != sorted(t.name for t in instance.tags.all()):
+            plan.tags = values.tags
+            plan.changed = True
+        if values.groups is not None and {g.pk for g in values.groups} != {g.pk for g in instance.groups.all()}:
+            plan.groups = values.groups
+            plan.changed = True
+        if values.branches is not None:
+            self._sharing(instance, values.branches, plan)
+
+    def _sharing(self, instance, wanted, plan):
+        if not self.settings.viewer.is_manager:
+            return
+        if instance.home_branch_id:
+            if wanted != "all" and {b.pk for b in wanted} == {instance.home_branch_id}:
+                return
+            if wanted != "all":
+                wanted = list({*wanted, instance.home_branch})
+            instance.home_branch = None
+            plan.changed = True
+        elif instance.shared_with_all_branches:
+            if wanted != "all":
+                raise ValidationError({columns.BRANCHES: [str(scope.ALL_BRANCHES_IS_FINAL)]})
+            return
+        elif wanted != "all" and {b.pk for b in wanted} == {b.pk for b in instance.branches.all()}:
+            return
+        instance.shared_with_all_branches = wanted == "all"
+        plan.branches = [] if wanted == "all" else list(wanted)
+        plan.changed = True
+
+    def _local_values(self, instance, values, plan):
+        """A branch changing a global customer: only what may be local, kept for the branch."""
+        refused = [
+            target
+            for target, given in (
+                (columns.TAGS, values.tags is not None and sorted(values.tags) != sorted(t.name for t in instance.tags.all())),
+                (columns.GROUPS, values.groups is not None and {g.pk for g in values.groups} != {g.pk for g in instance.groups.all()}),
+                (columns.CONSENT, values.consent is not None and values.consent != instance.marketing_consent),
+                (columns.EXTERNAL_ID, values.fields.get("external_id", instance.external_id) != instance.external_id),
+            )
+            if given
+        ]
+        if refused:
+            raise ValidationError(
+                {target: [_("Only the head office can change this for a shared customer.")] for target in refused}
+            )
+        override = getattr(instance, "_branch_override", None)
+        effective = overrides.EffectiveCustomer(instance, override)
+        local = {name: value for name, value in values.fields.items() if name in overrides.OVERRIDABLE_FIELDS}
+        changed = {name: value for name, value in local.items() if effective.value(name) != value}
+        changed_attributes = {k: v for k, v in values.attributes.items() if v is not None and effective.attributes.get(k) != v}
+        if changed or changed_attributes:
+            plan.local_values = (changed, changed_attributes)
+            plan.changed = True
+
+    def skip_row(self, instance, original, row, import_validation_errors=None):
+        if import_validation_errors:
+            return False
+        return not instance._import.changed
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance.updated_at = self.now
+        if instance._import.local_values:
+            instance._import.only_local = True
+
+    # --- Batches ------------------------------------------------------------------------------------------
+
+    def save_instance(self, instance, is_create, row, **kwargs):
+        if getattr(instance._import, "only_local", False):
+            # The record stays as it is; only the branch's local values change.
+            self.before_save_instance(instance, row, **kwargs)
+            self.local_value_instances.append(instance)
+            return
+        super().save_instance(instance, is_create, row, **kwargs)
+
+    @property
+    def local_value_instances(self):
+        return self.__dict__.setdefault("_local_value_instances", [])
+
+    def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        written = list(self.create_instances) if (using_transactions or not dry_run) else []
+        super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        self._save_related(written, result, raise_errors)
+
+    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        written = list(self.update_instances) if (using_transactions or not dry_run) else []
+        super().bulk_update(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        written += self.local_value_instances if (using_transactions or not dry_run) else []
+        self.local_value_instances.clear()
+        self._save_related(written, result, raise_errors)
+
+    def _save_related(self, instances, result, raise_errors):
+        if not instances:
+            return
+        try:
+            save_related(instances, self.settings.viewer, self.consent_user)
+        except Exception as error:
+            self.handle_import_error(result, error, raise_errors)
+
+
+class ImportPlan:
+    """What saving one row does besides the customer's own columns."""
+
+    def __init__(self):
+        self.changed = False
+        self.tags = None
+        self.groups = None
+        self.branches = None
+        self.consent = None
+        self.local_values = None
+        self.only_local = False
+
+
+def save_related(instances, viewer, user):
+    """Tags, groups, branches, consent events and local values of a batch, in bulk."""
+    plans = [(customer, customer._import) for customer in instances]
+    _replace_through(
+        Customer.groups.through, "customer_id", "customergroup_id",
+        [(c.pk, [g.pk for g in p.groups]) for c, p in plans if p.groups is not None],
+    )
+    _replace_through(
+        Customer.branches.through, "customer_id", "branch_id",
+        [(c.pk, [b.pk for b in p.branches]) for c, p in plans if p.branches is not None],
+    )
+    tagged = [(c.pk, p.tags) for c, p in plans if p.tags is not None]
+    if tagged:
+        names = {name for _pk, tags in tagged for name in tags}
+        tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+        for name in names - set(tags):
+            tags[name], _created = Tag.objects.get_or_create(name=name)
+        _replace_through(
+            TaggedCustomer, "content_object_id", "tag_id", [(pk, [tags[name].pk for name in names_]) for pk, names_ in tagged]
+        )
+    ConsentEvent.objects.bulk_create(
+        ConsentEvent(customer=c, given=p.consent, channel=ConsentChannel.IMPORT, recorded_by=user)
+        for c, p in plans
+        if p.consent is not None
+    )
+    for customer, plan in plans:
+        if plan.local_values:
+            fields, attribute_values = plan.local_values
+            overrides.save_local_values(customer, viewer.branch, fields, attributes=attribute_values, user=user)
+
+
+def _replace_through(model, owner, target, rows):
+    if not rows:
+        return
+    model.objects.filter(**{f"{owner}__in": [pk for pk, _targets in rows]}).delete()
+    model.objects.bulk_create(
+        [model(**{owner: pk, target: target_pk}) for pk, targets in rows for target_pk in dict.fromkeys(targets)],
+        batch_size=1000,
+    )

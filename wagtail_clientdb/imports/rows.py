@@ -1,0 +1,245 @@
+"""One imported row → checked customer values, with the same rules as every other entry point.
+
+Empty cells give no value: they never clear what a customer already has. Text cells lose
+the apostrophe our CSV export puts before formula-like text (so an export re-imports
+unchanged) and must not contain NUL characters.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+from taggit.utils import parse_tags
+
+from .. import attribute_types
+from ..contact import normalise_email, parse_phone
+from ..models import Customer
+from ..spreadsheets import unneutralise_csv
+from . import columns
+from .reading import FormulaWithoutValue
+
+TRUE_WORDS = attribute_types.TRUE_WORDS
+FALSE_WORDS = attribute_types.FALSE_WORDS
+ALL_BRANCHES_WORDS = {"*", "all", "all branches", "alle", "alle filialen", "toutes", "toutes les filiales"}
+NAME_PARTICLES = {"von", "van", "de", "der", "den", "del", "della", "di", "da", "du", "la", "le", "zu", "vom", "zur", "ten", "ter"}
+NOTES_MAX_LENGTH = 10_000
+
+
+@dataclass
+class RowValues:
+    """What a row says about a customer; ``None`` (or absent) means "not given"."""
+
+    fields: dict = field(default_factory=dict)
+    attributes: dict = field(default_factory=dict)
+    groups: list | None = None
+    tags: list | None = None
+    #: "all", or a list of branches.
+    branches: object = None
+    consent: bool | None = None
+    phone_unreadable: bool = False
+
+
+class RowContext:
+    """Lookups shared by the rows of one import: phone region, groups, branches, attributes."""
+
+    def __init__(self, phone_region, groups, branches, attribute_definitions):
+        self.phone_region = phone_region
+        self.country_code = str(phonenumbers.country_code_for_region(phone_region))
+        self.groups = {group.name.casefold(): group for group in groups}
+        self.branches = {}
+        for branch in branches:
+            self.branches[branch.slug.casefold()] = branch
+            self.branches[branch.name.casefold()] = branch
+        self.attribute_definitions = attribute_definitions
+
+
+def cell_text(value):
+    if value is None:
+        return ""
+    if isinstance(value, FormulaWithoutValue):
+        raise ValidationError(
+            _("The cell holds a formula (%(formula)s) without a computed value. Open the file in your spreadsheet program, save it, and import it again."),
+            params={"formula": value.formula[:60]},
+            code="formula",
+        )
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    text = str(value)
+    if "\x00" in text:
+        raise ValidationError(_("The cell contains a NUL character."), code="nul")
+    return unneutralise_csv(text.strip())
+
+
+def split_name(full_name):
+    """"Last, First" → (First, Last); otherwise the last word is the last name, together with
+    name particles before it ("Ludwig van Beethoven" → "Ludwig", "van Beethoven"); a single
+    word is a first name."""
+    full_name = " ".join(full_name.split())
+    if "," in full_name:
+        last, _comma, first = full_name.partition(",")
+        return first.strip(), last.strip()
+    words = full_name.split(" ")
+    if len(words) == 1:
+        return words[0], ""
+    cut = len(words) - 1
+    while cut > 1 and words[cut - 1].casefold() in NAME_PARTICLES:
+        cut -= 1
+    return " ".join(words[:cut]), " ".join(words[cut:])
+
+
+def _check_length(text, limit):
+    if len(text) > limit:
+        raise ValidationError(
+            _("Too long: %(length)s characters, at most %(limit)s allowed."), params={"length": len(text), "limit": limit}
+        )
+    return text
+
+
+def _limit(name):
+    return Customer._meta.get_field(name).max_length
+
+
+def parse_birthday(value):
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    if not isinstance(value, datetime.date):
+        text = value
+        for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y"):
+            try:
+                value = datetime.datetime.strptime(text, fmt).date()
+                break
+            except ValueError:
+                continue
+        else:
+            if "/" in text:
+                raise ValidationError(
+                    _("“%(value)s” is ambiguous (day/month or month/day?). Write dates as YYYY-MM-DD or DD.MM.YYYY."),
+                    params={"value": text},
+                )
+            raise ValidationError(_("“%(value)s” is not a valid date. Write dates as YYYY-MM-DD or DD.MM.YYYY."), params={"value": text})
+    if not datetime.date(1900, 1, 1) <= value <= datetime.date.today():
+        raise ValidationError(_("%(value)s is not a plausible birthday."), params={"value": value.isoformat()})
+    return value
+
+
+def parse_consent(text):
+    word = text.casefold()
+    if word in ("",) or word in FALSE_WORDS:
+        return False
+    if word in TRUE_WORDS:
+        return True
+    raise ValidationError(_("Marketing consent must be 1 (yes) or empty (no), not “%(value)s”."), params={"value": text})
+
+
+def clean_row(cells, context):
+    """``cells``: target → raw cell value. Returns RowValues, or raises ValidationError
+    with the messages per target."""
+    values = RowValues()
+    errors = {}
+
+    def check(target, clean, accepts_dates=False):
+        raw = cells.get(target)
+        try:
+            is_date = isinstance(raw, (datetime.date, datetime.datetime))
+            value = raw if accepts_dates and is_date else cell_text(raw)
+            if value == "" and target != columns.CONSENT:
+                return
+            clean(value)
+        except ValidationError as error:
+            errors.setdefault(target, []).extend(error.messages)
+
+    def set_field(name, limit=None):
+        def clean(text):
+            values.fields[name] = _check_length(text, limit or _limit(name))
+
+        return clean
+
+    if columns.NAME in cells:
+        check(columns.NAME, lambda text: values.fields.update(zip(("first_name", "last_name"), split_name(_check_length(text, 300)))))
+    if columns.FIRST_NAME in cells:
+        check(columns.FIRST_NAME, set_field("first_name"))
+    if columns.LAST_NAME in cells:
+        check(columns.LAST_NAME, set_field("last_name"))
+    for name in ("first_name", "last_name"):
+        if len(values.fields.get(name, "")) > _limit(name):
+            errors.setdefault(columns.NAME, []).append(_("The name is too long."))
+
+    def clean_email(text):
+        email = normalise_email(_check_length(text, _limit("email")))
+        validate_email(email)
+        values.fields["email"] = email
+
+    def clean_phone(text):
+        parsed = parse_phone(_check_length(text, _limit("phone_raw")), context.phone_region)
+        if isinstance(cells.get(columns.PHONE), int) and text.startswith(context.country_code):
+            # A number cell lost the "+" of an international number (Excel does that).
+            international = parse_phone("+" + text, context.phone_region)
+            parsed = international if international.e164 else parsed
+        values.fields["phone_raw"] = parsed.raw
+        values.fields["phone"] = parsed.e164
+        values.phone_unreadable = not parsed.is_valid
+
+    def clean_consent(text):
+        values.consent = parse_consent(text)
+
+    def clean_birthday(value):
+        values.fields["birthday"] = parse_birthday(value)
+
+    def clean_groups(text):
+        names = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+        unknown = [name for name in names if name.casefold() not in context.groups]
+        if unknown:
+            raise ValidationError(_("Unknown group: %(names)s."), params={"names": ", ".join(unknown)})
+        values.groups = [context.groups[name.casefold()] for name in names]
+
+    def clean_tags(text):
+        values.tags = [tag[:100] for tag in parse_tags(text)]
+
+    def clean_branches(text):
+        if text.casefold() in ALL_BRANCHES_WORDS:
+            values.branches = "all"
+            return
+        names = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+        unknown = [name for name in names if name.casefold() not in context.branches]
+        if unknown:
+            raise ValidationError(_("Unknown branch: %(names)s."), params={"names": ", ".join(unknown)})
+        values.branches = [context.branches[name.casefold()] for name in names]
+
+    simple = {
+        columns.EMAIL: clean_email,
+        columns.PHONE: clean_phone,
+        columns.NOTES: set_field("notes", NOTES_MAX_LENGTH),
+        columns.CONSENT: clean_consent,
+        columns.BIRTHDAY: clean_birthday,
+        columns.GROUPS: clean_groups,
+        columns.TAGS: clean_tags,
+        columns.BRANCHES: clean_branches,
+        columns.EXTERNAL_ID: set_field("external_id"),
+    }
+    for target, clean in simple.items():
+        if target in cells:
+            check(target, clean, accepts_dates=target == columns.BIRTHDAY)
+
+    for target, definition in context.attribute_definitions.items():
+        if target in cells:
+
+            def clean_attribute(value, definition=definition):
+                values.attributes[definition.key] = attribute_types.parse_text(definition, value)
+
+            check(target, clean_attribute, accepts_dates=True)
+
+    identifying = ("first_name", "last_name", "email", "phone_raw", "external_id")
+    if not errors and not any(values.fields.get(name) for name in identifying):
+        errors[columns.NAME if columns.NAME in cells else next(iter(cells), columns.NAME)] = [
+            _("The row has no name, email, phone or external ID.")
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return values

@@ -1,0 +1,289 @@
+"""Previewing and importing a whole file: chunks, counts, progress and the refused-rows report.
+
+A preview is a dry run that writes nothing. A confirmed import runs in one transaction:
+all rows or none by default; with "import the valid rows", the valid ones are saved and
+the refused ones listed. Every row ends up counted exactly once: rows in the file =
+new + updated + unchanged + refused.
+"""
+
+import contextlib
+import csv
+import io
+import logging
+import threading
+import itertools
+import tempfile
+
+import tablib
+from django.core.files import File
+from django.db import connection, connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import scope
+from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
+from . import columns
+from .reading import FileProblem, open_spreadsheet
+from .resource import EXTRA_CELLS, LINE, CustomerImportResource, ImportSettings
+
+CHUNK_ROWS = 2000
+SAMPLES_PER_KIND = 5
+MAX_LISTED_INVALID_ROWS = 500
+PREVIEW_ROWS = 25
+
+
+def open_job_file(job):
+    job.file.open("rb")
+    try:
+        return open_spreadsheet(job.file.file, encoding=job.encoding, delimiter=job.delimiter)
+    except FileProblem:
+        job.file.close()
+        raise
+
+
+def inspect_upload(job):
+    """Recognise the file and its columns; returns the first rows for the mapping step."""
+    sheet = open_job_file(job)
+    try:
+        numbered = list(itertools.islice(sheet.rows(), PREVIEW_ROWS))
+    finally:
+        job.file.close()
+    first_rows = [row for _number, row in numbered]
+    if not first_rows:
+        raise FileProblem(_("The file is empty."))
+    layout = columns.detect_layout(first_rows)
+    saved = SavedImportMapping.objects.filter(headers_key=columns.headers_key(layout.headers)).first()
+    if layout.header_row is not None and saved and len(saved.targets) == len(layout.targets):
+        layout.targets = saved.targets
+    job.format, job.encoding, job.delimiter = sheet.format, sheet.encoding, sheet.delimiter
+    # The header row is stored as the spreadsheet's row number (blank rows above it are skipped).
+    header_number = numbered[layout.header_row][0] if layout.header_row is not None else None
+    job.header_row, job.headers, job.targets = header_number, layout.column_names(), layout.targets
+    job.notes = list(sheet.notes)
+    if layout.header_row is None and columns.looks_like_plain_layout(layout, first_rows):
+        job.notes.append(_("No header row: read as name, phone, email, notes, marketing consent (columns A–E)."))
+    job.save()
+    data_rows = first_rows[layout.first_data_row :]
+    if layout.header_row is not None and not data_rows:
+        raise FileProblem(_("The file has a header row but no customers."))
+    return data_rows
+
+
+def needs_mapping(job, data_rows):
+    """Files in the plain layout, or whose every column was recognised, go straight to the preview."""
+    if job.header_row is None:
+        layout = columns.Layout(None, job.headers, job.targets)
+        return not columns.looks_like_plain_layout(layout, data_rows)
+    unknown = [h for h, target in zip(job.headers, job.targets) if not target and not columns.is_export_only(h)]
+    return bool(unknown) or bool(columns.mapping_problems(job.targets, job.headers))
+
+
+def remember_mapping(job):
+    if job.header_row is not None:
+        SavedImportMapping.objects.update_or_create(
+            headers_key=columns.headers_key(job.headers), defaults={"targets": job.targets}
+        )
+
+
+def viewer_for_job(job):
+    """The importing user as a viewer, through the branch the import was started in.
+
+    Re-read when the job runs: a user who lost the branch in the meantime imports nothing.
+    """
+    user = job.created_by
+    if scope.is_branch_manager(user):
+        return scope.Viewer(user, True)
+    if job.branch_id and scope.member_branches(user).filter(pk=job.branch_id).exists():
+        return scope.Viewer(user, False, (job.branch,))
+    return scope.Viewer(user, False)
+
+
+def effective_targets(job, viewer):
+    """The mapping, minus what the importing user may not set: branch staff never set branches."""
+    targets = list(job.targets)
+    if not viewer.is_manager:
+        targets = [columns.IGNORE if target == columns.BRANCHES else target for target in targets]
+    return targets
+
+
+class Outcome:
+    """Counts, examples and refused rows of a run, collected chunk by chunk."""
+
+    KINDS = {"new": "new", "update": "updated", "skip": "unchanged"}
+
+    def __init__(self, headers, targets):
+        self.counts = {"new": 0, "updated": 0, "unchanged": 0, "invalid": 0}
+        self.samples = {"new": [], "updated": [], "unchanged": []}
+        self.invalid_rows = []
+        self.headers = headers
+        self.column_of = {target: headers[i] for i, target in enumerate(targets) if target}
+        self.report_file = tempfile.TemporaryFile()
+        self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
+        self.report_writer = csv.writer(self.report)
+        self.report_writer.writerow([_("Line"), *headers, _("Reason")])
+
+    def add(self, result, chunk):
+        lines = {index: line for index, (line, _raw) in enumerate(chunk, 1)}
+        raws = dict(chunk)
+        for row_result in result.rows:
+            kind = self.KINDS.get(row_result.import_type)
+            if kind and len(self.samples[kind]) < SAMPLES_PER_KIND:
+                self.samples[kind].append(row_result.object_repr)
+        for kind, total_key in (("new", "new"), ("updated", "update"), ("unchanged", "skip")):
+            self.counts[kind] += result.totals[total_key]
+        refused = [(row.number, self._invalid_messages(row)) for row in result.invalid_rows]
+        refused += [(number, [(_("(row)"), str(error.error)) for error in errors]) for number, errors in result.row_errors()]
+        for number, messages in sorted(refused):
+            line = lines[number]
+            self.counts["invalid"] += 1
+            for column, message in messages:
+                if len(self.invalid_rows) < MAX_LISTED_INVALID_ROWS:
+                    self.invalid_rows.append({"line": line, "column": column, "message": message})
+            reason = "; ".join(f"{column}: {message}" for column, message in messages)
+            self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], reason])
+
+    def _invalid_messages(self, invalid_row):
+        messages = []
+        for target, errors in invalid_row.error_dict.items():
+            column = self.column_of.get(target, _("(row)")) if target != "__all__" else _("(row)")
+            messages += [(column, str(error)) for error in errors]
+        return messages
+
+    @property
+    def total(self):
+        return sum(self.counts.values())
+
+
+def _report_cell(value):
+    from ..spreadsheets import neutralise_csv
+
+    return neutralise_csv("" if value is None else str(value))
+
+
+def data_rows(job):
+    """``(line, raw row)`` of every data row; lines are the spreadsheet's row numbers."""
+    sheet = open_job_file(job)
+    try:
+        for number, row in sheet.rows():
+            if job.header_row is None or number > job.header_row:
+                yield number, row
+    finally:
+        job.file.close()
+
+
+def run(job, *, dry_run, on_progress=None):
+    """Preview (``dry_run``) or import a job's file. Returns the Outcome; updates the job."""
+    viewer = viewer_for_job(job)
+    if viewer.sees_nothing:
+        raise FileProblem(_("You are not a member of any branch, so you cannot import customers."))
+    targets = effective_targets(job, viewer)
+    settings = ImportSettings(
+        viewer,
+        all_branches=job.all_branches,
+        share_branches=Branch.objects.filter(pk__in=job.share_branch_ids),
+        phone_region=ClientDBSettings.load().default_phone_region,
+    )
+    resource = CustomerImportResource(settings, lock_rows=not dry_run)
+    outcome = Outcome(job.headers, targets)
+    used = [(index, target) for index, target in enumerate(targets) if target]
+    headers = [target for _index, target in used] + [EXTRA_CELLS, LINE]
+    refuse_all = False
+    rows = data_rows(job)
+    # A preview writes nothing; an import is one transaction, all rows or none.
+    with contextlib.nullcontext() if dry_run else transaction.atomic():
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            dataset = tablib.Dataset(headers=headers)
+            for line, raw in chunk:
+                extra = len(raw) - len(targets)
+                dataset.append([raw[index] if index < len(raw) else None for index, _target in used] + [extra, line])
+            # After the first refused row of an all-or-nothing import, the rest is only checked.
+            checking_only = dry_run or refuse_all
+            result = resource.import_data(dataset, dry_run=checking_only, use_transactions=False, raise_errors=False)
+            if result.has_errors() and result.base_errors:
+                raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
+            outcome.add(result, chunk)
+            refuse_all = refuse_all or (outcome.counts["invalid"] and not job.import_valid_rows)
+            if on_progress:
+                on_progress(outcome.total)
+        if refuse_all and not dry_run:
+            transaction.set_rollback(True)
+    if resource.unreadable_phones:
+        outcome.notes = [
+            _("%(count)s phone numbers could not be read; they are kept as typed and marked.") % {"count": resource.unreadable_phones}
+        ]
+    else:
+        outcome.notes = []
+    outcome.refused_everything = bool(refuse_all and not dry_run)
+    return outcome
+
+
+def finish(job, outcome, *, dry_run):
+    job.counts = outcome.counts
+    job.samples = outcome.samples
+    job.invalid_rows = outcome.invalid_rows
+    job.rows_total = job.rows_done = outcome.total
+    job.notes = [note for note in job.notes if note not in outcome.notes] + outcome.notes
+    if dry_run:
+        job.status = JobStatus.PREVIEWED
+    else:
+        job.status = JobStatus.REFUSED if outcome.refused_everything else JobStatus.IMPORTED
+        job.finished_at = timezone.now()
+    outcome.report.flush()
+    outcome.report.detach()
+    if outcome.counts["invalid"]:
+        outcome.report_file.seek(0)
+        name = job.original_name.rsplit(".", 1)[0] + "-refused-rows.csv"
+        job.report.save(name, File(outcome.report_file), save=False)
+    outcome.report_file.close()
+    job.save()
+
+
+logger = logging.getLogger(__name__)
+
+
+def save_progress(job_id, rows_done):
+    """Record progress where the admin's progress bar can read it.
+
+    During an import the job's own connection is inside the import transaction, whose
+    writes nobody sees before the end; on PostgreSQL the progress is written through a
+    connection of its own. (SQLite allows one writer only: there, the bar moves at the end.)
+    """
+    from ..models import ImportJob
+
+    def write():
+        ImportJob.objects.filter(pk=job_id).update(rows_done=rows_done)
+
+    if not connection.in_atomic_block:
+        write()
+    elif connection.vendor == "postgresql":
+        worker = threading.Thread(target=_in_own_connection, args=(write,))
+        worker.start()
+        worker.join()
+
+
+def _in_own_connection(function):
+    try:
+        function()
+    finally:
+        connections.close_all()
+
+
+def execute(job, *, dry_run):
+    """Run a preview or an import of ``job`` and record its outcome on the job."""
+    job.status = JobStatus.PREVIEWING if dry_run else JobStatus.IMPORTING
+    job.rows_done = 0
+    job.error = ""
+    job.save(update_fields=["status", "rows_done", "error"])
+    try:
+        outcome = run(job, dry_run=dry_run, on_progress=lambda rows: save_progress(job.pk, rows))
+    except FileProblem as problem:
+        job.status, job.error = JobStatus.FAILED, str(problem)
+        job.save(update_fields=["status", "error"])
+        return job
+    except Exception:
+        logger.exception("Customer import %s failed", job.pk)
+        job.status, job.error = JobStatus.FAILED, _("The import failed unexpectedly; nothing was imported.")
+        job.save(update_fields=["status", "error"])
+        return job
+    finish(job, outcome, dry_run=dry_run)
+    return job

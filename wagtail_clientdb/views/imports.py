@@ -1,0 +1,176 @@
+"""The import flow on the customer listing: upload → (mapping) → preview → confirm → result.
+
+Small files run in the request; larger ones as django-tasks background tasks, whose
+progress the pages poll (and which survives reloads: it is kept on the job).
+"""
+
+import itertools
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.generic import FormView, View
+from wagtail.admin import messages
+from wagtail.admin.views.generic import WagtailAdminTemplateMixin
+from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
+
+from .. import conf
+from ..forms.imports import ConfirmForm, MappingForm, UploadForm
+from ..imports import runner
+from ..imports.reading import FileProblem
+from ..models import Customer, ImportJob, JobStatus
+from ..tasks import run_import_job
+from .scoping import ViewerMixin
+
+RUNNING = (JobStatus.PREVIEWING, JobStatus.IMPORTING)
+
+
+def url(name, job=None):
+    return reverse(Customer.snippet_viewset.get_url_name(name), args=(job.pk,) if job else ())
+
+
+def start(job, *, dry_run):
+    """Run inline for small files; queue a background task for larger ones."""
+    if job.file.size <= conf.get("IMPORT_BACKGROUND_BYTES"):
+        runner.execute(job, dry_run=dry_run)
+        return
+    job.status = JobStatus.PREVIEWING if dry_run else JobStatus.IMPORTING
+    job.rows_done = 0
+    job.save(update_fields=["status", "rows_done"])
+    task = run_import_job.using(queue_name=conf.get("TASK_QUEUE"))
+    transaction.on_commit(lambda: task.enqueue(job.pk, dry_run))
+
+
+class ImportViewMixin(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin):
+    model = Customer
+    permission_required = "add"
+    header_icon = "upload"
+    page_title = gettext_lazy("Import customers")
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.viewer.sees_nothing:
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    @cached_property
+    def job(self):
+        # Jobs belong to whoever uploaded them; anyone else gets 404.
+        return get_object_or_404(ImportJob, pk=self.kwargs["job_id"], created_by=self.request.user)
+
+    def get_breadcrumbs_items(self):
+        return [
+            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
+            {"url": url("list"), "label": _("Customers")},
+            {"url": "", "label": self.get_page_title()},
+        ]
+
+
+class UploadView(ImportViewMixin, FormView):
+    template_name = "wagtail_clientdb/imports/upload.html"
+    form_class = UploadForm
+
+    def form_valid(self, form):
+        upload = form.cleaned_data["file"]
+        job = ImportJob(
+            created_by=self.request.user,
+            branch=self.viewer.branch,
+            original_name=upload.name[:255],
+            encoding=form.cleaned_data["encoding"],
+            delimiter=form.cleaned_data["delimiter"],
+        )
+        job.file.save(upload.name, upload, save=False)
+        try:
+            job.save()
+            sample = runner.inspect_upload(job)
+        except FileProblem as problem:
+            job.file.delete(save=False)
+            job.delete()
+            form.add_error("file", str(problem))
+            return self.form_invalid(form)
+        if runner.needs_mapping(job, sample):
+            return redirect(url("import_mapping", job))
+        start(job, dry_run=True)
+        return redirect(url("import_job", job))
+
+
+class MappingView(ImportViewMixin, FormView):
+    template_name = "wagtail_clientdb/imports/mapping.html"
+    page_title = gettext_lazy("Match the columns")
+
+    def get_form(self, form_class=None):
+        return MappingForm(**self.get_form_kwargs(), job=self.job, sample_rows=self.sample_rows, is_manager=self.viewer.is_manager)
+
+    @cached_property
+    def sample_rows(self):
+        rows = runner.data_rows(self.job)
+        return [row for _line, row in itertools.islice(rows, 5)]
+
+    def form_valid(self, form):
+        job = self.job
+        job.targets = form.cleaned_data["targets"]
+        job.save(update_fields=["targets"])
+        runner.remember_mapping(job)
+        start(job, dry_run=True)
+        return redirect(url("import_job", job))
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "job": self.job}
+
+
+class JobView(ImportViewMixin, FormView):
+    """Preview, confirmation and result of one import."""
+
+    template_name = "wagtail_clientdb/imports/job.html"
+
+    def get_form(self, form_class=None):
+        return ConfirmForm(**self.get_form_kwargs(), is_manager=self.viewer.is_manager)
+
+    def form_valid(self, form):
+        job = self.job
+        if job.status != JobStatus.PREVIEWED:
+            messages.error(self.request, _("This import cannot be confirmed now."))
+            return redirect(url("import_job", job))
+        job.import_valid_rows = form.cleaned_data["import_valid_rows"]
+        if self.viewer.is_manager:
+            job.all_branches = form.cleaned_data.get("sharing") == "all"
+            job.share_branch_ids = [branch.pk for branch in form.cleaned_data.get("share_branches") or []]
+        job.save(update_fields=["import_valid_rows", "all_branches", "share_branch_ids"])
+        start(job, dry_run=False)
+        return redirect(url("import_job", job))
+
+    def get_context_data(self, **kwargs):
+        job = self.job
+        return {
+            **super().get_context_data(**kwargs),
+            "job": job,
+            "running": job.status in RUNNING,
+            "status_url": url("import_status", job),
+            "report_url": url("import_report", job) if job.report else "",
+            "mapping_url": url("import_mapping", job),
+            "listing_url": url("list"),
+            "can_confirm": job.status == JobStatus.PREVIEWED
+            and (job.counts.get("new") or job.counts.get("updated")),
+        }
+
+
+class StatusView(ImportViewMixin, View):
+    def get(self, request, job_id):
+        job = self.job
+        return JsonResponse(
+            {"status": job.status, "rows_done": job.rows_done, "rows_total": job.rows_total, "running": job.status in RUNNING}
+        )
+
+
+class ReportView(ImportViewMixin, View):
+    """The refused rows, with their line and reason, as CSV."""
+
+    def get(self, request, job_id):
+        job = self.job
+        if not job.report:
+            raise Http404
+        return FileResponse(job.report.open("rb"), as_attachment=True, filename=job.report.name.rsplit("/", 1)[-1])
