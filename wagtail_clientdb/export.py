@@ -130,3 +130,12 @@ def xlsx_response(queryset, filename):
         filename=f"{filename}.xlsx",
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
+
+
+def write_file(queryset, export_format, output):
+    """Write an export to a binary file object (background exports, the export command)."""
+    if export_format == "xlsx":
+        write_xlsx(queryset, output)
+        return
+    for chunk in stream_csv(queryset):
+        output.write(chunk.encode("utf-8"))

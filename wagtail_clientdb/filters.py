@@ -22,7 +22,6 @@ from .models import (
     TaggedCustomer,
 )
 
-
 ATTRIBUTE_FILTER_PREFIX = "attribute_"
 
 
@@ -64,9 +63,9 @@ class CustomerFilterSet(WagtailFilterSet):
         model = Customer
         fields = ["branch", "tags", "groups", "marketing_consent", "source"]
 
-    def __init__(self, *args, request=None, **kwargs):
+    def __init__(self, *args, request=None, viewer=None, **kwargs):
         super().__init__(*args, request=request, **kwargs)
-        viewer = scope.viewer_for_request(request)
+        viewer = viewer or scope.viewer_for_request(request)
         if viewer.is_manager:
             self.filters["branch"].queryset = Branch.objects.order_by("name")
         else:

@@ -7,7 +7,7 @@ database backend and a worker (see docs/deployment.md).
 from django_tasks import task
 
 from . import deletion
-from .models import ImportJob
+from .models import ExportJob, ImportJob
 
 
 @task()
@@ -23,3 +23,11 @@ def run_import_job(job_id: int, dry_run: bool):
 
     job = ImportJob.objects.select_related("created_by", "branch").get(pk=job_id)
     return execute(job, dry_run=dry_run).status
+
+
+@task()
+def run_export_job(job_id: int):
+    """Write a large listing export to storage and offer it for download."""
+    from .exports import run_export_job as run
+
+    return run(ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)).status

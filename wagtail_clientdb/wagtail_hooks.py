@@ -9,9 +9,9 @@ from .views.appointments import AppointmentViewSet
 from .views.attributes import AttributeDefinitionViewSet
 from .views.branches import BranchViewSet
 from .views.bulk_actions import (
-    AttributeDeleteBulkAction,
     AddTagsBulkAction,
     AddToGroupBulkAction,
+    AttributeDeleteBulkAction,
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,

@@ -28,7 +28,6 @@ from ..models import (
     ConsentEvent,
     Customer,
     CustomerGroup,
-    CustomerOverride,
     CustomerSource,
     TaggedCustomer,
 )

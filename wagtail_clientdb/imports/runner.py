@@ -9,10 +9,10 @@ new + updated + unchanged + refused.
 import contextlib
 import csv
 import io
-import logging
-import threading
 import itertools
+import logging
 import tempfile
+import threading
 
 import tablib
 from django.core.files import File
@@ -91,11 +91,11 @@ def viewer_for_job(job):
     Re-read when the job runs: a user who lost the branch in the meantime imports nothing.
     """
     user = job.created_by
-    if scope.is_branch_manager(user):
-        return scope.Viewer(user, True)
-    if job.branch_id and scope.member_branches(user).filter(pk=job.branch_id).exists():
+    manager = scope.is_branch_manager(user)
+    if job.branch_id and (manager or scope.member_branches(user).filter(pk=job.branch_id).exists()):
+        # Branch staff import into their branch; a manager may import as any branch (the command's --branch).
         return scope.Viewer(user, False, (job.branch,))
-    return scope.Viewer(user, False)
+    return scope.Viewer(user, manager)
 
 
 def effective_targets(job, viewer):

@@ -3,11 +3,12 @@
 import django.core.validators
 import django.db.models.deletion
 import taggit.managers
+from django.conf import settings
+from django.db import migrations, models
+
 import wagtail_clientdb.contact
 import wagtail_clientdb.models.branch
 import wagtail_clientdb.models.settings
-from django.conf import settings
-from django.db import migrations, models
 
 
 class Migration(migrations.Migration):

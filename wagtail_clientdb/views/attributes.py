@@ -1,8 +1,8 @@
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.tables import BooleanColumn, Column
-from django.utils.translation import ngettext
-from django.db import transaction
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attributes

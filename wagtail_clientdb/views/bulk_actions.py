@@ -15,7 +15,7 @@ from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
 from .. import attributes, deletion, scope
-from ..models import AttributeDefinition, Appointment, Branch, Customer, CustomerGroup, DeletionStatus
+from ..models import Appointment, AttributeDefinition, Branch, Customer, CustomerGroup, DeletionStatus
 
 
 class ScopedBulkActionMixin:

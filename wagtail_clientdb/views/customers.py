@@ -1,8 +1,6 @@
 from django import forms
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, OuterRef, Subquery
-from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -11,28 +9,20 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
-from wagtail.admin.widgets.button import HeaderButton
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
+from wagtail.admin.widgets.button import HeaderButton
 from wagtail.snippets.views import chooser as chooser_views
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, deletion, export, overrides, scope
+from .. import attribute_types, attributes, conf, deletion, export, exports, listing, overrides, scope
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
-from ..models import Appointment, AttributeTarget, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
+from ..models import AttributeTarget, ClientDBSettings, Customer, DeletionStatus
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
 from .scoping import ScopedViewSetMixin, ViewerFormMixin, ViewerMixin
-
-#: Listing orderings: the column's sort key → the fields it orders by (ties broken by pk).
-ORDERINGS = {
-    "name": [Lower("eff_last_name"), Lower("eff_first_name")],
-    "email": ["eff_email"],
-    "bookings_count": ["bookings_count"],
-    "created_at": ["created_at"],
-}
 
 
 def display_name(customer):
@@ -60,27 +50,6 @@ def display_scope(customer):
     return ", ".join(names) if names else _("Head office only")
 
 
-def listing_queryset(viewer, branch):
-    """Visible customers with what the listing shows, in a constant number of queries.
-
-    ``branch`` is the branch whose values are shown (the viewer's, or the location a
-    manager picked); ``None`` shows the company record.
-    """
-    queryset = overrides.with_effective_values(scope.visible_customers(viewer), branch)
-    appointments = Appointment.objects.filter(customer=OuterRef("pk"))
-    if branch is not None:
-        appointments = appointments.filter(branch=branch)
-    counts = appointments.order_by().values("customer").annotate(n=Count("pk")).values("n")
-    open_deletion = DeletionRequest.objects.filter(
-        customer=OuterRef("pk"), status__in=[DeletionStatus.PENDING, DeletionStatus.BLOCKED]
-    )
-    return (
-        queryset.annotate(bookings_count=Coalesce(Subquery(counts), 0), is_pending_deletion=Exists(open_deletion))
-        .select_related("home_branch")
-        .prefetch_related("groups", "tags", "branches")
-    )
-
-
 class CustomerNameColumn(TitleColumn):
     cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
 
@@ -100,45 +69,37 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
 
     @cached_property
     def display_branch(self):
-        if not self.viewer.is_manager:
-            return self.viewer.branch
-        if self.filters and self.filters.is_valid():
-            return self.filters.form.cleaned_data.get("branch")
-        return None
+        return listing.display_branch(self.viewer, self.filters)
 
     @cached_property
     def may_edit_global(self):
         return scope.branches_may_edit_global_customers()
 
     def get_base_queryset(self):
-        return listing_queryset(self.viewer, self.display_branch)
+        return listing.listing_queryset(self.viewer, self.display_branch)
 
     show_export_buttons = True
 
     def get(self, request, *args, **kwargs):
         if self.is_export:
+            export_format = request.GET["export"]
+            queryset = self.get_queryset()
+            if queryset.count() > conf.get("EXPORT_BACKGROUND_ROWS"):
+                job = exports.start_export_job(request, self.viewer, export_format)
+                return redirect(reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,)))
             filename = f"customers-{timezone.localdate():%Y-%m-%d}"
-            respond = export.csv_response if request.GET["export"] == "csv" else export.xlsx_response
-            return respond(self.get_queryset(), filename)
+            respond = export.csv_response if export_format == "csv" else export.xlsx_response
+            return respond(queryset, filename)
         return super().get(request, *args, **kwargs)
 
     def search_queryset(self, queryset):
         if not self.is_searching:
             return queryset
         region = ClientDBSettings.load(request_or_site=self.request).default_phone_region
-        return queryset.filter(customer_search_q(self.search_query, region))
+        return listing.search(queryset, self.search_query, region)
 
     def order_queryset(self, queryset):
-        ordering = self.ordering or self.default_ordering
-        descending = ordering.startswith("-")
-        key = ordering.lstrip("-")
-        fields = [F(f) if isinstance(f, str) else f for f in ORDERINGS[key]]
-        if key == "bookings_count":
-            # "Most bookings": the count decides, then the name, always A→Z.
-            first = fields[0].desc() if descending else fields[0].asc()
-            return queryset.order_by(first, *ORDERINGS["name"], "pk")
-        fields = [f.desc() if descending else f.asc() for f in fields]
-        return queryset.order_by(*fields, "-pk" if descending else "pk")
+        return listing.order(queryset, self.ordering)
 
     @cached_property
     def columns(self):
@@ -462,4 +423,6 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("import/<int:job_id>/mapping/", imports.MappingView.as_view(), name="import_mapping"),
             path("import/<int:job_id>/status/", imports.StatusView.as_view(), name="import_status"),
             path("import/<int:job_id>/report/", imports.ReportView.as_view(), name="import_report"),
+            path("export/<int:job_id>/", imports.ExportJobView.as_view(), name="export_job"),
+            path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
         ]

