@@ -503,3 +503,20 @@ def test_large_files_run_in_the_background(login, manager, settings, django_capt
     job.refresh_from_db()
     assert job.status == "imported" and Customer.objects.count() == 3
     assert client.get(customer_url("import_status", job.pk)).json() == {"status": "imported", "rows_done": 3, "rows_total": 3, "running": False}
+
+
+def test_losing_the_branch_before_confirming_imports_nothing(login, staff_a, branch_a):
+    from wagtail_clientdb.models import BranchMembership
+
+    client = login(staff_a)
+    job = job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS)))
+    BranchMembership.objects.filter(user=staff_a).delete()
+    response = confirm(client, job)
+    assert response.status_code == 302 and response.url == reverse("wagtailadmin_home")
+    from wagtail_clientdb.imports import runner
+
+    job.refresh_from_db()
+    runner.execute(job, dry_run=False)  # a queued task checks again when it runs
+    job.refresh_from_db()
+    assert job.status == "failed" and "not a member of any branch" in job.error
+    assert not Customer.objects.exists()

@@ -14,16 +14,6 @@ from .models import ExportJob, JobStatus
 logger = logging.getLogger(__name__)
 
 
-def viewer_for_export(job):
-    """The exporting user, re-read when the task runs (permissions may have changed)."""
-    user = job.created_by
-    if scope.is_branch_manager(user):
-        return scope.Viewer(user, True)
-    if job.branch_id and scope.member_branches(user).filter(pk=job.branch_id).exists():
-        return scope.Viewer(user, False, (job.branch,))
-    return scope.Viewer(user, False)
-
-
 def start_export_job(request, viewer, export_format):
     from .tasks import run_export_job as task
 
@@ -37,7 +27,7 @@ def start_export_job(request, viewer, export_format):
 
 
 def run_export_job(job):
-    viewer = viewer_for_export(job)
+    viewer = scope.viewer_for_job(job.created_by, job.branch)
     queryset = listing.customers_as_listed(viewer, QueryDict(job.query))
     try:
         with tempfile.TemporaryFile() as output:

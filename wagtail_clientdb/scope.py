@@ -90,6 +90,17 @@ def viewer_for_request(request):
     return viewer
 
 
+def viewer_for_job(user, branch):
+    """The viewer of work started earlier (a background import or export), checked again now:
+    a user who lost the branch in the meantime sees nothing. Staff act in their branch; a
+    manager acts company-wide, or as ``branch`` when one was chosen (the import command).
+    """
+    manager = is_branch_manager(user)
+    if branch is not None and (manager or member_branches(user).filter(pk=branch.pk).exists()):
+        return Viewer(user, False, (branch,))
+    return Viewer(user, manager)
+
+
 def branch_choices_for(user):
     """Branches a user may switch the admin to (branch staff only)."""
     if is_branch_manager(user):

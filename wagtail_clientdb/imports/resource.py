@@ -21,13 +21,14 @@ from import_export.instance_loaders import BaseInstanceLoader
 from taggit.models import Tag
 
 from .. import overrides, scope
-from ..contact import normalise_email, parse_phone
+from ..contact import normalise_email
 from ..models import (
     Branch,
     ConsentChannel,
     ConsentEvent,
     Customer,
     CustomerGroup,
+    CustomerOverride,
     CustomerSource,
     TaggedCustomer,
 )
@@ -68,6 +69,7 @@ class ImportSettings:
 
 
 def _key(raw, clean):
+    """A match key from a raw cell (``None`` when empty or unreadable)."""
     try:
         return clean(cell_text(raw)) or None
     except Exception:  # an unreadable key is reported by row cleaning, not here
@@ -78,26 +80,24 @@ class MatchingLoader(BaseInstanceLoader):
     """Finds the customer a row means: external ID, then email, then phone (E.164).
 
     Candidates are the customers the importing user may see, loaded in one query per
-    chunk with their tags, groups and branches (and locked, during a real import). An
-    external ID that belongs to a customer the user cannot see is refused without saying
-    whose it is.
+    chunk (locked, during a real import), with their tags, groups, branches and the
+    branch's local values in one query each. An external ID that belongs to a customer
+    the user cannot see is refused without saying whose it is.
     """
 
     def __init__(self, resource, dataset=None):
         super().__init__(resource, dataset)
-        region = resource.settings.phone_region
-        self.keys = []
+        context = resource.row_context
+        self.rows = {}
         for row in dataset.dict:
-            self.keys.append(
-                (
-                    _key(row.get(columns.EXTERNAL_ID), str.strip),
-                    _key(row.get(columns.EMAIL), normalise_email),
-                    _key(row.get(columns.PHONE), lambda text: parse_phone(text, region).e164),
-                )
+            self.rows[row[LINE]] = (
+                _key(row.get(columns.EXTERNAL_ID), str.strip),
+                _key(row.get(columns.EMAIL), normalise_email),
+                _key(row.get(columns.PHONE), lambda text: context.parse_phone(text).e164),
             )
-        external_ids = {k[0] for k in self.keys if k[0]}
-        emails = {k[1] for k in self.keys if k[1]}
-        phones = {k[2] for k in self.keys if k[2]}
+        external_ids = {k[0] for k in self.rows.values() if k[0]}
+        emails = {k[1] for k in self.rows.values() if k[1]}
+        phones = {k[2] for k in self.rows.values() if k[2]}
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
         self.foreign_external_ids = set()
         if not (external_ids or emails or phones):
@@ -107,7 +107,9 @@ class MatchingLoader(BaseInstanceLoader):
         )
         if resource.lock_rows:
             candidates = candidates.select_for_update(of=("self",))
-        for customer in candidates.select_related("home_branch").prefetch_related("tags", "groups", "branches"):
+        candidates = list(candidates.select_related("home_branch"))
+        attach_relations(candidates, resource.settings.viewer.branch)
+        for customer in candidates:
             if customer.external_id:
                 self.by_external_id[customer.external_id] = customer
             if customer.email:
@@ -119,10 +121,9 @@ class MatchingLoader(BaseInstanceLoader):
             self.foreign_external_ids = set(
                 Customer.objects.filter(external_id__in=unseen).values_list("external_id", flat=True)
             )
-        self.rows = {row[LINE]: keys for row, keys in zip(dataset.dict, self.keys)}
 
     def get_instance(self, row):
-        external_id, email, phone = self.rows.get(row[LINE], (None, None, None)) if hasattr(self, "rows") else (None,) * 3
+        external_id, email, phone = self.rows[row[LINE]]
         if external_id:
             if external_id in self.by_external_id:
                 return self.by_external_id[external_id]
@@ -139,6 +140,24 @@ class MatchingLoader(BaseInstanceLoader):
             if matches:
                 return matches[0]
         return None
+
+
+def attach_relations(customers, branch):
+    """Tag names, group and branch ids, and the branch's local values, one query each."""
+    by_pk = {customer.pk: customer for customer in customers}
+    for customer in customers:
+        customer.tag_names, customer.group_ids, customer.branch_ids = [], set(), set()
+        customer.branch_override = None
+    pks = list(by_pk)
+    for pk, name in TaggedCustomer.objects.filter(content_object_id__in=pks).values_list("content_object_id", "tag__name"):
+        by_pk[pk].tag_names.append(name)
+    for pk, group_id in Customer.groups.through.objects.filter(customer_id__in=pks).values_list("customer_id", "customergroup_id"):
+        by_pk[pk].group_ids.add(group_id)
+    for pk, branch_id in Customer.branches.through.objects.filter(customer_id__in=pks).values_list("customer_id", "branch_id"):
+        by_pk[pk].branch_ids.add(branch_id)
+    if branch is not None:
+        for override in CustomerOverride.objects.filter(customer_id__in=pks, branch=branch):
+            by_pk[override.customer_id].branch_override = override
 
 
 class CustomerImportResource(resources.ModelResource):
@@ -251,10 +270,10 @@ class CustomerImportResource(resources.ModelResource):
             instance.marketing_consent = values.consent
             plan.consent = values.consent
             plan.changed = True
-        if values.tags is not None and sorted(values.tags) != sorted(t.name for t in instance.tags.all()):
+        if values.tags is not None and sorted(values.tags) != sorted(instance.tag_names):
             plan.tags = values.tags
             plan.changed = True
-        if values.groups is not None and {g.pk for g in values.groups} != {g.pk for g in instance.groups.all()}:
+        if values.groups is not None and {g.pk for g in values.groups} != instance.group_ids:
             plan.groups = values.groups
             plan.changed = True
         if values.branches is not None:
@@ -274,7 +293,7 @@ class CustomerImportResource(resources.ModelResource):
             if wanted != "all":
                 raise ValidationError({columns.BRANCHES: [str(scope.ALL_BRANCHES_IS_FINAL)]})
             return
-        elif wanted != "all" and {b.pk for b in wanted} == {b.pk for b in instance.branches.all()}:
+        elif wanted != "all" and {b.pk for b in wanted} == instance.branch_ids:
             return
         instance.shared_with_all_branches = wanted == "all"
         plan.branches = [] if wanted == "all" else list(wanted)
@@ -285,8 +304,8 @@ class CustomerImportResource(resources.ModelResource):
         refused = [
             target
             for target, given in (
-                (columns.TAGS, values.tags is not None and sorted(values.tags) != sorted(t.name for t in instance.tags.all())),
-                (columns.GROUPS, values.groups is not None and {g.pk for g in values.groups} != {g.pk for g in instance.groups.all()}),
+                (columns.TAGS, values.tags is not None and sorted(values.tags) != sorted(instance.tag_names)),
+                (columns.GROUPS, values.groups is not None and {g.pk for g in values.groups} != instance.group_ids),
                 (columns.CONSENT, values.consent is not None and values.consent != instance.marketing_consent),
                 (columns.EXTERNAL_ID, values.fields.get("external_id", instance.external_id) != instance.external_id),
             )
@@ -296,8 +315,7 @@ class CustomerImportResource(resources.ModelResource):
             raise ValidationError(
                 {target: [_("Only the head office can change this for a shared customer.")] for target in refused}
             )
-        override = getattr(instance, "_branch_override", None)
-        effective = overrides.EffectiveCustomer(instance, override)
+        effective = overrides.EffectiveCustomer(instance, instance.branch_override)
         local = {name: value for name, value in values.fields.items() if name in overrides.OVERRIDABLE_FIELDS}
         changed = {name: value for name, value in local.items() if effective.value(name) != value}
         changed_attributes = {k: v for k, v in values.attributes.items() if v is not None and effective.attributes.get(k) != v}

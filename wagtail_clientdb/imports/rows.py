@@ -54,6 +54,15 @@ class RowContext:
             self.branches[branch.slug.casefold()] = branch
             self.branches[branch.name.casefold()] = branch
         self.attribute_definitions = attribute_definitions
+        self._phones = {}
+
+    def parse_phone(self, text):
+        """Phone parsing is the slowest check; matching and cleaning share one parse per number."""
+        if text not in self._phones:
+            if len(self._phones) > 10_000:
+                self._phones.clear()
+            self._phones[text] = parse_phone(text, self.phone_region)
+        return self._phones[text]
 
 
 def cell_text(value):
@@ -177,10 +186,10 @@ def clean_row(cells, context):
         values.fields["email"] = email
 
     def clean_phone(text):
-        parsed = parse_phone(_check_length(text, _limit("phone_raw")), context.phone_region)
+        parsed = context.parse_phone(_check_length(text, _limit("phone_raw")))
         if isinstance(cells.get(columns.PHONE), int) and text.startswith(context.country_code):
             # A number cell lost the "+" of an international number (Excel does that).
-            international = parse_phone("+" + text, context.phone_region)
+            international = context.parse_phone("+" + text)
             parsed = international if international.e164 else parsed
         values.fields["phone_raw"] = parsed.raw
         values.fields["phone"] = parsed.e164

@@ -85,19 +85,6 @@ def remember_mapping(job):
         )
 
 
-def viewer_for_job(job):
-    """The importing user as a viewer, through the branch the import was started in.
-
-    Re-read when the job runs: a user who lost the branch in the meantime imports nothing.
-    """
-    user = job.created_by
-    manager = scope.is_branch_manager(user)
-    if job.branch_id and (manager or scope.member_branches(user).filter(pk=job.branch_id).exists()):
-        # Branch staff import into their branch; a manager may import as any branch (the command's --branch).
-        return scope.Viewer(user, False, (job.branch,))
-    return scope.Viewer(user, manager)
-
-
 def effective_targets(job, viewer):
     """The mapping, minus what the importing user may not set: branch staff never set branches."""
     targets = list(job.targets)
@@ -173,7 +160,7 @@ def data_rows(job):
 
 def run(job, *, dry_run, on_progress=None):
     """Preview (``dry_run``) or import a job's file. Returns the Outcome; updates the job."""
-    viewer = viewer_for_job(job)
+    viewer = scope.viewer_for_job(job.created_by, job.branch)
     if viewer.sees_nothing:
         raise FileProblem(_("You are not a member of any branch, so you cannot import customers."))
     targets = effective_targets(job, viewer)
