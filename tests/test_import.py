@@ -409,6 +409,30 @@ def test_bad_files_get_a_clear_message_and_change_nothing(login, manager, settin
     assert not Customer.objects.exists()
 
 
+def xlsx_with_dimension(ref):
+    import re
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([["Name", "Email"], ["Anna", "anna@example.com"]])))
+    members = {}
+    for name in source.namelist():
+        data = source.read(name)
+        if name == "xl/worksheets/sheet1.xml":
+            data = re.sub(rb'<dimension ref="[^"]+"\s*/>', b'<dimension ref="' + ref + b'"/>', data)
+        members[name] = data
+    return zip_bytes(members)
+
+
+def test_negative_declared_worksheet_size_is_refused(login, manager):
+    response = upload(login(manager), "odd.xlsx", xlsx_with_dimension(b"A1:B-5"))
+    assert "could not be read" in " ".join(response.context["form"].errors["file"])
+
+
+def test_huge_declared_worksheet_size_is_not_padded_out(login, manager):
+    response = upload(login(manager), "huge.xlsx", xlsx_with_dimension(b"A1:XFD1048576"))
+    assert job_of(response).counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 0}
+
+
 def test_too_large_files_are_refused(login, manager, settings):
     settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_FILE_SIZE": 1000}
     response = upload(login(manager), "big.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(200)]]))

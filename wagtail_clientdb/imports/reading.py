@@ -166,16 +166,21 @@ def _cell(value):
 
 
 def _calamine_rows(stream):
-    from python_calamine import CalamineError, CalamineWorkbook
+    from python_calamine import CalamineError
 
-    stream.seek(0)
     try:
-        workbook = CalamineWorkbook.from_filelike(stream)
-        sheet = workbook.get_sheet_by_index(0)
+        yield from _calamine_sheet_rows(stream)
     except (CalamineError, ValueError, OSError) as error:
         if "password" in str(error).lower() or "encrypt" in str(error).lower():
             raise FileProblem(_("The workbook is password-protected. Save it without a password and try again."))
         raise FileProblem(_("The workbook could not be read: %(error)s") % {"error": error})
+
+
+def _calamine_sheet_rows(stream):
+    from python_calamine import CalamineWorkbook
+
+    stream.seek(0)
+    sheet = CalamineWorkbook.from_filelike(stream).get_sheet_by_index(0)
     if sheet.width > conf.get("IMPORT_MAX_COLUMNS"):
         raise FileProblem(_("The worksheet has more than %(max)s columns.") % {"max": conf.get("IMPORT_MAX_COLUMNS")})
     for row in sheet.iter_rows():
