@@ -82,3 +82,15 @@ def test_group_attribute_and_branch_listings_search_and_filter(login, manager, d
 
 def test_branch_staff_see_only_their_branches(login, staff_a, branch_b, data):
     assert login(staff_a).get(url("branch", "edit", branch_b.pk)).status_code in (302, 404)
+
+
+@pytest.mark.parametrize("language, words", [("de", ["Kunden", "Buchungen", "Erstellt am"]), ("fr", ["Clients", "Réservations", "Créé le"])])
+def test_the_admin_speaks_german_and_french(login, manager, data, language, words):
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = language
+    profile.save()
+    html = login(manager).get(url("customer")).content.decode()
+    for word in words:
+        assert word in html
