@@ -544,3 +544,21 @@ def test_losing_the_branch_before_confirming_imports_nothing(login, staff_a, bra
     job.refresh_from_db()
     assert job.status == "failed" and "not a member of any branch" in job.error
     assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_an_export_made_in_german_or_french_reimports_unchanged(login, manager, language, branch_a):
+    from wagtail.users.models import UserProfile
+
+    CustomerGroup.objects.create(name="VIP")
+    anna = make_customer(first_name="Anna", email="anna@example.com", external_id="K-9", shared_with_all_branches=True)
+    anna.tags.add("blonde")
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = language
+    profile.save()
+    client = login(manager)
+    exported = b"".join(client.get(customer_url("list"), {"export": "csv"}).streaming_content)
+    assert ("Vorname" if language == "de" else "Prénom") in exported.decode("utf-8-sig")
+    response = upload(client, "export.csv", exported)
+    assert "mapping" not in response.url
+    assert job_of(response).counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0}

@@ -18,6 +18,7 @@ from openpyxl.cell import WriteOnlyCell
 
 from . import attribute_types
 from .contact import format_phone
+from .imports import columns as fields
 from .models import AttributeDefinition, AttributeTarget
 from .spreadsheets import clean_xlsx_text, neutralise_csv
 
@@ -36,31 +37,32 @@ def describe_branches(customer):
 
 def export_columns():
     """``(heading, value getter)`` for each exported column, attributes last."""
-    columns = [
-        (_("First name"), lambda c: c.eff_first_name),
-        (_("Last name"), lambda c: c.eff_last_name),
-        (_("Email"), lambda c: c.eff_email),
-        (_("Phone"), lambda c: format_phone(c.eff_phone, c.eff_phone_raw)),
-        (_("Notes"), lambda c: c.eff_notes),
-        (_("Birthday"), lambda c: c.eff_birthday),
-        (_("Marketing consent"), lambda c: 1 if c.marketing_consent else 0),
-        (_("Groups"), lambda c: ", ".join(group.name for group in c.groups.all())),
-        (_("Tags"), lambda c: ", ".join(sorted(tag.name for tag in c.tags.all()))),
-        (_("Branches"), describe_branches),
-        (_("Bookings"), lambda c: c.bookings_count),
-        (_("Source"), lambda c: c.source),
-        (_("External ID"), lambda c: c.external_id),
-        (_("Created"), lambda c: timezone.localtime(c.created_at).replace(microsecond=0, tzinfo=None)),
-    ]
+    values = {
+        fields.FIRST_NAME: lambda c: c.eff_first_name,
+        fields.LAST_NAME: lambda c: c.eff_last_name,
+        fields.EMAIL: lambda c: c.eff_email,
+        fields.PHONE: lambda c: format_phone(c.eff_phone, c.eff_phone_raw),
+        fields.NOTES: lambda c: c.eff_notes,
+        fields.BIRTHDAY: lambda c: c.eff_birthday,
+        fields.CONSENT: lambda c: 1 if c.marketing_consent else 0,
+        fields.GROUPS: lambda c: ", ".join(group.name for group in c.groups.all()),
+        fields.TAGS: lambda c: ", ".join(sorted(tag.name for tag in c.tags.all())),
+        fields.BRANCHES: describe_branches,
+        "bookings": lambda c: c.bookings_count,
+        "source": lambda c: c.source,
+        fields.EXTERNAL_ID: lambda c: c.external_id,
+        "created": lambda c: timezone.localtime(c.created_at).replace(microsecond=0, tzinfo=None),
+    }
+    headed = [(str(heading), values[target]) for target, heading in fields.EXPORT_HEADINGS.items()]
     definitions = AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True)
     for definition in definitions.order_by("sort_order", "label"):
-        columns.append(
+        headed.append(
             (
                 definition.key,
                 lambda c, d=definition: attribute_types.to_python(d, (c.eff_attributes or {}).get(d.key)),
             )
         )
-    return columns
+    return headed
 
 
 def iter_rows(queryset, columns):
@@ -115,7 +117,8 @@ def write_xlsx(queryset, output, columns=None):
 
 
 def csv_response(queryset, filename):
-    response = StreamingHttpResponse(stream_csv(queryset), content_type="text/csv; charset=utf-8")
+    # The headings are made now, in the admin user's language; the rows stream later.
+    response = StreamingHttpResponse(stream_csv(queryset, export_columns()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 

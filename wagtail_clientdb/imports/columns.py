@@ -6,12 +6,14 @@ our own export writes. A file without a header row in the plain layout — A nam
 C email, D notes, E marketing consent — needs no mapping at all.
 """
 
+import functools
 import hashlib
 import re
 import string
 import unicodedata
 from dataclasses import dataclass
 
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -48,6 +50,27 @@ FIELD_LABELS = {
     EXTERNAL_ID: gettext_lazy("External ID"),
 }
 
+#: Headings of our export, by what each column holds; an import recognises them in every
+#: language of the admin, so an export re-imports whatever language it was made in.
+EXPORT_HEADINGS = {
+    FIRST_NAME: gettext_lazy("First name"),
+    LAST_NAME: gettext_lazy("Last name"),
+    EMAIL: gettext_lazy("Email"),
+    PHONE: gettext_lazy("Phone"),
+    NOTES: gettext_lazy("Notes"),
+    BIRTHDAY: gettext_lazy("Birthday"),
+    CONSENT: gettext_lazy("Marketing consent"),
+    GROUPS: gettext_lazy("Groups"),
+    TAGS: gettext_lazy("Tags"),
+    BRANCHES: gettext_lazy("Branches"),
+    "bookings": gettext_lazy("Bookings"),
+    "source": gettext_lazy("Source"),
+    EXTERNAL_ID: gettext_lazy("External ID"),
+    "created": gettext_lazy("Created"),
+}
+#: Export columns an import leaves alone: counted or set by the system.
+EXPORT_ONLY_COLUMNS = ("bookings", "source", "created")
+
 #: Columns that identify a person: a file needs at least one of them.
 IDENTIFYING = (NAME, FIRST_NAME, LAST_NAME, EMAIL, PHONE, EXTERNAL_ID)
 
@@ -68,8 +91,6 @@ SYNONYMS = {
     BRANCHES: ["branches", "branch", "locations", "location", "filialen", "filiale", "standorte", "standort", "filiales", "succursales", "agences"],
     EXTERNAL_ID: ["external id", "customer id", "id", "kunden-id", "externe id", "identifiant", "identifiant externe", "référence externe"],
 }
-#: Columns our export writes that are not imported (counted or set by the system).
-EXPORT_ONLY = ["bookings", "bookings here", "source", "created", "buchungen", "quelle", "erstellt", "réservations", "créé"]
 
 
 _PHONE_LIKE = re.compile(r"[\d\s+()./\-]{4,}")
@@ -82,13 +103,20 @@ def normalise_header(text):
     return text.strip()
 
 
-_FIELD_BY_HEADER = {normalise_header(synonym): target for target, synonyms in SYNONYMS.items() for synonym in synonyms}
-_EXPORT_ONLY = {normalise_header(header) for header in EXPORT_ONLY}
+@functools.cache
+def _known_headers():
+    """Normalised header → target: the synonyms, plus our export headings in every admin language."""
+    known = {normalise_header(synonym): target for target, synonyms in SYNONYMS.items() for synonym in synonyms}
+    for language in ("en", "de", "fr"):
+        with translation.override(language):
+            for target, heading in EXPORT_HEADINGS.items():
+                known.setdefault(normalise_header(str(heading)), target)
+    return known
 
 
 def is_export_only(header):
     """Columns our export writes that an import ignores on purpose (counts, dates, source)."""
-    return normalise_header(header) in _EXPORT_ONLY
+    return _known_headers().get(normalise_header(header)) in EXPORT_ONLY_COLUMNS
 
 
 def column_letter(index):
@@ -133,10 +161,11 @@ def target_choices():
 def match_header(header, attribute_lookup=None):
     """The target a header names (IGNORE when unknown or an export-only column)."""
     normalised = normalise_header(header)
-    if not normalised or normalised in _EXPORT_ONLY:
+    target = _known_headers().get(normalised)
+    if not normalised or target in EXPORT_ONLY_COLUMNS:
         return IGNORE
-    if normalised in _FIELD_BY_HEADER:
-        return _FIELD_BY_HEADER[normalised]
+    if target:
+        return target
     for target, definition in (attribute_lookup if attribute_lookup is not None else attribute_targets()).items():
         if normalised in (normalise_header(definition.key), normalise_header(definition.label)):
             return target
