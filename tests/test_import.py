@@ -562,3 +562,23 @@ def test_an_export_made_in_german_or_french_reimports_unchanged(login, manager, 
     response = upload(client, "export.csv", exported)
     assert "mapping" not in response.url
     assert job_of(response).counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0}
+
+
+def test_formulas_with_computed_values_import_the_value_not_the_formula(login, manager):
+    import re
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([["Name", "Email", "Notes"], ["Anna", "anna@example.com", "=1+1"]])))
+    members = {}
+    for name in source.namelist():
+        data = source.read(name)
+        if name == "xl/worksheets/sheet1.xml":
+            # As Excel saves it: the formula and its last computed value.
+            data = re.sub(rb"<f>1\+1</f>(<v>\s*</v>|<v/>)?", b"<f>1+1</f><v>2</v>", data)
+            assert b"<v>2</v>" in data
+        members[name] = data
+    client = login(manager)
+    job = job_of(upload(client, "computed.xlsx", zip_bytes(members)))
+    assert job.counts["new"] == 1
+    confirm(client, job)
+    assert Customer.objects.get().notes == "2"
