@@ -120,3 +120,16 @@ def test_upcoming_appointments(db, branch_a):
 def test_str_falls_back_to_email_and_phone(db):
     assert str(make_customer(email="x@example.com")) == "x@example.com"
     assert str(make_customer(phone_raw="+49 170 1234567")) == "+49 170 1234567"
+
+
+def test_bulk_update_writes_every_field_type(db, branch_a):
+    from wagtail_clientdb import bulk
+
+    first = make_customer(first_name="A", attributes={"x": 1}, shared_with_all_branches=True)
+    second = make_customer(first_name="B", home_branch=branch_a, birthday=datetime.date(1990, 1, 1))
+    first.first_name, first.attributes, first.birthday, first.marketing_consent = "Ä'; drop", {"x": [1, "ü"]}, datetime.date(2000, 2, 29), True
+    second.first_name, second.attributes, second.birthday, second.home_branch = "B2", {}, None, None
+    bulk.bulk_update(Customer, [first, second], ["first_name", "attributes", "birthday", "marketing_consent", "home_branch"])
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.first_name, first.attributes, first.birthday, first.marketing_consent) == ("Ä'; drop", {"x": [1, "ü"]}, datetime.date(2000, 2, 29), True)
+    assert (second.first_name, second.attributes, second.birthday, second.home_branch) == ("B2", {}, None, None)

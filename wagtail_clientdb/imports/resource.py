@@ -20,7 +20,7 @@ from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 from taggit.models import Tag
 
-from .. import overrides, scope
+from .. import bulk, overrides, scope
 from ..contact import normalise_email
 from ..models import (
     Branch,
@@ -39,22 +39,6 @@ LINE = "__line__"
 #: How many cells a row has beyond the header row (ragged rows).
 EXTRA_CELLS = "__extra_cells__"
 
-#: Columns bulk_update writes; an import changes only these.
-UPDATE_FIELDS = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone_raw",
-    "phone",
-    "notes",
-    "birthday",
-    "marketing_consent",
-    "external_id",
-    "attributes",
-    "home_branch",
-    "shared_with_all_branches",
-    "updated_at",
-]
 
 
 class ImportSettings:
@@ -197,7 +181,9 @@ class CustomerImportResource(resources.ModelResource):
         return Customer(source=CustomerSource.IMPORT)
 
     def get_bulk_update_fields(self):
-        return UPDATE_FIELDS
+        """Only the columns some row of the batch changes."""
+        changed = set().union(*(instance._import.fields for instance in self.update_instances))
+        return sorted(changed) + ["updated_at"]
 
     # --- One row -------------------------------------------------------------------------------------
 
@@ -261,15 +247,15 @@ class CustomerImportResource(resources.ModelResource):
         for name, value in values.fields.items():
             if getattr(instance, name) != value:
                 setattr(instance, name, value)
-                plan.changed = True
+                plan.change(name)
         new_attributes = {**instance.attributes, **{k: v for k, v in values.attributes.items() if v is not None}}
         if new_attributes != instance.attributes:
             instance.attributes = new_attributes
-            plan.changed = True
+            plan.change("attributes")
         if values.consent is not None and values.consent != instance.marketing_consent:
             instance.marketing_consent = values.consent
             plan.consent = values.consent
-            plan.changed = True
+            plan.change("marketing_consent")
         if values.tags is not None and sorted(values.tags) != sorted(instance.tag_names):
             plan.tags = values.tags
             plan.changed = True
@@ -288,14 +274,16 @@ class CustomerImportResource(resources.ModelResource):
             if wanted != "all":
                 wanted = list({*wanted, instance.home_branch})
             instance.home_branch = None
-            plan.changed = True
+            plan.change("home_branch")
         elif instance.shared_with_all_branches:
             if wanted != "all":
                 raise ValidationError({columns.BRANCHES: [str(scope.ALL_BRANCHES_IS_FINAL)]})
             return
         elif wanted != "all" and {b.pk for b in wanted} == instance.branch_ids:
             return
-        instance.shared_with_all_branches = wanted == "all"
+        if instance.shared_with_all_branches != (wanted == "all"):
+            instance.shared_with_all_branches = wanted == "all"
+            plan.change("shared_with_all_branches")
         plan.branches = [] if wanted == "all" else list(wanted)
         plan.changed = True
 
@@ -354,7 +342,12 @@ class CustomerImportResource(resources.ModelResource):
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         written = list(self.update_instances) if (using_transactions or not dry_run) else []
-        super().bulk_update(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        if written:
+            try:
+                bulk.bulk_update(Customer, written, self.get_bulk_update_fields())
+            except Exception as error:
+                self.handle_import_error(result, error, raise_errors)
+        self.update_instances.clear()
         written += self.local_value_instances if (using_transactions or not dry_run) else []
         self.local_value_instances.clear()
         self._save_related(written, result, raise_errors)
@@ -373,12 +366,18 @@ class ImportPlan:
 
     def __init__(self):
         self.changed = False
+        #: Columns of the customer's own row that change.
+        self.fields = set()
         self.tags = None
         self.groups = None
         self.branches = None
         self.consent = None
         self.local_values = None
         self.only_local = False
+
+    def change(self, field_name):
+        self.fields.add(field_name)
+        self.changed = True
 
 
 def save_related(instances, viewer, user):
