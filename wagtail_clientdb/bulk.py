@@ -37,3 +37,28 @@ def bulk_update(model, instances, field_names, *, using="default"):
                 f"WHERE t.{quote(pk.column)} = v.{quote(pk.column)}",
                 params,
             )
+
+
+def insert_links(model, owner, target, pairs, *, using="default"):
+    """Insert rows of a link table (``owner`` id, ``target`` id) without making model instances.
+
+    On PostgreSQL one ``INSERT … SELECT unnest(…)`` per call; elsewhere ``bulk_create``.
+    """
+    if not pairs:
+        return
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        model.objects.using(using).bulk_create(
+            [model(**{f"{owner}_id": owner_id, f"{target}_id": target_id}) for owner_id, target_id in pairs],
+            batch_size=BATCH_SIZE,
+        )
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    owner_column, target_column = meta.get_field(owner).column, meta.get_field(target).column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({quote(owner_column)}, {quote(target_column)}) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
+            [[owner_id for owner_id, _t in pairs], [target_id for _o, target_id in pairs]],
+        )

@@ -338,7 +338,7 @@ class CustomerImportResource(resources.ModelResource):
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         written = list(self.create_instances) if (using_transactions or not dry_run) else []
         super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
-        self._save_related(written, result, raise_errors)
+        self._save_related(written, result, raise_errors, new=True)
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         written = list(self.update_instances) if (using_transactions or not dry_run) else []
@@ -350,13 +350,13 @@ class CustomerImportResource(resources.ModelResource):
         self.update_instances.clear()
         written += self.local_value_instances if (using_transactions or not dry_run) else []
         self.local_value_instances.clear()
-        self._save_related(written, result, raise_errors)
+        self._save_related(written, result, raise_errors, new=False)
 
-    def _save_related(self, instances, result, raise_errors):
+    def _save_related(self, instances, result, raise_errors, *, new):
         if not instances:
             return
         try:
-            save_related(instances, self.settings.viewer, self.consent_user)
+            save_related(instances, self.settings.viewer, self.consent_user, new=new)
         except Exception as error:
             self.handle_import_error(result, error, raise_errors)
 
@@ -380,16 +380,19 @@ class ImportPlan:
         self.changed = True
 
 
-def save_related(instances, viewer, user):
-    """Tags, groups, branches, consent events and local values of a batch, in bulk."""
+def save_related(instances, viewer, user, *, new):
+    """Tags, groups, branches, consent events and local values of a batch, in bulk.
+
+    ``new``: the customers were just created, so they have no links to replace yet.
+    """
     plans = [(customer, customer._import) for customer in instances]
-    _replace_through(
-        Customer.groups.through, "customer_id", "customergroup_id",
-        [(c.pk, [g.pk for g in p.groups]) for c, p in plans if p.groups is not None],
+    _replace_links(
+        Customer.groups.through, "customer", "customergroup",
+        [(c.pk, [g.pk for g in p.groups]) for c, p in plans if p.groups is not None], new,
     )
-    _replace_through(
-        Customer.branches.through, "customer_id", "branch_id",
-        [(c.pk, [b.pk for b in p.branches]) for c, p in plans if p.branches is not None],
+    _replace_links(
+        Customer.branches.through, "customer", "branch",
+        [(c.pk, [b.pk for b in p.branches]) for c, p in plans if p.branches is not None], new,
     )
     tagged = [(c.pk, p.tags) for c, p in plans if p.tags is not None]
     if tagged:
@@ -397,8 +400,8 @@ def save_related(instances, viewer, user):
         tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
         for name in names - set(tags):
             tags[name], _created = Tag.objects.get_or_create(name=name)
-        _replace_through(
-            TaggedCustomer, "content_object_id", "tag_id", [(pk, [tags[name].pk for name in names_]) for pk, names_ in tagged]
+        _replace_links(
+            TaggedCustomer, "content_object", "tag", [(pk, [tags[name].pk for name in names_]) for pk, names_ in tagged], new
         )
     ConsentEvent.objects.bulk_create(
         ConsentEvent(customer=c, given=p.consent, channel=ConsentChannel.IMPORT, recorded_by=user)
@@ -411,11 +414,9 @@ def save_related(instances, viewer, user):
             overrides.save_local_values(customer, viewer.branch, fields, attributes=attribute_values, user=user)
 
 
-def _replace_through(model, owner, target, rows):
+def _replace_links(model, owner, target, rows, new):
     if not rows:
         return
-    model.objects.filter(**{f"{owner}__in": [pk for pk, _targets in rows]}).delete()
-    model.objects.bulk_create(
-        [model(**{owner: pk, target: target_pk}) for pk, targets in rows for target_pk in dict.fromkeys(targets)],
-        batch_size=1000,
-    )
+    if not new:
+        model.objects.filter(**{f"{owner}_id__in": [pk for pk, _targets in rows]}).delete()
+    bulk.insert_links(model, owner, target, [(pk, target_pk) for pk, targets in rows for target_pk in dict.fromkeys(targets)])
