@@ -7,6 +7,7 @@ customers are exported.
 
 import csv
 import datetime
+import itertools
 import tempfile
 from decimal import Decimal
 
@@ -17,41 +18,67 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 from . import attribute_types
-from .contact import format_phone
 from .imports import columns as fields
-from .models import AttributeDefinition, AttributeTarget
+from .models import AttributeDefinition, AttributeTarget, Customer, TaggedCustomer
 from .spreadsheets import clean_xlsx_text, neutralise_csv
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
 
 
-def describe_branches(customer):
+#: The listing's columns an export reads: values, not model instances, because building
+#: a million model objects costs far more than writing their rows.
+ROW_FIELDS = (
+    "pk",
+    "eff_first_name",
+    "eff_last_name",
+    "eff_email",
+    "eff_phone",
+    "eff_phone_raw",
+    "eff_notes",
+    "eff_birthday",
+    "marketing_consent",
+    "bookings_count",
+    "source",
+    "external_id",
+    "created_at",
+    "eff_attributes",
+    "home_branch__slug",
+    "shared_with_all_branches",
+)
+
+
+def describe_branches(row):
     """The sharing of a customer, as import reads it back: ``*`` for all, else branch slugs."""
-    if customer.home_branch_id:
-        return customer.home_branch.slug
-    if customer.shared_with_all_branches:
+    if row["home_branch__slug"]:
+        return row["home_branch__slug"]
+    if row["shared_with_all_branches"]:
         return "*"
-    return ", ".join(sorted(branch.slug for branch in customer.branches.all()))
+    return ", ".join(sorted(row["branch_slugs"]))
 
 
 def export_columns():
-    """``(heading, value getter)`` for each exported column, attributes last."""
+    """``(heading, value getter)`` for each exported column, attributes last.
+
+    Phones are written in E.164 (``+491701234567``): unambiguous, readable, and read back
+    by any import; a number that could not be read is written as it was typed.
+    """
+    tz = timezone.get_current_timezone()
     values = {
-        fields.FIRST_NAME: lambda c: c.eff_first_name,
-        fields.LAST_NAME: lambda c: c.eff_last_name,
-        fields.EMAIL: lambda c: c.eff_email,
-        fields.PHONE: lambda c: format_phone(c.eff_phone, c.eff_phone_raw),
-        fields.NOTES: lambda c: c.eff_notes,
-        fields.BIRTHDAY: lambda c: c.eff_birthday,
-        fields.CONSENT: lambda c: 1 if c.marketing_consent else 0,
-        fields.GROUPS: lambda c: ", ".join(group.name for group in c.groups.all()),
-        fields.TAGS: lambda c: ", ".join(sorted(tag.name for tag in c.tags.all())),
+        fields.FIRST_NAME: lambda r: r["eff_first_name"],
+        fields.LAST_NAME: lambda r: r["eff_last_name"],
+        fields.EMAIL: lambda r: r["eff_email"],
+        fields.PHONE: lambda r: r["eff_phone"] or r["eff_phone_raw"],
+        fields.NOTES: lambda r: r["eff_notes"],
+        fields.BIRTHDAY: lambda r: r["eff_birthday"],
+        fields.CONSENT: lambda r: 1 if r["marketing_consent"] else 0,
+        fields.GROUPS: lambda r: ", ".join(sorted(r["group_names"])),
+        fields.TAGS: lambda r: ", ".join(sorted(r["tag_names"])),
         fields.BRANCHES: describe_branches,
-        "bookings": lambda c: c.bookings_count,
-        "source": lambda c: c.source,
-        fields.EXTERNAL_ID: lambda c: c.external_id,
-        "created": lambda c: timezone.localtime(c.created_at).replace(microsecond=0, tzinfo=None),
+        "bookings": lambda r: r["bookings_count"],
+        "source": lambda r: r["source"],
+        fields.EXTERNAL_ID: lambda r: r["external_id"],
+        "created": lambda r: r["created_at"].astimezone(tz).replace(microsecond=0, tzinfo=None),
     }
     headed = [(str(heading), values[target]) for target, heading in fields.EXPORT_HEADINGS.items()]
     definitions = AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True)
@@ -59,16 +86,35 @@ def export_columns():
         headed.append(
             (
                 definition.key,
-                lambda c, d=definition: attribute_types.to_python(d, (c.eff_attributes or {}).get(d.key)),
+                lambda r, d=definition: attribute_types.to_python(d, (r["eff_attributes"] or {}).get(d.key)),
             )
         )
     return headed
 
 
+def iter_records(queryset):
+    """The customers of a listing queryset as dicts, with their group names, tag names and
+    branch slugs, read in chunks: one query for the rows and one per relation and chunk."""
+    rows = queryset.prefetch_related(None).values_list(*ROW_FIELDS).iterator(chunk_size=CHUNK_SIZE)
+    while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
+        records = {values[0]: dict(zip(ROW_FIELDS, values), group_names=[], tag_names=[], branch_slugs=[]) for values in chunk}
+        pks = list(records)
+        links = (
+            ("group_names", Customer.groups.through.objects.filter(customer_id__in=pks).values_list("customer_id", "customergroup__name")),
+            ("tag_names", TaggedCustomer.objects.filter(content_object_id__in=pks).values_list("content_object_id", "tag__name")),
+            ("branch_slugs", Customer.branches.through.objects.filter(customer_id__in=pks).values_list("customer_id", "branch__slug")),
+        )
+        for key, pairs in links:
+            for pk, name in pairs:
+                records[pk][key].append(name)
+        yield from records.values()
+
+
 def iter_rows(queryset, columns):
     yield [heading for heading, _getter in columns]
-    for customer in queryset.iterator(chunk_size=CHUNK_SIZE):
-        yield [getter(customer) for _heading, getter in columns]
+    getters = [getter for _heading, getter in columns]
+    for record in iter_records(queryset):
+        yield [getter(record) for getter in getters]
 
 
 def _csv_cell(value):

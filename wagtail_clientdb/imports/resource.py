@@ -244,7 +244,7 @@ class CustomerImportResource(resources.ModelResource):
         plan.changed = True
 
     def _update(self, instance, values, plan):
-        for name, value in values.fields.items():
+        for name, value in same_number_unchanged(values.fields, instance.phone).items():
             if getattr(instance, name) != value:
                 setattr(instance, name, value)
                 plan.change(name)
@@ -304,7 +304,8 @@ class CustomerImportResource(resources.ModelResource):
                 {target: [_("Only the head office can change this for a shared customer.")] for target in refused}
             )
         effective = overrides.EffectiveCustomer(instance, instance.branch_override)
-        local = {name: value for name, value in values.fields.items() if name in overrides.OVERRIDABLE_FIELDS}
+        given = same_number_unchanged(values.fields, effective.value("phone"))
+        local = {name: value for name, value in given.items() if name in overrides.OVERRIDABLE_FIELDS}
         changed = {name: value for name, value in local.items() if effective.value(name) != value}
         changed_attributes = {k: v for k, v in values.attributes.items() if v is not None and effective.attributes.get(k) != v}
         if changed or changed_attributes:
@@ -359,6 +360,14 @@ class CustomerImportResource(resources.ModelResource):
             save_related(instances, self.settings.viewer, self.consent_user, new=new)
         except Exception as error:
             self.handle_import_error(result, error, raise_errors)
+
+
+def same_number_unchanged(fields, current_phone):
+    """The same phone number written another way (``0170 1234567`` for ``+491701234567``)
+    is no change: the number as first typed stays."""
+    if fields.get("phone") and fields["phone"] == current_phone:
+        return {name: value for name, value in fields.items() if name not in ("phone", "phone_raw")}
+    return fields
 
 
 class ImportPlan:
