@@ -7,6 +7,8 @@ instead; elsewhere it falls back to ``bulk_update``.
 """
 
 from django.db import connections
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 BATCH_SIZE = 1000
 
@@ -60,3 +62,11 @@ def insert_links(model, owner, target, pairs, *, using="default"):
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
             [[owner_id for owner_id, _t in pairs], [target_id for _o, target_id in pairs]],
         )
+
+
+def in_ids(column, ids, *, using="default"):
+    """A filter "``column`` is one of ``ids``". On PostgreSQL ``= ANY(array)``: one parameter
+    instead of thousands, which costs less to send and plan."""
+    if connections[using].vendor != "postgresql":
+        return Q(**{f"{column}__in": ids})
+    return RawSQL(f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (list(ids),), output_field=BooleanField())

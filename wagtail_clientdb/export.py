@@ -11,16 +11,17 @@ import itertools
 import tempfile
 from decimal import Decimal
 
+from django.db.models import TextField, Value
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from . import attribute_types
+from . import attribute_types, bulk
 from .imports import columns as fields
 from .models import AttributeDefinition, AttributeTarget, Customer, TaggedCustomer
-from .spreadsheets import clean_xlsx_text, neutralise_csv
+from .spreadsheets import SUSPECT_START, clean_xlsx_text, needs_neutralising
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
@@ -48,85 +49,120 @@ ROW_FIELDS = (
 )
 
 
-def describe_branches(row):
+_AT = {name: index for index, name in enumerate(ROW_FIELDS)}
+
+
+def _field(name):
+    index = _AT[name]
+    return lambda record: record[0][index]
+
+
+def _text(getter):
+    """Mark a getter whose values are always text: CSV writes them without type checks."""
+    getter.is_text = True
+    return getter
+
+
+def describe_branches(record):
     """The sharing of a customer, as import reads it back: ``*`` for all, else branch slugs."""
-    if row["home_branch__slug"]:
-        return row["home_branch__slug"]
-    if row["shared_with_all_branches"]:
+    row, _groups, _tags, slugs = record
+    if row[_AT["home_branch__slug"]]:
+        return row[_AT["home_branch__slug"]]
+    if row[_AT["shared_with_all_branches"]]:
         return "*"
-    return ", ".join(sorted(row["branch_slugs"]))
+    return ", ".join(sorted(slugs))
 
 
 def export_columns():
     """``(heading, value getter)`` for each exported column, attributes last.
 
-    Phones are written in E.164 (``+491701234567``): unambiguous, readable, and read back
-    by any import; a number that could not be read is written as it was typed.
+    A getter takes a record of :func:`iter_records`. Phones are written in E.164
+    (``+491701234567``): unambiguous, readable, and read back by any import; a number that
+    could not be read is written as it was typed.
     """
     tz = timezone.get_current_timezone()
+    phone, phone_raw, created, attributes, consent = (
+        _AT[name] for name in ("eff_phone", "eff_phone_raw", "created_at", "eff_attributes", "marketing_consent")
+    )
     values = {
-        fields.FIRST_NAME: lambda r: r["eff_first_name"],
-        fields.LAST_NAME: lambda r: r["eff_last_name"],
-        fields.EMAIL: lambda r: r["eff_email"],
-        fields.PHONE: lambda r: r["eff_phone"] or r["eff_phone_raw"],
-        fields.NOTES: lambda r: r["eff_notes"],
-        fields.BIRTHDAY: lambda r: r["eff_birthday"],
-        fields.CONSENT: lambda r: 1 if r["marketing_consent"] else 0,
-        fields.GROUPS: lambda r: ", ".join(sorted(r["group_names"])),
-        fields.TAGS: lambda r: ", ".join(sorted(r["tag_names"])),
-        fields.BRANCHES: describe_branches,
-        "bookings": lambda r: r["bookings_count"],
-        "source": lambda r: r["source"],
-        fields.EXTERNAL_ID: lambda r: r["external_id"],
-        "created": lambda r: r["created_at"].astimezone(tz).replace(microsecond=0, tzinfo=None),
+        fields.FIRST_NAME: _text(_field("eff_first_name")),
+        fields.LAST_NAME: _text(_field("eff_last_name")),
+        fields.EMAIL: _text(_field("eff_email")),
+        fields.PHONE: _text(lambda r: r[0][phone] or r[0][phone_raw]),
+        fields.NOTES: _text(_field("eff_notes")),
+        fields.BIRTHDAY: _field("eff_birthday"),
+        fields.CONSENT: lambda r: 1 if r[0][consent] else 0,
+        fields.GROUPS: _text(lambda r: ", ".join(sorted(r[1]))),
+        fields.TAGS: _text(lambda r: ", ".join(sorted(r[2]))),
+        fields.BRANCHES: _text(describe_branches),
+        "bookings": _field("bookings_count"),
+        "source": _text(_field("source")),
+        fields.EXTERNAL_ID: _text(_field("external_id")),
+        "created": lambda r: r[0][created].astimezone(tz).replace(microsecond=0, tzinfo=None),
     }
     headed = [(str(heading), values[target]) for target, heading in fields.EXPORT_HEADINGS.items()]
     definitions = AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True)
     for definition in definitions.order_by("sort_order", "label"):
         headed.append(
-            (
-                definition.key,
-                lambda r, d=definition: attribute_types.to_python(d, (r["eff_attributes"] or {}).get(d.key)),
-            )
+            (definition.key, lambda r, d=definition: attribute_types.to_python(d, (r[0][attributes] or {}).get(d.key)))
         )
     return headed
 
 
-def iter_records(queryset):
-    """The customers of a listing queryset as dicts, with their group names, tag names and
-    branch slugs, read in chunks: one query for the rows and one per relation and chunk."""
-    rows = queryset.prefetch_related(None).values_list(*ROW_FIELDS).iterator(chunk_size=CHUNK_SIZE)
+def iter_records(queryset, *, with_attributes=True):
+    """The customers of a listing queryset as records ``(values of ROW_FIELDS, group names, tag
+    names, branch slugs)``, read in chunks: one query for the rows, one per relation and chunk.
+    Without attribute columns, the attribute values are not even read."""
+    selected = [
+        Value(None, output_field=TextField()) if name == "eff_attributes" and not with_attributes else name
+        for name in ROW_FIELDS
+    ]
+    rows = queryset.prefetch_related(None).values_list(*selected).iterator(chunk_size=CHUNK_SIZE)
     while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
-        records = {values[0]: dict(zip(ROW_FIELDS, values), group_names=[], tag_names=[], branch_slugs=[]) for values in chunk}
-        pks = list(records)
-        links = (
-            ("group_names", Customer.groups.through.objects.filter(customer_id__in=pks).values_list("customer_id", "customergroup__name")),
-            ("tag_names", TaggedCustomer.objects.filter(content_object_id__in=pks).values_list("content_object_id", "tag__name")),
-            ("branch_slugs", Customer.branches.through.objects.filter(customer_id__in=pks).values_list("customer_id", "branch__slug")),
+        pks = [values[0] for values in chunk]
+        groups, tags, slugs = (
+            _names_by_customer(Customer.groups.through, "customer_id", "customergroup__name", pks),
+            _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
+            _names_by_customer(Customer.branches.through, "customer_id", "branch__slug", pks),
         )
-        for key, pairs in links:
-            for pk, name in pairs:
-                records[pk][key].append(name)
-        yield from records.values()
+        for values in chunk:
+            pk = values[0]
+            yield values, groups.get(pk, ()), tags.get(pk, ()), slugs.get(pk, ())
+
+
+def _names_by_customer(model, owner, name, pks):
+    names = {}
+    for pk, value in model.objects.filter(bulk.in_ids(owner, pks)).values_list(owner, name):
+        names.setdefault(pk, []).append(value)
+    return names
+
+
+def _has_attribute_columns(columns):
+    return len(columns) > len(fields.EXPORT_HEADINGS)
 
 
 def iter_rows(queryset, columns):
     yield [heading for heading, _getter in columns]
     getters = [getter for _heading, getter in columns]
-    for record in iter_records(queryset):
+    for record in iter_records(queryset, with_attributes=_has_attribute_columns(columns)):
         yield [getter(record) for getter in getters]
 
 
 def _csv_cell(value):
+    kind = type(value)
+    if kind is str:
+        return "'" + value if needs_neutralising(value) else value
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "1" if value else "0"
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
-    if isinstance(value, (int, Decimal, float)):
+    if kind is datetime.datetime:
+        return value.isoformat(sep=" ")
+    if kind is datetime.date:
+        return value.isoformat()
+    if kind in (int, Decimal, float):
         return str(value)
-    return neutralise_csv(str(value))
+    return _csv_cell(str(value))
 
 
 class _Echo:
@@ -134,12 +170,29 @@ class _Echo:
         return value
 
 
+def _csv_formatter(getter):
+    if getattr(getter, "is_text", False):
+
+        def text_cell(record):
+            value = getter(record)
+            # The first-character test spares the call for nearly every cell.
+            if value and value[0] in SUSPECT_START and needs_neutralising(value):
+                return "'" + value
+            return value
+
+        return text_cell
+    return lambda record: _csv_cell(getter(record))
+
+
 def stream_csv(queryset, columns=None):
     """CSV text, chunk by chunk: UTF-8 with a BOM, so that Excel reads umlauts right."""
+    columns = columns or export_columns()
     writer = csv.writer(_Echo())
     yield CSV_BOM
-    for row in iter_rows(queryset, columns or export_columns()):
-        yield writer.writerow([_csv_cell(value) for value in row])
+    yield writer.writerow([heading for heading, _getter in columns])
+    formatters = [_csv_formatter(getter) for _heading, getter in columns]
+    for record in iter_records(queryset, with_attributes=_has_attribute_columns(columns)):
+        yield writer.writerow([format_cell(record) for format_cell in formatters])
 
 
 def _xlsx_cell(sheet, value):

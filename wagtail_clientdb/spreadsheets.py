@@ -16,8 +16,12 @@ CONTROL_TRIGGERS = "\t\r\n\0"
 ILLEGAL_XLSX_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
+#: First characters after which a cell may be run as a formula (checked before anything else).
+SUSPECT_START = frozenset(FORMULA_TRIGGERS + CONTROL_TRIGGERS + " \x0b\x0c")
+
+
 def needs_neutralising(text):
-    if not text:
+    if not text or text[0] not in SUSPECT_START:
         return False
     if text[0] in CONTROL_TRIGGERS:
         return True
