@@ -74,7 +74,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     inspect_view_class = AppointmentInspectView
     list_display = [
         Column("start", label=_("Start"), accessor=local_start, sort_key="start"),
-        Column("customer", label=_("Customer")),
+        Column("customer", label=_("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
         Column("service", label=_("Service"), sort_key="service"),
         Column("branch", label=_("Branch")),
         Column("staff", label=_("Staff member")),
