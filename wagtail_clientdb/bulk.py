@@ -66,7 +66,9 @@ def insert_links(model, owner, target, pairs, *, using="default"):
 
 def in_ids(column, ids, *, using="default"):
     """A filter "``column`` is one of ``ids``". On PostgreSQL ``= ANY(array)``: one parameter
-    instead of thousands, which costs less to send and plan."""
+    instead of thousands, which costs less to send and plan. The array goes as its text
+    form, which is cheaper to build than letting the driver adapt a list item by item."""
     if connections[using].vendor != "postgresql":
         return Q(**{f"{column}__in": ids})
-    return RawSQL(f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (list(ids),), output_field=BooleanField())
+    array = "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+    return RawSQL(f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (array,), output_field=BooleanField())

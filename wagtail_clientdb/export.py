@@ -7,6 +7,7 @@ customers are exported.
 
 import csv
 import datetime
+import io
 import itertools
 import tempfile
 from decimal import Decimal
@@ -47,105 +48,101 @@ ROW_FIELDS = (
     "home_branch__slug",
     "shared_with_all_branches",
 )
+(
+    _PK, _FIRST_NAME, _LAST_NAME, _EMAIL, _PHONE, _PHONE_RAW, _NOTES, _BIRTHDAY, _CONSENT,
+    _BOOKINGS, _SOURCE, _EXTERNAL_ID, _CREATED, _ATTRIBUTES, _HOME_BRANCH, _ALL_BRANCHES,
+) = range(len(ROW_FIELDS))
+
+#: The standard columns, in the order of the cells of :meth:`ExportColumns.row_chunks`.
+STANDARD_COLUMNS = (
+    fields.FIRST_NAME, fields.LAST_NAME, fields.EMAIL, fields.PHONE, fields.NOTES, fields.BIRTHDAY,
+    fields.CONSENT, fields.GROUPS, fields.TAGS, fields.BRANCHES, "bookings", "source", fields.EXTERNAL_ID, "created",
+)
+#: Standard columns of text that people typed: the ones a spreadsheet could run as formulas.
+TEXT_COLUMNS = {
+    fields.FIRST_NAME, fields.LAST_NAME, fields.EMAIL, fields.PHONE, fields.NOTES,
+    fields.GROUPS, fields.TAGS, fields.BRANCHES, fields.EXTERNAL_ID,
+}
 
 
-_AT = {name: index for index, name in enumerate(ROW_FIELDS)}
+class ExportColumns:
+    """The columns of one export: the standard ones, then one per active customer attribute.
 
-
-def _field(name):
-    index = _AT[name]
-    return lambda record: record[0][index]
-
-
-def _text(getter):
-    """Mark a getter whose values are always text: CSV writes them without type checks."""
-    getter.is_text = True
-    return getter
-
-
-def describe_branches(record):
-    """The sharing of a customer, as import reads it back: ``*`` for all, else branch slugs."""
-    row, _groups, _tags, slugs = record
-    if row[_AT["home_branch__slug"]]:
-        return row[_AT["home_branch__slug"]]
-    if row[_AT["shared_with_all_branches"]]:
-        return "*"
-    return ", ".join(sorted(slugs))
-
-
-def export_columns():
-    """``(heading, value getter)`` for each exported column, attributes last.
-
-    A getter takes a record of :func:`iter_records`. Phones are written in E.164
-    (``+491701234567``): unambiguous, readable, and read back by any import; a number that
-    could not be read is written as it was typed.
+    Made when the export is asked for, so that the headings are in the language of the
+    user who asked, even when the rows are written later.
     """
-    tz = timezone.get_current_timezone()
-    phone, phone_raw, created, attributes, consent = (
-        _AT[name] for name in ("eff_phone", "eff_phone_raw", "created_at", "eff_attributes", "marketing_consent")
-    )
-    values = {
-        fields.FIRST_NAME: _text(_field("eff_first_name")),
-        fields.LAST_NAME: _text(_field("eff_last_name")),
-        fields.EMAIL: _text(_field("eff_email")),
-        fields.PHONE: _text(lambda r: r[0][phone] or r[0][phone_raw]),
-        fields.NOTES: _text(_field("eff_notes")),
-        fields.BIRTHDAY: _field("eff_birthday"),
-        fields.CONSENT: lambda r: 1 if r[0][consent] else 0,
-        fields.GROUPS: _text(lambda r: ", ".join(sorted(r[1]))),
-        fields.TAGS: _text(lambda r: ", ".join(sorted(r[2]))),
-        fields.BRANCHES: _text(describe_branches),
-        "bookings": _field("bookings_count"),
-        "source": _text(_field("source")),
-        fields.EXTERNAL_ID: _text(_field("external_id")),
-        "created": lambda r: r[0][created].astimezone(tz).replace(microsecond=0, tzinfo=None),
-    }
-    headed = [(str(heading), values[target]) for target, heading in fields.EXPORT_HEADINGS.items()]
-    definitions = AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True)
-    for definition in definitions.order_by("sort_order", "label"):
-        headed.append(
-            (definition.key, lambda r, d=definition: attribute_types.to_python(d, (r[0][attributes] or {}).get(d.key)))
+
+    def __init__(self):
+        self.definitions = list(
+            AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True).order_by(
+                "sort_order", "label"
+            )
         )
-    return headed
+        self.headings = [str(fields.EXPORT_HEADINGS[target]) for target in STANDARD_COLUMNS]
+        self.headings += [definition.key for definition in self.definitions]
+        self.timezone = timezone.get_current_timezone()
+
+    def row_chunks(self, queryset):
+        """Lists of rows of cells (Python values), one list per chunk of customers.
+
+        Phones are written in E.164 (``+491701234567``): unambiguous, readable, and read
+        back by any import; a number that could not be read is written as it was typed.
+        Branches are written as import reads them back: ``*`` for all, else branch slugs.
+        The cells are in the order of :data:`STANDARD_COLUMNS`, then the attributes.
+        """
+        tz, definitions = self.timezone, self.definitions
+        for chunk, groups, tags, slugs in _chunks(queryset, with_attributes=bool(definitions)):
+            rows = [
+                [
+                    values[_FIRST_NAME],
+                    values[_LAST_NAME],
+                    values[_EMAIL],
+                    values[_PHONE] or values[_PHONE_RAW],
+                    values[_NOTES],
+                    values[_BIRTHDAY],
+                    1 if values[_CONSENT] else 0,
+                    groups.get(values[_PK], ""),
+                    tags.get(values[_PK], ""),
+                    values[_HOME_BRANCH] or ("*" if values[_ALL_BRANCHES] else slugs.get(values[_PK], "")),
+                    values[_BOOKINGS],
+                    values[_SOURCE],
+                    values[_EXTERNAL_ID],
+                    values[_CREATED].astimezone(tz).replace(microsecond=0, tzinfo=None),
+                ]
+                for values in chunk
+            ]
+            if definitions:
+                for row, values in zip(rows, chunk):
+                    stored = values[_ATTRIBUTES] or {}
+                    row += [attribute_types.to_python(d, stored.get(d.key)) for d in definitions]
+            yield rows
 
 
-def iter_records(queryset, *, with_attributes=True):
-    """The customers of a listing queryset as records ``(values of ROW_FIELDS, group names, tag
-    names, branch slugs)``, read in chunks: one query for the rows, one per relation and chunk.
-    Without attribute columns, the attribute values are not even read."""
+def _chunks(queryset, *, with_attributes=True):
+    """The customers of a listing queryset in chunks: ``(values of ROW_FIELDS per customer,
+    and by customer pk: group names, tag names, branch slugs, each sorted and joined)``.
+    One query for the rows, one per relation and chunk. Without attribute columns, the
+    attribute values are not even read."""
     selected = [
         Value(None, output_field=TextField()) if name == "eff_attributes" and not with_attributes else name
         for name in ROW_FIELDS
     ]
     rows = queryset.prefetch_related(None).values_list(*selected).iterator(chunk_size=CHUNK_SIZE)
     while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
-        pks = [values[0] for values in chunk]
-        groups, tags, slugs = (
+        pks = [values[_PK] for values in chunk]
+        yield (
+            chunk,
             _names_by_customer(Customer.groups.through, "customer_id", "customergroup__name", pks),
             _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
             _names_by_customer(Customer.branches.through, "customer_id", "branch__slug", pks),
         )
-        for values in chunk:
-            pk = values[0]
-            yield values, groups.get(pk, ()), tags.get(pk, ()), slugs.get(pk, ())
 
 
 def _names_by_customer(model, owner, name, pks):
     names = {}
     for pk, value in model.objects.filter(bulk.in_ids(owner, pks)).values_list(owner, name):
         names.setdefault(pk, []).append(value)
-    return names
-
-
-def _has_attribute_columns(columns):
-    return len(columns) > len(fields.EXPORT_HEADINGS)
-
-
-def iter_rows(queryset, columns):
-    yield [heading for heading, _getter in columns]
-    getters = [getter for _heading, getter in columns]
-    for record in iter_records(queryset, with_attributes=_has_attribute_columns(columns)):
-        yield [getter(record) for getter in getters]
+    return {pk: ", ".join(sorted(values)) for pk, values in names.items()}
 
 
 def _csv_cell(value):
@@ -165,34 +162,32 @@ def _csv_cell(value):
     return _csv_cell(str(value))
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_formatter(getter):
-    if getattr(getter, "is_text", False):
-
-        def text_cell(record):
-            value = getter(record)
-            # The first-character test spares the call for nearly every cell.
-            if value and value[0] in SUSPECT_START and needs_neutralising(value):
-                return "'" + value
-            return value
-
-        return text_cell
-    return lambda record: _csv_cell(getter(record))
-
-
 def stream_csv(queryset, columns=None):
-    """CSV text, chunk by chunk: UTF-8 with a BOM, so that Excel reads umlauts right."""
-    columns = columns or export_columns()
-    writer = csv.writer(_Echo())
-    yield CSV_BOM
-    yield writer.writerow([heading for heading, _getter in columns])
-    formatters = [_csv_formatter(getter) for _heading, getter in columns]
-    for record in iter_records(queryset, with_attributes=_has_attribute_columns(columns)):
-        yield writer.writerow([format_cell(record) for format_cell in formatters])
+    """CSV text, chunk by chunk: UTF-8 with a BOM, so that Excel reads umlauts right.
+
+    Standard cells are written as they are (the csv module writes ``None`` as empty and
+    dates in ISO form); only their text is checked for formula triggers, and only where
+    the first character is suspect, which spares the check for nearly every cell.
+    """
+    columns = columns or ExportColumns()
+    text_positions = [index for index, target in enumerate(STANDARD_COLUMNS) if target in TEXT_COLUMNS]
+    attribute_positions = range(len(STANDARD_COLUMNS), len(columns.headings))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns.headings)
+    yield CSV_BOM + buffer.getvalue()
+    for rows in columns.row_chunks(queryset):
+        for row in rows:
+            for index in text_positions:
+                text = row[index]
+                if text and text[0] in SUSPECT_START and needs_neutralising(text):
+                    row[index] = "'" + text
+            for index in attribute_positions:
+                row[index] = _csv_cell(row[index])
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(rows)
+        yield buffer.getvalue()
 
 
 def _xlsx_cell(sheet, value):
@@ -208,16 +203,19 @@ def _xlsx_cell(sheet, value):
 
 
 def write_xlsx(queryset, output, columns=None):
+    columns = columns or ExportColumns()
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(_("Customers"))
-    for row in iter_rows(queryset, columns or export_columns()):
-        sheet.append([_xlsx_cell(sheet, value) for value in row])
+    sheet.append([_xlsx_cell(sheet, heading) for heading in columns.headings])
+    for rows in columns.row_chunks(queryset):
+        for row in rows:
+            sheet.append([_xlsx_cell(sheet, value) for value in row])
     workbook.save(output)
 
 
 def csv_response(queryset, filename):
     # The headings are made now, in the admin user's language; the rows stream later.
-    response = StreamingHttpResponse(stream_csv(queryset, export_columns()), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(stream_csv(queryset, ExportColumns()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 from taggit.managers import TaggableManager
 from taggit.models import TaggedItemBase
@@ -114,6 +115,11 @@ class Customer(models.Model):
                 name="clientdb_local_customer_not_shared",
                 violation_error_message=_("A local customer cannot be shared with all branches."),
             ),
+        ]
+        indexes = [
+            # The listing's default order: its first page and a full export read the index
+            # instead of sorting every customer.
+            models.Index(Lower("last_name"), Lower("first_name"), "id", name="clientdb_customer_name_order"),
         ]
 
     def __str__(self):
