@@ -1,6 +1,7 @@
 """Import and export from the shell, large exports in the background, and export safety."""
 
 import csv
+import datetime
 import io
 
 import openpyxl
@@ -119,3 +120,20 @@ def test_exports_neutralise_formulas_and_keep_values(login, manager):
         assert (cell.data_type, cell.value) == ("s", text.replace("\r", "\n"))
     assert cells["Ctrl"][1].value == "abc"
     assert cells["Ctrl"][6].value == 0 and cells["Ctrl"][6].data_type == "n"  # numbers stay numbers
+
+
+def test_exports_write_dates_in_local_time_to_the_second(login, manager):
+    anna = make_customer(first_name="Anna", email="anna@example.com", birthday=datetime.date(1990, 2, 28), shared_with_all_branches=True)
+    # 23:30:15.7 UTC on New Year's Eve is 00:30:15 on New Year's Day in Berlin (the site's time zone).
+    Customer.objects.filter(pk=anna.pk).update(created_at=datetime.datetime(2025, 12, 31, 23, 30, 15, 700000, tzinfo=datetime.UTC))
+    client = login(manager)
+    body = b"".join(client.get(customer_url("list"), {"export": "csv"}).streaming_content)
+    header, row = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    cells = dict(zip(header, row))
+    assert (cells["Birthday"], cells["Created"]) == ("1990-02-28", "2026-01-01 00:30:15")
+
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(client.get(customer_url("list"), {"export": "xlsx"}).streaming_content)))
+    header, row = workbook.active.iter_rows(values_only=True)
+    cells = dict(zip(header, row))
+    assert cells["Birthday"] == datetime.datetime(1990, 2, 28)  # Excel has no date-only type
+    assert cells["Created"] == datetime.datetime(2026, 1, 1, 0, 30, 15)

@@ -12,7 +12,8 @@ import itertools
 import tempfile
 from decimal import Decimal
 
-from django.db.models import TextField, Value
+from django.db.models import CharField, TextField, Value
+from django.db.models.functions import Cast, TruncSecond
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -90,8 +91,8 @@ class ExportColumns:
         Branches are written as import reads them back: ``*`` for all, else branch slugs.
         The cells are in the order of :data:`STANDARD_COLUMNS`, then the attributes.
         """
-        tz, definitions = self.timezone, self.definitions
-        for chunk, groups, tags, slugs in _chunks(queryset, with_attributes=bool(definitions)):
+        definitions = self.definitions
+        for chunk, groups, tags, slugs in _chunks(queryset, self.timezone, with_attributes=bool(definitions)):
             rows = [
                 [
                     values[_FIRST_NAME],
@@ -107,7 +108,7 @@ class ExportColumns:
                     values[_BOOKINGS],
                     values[_SOURCE],
                     values[_EXTERNAL_ID],
-                    values[_CREATED].astimezone(tz).replace(microsecond=0, tzinfo=None),
+                    values[_CREATED],
                 ]
                 for values in chunk
             ]
@@ -118,15 +119,17 @@ class ExportColumns:
             yield rows
 
 
-def _chunks(queryset, *, with_attributes=True):
+def _chunks(queryset, tz, *, with_attributes=True):
     """The customers of a listing queryset in chunks: ``(values of ROW_FIELDS per customer,
     and by customer pk: group names, tag names, branch slugs, each sorted and joined)``.
     One query for the rows, one per relation and chunk. Without attribute columns, the
-    attribute values are not even read."""
-    selected = [
-        Value(None, output_field=TextField()) if name == "eff_attributes" and not with_attributes else name
-        for name in ROW_FIELDS
-    ]
+    attribute values are not even read. The creation time comes as text in ``tz`` to the
+    second ("2026-03-01 14:05:09"), made by the database, which is cheaper than making a
+    datetime of every row and converting it."""
+    replaced = {"created_at": Cast(TruncSecond("created_at", tzinfo=tz), CharField())}
+    if not with_attributes:
+        replaced["eff_attributes"] = Value(None, output_field=TextField())
+    selected = [replaced.get(name, name) for name in ROW_FIELDS]
     rows = queryset.prefetch_related(None).values_list(*selected).iterator(chunk_size=CHUNK_SIZE)
     while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
         pks = [values[_PK] for values in chunk]
@@ -207,8 +210,10 @@ def write_xlsx(queryset, output, columns=None):
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(_("Customers"))
     sheet.append([_xlsx_cell(sheet, heading) for heading in columns.headings])
+    created = STANDARD_COLUMNS.index("created")
     for rows in columns.row_chunks(queryset):
         for row in rows:
+            row[created] = datetime.datetime.fromisoformat(row[created])
             sheet.append([_xlsx_cell(sheet, value) for value in row])
     workbook.save(output)
 
