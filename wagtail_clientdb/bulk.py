@@ -60,15 +60,21 @@ def insert_links(model, owner, target, pairs, *, using="default"):
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({quote(owner_column)}, {quote(target_column)}) "
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
-            [[owner_id for owner_id, _t in pairs], [target_id for _o, target_id in pairs]],
+            [_bigint_array(owner_id for owner_id, _t in pairs), _bigint_array(target_id for _o, target_id in pairs)],
         )
 
 
 def in_ids(column, ids, *, using="default"):
     """A filter "``column`` is one of ``ids``". On PostgreSQL ``= ANY(array)``: one parameter
-    instead of thousands, which costs less to send and plan. The array goes as its text
-    form, which is cheaper to build than letting the driver adapt a list item by item."""
+    instead of thousands, which costs less to send and plan."""
     if connections[using].vendor != "postgresql":
         return Q(**{f"{column}__in": ids})
-    array = "{" + ",".join(str(int(pk)) for pk in ids) + "}"
-    return RawSQL(f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (array,), output_field=BooleanField())
+    return RawSQL(
+        f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (_bigint_array(ids),), output_field=BooleanField()
+    )
+
+
+def _bigint_array(ids):
+    """A PostgreSQL array of ids in its text form ``{1,2,3}``: cheaper to build than letting
+    the driver adapt a list item by item."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"

@@ -55,6 +55,7 @@ class RowContext:
             self.branches[branch.name.casefold()] = branch
         self.attribute_definitions = attribute_definitions
         self._phones = {}
+        self._tags = {}
 
     def parse_phone(self, text):
         """Phone parsing is the slowest check; matching and cleaning share one parse per number."""
@@ -63,6 +64,14 @@ class RowContext:
                 self._phones.clear()
             self._phones[text] = parse_phone(text, self.phone_region)
         return self._phones[text]
+
+    def parse_tags(self, text):
+        """Tag cells repeat ("regular, vip" on many rows): each is parsed once."""
+        if text not in self._tags:
+            if len(self._tags) > 10_000:
+                self._tags.clear()
+            self._tags[text] = [tag[:100] for tag in parse_tags(text)]
+        return list(self._tags[text])
 
 
 def cell_text(value):
@@ -209,7 +218,7 @@ def clean_row(cells, context):
         values.groups = [context.groups[name.casefold()] for name in names]
 
     def clean_tags(text):
-        values.tags = [tag[:100] for tag in parse_tags(text)]
+        values.tags = context.parse_tags(text)
 
     def clean_branches(text):
         if text.casefold() in ALL_BRANCHES_WORDS:
