@@ -238,6 +238,25 @@ def test_no_row_is_silently_dropped(login, manager, hair, since):
     assert job.counts["updated"] == 1
 
 
+def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeypatch):
+    """Files are read and saved in chunks; every chunk counts, and duplicates are found across them."""
+    from wagtail_clientdb.imports import runner
+
+    monkeypatch.setattr(runner, "CHUNK_ROWS", 4)
+    existing = make_customer(first_name="Old", email="c9@example.com")
+    rows = [["First name", "Email", "Tags"]] + [[f"C{i}", f"c{i}@example.com", "regular"] for i in range(11)]
+    rows.append(["Again", "c1@example.com", ""])  # line 13, the same email as line 3, two chunks earlier
+    client = login(manager)
+    job = job_of(upload(client, "long.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 10, "updated": 1, "unchanged": 0, "invalid": 1}
+    assert job.invalid_rows == [{"line": 13, "column": "Email", "message": "The same value as line 3 of this file."}]
+    confirm(client, job, import_valid_rows="on", sharing="all")
+    assert Customer.objects.count() == 11
+    existing.refresh_from_db()
+    assert existing.first_name == "C9" and list(existing.tags.names()) == ["regular"]
+    assert Customer.objects.filter(tags__name="regular").count() == 11
+
+
 # --- Matching ------------------------------------------------------------------------------------------------
 
 

@@ -180,11 +180,11 @@ def run(job, *, dry_run, on_progress=None):
     with contextlib.nullcontext() if dry_run else transaction.atomic():
         while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
             # Per row: the mapped cells, how many cells it has beyond the header row, its line.
-            rows = (
+            chunk_cells = (
                 [raw[index] if index < len(raw) else None for index, _target in used] + [len(raw) - len(targets), line]
                 for line, raw in chunk
             )
-            dataset = tablib.Dataset(*rows, headers=headers)
+            dataset = tablib.Dataset(*chunk_cells, headers=headers)
             # After the first refused row of an all-or-nothing import, the rest is only checked.
             checking_only = dry_run or refuse_all
             result = resource.import_data(dataset, dry_run=checking_only, use_transactions=False, raise_errors=False)
