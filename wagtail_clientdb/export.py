@@ -23,7 +23,7 @@ from openpyxl.cell import WriteOnlyCell
 from . import attribute_types, bulk
 from .imports import columns as fields
 from .models import AttributeDefinition, AttributeTarget, Customer, TaggedCustomer
-from .spreadsheets import SUSPECT_START, clean_xlsx_text, needs_neutralising
+from .spreadsheets import SUSPECT_START, clean_xlsx_text, needs_neutralising, neutralise_csv
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
@@ -149,15 +149,14 @@ def _names_by_customer(model, owner, name, pks):
 
 
 def _csv_cell(value):
+    """An attribute value as CSV text (attribute types hold no datetimes)."""
     kind = type(value)
     if kind is str:
-        return "'" + value if needs_neutralising(value) else value
+        return neutralise_csv(value)
     if value is None:
         return ""
     if kind is bool:
         return "1" if value else "0"
-    if kind is datetime.datetime:
-        return value.isoformat(sep=" ")
     if kind is datetime.date:
         return value.isoformat()
     if kind in (int, Decimal, float):
