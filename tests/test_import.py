@@ -366,6 +366,34 @@ def test_tags_groups_and_branches_columns(login, manager, branch_a, branch_b):
     assert job.invalid_rows[0]["message"] == "Unknown group: Unknown group."
 
 
+
+def test_reimport_replaces_tags_groups_and_branches(login, manager, branch_a, branch_b):
+    vip, regulars = CustomerGroup.objects.create(name="VIP"), CustomerGroup.objects.create(name="Regulars")
+    linked = make_customer(first_name="Linked", email="linked@example.com", branches=[branch_a])
+    linked.tags.add("old")
+    linked.groups.add(vip)
+    bare = make_customer(first_name="Bare", email="bare@example.com", branches=[branch_a])
+    untouched = make_customer(first_name="Untouched", email="untouched@example.com", branches=[branch_a])
+    untouched.tags.add("old")
+    untouched.groups.add(vip)
+    rows = [
+        ["Name", "Email", "Tags", "Groups", "Branches"],
+        ["Linked", "linked@example.com", "new, fresh", "Regulars", "Beta Salon"],
+        ["Bare", "bare@example.com", "fresh", "VIP, Regulars", "alpha, beta"],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "r.csv", csv_bytes(rows)))
+    confirm(client, job)
+    job.refresh_from_db()
+    assert job.counts == {"new": 0, "updated": 2, "unchanged": 0, "invalid": 0}
+    assert sorted(linked.tags.names()) == ["fresh", "new"]
+    assert list(linked.groups.all()) == [regulars]
+    assert list(linked.branches.all()) == [branch_b]
+    assert sorted(bare.tags.names()) == ["fresh"]
+    assert set(bare.groups.all()) == {vip, regulars}
+    assert set(bare.branches.all()) == {branch_a, branch_b}
+    assert list(untouched.tags.names()) == ["old"] and list(untouched.groups.all()) == [vip]
+
 # --- Round trip ---------------------------------------------------------------------------------------------------
 
 

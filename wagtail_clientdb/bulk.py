@@ -1,4 +1,4 @@
-"""One UPDATE statement for many rows with different values.
+"""Writing many rows at once: one statement per batch instead of one per row.
 
 Django's ``bulk_update`` writes a ``CASE WHEN pk = … THEN …`` per field and row, which costs
 far more than the change itself for a few thousand rows (most of an import's time went
@@ -7,8 +7,8 @@ instead; elsewhere it falls back to ``bulk_update``.
 """
 
 from django.db import connections
-from django.db.models import BooleanField, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import Expression
 
 BATCH_SIZE = 1000
 
@@ -39,6 +39,36 @@ def bulk_update(model, instances, field_names, *, using="default"):
             )
 
 
+def insert(model, instances, *, using="default"):
+    """Insert new model instances and give them their primary keys.
+
+    On PostgreSQL the keys are drawn from the table's sequence in one query and the rows
+    sent with ``COPY``, which costs a fraction of an ``INSERT`` with a placeholder per
+    value; elsewhere ``bulk_create``.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        model.objects.using(using).bulk_create(instances, batch_size=BATCH_SIZE)
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(instances)],
+        )
+        for instance, (pk,) in zip(instances, cursor.fetchall()):
+            instance.pk = pk
+        column_list = ", ".join(quote(field.column) for field in fields)
+        with cursor.copy(f"COPY {quote(meta.db_table)} ({column_list}) FROM STDIN") as copy:
+            for instance in instances:
+                copy.write_row([field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields])
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = using
+
+
 def insert_links(model, owner, target, pairs, *, using="default"):
     """Insert rows of a link table (``owner`` id, ``target`` id) without making model instances.
 
@@ -64,14 +94,30 @@ def insert_links(model, owner, target, pairs, *, using="default"):
         )
 
 
-def in_ids(column, ids, *, using="default"):
-    """A filter "``column`` is one of ``ids``". On PostgreSQL ``= ANY(array)``: one parameter
-    instead of thousands, which costs less to send and plan."""
+def any_of(column, values, array_type="bigint", *, using="default"):
+    """A filter "``column`` is one of ``values``". On PostgreSQL ``= ANY(array)``: one
+    parameter instead of thousands, which costs less to send and plan."""
     if connections[using].vendor != "postgresql":
-        return Q(**{f"{column}__in": ids})
-    return RawSQL(
-        f"{connections[using].ops.quote_name(column)} = ANY(%s::bigint[])", (_bigint_array(ids),), output_field=BooleanField()
-    )
+        return Q(**{f"{column}__in": values})
+    return _AnyOf(F(column), _bigint_array(values) if array_type == "bigint" else list(values), array_type)
+
+
+class _AnyOf(Expression):
+    output_field = BooleanField()
+
+    def __init__(self, column, values, array_type):
+        super().__init__()
+        self.column, self.values, self.array_type = column, values, array_type
+
+    def get_source_expressions(self):
+        return [self.column]
+
+    def set_source_expressions(self, expressions):
+        (self.column,) = expressions
+
+    def as_sql(self, compiler, connection):
+        column_sql, params = compiler.compile(self.column)
+        return f"{column_sql} = ANY(%s::{self.array_type}[])", (*params, self.values)
 
 
 def _bigint_array(ids):

@@ -143,7 +143,7 @@ def _chunks(queryset, tz, *, with_attributes=True):
 
 def _names_by_customer(model, owner, name, pks):
     names = {}
-    for pk, value in model.objects.filter(bulk.in_ids(owner, pks)).values_list(owner, name):
+    for pk, value in model.objects.filter(bulk.any_of(owner, pks)).values_list(owner, name):
         names.setdefault(pk, []).append(value)
     return {pk: ", ".join(sorted(values)) for pk, values in names.items()}
 

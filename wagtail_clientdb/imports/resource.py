@@ -13,7 +13,6 @@ saving); this resource supplies what is ours:
 """
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from import_export import resources
@@ -21,7 +20,6 @@ from import_export.instance_loaders import BaseInstanceLoader
 from taggit.models import Tag
 
 from .. import bulk, overrides, scope
-from ..contact import normalise_email
 from ..models import (
     Branch,
     ConsentChannel,
@@ -33,12 +31,11 @@ from ..models import (
     TaggedCustomer,
 )
 from . import columns
-from .rows import RowContext, cell_text, clean_row
+from .rows import RowContext
 
+#: The dataset django-import-export walks has one column: each row's line in the file.
+#: The cells were checked before (:func:`.rows.check_row`); ``resource.checked`` holds them.
 LINE = "__line__"
-#: How many cells a row has beyond the header row (ragged rows).
-EXTRA_CELLS = "__extra_cells__"
-
 
 
 class ImportSettings:
@@ -52,46 +49,39 @@ class ImportSettings:
         self.may_edit_global = scope.branches_may_edit_global_customers()
 
 
-def _key(raw, clean):
-    """A match key from a raw cell (``None`` when empty or unreadable)."""
-    try:
-        return clean(cell_text(raw)) or None
-    except Exception:  # an unreadable key is reported by row cleaning, not here
-        return None
-
-
 class MatchingLoader(BaseInstanceLoader):
     """Finds the customer a row means: external ID, then email, then phone (E.164).
 
-    Candidates are the customers the importing user may see, loaded in one query per
-    chunk (locked, during a real import), with their tags, groups, branches and the
-    branch's local values in one query each. An external ID that belongs to a customer
+    Candidates are the customers the importing user may see, found with one query per
+    key column and loaded (locked, during a real import) with their tags, groups,
+    branches and the branch's local values in one query each. An external ID that belongs to a customer
     the user cannot see is refused without saying whose it is.
     """
 
     def __init__(self, resource, dataset=None):
         super().__init__(resource, dataset)
-        context = resource.row_context
-        self.rows = {}
-        for row in dataset.dict:
-            self.rows[row[LINE]] = (
-                _key(row.get(columns.EXTERNAL_ID), str.strip),
-                _key(row.get(columns.EMAIL), normalise_email),
-                _key(row.get(columns.PHONE), lambda text: context.parse_phone(text).e164),
-            )
-        external_ids = {k[0] for k in self.rows.values() if k[0]}
-        emails = {k[1] for k in self.rows.values() if k[1]}
-        phones = {k[2] for k in self.rows.values() if k[2]}
+        self.rows = {line: resource.checked[line].keys for line in dataset[LINE]}
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
         self.foreign_external_ids = set()
-        if not (external_ids or emails or phones):
-            return
-        candidates = resource.get_queryset().filter(
-            Q(external_id__in=external_ids) | Q(email__in=emails) | Q(phone__in=phones)
-        )
-        if resource.lock_rows:
-            candidates = candidates.select_for_update(of=("self",))
-        candidates = list(candidates.select_related("home_branch"))
+        keys = [
+            ("external_id", {k[0] for k in self.rows.values() if k[0]}),
+            ("email", {k[1] for k in self.rows.values() if k[1]}),
+            ("phone", {k[2] for k in self.rows.values() if k[2]}),
+        ]
+        visible = resource.get_queryset().order_by()
+        # One query per key, each served by its index (an OR of the three made PostgreSQL
+        # read the whole table), then the candidates loaded, and locked during a real import.
+        pks = set()
+        for column, values in keys:
+            if values:
+                pks.update(visible.filter(bulk.any_of(column, values, "text")).values_list("pk", flat=True))
+        if pks:
+            candidates = Customer.objects.filter(bulk.any_of("id", pks)).order_by()
+            if resource.lock_rows:
+                candidates = candidates.select_for_update(of=("self",))
+            candidates = list(candidates.select_related("home_branch"))
+        else:
+            candidates = []
         attach_relations(candidates, resource.settings.viewer.branch)
         for customer in candidates:
             if customer.external_id:
@@ -100,10 +90,10 @@ class MatchingLoader(BaseInstanceLoader):
                 self.by_email.setdefault(customer.email, []).append(customer)
             if customer.phone:
                 self.by_phone.setdefault(customer.phone, []).append(customer)
-        unseen = external_ids - set(self.by_external_id)
+        unseen = keys[0][1] - set(self.by_external_id)
         if unseen:
             self.foreign_external_ids = set(
-                Customer.objects.filter(external_id__in=unseen).values_list("external_id", flat=True)
+                Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True)
             )
 
     def get_instance(self, row):
@@ -132,15 +122,17 @@ def attach_relations(customers, branch):
     for customer in customers:
         customer.tag_names, customer.group_ids, customer.branch_ids = [], set(), set()
         customer.branch_override = None
+    if not by_pk:
+        return
     pks = list(by_pk)
-    for pk, name in TaggedCustomer.objects.filter(content_object_id__in=pks).values_list("content_object_id", "tag__name"):
+    for pk, name in TaggedCustomer.objects.filter(bulk.any_of("content_object_id", pks)).values_list("content_object_id", "tag__name"):
         by_pk[pk].tag_names.append(name)
-    for pk, group_id in Customer.groups.through.objects.filter(customer_id__in=pks).values_list("customer_id", "customergroup_id"):
+    for pk, group_id in Customer.groups.through.objects.filter(bulk.any_of("customer_id", pks)).values_list("customer_id", "customergroup_id"):
         by_pk[pk].group_ids.add(group_id)
-    for pk, branch_id in Customer.branches.through.objects.filter(customer_id__in=pks).values_list("customer_id", "branch_id"):
+    for pk, branch_id in Customer.branches.through.objects.filter(bulk.any_of("customer_id", pks)).values_list("customer_id", "branch_id"):
         by_pk[pk].branch_ids.add(branch_id)
     if branch is not None:
-        for override in CustomerOverride.objects.filter(customer_id__in=pks, branch=branch):
+        for override in CustomerOverride.objects.filter(bulk.any_of("customer_id", pks), branch=branch):
             by_pk[override.customer_id].branch_override = override
 
 
@@ -188,12 +180,10 @@ class CustomerImportResource(resources.ModelResource):
     # --- One row -------------------------------------------------------------------------------------
 
     def import_instance(self, instance, row, **kwargs):
-        if row[EXTRA_CELLS] > 0:
-            raise ValidationError(
-                {"__all__": [_("The row has %(count)s more cells than the header row.") % {"count": row[EXTRA_CELLS]}]}
-            )
-        cells = {target: value for target, value in row.items() if target not in (LINE, EXTRA_CELLS)}
-        values = clean_row(cells, self.row_context)
+        checked = self.checked[row[LINE]]
+        if checked.errors:
+            raise ValidationError(checked.errors)
+        values = checked.values
         self._check_duplicates(row[LINE], values)
         instance._import = plan = ImportPlan()
         if values.phone_unreadable:
@@ -338,7 +328,12 @@ class CustomerImportResource(resources.ModelResource):
 
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         written = list(self.create_instances) if (using_transactions or not dry_run) else []
-        super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        self.create_instances.clear()
+        if written:
+            try:
+                bulk.insert(Customer, written)
+            except Exception as error:
+                self.handle_import_error(result, error, raise_errors)
         self._save_related(written, result, raise_errors, new=True)
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
@@ -395,22 +390,24 @@ def save_related(instances, viewer, user, *, new):
     ``new``: the customers were just created, so they have no links to replace yet.
     """
     plans = [(customer, customer._import) for customer in instances]
+    # Links are replaced only where a customer had some (loaded by attach_relations).
     _replace_links(
         Customer.groups.through, "customer", "customergroup",
-        [(c.pk, [g.pk for g in p.groups]) for c, p in plans if p.groups is not None], new,
+        [(c.pk, [g.pk for g in p.groups], not new and c.group_ids) for c, p in plans if p.groups is not None],
     )
     _replace_links(
         Customer.branches.through, "customer", "branch",
-        [(c.pk, [b.pk for b in p.branches]) for c, p in plans if p.branches is not None], new,
+        [(c.pk, [b.pk for b in p.branches], not new and c.branch_ids) for c, p in plans if p.branches is not None],
     )
-    tagged = [(c.pk, p.tags) for c, p in plans if p.tags is not None]
+    tagged = [(c, p.tags) for c, p in plans if p.tags is not None]
     if tagged:
-        names = {name for _pk, tags in tagged for name in tags}
+        names = {name for _customer, tags in tagged for name in tags}
         tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
         for name in names - set(tags):
             tags[name], _created = Tag.objects.get_or_create(name=name)
         _replace_links(
-            TaggedCustomer, "content_object", "tag", [(pk, [tags[name].pk for name in names_]) for pk, names_ in tagged], new
+            TaggedCustomer, "content_object", "tag",
+            [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],
         )
     ConsentEvent.objects.bulk_create(
         ConsentEvent(customer=c, given=p.consent, channel=ConsentChannel.IMPORT, recorded_by=user)
@@ -423,9 +420,11 @@ def save_related(instances, viewer, user, *, new):
             overrides.save_local_values(customer, viewer.branch, fields, attributes=attribute_values, user=user)
 
 
-def _replace_links(model, owner, target, rows, new):
+def _replace_links(model, owner, target, rows):
+    """``rows``: (customer pk, target pks, whether the customer has links to remove first)."""
     if not rows:
         return
-    if not new:
-        model.objects.filter(**{f"{owner}_id__in": [pk for pk, _targets in rows]}).delete()
-    bulk.insert_links(model, owner, target, [(pk, target_pk) for pk, targets in rows for target_pk in dict.fromkeys(targets)])
+    replaced = [pk for pk, _targets, has_links in rows if has_links]
+    if replaced:
+        model.objects.filter(bulk.any_of(f"{owner}_id", replaced)).delete()
+    bulk.insert_links(model, owner, target, [(pk, target_pk) for pk, targets, _has in rows for target_pk in dict.fromkeys(targets)])

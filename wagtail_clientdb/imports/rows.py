@@ -29,6 +29,20 @@ NOTES_MAX_LENGTH = 10_000
 
 
 @dataclass
+class CheckedRow:
+    """A row after checking, before it meets the database.
+
+    ``keys``: its external ID, email and phone (E.164) as matching reads them, taken from
+    the cells even when the row is refused (``None`` when empty or unreadable); then
+    either ``values`` or ``errors`` (target → messages).
+    """
+
+    keys: tuple
+    values: "RowValues | None" = None
+    errors: dict | None = None
+
+
+@dataclass
 class RowValues:
     """What a row says about a customer; ``None`` (or absent) means "not given"."""
 
@@ -261,3 +275,27 @@ def clean_row(cells, context):
     if errors:
         raise ValidationError(errors)
     return values
+
+
+def check_row(cells, extra_cells, context):
+    """``cells``: target → raw cell value of one row; ``extra_cells``: how many cells the
+    row has beyond the header row. Returns a :class:`CheckedRow`."""
+    keys = (
+        _key(cells.get(columns.EXTERNAL_ID), str.strip),
+        _key(cells.get(columns.EMAIL), normalise_email),
+        _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).e164),
+    )
+    if extra_cells > 0:
+        message = _("The row has %(count)s more cells than the header row.") % {"count": extra_cells}
+        return CheckedRow(keys, errors={"__all__": [message]})
+    try:
+        return CheckedRow(keys, values=clean_row(cells, context))
+    except ValidationError as error:
+        return CheckedRow(keys, errors=error.message_dict)
+
+
+def _key(raw, clean):
+    try:
+        return clean(cell_text(raw)) or None
+    except Exception:  # an unreadable key is reported by row cleaning, not here
+        return None

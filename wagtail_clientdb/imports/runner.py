@@ -8,6 +8,7 @@ new + updated + unchanged + refused.
 
 import contextlib
 import csv
+import gc
 import io
 import itertools
 import logging
@@ -24,7 +25,8 @@ from .. import scope
 from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
 from . import columns
 from .reading import FileProblem, open_spreadsheet
-from .resource import EXTRA_CELLS, LINE, CustomerImportResource, ImportSettings
+from .resource import LINE, CustomerImportResource, ImportSettings
+from .rows import check_row
 
 CHUNK_ROWS = 2000
 SAMPLES_PER_KIND = 5
@@ -172,19 +174,12 @@ def run(job, *, dry_run, on_progress=None):
     )
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     outcome = Outcome(job.headers, targets)
-    used = [(index, target) for index, target in enumerate(targets) if target]
-    headers = [target for _index, target in used] + [EXTRA_CELLS, LINE]
     refuse_all = False
-    rows = data_rows(job)
     # A preview writes nothing; an import is one transaction, all rows or none.
-    with contextlib.nullcontext() if dry_run else transaction.atomic():
-        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            # Per row: the mapped cells, how many cells it has beyond the header row, its line.
-            chunk_cells = (
-                [raw[index] if index < len(raw) else None for index, _target in used] + [len(raw) - len(targets), line]
-                for line, raw in chunk
-            )
-            dataset = tablib.Dataset(*chunk_cells, headers=headers)
+    with _gc_frozen(), contextlib.nullcontext() if dry_run else transaction.atomic():
+        for chunk, checked in checked_chunks(job, targets, resource.row_context):
+            resource.checked = checked
+            dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
             # After the first refused row of an all-or-nothing import, the rest is only checked.
             checking_only = dry_run or refuse_all
             result = resource.import_data(dataset, dry_run=checking_only, use_transactions=False, raise_errors=False)
@@ -204,6 +199,36 @@ def run(job, *, dry_run, on_progress=None):
         outcome.notes = []
     outcome.refused_everything = bool(refuse_all and not dry_run)
     return outcome
+
+
+def checked_chunks(job, targets, context):
+    """The file's data rows in chunks: ``(chunk, checked)``, where ``chunk`` lists
+    ``(line, raw cells)`` and ``checked`` maps each line to its :class:`.rows.CheckedRow`."""
+    used = [(index, target) for index, target in enumerate(targets) if target]
+    rows = data_rows(job)
+    try:
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            checked = {}
+            for line, raw in chunk:
+                cells = {target: raw[index] if index < len(raw) else None for index, target in used}
+                checked[line] = check_row(cells, len(raw) - len(targets), context)
+            yield chunk, checked
+    finally:
+        rows.close()
+
+
+@contextlib.contextmanager
+def _gc_frozen():
+    """Keep the objects that exist before the import out of garbage collection while it runs.
+
+    An import allocates millions of short-lived objects, and each full collection walked
+    every object of Django, Wagtail and the app again: about a fifth of an import's time.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def finish(job, outcome, *, dry_run):
