@@ -19,6 +19,7 @@ the code it imported; a run whose fingerprints differ is flagged.
 """
 
 import argparse
+import contextlib
 import csv
 import datetime
 import hashlib
@@ -30,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -130,9 +132,10 @@ def rss_mb():
     return float("nan")
 
 
-def peak_rss_mb():
-    """Peak resident set size of this process in MiB (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(who=resource.RUSAGE_SELF):
+    """Peak resident set size of this process in MiB (ru_maxrss is in KiB on Linux); with
+    ``RUSAGE_CHILDREN``, that of its largest finished child process (the import's helper)."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def log(message):
@@ -178,30 +181,83 @@ def count_lines(path):
     return lines
 
 
+def _memory_of(pid):
+    """(RSS, PSS) of a process in MiB, from /proc; PSS shares each page among the processes using it."""
+    figures = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            key, _sep, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                figures[key] = int(rest.split()[0]) / 1024
+    return figures.get("Rss", 0.0), figures.get("Pss", 0.0)
+
+
+def _children():
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as children:
+            pids.update(children.read().split())
+    return pids
+
+
+class MemorySampler:
+    """Samples this process and its children (the import's helper) every second: the peak
+    of their RSS added up (pages they share count twice) and of their PSS added up (the
+    memory they take together)."""
+
+    def __init__(self):
+        self.peak_rss = self.peak_pss = 0.0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopped.wait(1.0):
+            rss = pss = 0.0
+            for pid in ["self", *_children()]:
+                with contextlib.suppress(OSError):
+                    process_rss, process_pss = _memory_of(pid)
+                    rss, pss = rss + process_rss, pss + process_pss
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        return False
+
+
 class Measurement:
     """Times one block of work; the result dict is what the subprocess reports."""
 
     def __init__(self, name, rows):
         self.result = {"name": name, "rows": rows}
+        self.memory = MemorySampler()
 
     def __enter__(self):
         self.result["rss_before_mb"] = round(rss_mb(), 1)
         self.cpu = cpu_seconds()
+        self.memory.__enter__()
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         seconds = time.perf_counter() - self.start
+        self.memory.__exit__(*exc)
+        self.result["sampled_peak_rss_all_mb"] = round(self.memory.peak_rss, 1)
+        self.result["sampled_peak_pss_all_mb"] = round(self.memory.peak_pss, 1)
         self.result["seconds"] = round(seconds, 3)
         self.result["rows_per_s"] = round(self.result["rows"] / seconds, 1) if seconds else None
-        # CPU time of this Python process only (the database server's time is not in it).
+        # CPU time of this Python process and its helper (the database server's time is not in it).
         self.result["python_cpu_seconds"] = round(cpu_seconds() - self.cpu, 3)
         return False
 
 
 def cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 # --- Seeding steps -------------------------------------------------------------------------------------
@@ -461,7 +517,11 @@ def run_one(args):
     code_dir, code_sha = code_fingerprint()
     try:
         result = ONE[args.one](args)
-        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        # An import of more than one chunk forks a helper process that checks rows. Its peak
+        # is added to this process's: an upper bound, as pages they share count twice.
+        result["peak_rss_main_mb"] = round(peak_rss_mb(), 1)
+        result["peak_rss_helper_mb"] = round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1)
+        result["peak_rss_mb"] = round(result["peak_rss_main_mb"] + result["peak_rss_helper_mb"], 1)
         result["code_dir"], result["code_sha"] = code_dir, code_sha
         if code_fingerprint()[1] != code_sha:
             result["code_changed_during_step"] = True

@@ -238,11 +238,15 @@ def test_no_row_is_silently_dropped(login, manager, hair, since):
     assert job.counts["updated"] == 1
 
 
-def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeypatch):
-    """Files are read and saved in chunks; every chunk counts, and duplicates are found across them."""
-    from wagtail_clientdb.imports import runner
+@pytest.mark.parametrize("spill_at", [None, 1], ids=["values-in-a-dict", "values-spilled-to-sqlite"])
+def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeypatch, spill_at):
+    """Files are read and saved in chunks; every chunk counts, and duplicates are found across
+    them, also once the values seen are many and kept in SQLite."""
+    from wagtail_clientdb.imports import duplicates, runner
 
     monkeypatch.setattr(runner, "CHUNK_ROWS", 4)
+    if spill_at:
+        monkeypatch.setattr(duplicates, "SPILL_AT", spill_at)
     existing = make_customer(first_name="Old", email="c9@example.com")
     rows = [["First name", "Email", "Tags"]] + [[f"C{i}", f"c{i}@example.com", "regular"] for i in range(11)]
     rows.append(["Again", "c1@example.com", ""])  # line 13, the same email as line 3, two chunks earlier
@@ -256,6 +260,36 @@ def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeyp
     assert existing.first_name == "C9" and list(existing.tags.names()) == ["regular"]
     assert Customer.objects.filter(tags__name="regular").count() == 11
 
+
+
+@pytest.mark.parametrize("forking", [True, False], ids=["helper-process", "this-process"])
+def test_long_files_are_checked_alike_in_a_helper_process_and_here(login, manager, monkeypatch, forking):
+    """Chunks after the first are checked by a forked helper process where the system can
+    fork; the outcome, and the language of its messages, are the same either way."""
+    from wagtail.users.models import UserProfile
+
+    from wagtail_clientdb.imports import checking, runner
+
+    monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(checking, "can_fork", lambda: forking)
+    CustomerGroup.objects.create(name="VIP")
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    rows = [["Vorname", "E-Mail", "Telefon", "Gruppen"]]
+    rows += [[f"K{i}", f"k{i}@example.com", f"0170 123456{i}", "VIP"] for i in range(7)]
+    rows[1][1] = "no email"  # line 2, the first chunk
+    rows[6][3] = "Stammkunden"  # line 7, the third chunk
+    client = login(manager)
+    job = job_of(upload(client, "lang.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 5, "updated": 0, "unchanged": 0, "invalid": 2}
+    assert job.invalid_rows == [
+        {"line": 2, "column": "E-Mail", "message": "Bitte gültige E-Mail-Adresse eingeben."},
+        {"line": 7, "column": "Gruppen", "message": "Unbekannte Gruppe: Stammkunden."},
+    ]
+    confirm(client, job, import_valid_rows="on", sharing="all")
+    assert sorted(Customer.objects.values_list("phone", flat=True)) == [f"+49170123456{i}" for i in (1, 2, 3, 4, 6)]
+    assert Customer.objects.filter(groups__name="VIP").count() == 5
 
 # --- Matching ------------------------------------------------------------------------------------------------
 

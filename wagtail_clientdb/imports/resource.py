@@ -31,6 +31,7 @@ from ..models import (
     TaggedCustomer,
 )
 from . import columns
+from .duplicates import SeenValues
 from .rows import RowContext
 
 #: The dataset django-import-export walks has one column: each row's line in the file.
@@ -52,8 +53,8 @@ class ImportSettings:
 class MatchingLoader(BaseInstanceLoader):
     """Finds the customer a row means: external ID, then email, then phone (E.164).
 
-    Candidates are the customers the importing user may see, found with one query per
-    key column and loaded (locked, during a real import) with their tags, groups,
+    Candidates are the customers the importing user may see, found by index for each key
+    column and loaded (locked, during a real import) with their tags, groups,
     branches and the branch's local values in one query each. An external ID that belongs to a customer
     the user cannot see is refused without saying whose it is.
     """
@@ -68,18 +69,18 @@ class MatchingLoader(BaseInstanceLoader):
             ("email", {k[1] for k in self.rows.values() if k[1]}),
             ("phone", {k[2] for k in self.rows.values() if k[2]}),
         ]
-        visible = resource.get_queryset().order_by()
-        # One query per key, each served by its index (an OR of the three made PostgreSQL
-        # read the whole table), then the candidates loaded, and locked during a real import.
+        # The customers with any of the keys (by index), then those of them the user may
+        # see, loaded (and locked, during a real import) in one query.
         pks = set()
         for column, values in keys:
             if values:
-                pks.update(visible.filter(bulk.any_of(column, values, "text")).values_list("pk", flat=True))
+                pks |= bulk.pks_with_values(Customer, column, values)
         if pks:
-            candidates = Customer.objects.filter(bulk.any_of("id", pks)).order_by()
+            candidates = resource.get_queryset().filter(bulk.any_of("id", pks)).order_by()
             if resource.lock_rows:
                 candidates = candidates.select_for_update(of=("self",))
-            candidates = list(candidates.select_related("home_branch"))
+            # Timestamps are never read here: the import sets updated_at and leaves created_at.
+            candidates = list(candidates.select_related("home_branch").defer("created_at", "updated_at"))
         else:
             candidates = []
         attach_relations(candidates, resource.settings.viewer.branch)
@@ -160,7 +161,7 @@ class CustomerImportResource(resources.ModelResource):
             Branch.objects.all(),
             columns.attribute_targets(),
         )
-        self.seen_keys = {}
+        self.seen = SeenValues()
         self.visible = scope.visible_customers(viewer)
         self.now = timezone.now()
         self.consent_user = viewer.user if getattr(viewer.user, "is_authenticated", False) else None
@@ -168,6 +169,12 @@ class CustomerImportResource(resources.ModelResource):
 
     def get_queryset(self):
         return self.visible
+
+    def before_import(self, dataset, **kwargs):
+        self.seen.start_chunk(self.checked.values())
+
+    def after_import(self, dataset, result, **kwargs):
+        self.seen.end_chunk()
 
     def init_instance(self, row=None):
         return Customer(source=CustomerSource.IMPORT)
@@ -184,7 +191,9 @@ class CustomerImportResource(resources.ModelResource):
         if checked.errors:
             raise ValidationError(checked.errors)
         values = checked.values
-        self._check_duplicates(row[LINE], values)
+        repeated = self.seen.repeated(row[LINE], values)
+        if repeated:
+            raise ValidationError(repeated)
         instance._import = plan = ImportPlan()
         if values.phone_unreadable:
             self.unreadable_phones += 1
@@ -202,19 +211,6 @@ class CustomerImportResource(resources.ModelResource):
                 raise ValidationError(
                     {"__all__": [_("This customer is shared by the head office and is read-only in your branch.")]}
                 )
-
-    def _check_duplicates(self, line, values):
-        errors = {}
-        for target, name in ((columns.EXTERNAL_ID, "external_id"), (columns.EMAIL, "email"), (columns.PHONE, "phone")):
-            key = values.fields.get(name)
-            if not key:
-                continue
-            digest = hash((name, key))
-            first = self.seen_keys.setdefault(digest, line)
-            if first != line:
-                errors[target] = [_("The same value as line %(line)s of this file.") % {"line": first}]
-        if errors:
-            raise ValidationError(errors)
 
     def _new_customer(self, instance, values, plan):
         viewer = self.settings.viewer

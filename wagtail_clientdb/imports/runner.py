@@ -23,10 +23,9 @@ from django.utils.translation import gettext as _
 
 from .. import scope
 from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
-from . import columns
+from . import checking, columns
 from .reading import FileProblem, open_spreadsheet
 from .resource import LINE, CustomerImportResource, ImportSettings
-from .rows import check_row
 
 CHUNK_ROWS = 2000
 SAMPLES_PER_KIND = 5
@@ -176,8 +175,12 @@ def run(job, *, dry_run, on_progress=None):
     outcome = Outcome(job.headers, targets)
     refuse_all = False
     # A preview writes nothing; an import is one transaction, all rows or none.
-    with _gc_frozen(), contextlib.nullcontext() if dry_run else transaction.atomic():
-        for chunk, checked in checked_chunks(job, targets, resource.row_context):
+    with (
+        _gc_frozen(),
+        contextlib.closing(data_chunks(job)) as chunks,
+        contextlib.nullcontext() if dry_run else transaction.atomic(),
+    ):
+        for chunk, checked in checking.checked_chunks(chunks, targets, resource.row_context):
             resource.checked = checked
             dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
             # After the first refused row of an all-or-nothing import, the rest is only checked.
@@ -201,18 +204,12 @@ def run(job, *, dry_run, on_progress=None):
     return outcome
 
 
-def checked_chunks(job, targets, context):
-    """The file's data rows in chunks: ``(chunk, checked)``, where ``chunk`` lists
-    ``(line, raw cells)`` and ``checked`` maps each line to its :class:`.rows.CheckedRow`."""
-    used = [(index, target) for index, target in enumerate(targets) if target]
+def data_chunks(job):
+    """The data rows in chunks of ``CHUNK_ROWS``."""
     rows = data_rows(job)
     try:
         while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            checked = {}
-            for line, raw in chunk:
-                cells = {target: raw[index] if index < len(raw) else None for index, target in used}
-                checked[line] = check_row(cells, len(raw) - len(targets), context)
-            yield chunk, checked
+            yield chunk
     finally:
         rows.close()
 
