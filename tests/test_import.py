@@ -428,6 +428,20 @@ def test_reimport_replaces_tags_groups_and_branches(login, manager, branch_a, br
     assert set(bare.branches.all()) == {branch_a, branch_b}
     assert list(untouched.tags.names()) == ["old"] and list(untouched.groups.all()) == [vip]
 
+
+def test_quotes_backslashes_and_commas_survive_matching_and_updating(login, manager):
+    """Keys and values travel to PostgreSQL as array literals; nothing in them may break out."""
+    tricky_id = 'K"7\\, {x}'
+    customer = make_customer(first_name="Ida", external_id=tricky_id, notes="old", shared_with_all_branches=True)
+    notes = 'says "hi" \\ bye, {ok} NULL'
+    rows = [["External ID", "Notes"], [tricky_id, notes]]
+    client = login(manager)
+    job = job_of(upload(client, "q.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 0, "updated": 1, "unchanged": 0, "invalid": 0}
+    confirm(client, job)
+    customer.refresh_from_db()
+    assert customer.notes == notes and Customer.objects.count() == 1
+
 # --- Round trip ---------------------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
-"""Writing many rows at once: one statement per batch instead of one per row.
+"""Reading and writing many rows at once, with one statement per batch instead of one per row.
 
-Django's ``bulk_update`` writes a ``CASE WHEN pk = … THEN …`` per field and row, which costs
-far more than the change itself for a few thousand rows (most of an import's time went
-there). On PostgreSQL this writes one ``UPDATE … FROM (SELECT unnest(…))`` per batch
-instead; elsewhere it falls back to ``bulk_update``.
+On PostgreSQL, values travel as one array parameter per column (``unnest``, ``= ANY``) or
+as ``COPY``: a statement with thousands of placeholders cost more to build and send than
+to run. Django's ``bulk_update`` writes a ``CASE WHEN pk = … THEN …`` per field and row;
+:func:`bulk_update` writes one ``UPDATE … FROM (SELECT unnest(…))`` per batch instead.
+Elsewhere (SQLite, in development and tests) each helper falls back to the ORM.
 """
 
 import functools
@@ -36,10 +37,18 @@ def bulk_update(model, instances, field_names, *, using="default"):
     with connection.cursor() as cursor:
         for start in range(0, len(instances), BATCH_SIZE):
             batch = instances[start : start + BATCH_SIZE]
-            cursor.execute(
-                sql,
-                [[field.get_db_prep_save(getattr(instance, field.attname), connection) for instance in batch] for field in columns],
-            )
+            cursor.execute(sql, [_array(field, batch, connection) for field in columns])
+
+
+def _array(field, instances, connection):
+    """The values of ``field`` of ``instances`` as one array parameter."""
+    if type(field) in _STORED_AS_IS:
+        values = [getattr(instance, field.attname) for instance in instances]
+        if all(type(value) is int for value in values):
+            return _bigint_array(values)
+        if all(type(value) is str for value in values):
+            return _text_array(values)
+    return [field.get_db_prep_save(getattr(instance, field.attname), connection) for instance in instances]
 
 
 def insert(model, instances, *, using="default"):
@@ -105,7 +114,7 @@ def pks_with_values(model, column, values, *, using="default"):
         cursor.execute(
             f"SELECT found.{pk} FROM unnest(%s::text[]) AS wanted(value) "
             f"CROSS JOIN LATERAL (SELECT {pk} FROM {table} WHERE {column} = wanted.value OFFSET 0) AS found",
-            [list(values)],
+            [_text_array(values)],
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -140,7 +149,7 @@ def any_of(column, values, array_type="bigint", *, using="default"):
     parameter instead of thousands, which costs less to send and plan."""
     if connections[using].vendor != "postgresql":
         return Q(**{f"{column}__in": values})
-    return _AnyOf(F(column), _bigint_array(values) if array_type == "bigint" else list(values), array_type)
+    return _AnyOf(F(column), _bigint_array(values) if array_type == "bigint" else _text_array(values), array_type)
 
 
 class _AnyOf(Expression):
@@ -165,3 +174,9 @@ def _bigint_array(ids):
     """A PostgreSQL array of ids in its text form ``{1,2,3}``: cheaper to build than letting
     the driver adapt a list item by item."""
     return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+
+
+def _text_array(texts):
+    """A PostgreSQL array of strings in its text form, each quoted, with ``"`` and ``\\``
+    escaped by a backslash (the array input syntax)."""
+    return "{" + ",".join('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' for text in texts) + "}"

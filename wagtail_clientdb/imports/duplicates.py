@@ -2,7 +2,7 @@
 
 Every value seen must be remembered until the file's end. A dict holds them while they
 are few; a million-row file holds two to three million, which in a dict took about
-180 MB, so past ``SPILL_AT`` values they move to an in-memory SQLite table (about a third
+180 MB, so past ``SPILL_AT`` values they move to an in-memory SQLite table (about a quarter
 of that), read and written once per chunk.
 """
 

@@ -5,9 +5,11 @@ saving); this resource supplies what is ours:
 
 * matching by external ID, then email, then phone, among the customers the importing
   user may see, prefetched once per chunk (:class:`MatchingLoader`);
-* row cleaning with the domain rules (:mod:`.rows`), and the scope rules of
-  :mod:`wagtail_clientdb.scope`: a branch creates local customers and changes global ones
-  only as local values where the company allows it; nothing narrows "all branches";
+* the rows' values, checked beforehand with the domain rules (:mod:`.rows`, by
+  :mod:`.checking`), applied with the scope rules of :mod:`wagtail_clientdb.scope`: a
+  branch creates local customers and changes global ones only as local values where the
+  company allows it; nothing narrows "all branches"; a value repeating an earlier row's
+  external ID, email or phone is refused (:mod:`.duplicates`);
 * tags, groups, branches, consent history and local values written in bulk after each
   batch of customers.
 """
@@ -54,9 +56,9 @@ class MatchingLoader(BaseInstanceLoader):
     """Finds the customer a row means: external ID, then email, then phone (E.164).
 
     Candidates are the customers the importing user may see, found by index for each key
-    column and loaded (locked, during a real import) with their tags, groups,
-    branches and the branch's local values in one query each. An external ID that belongs to a customer
-    the user cannot see is refused without saying whose it is.
+    column and loaded (locked, during a real import) with their tags, groups, branches
+    and the branch's local values in one query each. An external ID that belongs to a
+    customer the user cannot see is refused without saying whose it is.
     """
 
     def __init__(self, resource, dataset=None):
@@ -64,8 +66,9 @@ class MatchingLoader(BaseInstanceLoader):
         self.rows = {line: resource.checked[line].keys for line in dataset[LINE]}
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
         self.foreign_external_ids = set()
+        external_ids = {k[0] for k in self.rows.values() if k[0]}
         keys = [
-            ("external_id", {k[0] for k in self.rows.values() if k[0]}),
+            ("external_id", external_ids),
             ("email", {k[1] for k in self.rows.values() if k[1]}),
             ("phone", {k[2] for k in self.rows.values() if k[2]}),
         ]
@@ -91,7 +94,7 @@ class MatchingLoader(BaseInstanceLoader):
                 self.by_email.setdefault(customer.email, []).append(customer)
             if customer.phone:
                 self.by_phone.setdefault(customer.phone, []).append(customer)
-        unseen = keys[0][1] - set(self.by_external_id)
+        unseen = external_ids - set(self.by_external_id)
         if unseen:
             self.foreign_external_ids = set(
                 Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True)
@@ -161,6 +164,8 @@ class CustomerImportResource(resources.ModelResource):
             Branch.objects.all(),
             columns.attribute_targets(),
         )
+        #: line → CheckedRow of the chunk being imported; set before each chunk.
+        self.checked = {}
         self.seen = SeenValues()
         self.visible = scope.visible_customers(viewer)
         self.now = timezone.now()
