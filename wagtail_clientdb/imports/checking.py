@@ -7,19 +7,21 @@ one, so that the work runs on two processor cores.
 
 The helper is forked from this process: it starts in milliseconds and inherits Django,
 the lookups of the import (groups, branches, attribute definitions) and the language,
-and it never uses this process's database connection. Where processes cannot be forked
-(anything but Linux and other Unixes), every chunk is checked here, one after the other.
+and it never uses this process's database connection. On other systems than Linux
+(macOS offers fork, but its system libraries may crash in a forked child), every chunk is
+checked here, one after the other.
 """
 
 import itertools
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from django.utils import translation
 
 from .rows import check_row
 
-#: What the forked helper checks with: set just before the fork, inherited by the helper.
+#: What the helper checks with, set when it starts (it is the helper's own copy).
 _helper_state = {}
 
 
@@ -33,13 +35,18 @@ def check_chunk(chunk, targets, context):
     return checked
 
 
+def _start_helper(targets, context, language):
+    _helper_state.update(targets=targets, context=context, language=language)
+
+
 def _check_in_helper(chunk):
     with translation.override(_helper_state["language"]):
         return check_chunk(chunk, _helper_state["targets"], _helper_state["context"])
 
 
 def can_fork():
-    return "fork" in multiprocessing.get_all_start_methods()
+    # Linux only: macOS offers fork, but system libraries there may crash in a forked child.
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def checked_chunks(chunks, targets, context):
@@ -50,17 +57,19 @@ def checked_chunks(chunks, targets, context):
         for chunk in itertools.chain(ahead, chunks):
             yield chunk, check_chunk(chunk, targets, context)
         return
-    _helper_state.update(targets=targets, context=context, language=translation.get_language())
-    try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as helper:
-            # The first chunk is checked here while the helper starts on the second.
-            first, second = ahead
-            pending = (second, helper.submit(_check_in_helper, second))
-            yield first, check_chunk(first, targets, context)
-            for chunk in chunks:
-                following = (chunk, helper.submit(_check_in_helper, chunk))
-                yield pending[0], pending[1].result()
-                pending = following
+    helper = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_helper,
+        initargs=(targets, context, translation.get_language()),  # inherited by the fork, not pickled
+    )
+    with helper:
+        # The first chunk is checked here while the helper starts on the second.
+        first, second = ahead
+        pending = (second, helper.submit(_check_in_helper, second))
+        yield first, check_chunk(first, targets, context)
+        for chunk in chunks:
+            following = (chunk, helper.submit(_check_in_helper, chunk))
             yield pending[0], pending[1].result()
-    finally:
-        _helper_state.clear()
+            pending = following
+        yield pending[0], pending[1].result()
