@@ -15,6 +15,11 @@ from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import Expression
 
 BATCH_SIZE = 1000
+#: Django's own fields whose attribute is written to the database as it is.
+_STORED_AS_IS = {
+    models.AutoField, models.BigAutoField, models.BooleanField, models.CharField, models.EmailField,
+    models.ForeignKey, models.TextField,
+}
 
 
 def bulk_update(model, instances, field_names, *, using="default"):
@@ -83,13 +88,6 @@ def insert(model, instances, *, using="default"):
     for instance in instances:
         instance._state.adding = False
         instance._state.db = using
-
-
-#: Django's own fields whose attribute is written to the database as it is.
-_STORED_AS_IS = {
-    models.AutoField, models.BigAutoField, models.BooleanField, models.CharField, models.EmailField,
-    models.ForeignKey, models.TextField,
-}
 
 
 def _db_value(field, connection, instance):

@@ -23,7 +23,7 @@ from openpyxl.cell import WriteOnlyCell
 from . import attribute_types, bulk
 from .imports import columns as fields
 from .models import AttributeDefinition, AttributeTarget, Customer, TaggedCustomer
-from .spreadsheets import SUSPECT_START, clean_xlsx_text, needs_neutralising, neutralise_csv
+from .spreadsheets import SUSPECT_START, clean_xlsx_text, neutralise_csv
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
@@ -182,8 +182,8 @@ def stream_csv(queryset, columns=None):
         for row in rows:
             for index in text_positions:
                 text = row[index]
-                if text and text[0] in SUSPECT_START and needs_neutralising(text):
-                    row[index] = "'" + text
+                if text and text[0] in SUSPECT_START:
+                    row[index] = neutralise_csv(text)
             for index in attribute_positions:
                 row[index] = _csv_cell(row[index])
         buffer.seek(0)

@@ -73,19 +73,20 @@ class RowContext:
 
     def parse_phone(self, text):
         """Phone parsing is the slowest check; matching and cleaning share one parse per number."""
-        if text not in self._phones:
-            if len(self._phones) > 10_000:
-                self._phones.clear()
-            self._phones[text] = parse_phone(text, self.phone_region)
-        return self._phones[text]
+        return _remembered(self._phones, text, lambda text: parse_phone(text, self.phone_region))
 
     def parse_tags(self, text):
         """Tag cells repeat ("regular, vip" on many rows): each is parsed once."""
-        if text not in self._tags:
-            if len(self._tags) > 10_000:
-                self._tags.clear()
-            self._tags[text] = [tag[:100] for tag in parse_tags(text)]
-        return list(self._tags[text])
+        return list(_remembered(self._tags, text, lambda text: [tag[:100] for tag in parse_tags(text)]))
+
+
+def _remembered(cache, key, make):
+    """``make(key)``, kept in ``cache``, which is emptied when it passes 10,000 entries."""
+    if key not in cache:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = make(key)
+    return cache[key]
 
 
 def cell_text(value):
