@@ -121,6 +121,22 @@ def customer_url(name, *args):
     return reverse(f"wagtailsnippets_wagtail_clientdb_customer:{name}", args=args)
 
 
+def post_bulk(client, url, data=None, **kwargs):
+    """Open a customer bulk action's confirmation page and confirm it, as a browser does: with
+    the versions of the customers the page listed."""
+    page = client.get(url)
+    versions = page.context["form"]["versions"].value() if page.status_code == 200 else ""
+    return client.post(url, {"versions": versions or "", **(data or {})}, **kwargs)
+
+
+def post_edit(client, customer, data, **kwargs):
+    """Open a customer's edit form and send it back with ``data``, as a browser does: with the
+    versions the form was made from (``edit_base``)."""
+    page = client.get(customer_url("edit", customer.pk))
+    base = page.context["form"]["edit_base"].value() if page.status_code == 200 else ""
+    return client.post(customer_url("edit", customer.pk), {"edit_base": base, **data}, **kwargs)
+
+
 @pytest.fixture
 def scope_customers(branch_a, branch_b):
     """One customer of each scope, named after it."""

@@ -1,6 +1,7 @@
 """Settings for the test suite. DATABASE_URL selects the database (SQLite in memory by default)."""
 
 import os
+import tempfile
 
 import dj_database_url
 
@@ -73,6 +74,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = os.path.join(BASE_DIR, "static")
 MEDIA_ROOT = os.path.join(BASE_DIR, "media")
 MEDIA_URL = "/media/"
+# Uploaded customer lists and exports: a private folder of this test run, on disk as in production.
+WAGTAIL_CLIENTDB = {"PRIVATE_ROOT": tempfile.mkdtemp(prefix="clientdb-private-")}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

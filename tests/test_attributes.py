@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from tests.conftest import customer_url, make_appointment, make_customer
+from tests.conftest import customer_url, make_appointment, make_customer, post_edit
 from wagtail_clientdb import attribute_types, overrides
 from wagtail_clientdb.models import Appointment, AttributeDefinition, Customer, CustomerOverride
 
@@ -138,9 +138,7 @@ def test_customer_form_has_a_typed_field_per_active_attribute(login, manager, al
 
 def test_valid_values_are_stored_as_typed_json(login, manager, all_types):
     customer = make_customer(first_name="Anna", last_name="A", email="a@example.com", shared_with_all_branches=True)
-    response = login(manager).post(
-        customer_url("edit", customer.pk),
-        customer_post(customer, code="K-1234", allergies="nuts\nlatex", vip="true", visits="12", credit="10.50", hair="thick", since="2023-05-01"),
+    response = post_edit(login(manager), customer, customer_post(customer, code="K-1234", allergies="nuts\nlatex", vip="true", visits="12", credit="10.50", hair="thick", since="2023-05-01"),
     )
     assert response.status_code == 302, response.context["form"].errors
     customer.refresh_from_db()
@@ -165,7 +163,7 @@ def test_valid_values_are_stored_as_typed_json(login, manager, all_types):
 )
 def test_invalid_values_get_the_error_and_change_nothing(login, manager, all_types, field, value, message):
     customer = make_customer(first_name="Anna", attributes={"visits": 3}, shared_with_all_branches=True)
-    response = login(manager).post(customer_url("edit", customer.pk), customer_post(customer, **{field: value}))
+    response = post_edit(login(manager), customer, customer_post(customer, **{field: value}))
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors[f"attr__{field}"])
     customer.refresh_from_db()
@@ -177,9 +175,9 @@ def test_required_attribute_is_required_and_empty_values_are_removed(login, mana
     all_types["hair"].save()
     customer = make_customer(first_name="Anna", attributes={"visits": 3, "hair": "fine"}, shared_with_all_branches=True)
     client = login(manager)
-    response = client.post(customer_url("edit", customer.pk), customer_post(customer, hair="", visits=""))
+    response = post_edit(client, customer, customer_post(customer, hair="", visits=""))
     assert "This field is required." in response.context["form"].errors["attr__hair"]
-    response = client.post(customer_url("edit", customer.pk), customer_post(customer, hair="normal", visits=""))
+    response = post_edit(client, customer, customer_post(customer, hair="normal", visits=""))
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.attributes == {"hair": "normal"}
@@ -187,7 +185,7 @@ def test_required_attribute_is_required_and_empty_values_are_removed(login, mana
 
 def test_values_of_inactive_or_unsent_attributes_are_kept(login, manager, all_types):
     customer = make_customer(first_name="Anna", attributes={"old": "legacy", "visits": 3}, shared_with_all_branches=True)
-    response = login(manager).post(customer_url("edit", customer.pk), customer_post(customer, hair="fine"))
+    response = post_edit(login(manager), customer, customer_post(customer, hair="fine"))
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.attributes == {"old": "legacy", "visits": 3, "hair": "fine"}
@@ -199,7 +197,7 @@ def test_branch_override_of_an_attribute(login, staff_a, staff_b, branch_a, all_
     form = client.get(customer_url("edit", customer.pk)).context["form"]
     assert form["attr__hair"].value() == "fine"
     data = {"first_name": "Anna", "last_name": "", "email": "", "attr__hair": "thick", "attr__visits": "3"}
-    assert client.post(customer_url("edit", customer.pk), data).status_code == 302
+    assert post_edit(client, customer, data).status_code == 302
     customer.refresh_from_db()
     assert customer.attributes == {"hair": "fine", "visits": 3}
     assert CustomerOverride.objects.get(customer=customer, branch=branch_a).attributes == {"hair": "thick"}

@@ -9,7 +9,7 @@ from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import customer_url, make_appointment, make_customer
+from tests.conftest import customer_url, make_appointment, make_customer, post_bulk
 from wagtail_clientdb import booking, deletion, scope
 from wagtail_clientdb.deletion import BookingRefused
 from wagtail_clientdb.models import Appointment, Customer, DeletionRequest, DeletionStatus
@@ -127,7 +127,7 @@ def test_branch_staff_cannot_delete_a_global_customer(login, staff_a, shared, br
     client = login(staff_a)
     assert client.post(customer_url("delete", shared.pk)).url == reverse("wagtailadmin_home")
     bulk = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "delete")) + f"?id={shared.pk}"
-    client.post(bulk)
+    post_bulk(client, bulk)
     assert Customer.objects.filter(pk=shared.pk).exists()
     assert not DeletionRequest.objects.exists()
     with pytest.raises(Exception):
@@ -138,7 +138,7 @@ def test_bulk_delete_uses_the_queue(login, manager, branch_a, shared):
     other = make_customer(first_name="Olga", shared_with_all_branches=True)
     make_appointment(shared, branch_a, days=1)
     url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "delete")) + f"?id={shared.pk}&id={other.pk}&next={customer_url('list')}"
-    response = login(manager).post(url, follow=True)
+    response = post_bulk(login(manager), url, follow=True)
     assert "1 deleted, 1 queued" in response.content.decode()
     assert Customer.objects.filter(pk=shared.pk).exists() and not Customer.objects.filter(pk=other.pk).exists()
 

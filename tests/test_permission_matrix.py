@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from django.urls import reverse
 
-from tests.conftest import customer_url
+from tests.conftest import customer_url, post_bulk, post_edit
 from wagtail_clientdb.models import Customer
 
 CUSTOMERS = ["global_all", "global_a", "local_a", "local_b"]
@@ -105,9 +105,7 @@ def test_edit_view(login, users, scope_customers, settings_model, role, name, ma
 def test_edit_post_changes_only_what_the_role_may_change(login, users, scope_customers, role, name):
     customer = scope_customers[name]
     before = Customer.objects.values().get(pk=customer.pk)
-    response = login(users[role]).post(
-        customer_url("edit", customer.pk),
-        {"first_name": "Changed", "last_name": customer.last_name, "email": customer.email, "sharing": "specific"},
+    response = post_edit(login(users[role]), customer, {"first_name": "Changed", "last_name": customer.last_name, "email": customer.email, "sharing": "specific"},
     )
     customer.refresh_from_db()
     if EDIT_MODE[False][role].get(name) == "direct":
@@ -175,7 +173,7 @@ def test_bulk_add_tags(login, users, scope_customers, role, name):
         assert response.status_code == 404
     else:
         assert response.status_code == 200
-    client.post(url, {"tags": "bulk"})
+    post_bulk(client, url, {"tags": "bulk"})
     tagged = customer.tags.filter(name="bulk").exists()
     assert tagged == (EDIT_MODE[False][role].get(name) == "direct")
 
@@ -184,7 +182,7 @@ def test_bulk_add_tags(login, users, scope_customers, role, name):
 def test_bulk_select_all_reaches_only_visible_customers(login, users, scope_customers, role):
     url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "add_tags")) + "?id=all"
     client = login(users[role])
-    client.post(url, {"tags": "everyone"})
+    post_bulk(client, url, {"tags": "everyone"})
     tagged = set(Customer.objects.filter(tags__name="everyone").values_list("pk", flat=True))
     directly_editable = {n for n, mode in EDIT_MODE[False][role].items() if mode == "direct"}
     assert tagged == {scope_customers[n].pk for n in directly_editable}

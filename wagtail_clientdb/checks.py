@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.apps import apps
 from django.core.checks import Error, register
 
@@ -17,6 +19,44 @@ def required_apps_check(app_configs, **kwargs):
                     f"wagtail_clientdb needs '{app}' in INSTALLED_APPS.",
                     hint=hint,
                     id="wagtail_clientdb.E001",
+                )
+            )
+    return errors
+
+
+@register()
+def private_files_check(app_configs, **kwargs):
+    """Uploaded customer lists and exports must not lie where media or static files are served from."""
+    from django.conf import settings
+
+    from .storage import STORAGE_ALIAS, private_root
+
+    configured = settings.STORAGES.get(STORAGE_ALIAS)
+    if configured is not None:
+        if configured == settings.STORAGES.get("default"):
+            return [
+                Error(
+                    "STORAGES['wagtail_clientdb'] is the same storage as the media files.",
+                    hint="Files with personal data need a private storage (e.g. a private S3 bucket) that is not served.",
+                    id="wagtail_clientdb.E002",
+                )
+            ]
+        location = configured.get("OPTIONS", {}).get("location")
+        root = Path(location).resolve() if location else None
+    else:
+        root = private_root()
+    errors = []
+    for name in ("MEDIA_ROOT", "STATIC_ROOT"):
+        served = getattr(settings, name, None)
+        if root is None or not served:
+            continue
+        served = Path(served).resolve()
+        if root == served or served in root.parents:
+            errors.append(
+                Error(
+                    f"The private folder of wagtail_clientdb ({root}) lies inside {name}, which is served publicly.",
+                    hint="Set WAGTAIL_CLIENTDB['PRIVATE_ROOT'] (or STORAGES['wagtail_clientdb']) to a folder outside it.",
+                    id="wagtail_clientdb.E003",
                 )
             )
     return errors

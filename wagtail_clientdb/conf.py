@@ -20,6 +20,11 @@ DEFAULTS = {
     "EXPORT_BACKGROUND_ROWS": 20_000,
     # The django-tasks queue the app's tasks go to.
     "TASK_QUEUE": "default",
+    # Uploaded lists, refused-rows reports and exports: the folder they are kept in when
+    # STORAGES has no "wagtail_clientdb" storage (default: "clientdb-private" beside MEDIA_ROOT),
+    # and how many days they are kept.
+    "PRIVATE_ROOT": None,
+    "FILE_RETENTION_DAYS": 7,
 }
 
 

@@ -1,5 +1,6 @@
 """Marketing consent is a fact with history: every change is an event with its channel."""
 
+from . import versions
 from .models import ConsentEvent
 
 
@@ -16,6 +17,7 @@ def record_consent(customer, given, channel, user=None, *, previous=None):
     customer.marketing_consent = given
     if bool(previous) == given:
         return None
+    versions.touch([customer.pk])
     return ConsentEvent.objects.create(
         customer=customer, given=given, channel=channel, recorded_by=user if user and user.is_authenticated else None
     )

@@ -1,9 +1,12 @@
 """Normalisation of contact data: one place for every entry point.
 
-Email addresses are stored trimmed, NFKC-normalised and lower-cased, so that matching
-(imports, duplicates, the API) can compare them exactly. Phone numbers are parsed with
-the ``phonenumbers`` library and stored in E.164; the input as typed is kept beside it,
-so an unparseable number is never lost.
+Text (names, notes, IDs) is stored in Unicode NFC, so that "José" typed with a combining
+accent is the same text as "José" typed with one key, and search finds it. Email
+addresses are stored trimmed, NFKC-normalised and lower-cased, without invisible format
+characters (zero-width spaces, soft hyphens) that would make the same address look like a
+second person, so that matching (imports, duplicates, the API) can compare them exactly.
+Phone numbers are parsed with the ``phonenumbers`` library and stored in E.164; the input
+as typed is kept beside it, so an unparseable number is never lost.
 """
 
 import re
@@ -21,10 +24,21 @@ PHONE_INVALID_MESSAGE = _(
 _PHONE_LIKE = re.compile(r"^[\d\s+()./\-]+$")
 
 
+def normalise_text(value):
+    """Text as stored: Unicode NFC (``None`` stays ``None``)."""
+    if not value or value.isascii():
+        return value
+    return unicodedata.normalize("NFC", value)
+
+
 def normalise_email(value):
     if not value:
         return ""
-    return unicodedata.normalize("NFKC", value).strip().lower()
+    value = unicodedata.normalize("NFKC", value)
+    if not value.isascii():
+        # Zero-width spaces, joiners, soft hyphens, BOMs (category Cf) are invisible.
+        value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+    return value.strip().lower()
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ takes the same lock and refuses customers whose deletion is pending
 
 import logging
 
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import scope
-from .models import Appointment, Customer, DeletionRequest, DeletionStatus
+from .models import Appointment, ClientDBLogEntry, Customer, DeletionRequest, DeletionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,11 @@ def blocking_error(appointment):
 
 def _delete_customer(customer):
     # Past appointments stay for the business's records, without the person: notes and
-    # booking answers may hold personal data too.
+    # booking answers may hold personal data too. The history keeps what happened, not the name.
     Appointment.objects.filter(customer=customer).update(customer=None, notes="", attributes={})
+    ClientDBLogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk)
+    ).update(label=_("Customer #%(number)s (deleted)") % {"number": customer.pk})
     customer.delete()
 
 

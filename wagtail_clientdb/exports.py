@@ -33,8 +33,7 @@ def run_export_job(job):
         with tempfile.TemporaryFile() as output:
             export.write_file(queryset, job.format, output)
             output.seek(0)
-            name = f"customers-{timezone.localdate():%Y-%m-%d}.{job.format}"
-            job.file.save(name, File(output), save=False)
+            job.file.save(f"export.{job.format}", File(output), save=False)
     except Exception:
         logger.exception("Customer export %s failed", job.pk)
         job.status, job.error = JobStatus.FAILED, _("The export failed.")

@@ -5,7 +5,6 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
-from taggit.models import Tag
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
@@ -19,6 +18,7 @@ from .models import (
     Customer,
     CustomerGroup,
     CustomerSource,
+    CustomerTag,
     TaggedCustomer,
 )
 
@@ -46,7 +46,7 @@ class CustomerFilterSet(WagtailFilterSet):
     )
     tags = django_filters.ModelMultipleChoiceFilter(
         label=_("Tags"),
-        queryset=Tag.objects.none(),
+        queryset=CustomerTag.all_tags.none(),
         method="filter_tags",
         widget=forms.CheckboxSelectMultiple,
     )
@@ -72,7 +72,7 @@ class CustomerFilterSet(WagtailFilterSet):
             del self.filters["branch"]
         visible = scope.visible_customers(viewer).values("pk")
         self.filters["tags"].queryset = (
-            Tag.objects.filter(pk__in=TaggedCustomer.objects.filter(content_object__in=visible).values("tag"))
+            CustomerTag.all_tags.filter(pk__in=TaggedCustomer.objects.filter(content_object__in=visible).values("tag"))
             .order_by("name")
         )
         self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)

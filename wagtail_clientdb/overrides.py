@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F, FilteredRelation, Func, JSONField, Q, Value
 from django.db.models.functions import Coalesce
 
-from .contact import normalise_email, parse_phone
+from .contact import normalise_email, normalise_text, parse_phone
 from .models import ClientDBSettings, CustomerOverride
 
 #: Fields a branch may hold local values for. ``phone_raw`` carries ``phone`` with it.
@@ -102,6 +102,7 @@ def _normalised(name, value):
     if name == "email":
         return normalise_email(value)
     if isinstance(value, str):
+        value = normalise_text(value)
         return value.strip() if name != "notes" else value
     return value
 
@@ -154,8 +155,11 @@ def reset_to_global(customer, branch, names, *, user=None):
 
 
 def _save_or_drop(override, user):
+    """Save the branch's local values (callers hold the row lock), or drop them when none are left."""
     if EffectiveCustomer(override.customer, override).local_fields:
         override.updated_by = user
+        if override.pk is not None:
+            override.version += 1
         override.save()
-    else:
+    elif override.pk is not None:
         override.delete()

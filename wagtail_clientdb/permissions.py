@@ -1,10 +1,11 @@
 """Permission policies that add the branch rules of :mod:`wagtail_clientdb.scope` to Django's
 model permissions.
 
-Wagtail's generic admin views check permissions per model only; our views and bulk
-actions scope objects themselves (see :mod:`wagtail_clientdb.views.scoping`). These
-policies make the same rules hold wherever Wagtail itself asks for instance permissions
-(delete buttons, bulk actions, the v3 API).
+Wagtail's generic admin views check permissions per model only; the app's viewsets scope
+every object URL, chooser and bulk action (see :mod:`wagtail_clientdb.views.scoping`). These
+policies make the same rules hold wherever Wagtail itself asks for the objects a user may
+reach: delete buttons, log entries (site history), the v3 API. A policy acts for the user
+through all of the user's branches; the admin narrows that to the current branch.
 """
 
 from wagtail.permission_policies import ModelPermissionPolicy
@@ -13,18 +14,35 @@ from wagtail.permissions import register_permission_policy
 from . import scope
 
 
-class CustomerPermissionPolicy(ModelPermissionPolicy):
+class ScopedPermissionPolicy(ModelPermissionPolicy):
+    """Model permissions, on the objects ``visible(viewer)`` returns."""
+
+    def __init__(self, model, visible):
+        super().__init__(model)
+        self.visible = visible
+
     def instances_user_has_any_permission_for(self, user, actions):
         if not self.user_has_any_permission(user, actions):
             return self.model._default_manager.none()
-        return scope.visible_customers(scope.viewer_for_user(user))
+        return self.visible(scope.viewer_for_user(user))
 
     def user_has_permission_for_instance(self, user, action, instance):
-        if not self.user_has_permission(user, action):
+        return (
+            self.user_has_permission(user, action)
+            and self.visible(scope.viewer_for_user(user)).filter(pk=instance.pk).exists()
+        )
+
+
+class CustomerPermissionPolicy(ScopedPermissionPolicy):
+    """Visible customers; changed and deleted as :func:`scope.edit_mode` and :func:`scope.can_delete` allow."""
+
+    def __init__(self, model):
+        super().__init__(model, scope.visible_customers)
+
+    def user_has_permission_for_instance(self, user, action, instance):
+        if not super().user_has_permission_for_instance(user, action, instance):
             return False
         viewer = scope.viewer_for_user(user)
-        if not scope.is_visible(viewer, instance):
-            return False
         if viewer.is_manager:
             return True
         per_branch = [scope.Viewer(user, False, (branch,)) for branch in viewer.branches]
@@ -36,34 +54,11 @@ class CustomerPermissionPolicy(ModelPermissionPolicy):
         return True
 
 
-class AppointmentPermissionPolicy(ModelPermissionPolicy):
-    def instances_user_has_any_permission_for(self, user, actions):
-        if not self.user_has_any_permission(user, actions):
-            return self.model._default_manager.none()
-        return scope.visible_appointments(scope.viewer_for_user(user))
-
-    def user_has_permission_for_instance(self, user, action, instance):
-        return (
-            self.user_has_permission(user, action)
-            and scope.visible_appointments(scope.viewer_for_user(user)).filter(pk=instance.pk).exists()
-        )
-
-
-class BranchPermissionPolicy(ModelPermissionPolicy):
-    def instances_user_has_any_permission_for(self, user, actions):
-        if not self.user_has_any_permission(user, actions):
-            return self.model._default_manager.none()
-        return scope.visible_branches(scope.viewer_for_user(user))
-
-    def user_has_permission_for_instance(self, user, action, instance):
-        return (
-            self.user_has_permission(user, action)
-            and scope.visible_branches(scope.viewer_for_user(user)).filter(pk=instance.pk).exists()
-        )
-
-
-class DeletionRequestPermissionPolicy(ModelPermissionPolicy):
+class DeletionRequestPermissionPolicy(ScopedPermissionPolicy):
     """Requests are made by deleting customers and changed only by the queue's own actions."""
+
+    def __init__(self, model):
+        super().__init__(model, scope.visible_deletion_requests)
 
     def user_has_permission(self, user, action):
         return action not in ("add", "change", "delete") and super().user_has_permission(user, action)
@@ -73,6 +68,6 @@ def register_permission_policies():
     from .models import Appointment, Branch, Customer, DeletionRequest
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
-    register_permission_policy(Appointment, AppointmentPermissionPolicy(Appointment))
-    register_permission_policy(Branch, BranchPermissionPolicy(Branch))
+    register_permission_policy(Appointment, ScopedPermissionPolicy(Appointment, scope.visible_appointments))
+    register_permission_policy(Branch, ScopedPermissionPolicy(Branch, scope.visible_branches))
     register_permission_policy(DeletionRequest, DeletionRequestPermissionPolicy(DeletionRequest))

@@ -10,12 +10,14 @@ manager works company-wide (``branches == ()``) or views the company as one bran
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Branch, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
+from .models import Branch, BranchMembership, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
 
 MANAGE_GLOBAL_PERMISSION = "wagtail_clientdb.manage_global_customers"
 SESSION_BRANCH_KEY = "wagtail_clientdb_branch"
@@ -233,7 +235,10 @@ def set_sharing(customer, *, all_branches, branches=()):
         customer.home_branch = None
     customer.shared_with_all_branches = bool(all_branches)
     Customer.objects.filter(pk=customer.pk).update(
-        home_branch=customer.home_branch, shared_with_all_branches=customer.shared_with_all_branches
+        home_branch=customer.home_branch,
+        shared_with_all_branches=customer.shared_with_all_branches,
+        version=F("version") + 1,
+        updated_at=timezone.now(),
     )
     customer.branches.set([] if all_branches else branches)
 
@@ -270,3 +275,19 @@ def visible_branches(viewer):
     if viewer.is_manager:
         return Branch.objects.all()
     return Branch.objects.filter(pk__in=[b.pk for b in viewer.branches])
+
+
+def visible_deletion_requests(viewer, queryset=None):
+    """Managers see the whole queue; branch staff the requests made in their branches."""
+    queryset = DeletionRequest.objects.all() if queryset is None else queryset
+    if viewer.is_manager:
+        return queryset
+    return queryset.filter(requested_in_branch__in=viewer.branches)
+
+
+def staff_choices(viewer):
+    """Users an appointment can be given to: the staff of the viewer's branches (of every
+    active branch, company-wide)."""
+    branches = Branch.objects.active() if viewer.is_manager else visible_branches(viewer)
+    members = BranchMembership.objects.filter(branch__in=branches).values("user")
+    return get_user_model().objects.filter(is_active=True, pk__in=members).order_by("first_name", "last_name", "pk")

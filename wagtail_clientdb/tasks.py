@@ -6,7 +6,7 @@ database backend and a worker (see docs/deployment.md).
 
 from django_tasks import task
 
-from . import deletion
+from . import deletion, retention
 from .models import ExportJob, ImportJob
 
 
@@ -14,6 +14,12 @@ from .models import ExportJob, ImportJob
 def process_deletion_queue():
     """Retry every open deletion request (for a periodic schedule)."""
     return deletion.process_queue()
+
+
+@task()
+def delete_expired_files():
+    """Delete uploads, reports and exports older than the retention period (for a daily schedule)."""
+    return retention.delete_expired_files()
 
 
 @task()

@@ -5,6 +5,8 @@ from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from . import urls
+from .models import ClientDBLogEntry
+from .models.log_entry import logged_models
 from .views.appointments import AppointmentViewSet
 from .views.attributes import AttributeDefinitionViewSet
 from .views.branches import BranchViewSet
@@ -36,6 +38,13 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
 
 
 register_snippet(ClientDBViewSetGroup)
+
+
+@hooks.register("register_log_actions")
+def register_log_entry_model(actions):
+    """The app's branch-scoped models keep their history where it is read within the branch rules."""
+    for model in logged_models():
+        actions.register_model(model, ClientDBLogEntry)
 
 
 @hooks.register("register_admin_urls")

@@ -4,10 +4,10 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attribute_types, attributes, overrides, scope
+from .. import attribute_types, attributes, overrides, scope, versions
 from ..consent import record_consent
-from ..contact import PHONE_INVALID_MESSAGE, normalise_email, parse_phone
-from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel
+from ..contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
+from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
 
 SHARING_ALL = "all"
 SHARING_SPECIFIC = "specific"
@@ -45,6 +45,8 @@ class CustomerForm(WagtailAdminModelForm):
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
+    #: The versions and values the form was made from (:mod:`wagtail_clientdb.versions`).
+    edit_base = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, viewer=None, **kwargs):
         self.viewer = viewer
@@ -72,9 +74,48 @@ class CustomerForm(WagtailAdminModelForm):
         else:
             self.fields.pop("sharing", None)
             self.fields.pop("share_branches", None)
+        if self.instance.pk:
+            self.fields["edit_base"].initial = self.make_edit_base()
+        else:
+            del self.fields["edit_base"]
+
+    # --- No lost updates ----------------------------------------------------------------------------
+
+    @property
+    def local_branch(self):
+        return self.viewer.branch if self.mode == scope.EditMode.OVERRIDE else None
+
+    def shown_values(self):
+        """What this (unbound) form shows, as text per field."""
+        return {name: shown_text(self[name]) for name in self.fields if name not in ("edit_base", "reset_to_global")}
+
+    def make_edit_base(self):
+        return versions.edit_base(versions.current_versions(self.instance, self.local_branch), self.shown_values())
+
+    def check_not_stale(self):
+        """Refuse the save if what the form showed was changed meanwhile (call with the row locked to be sure)."""
+        fresh = Customer.objects.get(pk=self.instance.pk)
+        now = type(self)(instance=fresh, viewer=self.viewer, for_user=self.for_user)
+        base = versions.read_edit_base(self.data.get(self.add_prefix("edit_base")))
+        labels = {name: field.label for name, field in self.fields.items()}
+        try:
+            versions.check_base(base, versions.current_versions(fresh, self.local_branch), now.shown_values(), labels)
+        except versions.StaleEdit as stale:
+            self.show_stale(stale, now)
+            raise
+
+    def show_stale(self, stale, now):
+        """Mark the fields changed meanwhile with their new values; the form's base moves to
+        now, so that saving again keeps what the user sees in the form."""
+        for name, _label, _then, value in stale.changes:
+            if name in self.fields:
+                self.add_error(name, _("Changed meanwhile to: %(value)s") % {"value": value or "–"})
+        data = self.data.copy()
+        data[self.add_prefix("edit_base")] = now.make_edit_base()
+        self.data = data
 
     def _limit_to_local_fields(self):
-        keep = {*overrides.OVERRIDABLE_FIELDS, "reset_to_global"}
+        keep = {*overrides.OVERRIDABLE_FIELDS, "reset_to_global", "edit_base"}
         for name in list(self.fields):
             if name not in keep and not name.startswith(attributes.FIELD_PREFIX):
                 del self.fields[name]
@@ -124,6 +165,15 @@ class CustomerForm(WagtailAdminModelForm):
     def clean_email(self):
         return normalise_email(self.cleaned_data.get("email"))
 
+    def clean_first_name(self):
+        return normalise_text(self.cleaned_data.get("first_name"))
+
+    def clean_last_name(self):
+        return normalise_text(self.cleaned_data.get("last_name"))
+
+    def clean_notes(self):
+        return normalise_text(self.cleaned_data.get("notes"))
+
     def clean_phone_raw(self):
         parsed = parse_phone(self.cleaned_data.get("phone_raw"), self.phone_region)
         if not parsed.is_valid:
@@ -144,11 +194,21 @@ class CustomerForm(WagtailAdminModelForm):
                 scope.check_sharing(self.instance, all_branches=cleaned.get("sharing") == SHARING_ALL)
             except ValidationError as error:
                 self.add_error("sharing", error)
+        if self.instance.pk and not self.errors:
+            try:
+                self.check_not_stale()
+            except versions.StaleEdit as stale:
+                self.add_error(None, stale)
         return cleaned
 
     @transaction.atomic
     def save(self, commit=True):
+        """Raises :class:`~wagtail_clientdb.versions.StaleEdit` (and saves nothing) when the
+        customer changed since :meth:`clean`; the view shows it as a form error."""
         user = self.for_user
+        if self.instance.pk:
+            Customer.objects.select_for_update().filter(pk=self.instance.pk).first()
+            self.check_not_stale()
         if self.mode == scope.EditMode.OVERRIDE:
             values = {name: self.cleaned_data[name] for name in overrides.OVERRIDABLE_FIELDS if name in self.fields}
             overrides.save_local_values(
@@ -183,3 +243,19 @@ class CustomerForm(WagtailAdminModelForm):
             if sharing == SHARING_ALL or (sharing == SHARING_SPECIFIC and not customer.home_branch_id) or branches:
                 scope.set_sharing(customer, all_branches=sharing == SHARING_ALL, branches=branches)
         return customer
+
+
+def shown_text(bound_field):
+    """A form field's value as the form shows it, as comparable text (choices by their labels)."""
+    field = bound_field.field
+    value = bound_field.value()
+    if isinstance(field, forms.BooleanField):
+        return str(_("yes") if value else _("no"))
+    values = value if isinstance(value, (list, tuple)) else [value]
+    values = [v for v in values if v not in (None, "")]
+    choices = getattr(field, "choices", None)
+    if choices is not None:
+        labels = {str(key): str(label) for key, label in choices}
+        values = [labels.get(str(v), str(v)) for v in values]
+    texts = [str(getattr(v, "name", v)) for v in values]
+    return ", ".join(sorted(texts)) if len(texts) > 1 else (texts[0] if texts else "")

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
-from taggit.models import Tag
 
 from .. import bulk, overrides, scope
 from ..models import (
@@ -30,6 +29,7 @@ from ..models import (
     CustomerGroup,
     CustomerOverride,
     CustomerSource,
+    CustomerTag,
     TaggedCustomer,
 )
 from . import columns
@@ -42,13 +42,19 @@ LINE = "__line__"
 
 
 class ImportSettings:
-    """Who imports, and the choices made on the import form."""
+    """Who imports, and the choices made on the import form.
 
-    def __init__(self, viewer, *, all_branches=False, share_branches=(), phone_region="DE"):
+    ``previewed_at``: when the preview the user confirmed began; a row that would change a
+    customer (or the branch's local values) changed after it is refused, because the user
+    confirmed what the preview showed, not what is there now.
+    """
+
+    def __init__(self, viewer, *, all_branches=False, share_branches=(), phone_region="DE", previewed_at=None):
         self.viewer = viewer
         self.all_branches = all_branches
         self.share_branches = list(share_branches)
         self.phone_region = phone_region
+        self.previewed_at = previewed_at
         self.may_edit_global = scope.branches_may_edit_global_customers()
 
 
@@ -82,8 +88,8 @@ class MatchingLoader(BaseInstanceLoader):
             candidates = resource.get_queryset().filter(bulk.any_of("id", pks)).order_by()
             if resource.lock_rows:
                 candidates = candidates.select_for_update(of=("self",))
-            # Timestamps are never read here: the import sets updated_at and leaves created_at.
-            candidates = list(candidates.select_related("home_branch").defer("created_at", "updated_at"))
+            # The import sets updated_at (read to compare with the preview) and leaves created_at.
+            candidates = list(candidates.select_related("home_branch").defer("created_at"))
         else:
             candidates = []
         attach_relations(candidates, resource.settings.viewer.branch)
@@ -187,7 +193,7 @@ class CustomerImportResource(resources.ModelResource):
     def get_bulk_update_fields(self):
         """Only the columns some row of the batch changes."""
         changed = set().union(*(instance._import.fields for instance in self.update_instances))
-        return sorted(changed) + ["updated_at"]
+        return sorted(changed) + ["updated_at", "version"]
 
     # --- One row -------------------------------------------------------------------------------------
 
@@ -216,6 +222,28 @@ class CustomerImportResource(resources.ModelResource):
                 raise ValidationError(
                     {"__all__": [_("This customer is shared by the head office and is read-only in your branch.")]}
                 )
+        if plan.changed:
+            self._check_unchanged_since_preview(instance)
+
+    def _check_unchanged_since_preview(self, instance):
+        previewed_at = self.settings.previewed_at
+        if previewed_at is None:
+            return
+        override = instance.branch_override
+        changed_at = max(instance.updated_at, override.updated_at if override else instance.updated_at)
+        if changed_at > previewed_at:
+            local_time = timezone.localtime(changed_at).strftime("%Y-%m-%d %H:%M")
+            raise ValidationError(
+                {
+                    "__all__": [
+                        _(
+                            "This customer was changed at %(time)s, after the preview. Check the file again "
+                            "(upload it anew) so that nothing changed meanwhile is overwritten."
+                        )
+                        % {"time": local_time}
+                    ]
+                }
+            )
 
     def _new_customer(self, instance, values, plan):
         viewer = self.settings.viewer
@@ -310,15 +338,15 @@ class CustomerImportResource(resources.ModelResource):
 
     def before_save_instance(self, instance, row, **kwargs):
         instance.updated_at = self.now
-        if instance._import.local_values:
-            instance._import.only_local = True
+        if instance.pk is not None:
+            # The rows are locked for the import: the next version is ours to write.
+            instance.version += 1
 
     # --- Batches ------------------------------------------------------------------------------------------
 
     def save_instance(self, instance, is_create, row, **kwargs):
-        if getattr(instance._import, "only_local", False):
+        if instance._import.local_values:
             # The record stays as it is; only the branch's local values change.
-            self.before_save_instance(instance, row, **kwargs)
             self.local_value_instances.append(instance)
             return
         super().save_instance(instance, is_create, row, **kwargs)
@@ -378,7 +406,6 @@ class ImportPlan:
         self.branches = None
         self.consent = None
         self.local_values = None
-        self.only_local = False
 
     def change(self, field_name):
         self.fields.add(field_name)
@@ -403,9 +430,9 @@ def save_related(instances, viewer, user, *, new):
     tagged = [(c, p.tags) for c, p in plans if p.tags is not None]
     if tagged:
         names = {name for _customer, tags in tagged for name in tags}
-        tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+        tags = {tag.name: tag for tag in CustomerTag.all_tags.filter(name__in=names)}
         for name in names - set(tags):
-            tags[name], _created = Tag.objects.get_or_create(name=name)
+            tags[name], _created = CustomerTag.all_tags.get_or_create(name=name)
         _replace_links(
             TaggedCustomer, "content_object", "tag",
             [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],

@@ -1,8 +1,8 @@
 """One imported row → checked customer values, with the same rules as every other entry point.
 
-Empty cells give no value: they never clear what a customer already has. Text cells lose
-the apostrophe our CSV export puts before formula-like text (so an export re-imports
-unchanged) and must not contain NUL characters.
+Empty cells give no value: they never clear what a customer already has. Text cells are
+read in Unicode NFC, lose the apostrophe our CSV export puts before formula-like text (so
+an export re-imports unchanged) and must not contain NUL characters.
 """
 
 import datetime
@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from taggit.utils import parse_tags
 
 from .. import attribute_types
-from ..contact import normalise_email, parse_phone
+from ..contact import normalise_email, normalise_text, parse_phone
 from ..models import Customer
 from ..spreadsheets import unneutralise_csv
 from . import columns
@@ -104,7 +104,7 @@ def cell_text(value):
         return repr(value)
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
-    text = str(value)
+    text = normalise_text(str(value))
     if "\x00" in text:
         raise ValidationError(_("The cell contains a NUL character."), code="nul")
     return unneutralise_csv(text.strip())

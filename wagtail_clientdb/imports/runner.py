@@ -21,7 +21,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import scope
+from .. import conf, scope
 from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
 from . import checking, columns
 from .reading import FileProblem, open_spreadsheet
@@ -34,6 +34,10 @@ PREVIEW_ROWS = 25
 
 
 def open_job_file(job):
+    if not job.file:
+        raise FileProblem(
+            _("The uploaded file was deleted after %(days)s days. Upload it again.") % {"days": conf.get("FILE_RETENTION_DAYS")}
+        )
     job.file.open("rb")
     try:
         return open_spreadsheet(job.file.file, encoding=job.encoding, delimiter=job.delimiter)
@@ -108,7 +112,7 @@ class Outcome:
         self.report_file = tempfile.TemporaryFile()
         self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
         self.report_writer = csv.writer(self.report)
-        self.report_writer.writerow([_("Line"), *headers, _("Reason")])
+        self.report_writer.writerow([_("Line"), *[_report_cell(header) for header in headers], _("Reason")])
 
     def add(self, result, chunk):
         lines = {index: line for index, (line, _raw) in enumerate(chunk, 1)}
@@ -128,7 +132,7 @@ class Outcome:
                 if len(self.invalid_rows) < MAX_LISTED_INVALID_ROWS:
                     self.invalid_rows.append({"line": line, "column": column, "message": message})
             reason = "; ".join(f"{column}: {message}" for column, message in messages)
-            self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], reason])
+            self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], _report_cell(reason)])
 
     def _invalid_messages(self, invalid_row):
         messages = []
@@ -170,9 +174,11 @@ def run(job, *, dry_run, on_progress=None):
         all_branches=job.all_branches,
         share_branches=Branch.objects.filter(pk__in=job.share_branch_ids),
         phone_region=ClientDBSettings.load().default_phone_region,
+        previewed_at=None if dry_run else job.previewed_at,
     )
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     outcome = Outcome(job.headers, targets)
+    outcome.started_at = resource.now
     refuse_all = False
     # A preview writes nothing; an import is one transaction, all rows or none.
     with (
@@ -236,15 +242,18 @@ def finish(job, outcome, *, dry_run):
     job.notes = [note for note in job.notes if note not in outcome.notes] + outcome.notes
     if dry_run:
         job.status = JobStatus.PREVIEWED
+        job.previewed_at = outcome.started_at
     else:
         job.status = JobStatus.REFUSED if outcome.refused_everything else JobStatus.IMPORTED
         job.finished_at = timezone.now()
     outcome.report.flush()
     outcome.report.detach()
+    if job.report:
+        # A report of an earlier run (the preview) is replaced, not left behind.
+        job.report.delete(save=False)
     if outcome.counts["invalid"]:
         outcome.report_file.seek(0)
-        name = job.original_name.rsplit(".", 1)[0] + "-refused-rows.csv"
-        job.report.save(name, File(outcome.report_file), save=False)
+        job.report.save("refused-rows.csv", File(outcome.report_file), save=False)
     outcome.report_file.close()
     job.save()
 

@@ -7,11 +7,13 @@ from .customer import (
     Customer,
     CustomerOverride,
     CustomerSource,
+    CustomerTag,
     TaggedCustomer,
 )
 from .deletion import DeletionRequest, DeletionStatus
 from .group import CustomerGroup
 from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
+from .log_entry import ClientDBLogEntry
 from .settings import ClientDBSettings
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "AttributeType",
     "Branch",
     "BranchMembership",
+    "ClientDBLogEntry",
     "ClientDBSettings",
     "ConsentChannel",
     "ConsentEvent",
@@ -31,6 +34,7 @@ __all__ = [
     "CustomerGroup",
     "CustomerOverride",
     "CustomerSource",
+    "CustomerTag",
     "DeletionRequest",
     "DeletionStatus",
     "ExportJob",

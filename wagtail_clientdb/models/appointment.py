@@ -63,6 +63,8 @@ class Appointment(models.Model):
 
     objects = AppointmentQuerySet.as_manager()
 
+    wagtail_reference_index_ignore = True
+
     class Meta:
         verbose_name = _("appointment")
         verbose_name_plural = _("appointments")

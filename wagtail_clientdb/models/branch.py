@@ -92,6 +92,8 @@ class BranchMembership(models.Model):
     )
     created_at = models.DateTimeField(_("member since"), auto_now_add=True)
 
+    wagtail_reference_index_ignore = True
+
     class Meta:
         verbose_name = _("branch membership")
         verbose_name_plural = _("branch memberships")

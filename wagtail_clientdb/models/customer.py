@@ -1,11 +1,16 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 from taggit.managers import TaggableManager
-from taggit.models import TaggedItemBase
+from taggit.models import ItemBase, TagBase
+from wagtail.log_actions import get_active_log_context
 
-from ..contact import format_phone, normalise_email, parse_phone
+from ..contact import format_phone, normalise_email, normalise_text, parse_phone
+
+#: Text fields stored in Unicode NFC.
+TEXT_FIELDS = ("first_name", "last_name", "notes", "external_id")
 
 
 class CustomerSource(models.TextChoices):
@@ -22,14 +27,64 @@ class ConsentChannel(models.TextChoices):
     API = "api", _("API")
 
 
-class TaggedCustomer(TaggedItemBase):
-    content_object = models.ForeignKey(
-        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items"
-    )
+class TagsOfVisibleCustomers(models.Manager):
+    """``CustomerTag.objects``: in an admin request, the tags of customers the acting user may see.
+
+    Wagtail's generic tag autocomplete (``/admin/tag-autocomplete/<app>/<model>/``) reads a tag
+    model's ``objects``; free-text tags can hold personal data ("Müller family"), so it must
+    not list the tags only another branch's customers carry. Outside an admin request there is
+    no acting user and it is empty. The app itself, and taggit, use :attr:`CustomerTag.all_tags`.
+    """
+
+    def get_queryset(self):
+        from .. import scope
+
+        user = get_active_log_context().user
+        if user is None or not user.is_authenticated:
+            return super().get_queryset().none()
+        visible = scope.visible_customers(scope.viewer_for_user(user)).values("pk")
+        return super().get_queryset().filter(
+            pk__in=TaggedCustomer.objects.filter(content_object__in=visible).values("tag")
+        )
+
+
+class CustomerTag(TagBase):
+    """Tags of customers, kept apart from the tags of pages, images and documents, which every
+    admin user's tag fields suggest."""
+
+    all_tags = models.Manager()
+    objects = TagsOfVisibleCustomers()
+
+    wagtail_reference_index_ignore = True
 
     class Meta:
         verbose_name = _("customer tag")
         verbose_name_plural = _("customer tags")
+        # taggit reads and writes tags through the default manager.
+        default_manager_name = "all_tags"
+
+
+class TaggedCustomer(ItemBase):
+    tag = models.ForeignKey(CustomerTag, on_delete=models.CASCADE, related_name="tagged_customers")
+    content_object = models.ForeignKey(
+        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items"
+    )
+
+    wagtail_reference_index_ignore = True
+
+    @classmethod
+    def tags_for(cls, model, instance=None, **extra_filters):
+        """taggit's own lookup of an object's tags, through the tag model's unscoped manager."""
+        if instance is not None:
+            return CustomerTag.all_tags.filter(tagged_customers__content_object=instance, **extra_filters)
+        return CustomerTag.all_tags.filter(tagged_customers__content_object__isnull=False, **extra_filters).distinct()
+
+    class Meta:
+        verbose_name = _("customer tag link")
+        verbose_name_plural = _("customer tag links")
+        constraints = [
+            models.UniqueConstraint(fields=["content_object", "tag"], name="clientdb_unique_customer_tag")
+        ]
 
 
 class Customer(models.Model):
@@ -60,7 +115,7 @@ class Customer(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     marketing_consent = models.BooleanField(_("marketing consent"), default=False)
-    tags = TaggableManager(through=TaggedCustomer, blank=True, verbose_name=_("tags"))
+    tags = TaggableManager(through=TaggedCustomer, blank=True, verbose_name=_("tags"), help_text="")
     groups = models.ManyToManyField(
         "wagtail_clientdb.CustomerGroup",
         blank=True,
@@ -95,6 +150,13 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    #: Raised by every change (see :mod:`wagtail_clientdb.versions`): a save based on an
+    #: older version is refused instead of overwriting what someone else saved meanwhile.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+
+    # Customers, and what points at them, stay out of Wagtail's reference index: its
+    # "usage" pages would list them without the branch rules.
+    wagtail_reference_index_ignore = True
 
     class Meta:
         verbose_name = _("customer")
@@ -141,22 +203,59 @@ class Customer(models.Model):
     def is_global(self):
         return self.home_branch_id is None
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_phone = (instance.__dict__.get("phone_raw"), instance.__dict__.get("phone"))
+        return instance
+
     def normalise_contact(self, phone_region=None):
-        """Bring email and phone into their stored form; see :mod:`wagtail_clientdb.contact`."""
+        """Bring text, email and phone into their stored form; see :mod:`wagtail_clientdb.contact`.
+
+        ``phone_raw`` holds the number as typed and ``phone`` its E.164 form. Code that assigns
+        a number to ``phone`` (``customer.phone = "+49 30 1234567"``) means the same as assigning
+        it to ``phone_raw``, so neither assignment is lost; different numbers assigned to both
+        are an error.
+        """
         from .settings import ClientDBSettings
 
+        for name in TEXT_FIELDS:
+            setattr(self, name, normalise_text(getattr(self, name)))
         self.email = normalise_email(self.email)
         if phone_region is None:
             phone_region = ClientDBSettings.load().default_phone_region
-        self.phone = parse_phone(self.phone_raw, phone_region).e164
+        loaded_raw, loaded_phone = getattr(self, "_loaded_phone", ("", ""))
+        phone_written = self.phone != (loaded_phone or "")
+        raw_written = self.phone_raw != (loaded_raw or "")
+        typed = self.phone if phone_written and not raw_written else self.phone_raw
+        parsed = parse_phone(typed, phone_region)
+        if phone_written and raw_written and self.phone not in ("", parsed.e164, parsed.raw):
+            raise ValueError("Assign a phone number to phone or to phone_raw, not different numbers to both.")
+        self.phone_raw, self.phone = parsed.raw, parsed.e164
 
     def save(self, *args, **kwargs):
         self.normalise_contact(kwargs.pop("phone_region", None))
-        super().save(*args, **kwargs)
+        changing = not self._state.adding and self.pk is not None
+        if not changing:
+            super().save(*args, **kwargs)
+        else:
+            # Raised in the UPDATE itself, so that concurrent saves never share a version.
+            previous, self.version = self.version, F("version") + 1
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "version", "updated_at"}
+            try:
+                super().save(*args, **kwargs)
+            except Exception:
+                self.version = previous
+                raise
+            self.refresh_from_db(fields=["version"])
+        self._loaded_phone = (self.phone_raw, self.phone)
 
 
 class ConsentEvent(models.Model):
     """Marketing consent given or withdrawn: the history behind ``Customer.marketing_consent``."""
+
+    wagtail_reference_index_ignore = True
 
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="consent_events", verbose_name=_("customer")
@@ -210,6 +309,10 @@ class CustomerOverride(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: Raised by every change of the branch's local values (written under a row lock).
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+
+    wagtail_reference_index_ignore = True
 
     class Meta:
         verbose_name = _("local customer values")

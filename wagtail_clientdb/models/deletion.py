@@ -59,6 +59,8 @@ class DeletionRequest(models.Model):
     )
     errors = models.JSONField(_("errors"), default=list, blank=True)
 
+    wagtail_reference_index_ignore = True
+
     class Meta:
         verbose_name = _("customer to delete")
         verbose_name_plural = _("customers to delete")

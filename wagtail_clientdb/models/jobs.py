@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..storage import PrivateFileName, get_private_storage
+
 
 class JobStatus(models.TextChoices):
     UPLOADED = "uploaded", _("Uploaded")
@@ -18,8 +20,9 @@ class JobStatus(models.TextChoices):
 class ImportJob(models.Model):
     """One uploaded customer list on its way in: file, column mapping, preview, result.
 
-    The upload is kept in Django's default storage, so a background worker on another
-    machine can read it, and the progress survives page reloads.
+    The upload is kept in the app's private storage (:mod:`wagtail_clientdb.storage`), so a
+    background worker on another machine can read it, and the progress survives page
+    reloads. Files are deleted after the retention period; the job keeps its counts.
     """
 
     created_by = models.ForeignKey(
@@ -33,7 +36,7 @@ class ImportJob(models.Model):
         related_name="+",
         verbose_name=_("imported in branch"),
     )
-    file = models.FileField(_("file"), upload_to="clientdb/imports/%Y/%m/")
+    file = models.FileField(_("file"), upload_to=PrivateFileName("imports"), storage=get_private_storage, blank=True)
     original_name = models.CharField(_("file name"), max_length=255)
     format = models.CharField(_("format"), max_length=10, blank=True)
     encoding = models.CharField(_("encoding"), max_length=20, blank=True)
@@ -52,9 +55,15 @@ class ImportJob(models.Model):
     invalid_rows = models.JSONField(_("invalid rows"), default=list)
     notes = models.JSONField(_("notes"), default=list)
     error = models.TextField(_("error"), blank=True)
-    report = models.FileField(_("refused rows"), upload_to="clientdb/import-reports/%Y/%m/", blank=True)
+    report = models.FileField(
+        _("refused rows"), upload_to=PrivateFileName("import-reports"), storage=get_private_storage, blank=True
+    )
     created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+    #: When the last preview ended: a row that changes a customer changed after it is refused.
+    previewed_at = models.DateTimeField(_("checked at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    wagtail_reference_index_ignore = True
 
     class Meta:
         verbose_name = _("customer import")
@@ -90,10 +99,12 @@ class ExportJob(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=JobStatus.choices, default=JobStatus.EXPORTING)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
-    file = models.FileField(upload_to="clientdb/exports/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=PrivateFileName("exports"), storage=get_private_storage, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    wagtail_reference_index_ignore = True
 
     class Meta:
         verbose_name = _("customer export")

@@ -5,12 +5,11 @@ from wagtail.admin.ui.tables import Column, StatusTagColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, scope
-from ..deletion import BookingRefused
 from ..filters import AppointmentFilterSet
 from ..forms.appointments import AppointmentForm
 from ..models import Appointment, AttributeTarget
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
-from .scoping import ScopedViewSetMixin, ViewerFormMixin
+from .scoping import SaveRefusalMixin, ScopedViewSetMixin, ViewerFormMixin
 
 
 def local_start(appointment):
@@ -21,23 +20,11 @@ class AppointmentIndexView(snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
 
 
-class BookingRefusalMixin(ViewerFormMixin):
-    """A booking refused inside the save transaction (a deletion won the race) is a form error."""
-
-    def form_valid(self, form):
-        try:
-            return super().form_valid(form)
-        except BookingRefused as refusal:
-            form.add_error("customer", refusal)
-            self.produced_error_message = self.get_error_message()
-            return self.form_invalid(form)
-
-
-class AppointmentCreateView(BookingRefusalMixin, snippet_views.CreateView):
+class AppointmentCreateView(SaveRefusalMixin, ViewerFormMixin, snippet_views.CreateView):
     pass
 
 
-class AppointmentEditView(BookingRefusalMixin, snippet_views.EditView):
+class AppointmentEditView(SaveRefusalMixin, ViewerFormMixin, snippet_views.EditView):
     pass
 
 
@@ -96,8 +83,8 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         base_form_class=AppointmentForm,
     )
 
-    def get_scoped_queryset(self, request):
-        return scope.visible_appointments(scope.viewer_for_request(request))
+    def visible(self, viewer):
+        return scope.visible_appointments(viewer)
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request).select_related("customer", "branch", "staff")

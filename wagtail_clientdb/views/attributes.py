@@ -8,6 +8,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import attributes
 from ..forms.attributes import AttributeDefinitionForm
 from ..models import AttributeDefinition
+from .scoping import ScopedViewSetMixin
 
 
 class AttributeDefinitionDeleteView(snippet_views.DeleteView):
@@ -30,7 +31,7 @@ class AttributeDefinitionDeleteView(snippet_views.DeleteView):
             super().delete_action()
 
 
-class AttributeDefinitionViewSet(snippet_views.SnippetViewSet):
+class AttributeDefinitionViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     model = AttributeDefinition
     icon = "form"
     menu_label = _("Attributes")

@@ -38,8 +38,8 @@ class BranchViewSet(ScopedViewSetMixin, SnippetViewSet):
         ]
     )
 
-    def get_scoped_queryset(self, request):
-        return scope.visible_branches(scope.viewer_for_request(request))
+    def visible(self, viewer):
+        return scope.visible_branches(viewer)
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request).prefetch_related("members")

@@ -2,25 +2,37 @@
 
 Wagtail's bulk actions load objects by id for any model; ours load them only from what
 the viewer may see (:class:`ScopedBulkActionMixin`), so a forged id list reaches nothing
-else and reveals nothing of it.
+else and reveals nothing of it. Every model of the app has its bulk actions replaced so.
 """
+
+import json
 
 from django import forms
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from taggit.forms import TagField
-from wagtail.admin.widgets import AdminTagWidget
+from wagtail.admin import messages
+from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, deletion, scope
-from ..models import Appointment, AttributeDefinition, Branch, Customer, CustomerGroup, DeletionStatus
+from .. import attributes, deletion, scope, versions
+from ..models import (
+    Appointment,
+    AttributeDefinition,
+    Branch,
+    Customer,
+    CustomerGroup,
+    CustomerTag,
+    DeletionRequest,
+    DeletionStatus,
+)
+from .scoping import scoped_queryset
 
 
 class ScopedBulkActionMixin:
     def get_scoped_queryset(self):
-        return self.model.snippet_viewset.get_scoped_queryset(self.request)
+        return scoped_queryset(self.model, self.request)
 
     def get_actionable_objects(self):
         ids = self.request.GET.getlist("id")
@@ -39,14 +51,14 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest]
 
     @property
     def _actionable_objects(self):
         return ScopedBulkActionMixin.get_actionable_objects(self)
 
 
-class AttributeDeleteBulkAction(DeleteBulkAction):
+class AttributeDeleteBulkAction(ScopedDeleteBulkAction):
     """Deleting attribute definitions deletes their values everywhere, as the delete view does."""
 
     models = [AttributeDefinition]
@@ -58,9 +70,25 @@ class AttributeDeleteBulkAction(DeleteBulkAction):
         return super().execute_action(objects, **kwargs)
 
 
+class CustomerBulkForm(forms.Form):
+    #: ``{pk: version}`` of the customers the confirmation page listed.
+    versions = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def shown_versions(self):
+        try:
+            shown = json.loads(self.cleaned_data.get("versions") or "{}")
+        except ValueError:
+            return {}
+        return shown if isinstance(shown, dict) else {}
+
+
 class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
+    """A bulk action on customers. Customers changed since the confirmation page listed them
+    are left as they are, and the user is told which (:mod:`wagtail_clientdb.versions`)."""
+
     models = [Customer]
     template_name = "wagtail_clientdb/bulk_actions/confirm.html"
+    form_class = CustomerBulkForm
     action_title = ""
     action_question = ""
 
@@ -72,6 +100,26 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         """Changing tags, groups or sharing changes the one record: direct editors only."""
         return scope.edit_mode(self.viewer, customer) == scope.EditMode.DIRECT
 
+    def get_initial(self):
+        objects, _no_access = self.get_actionable_objects()
+        return {"versions": json.dumps({str(customer.pk): customer.version for customer in objects})}
+
+    def prepare_action(self, objects, objects_without_access):
+        shown = self.cleaned_form.shown_versions()
+        stale = [customer for customer in objects if shown.get(str(customer.pk)) != customer.version]
+        if stale:
+            # ``objects`` is the list Wagtail passes on to execute_action.
+            objects[:] = [customer for customer in objects if customer not in stale]
+            messages.warning(
+                self.request,
+                ngettext(
+                    "%(count)d customer changed after you opened this page and was left as it is: %(names)s",
+                    "%(count)d customers changed after you opened this page and were left as they are: %(names)s",
+                    len(stale),
+                )
+                % {"count": len(stale), "names": ", ".join(str(customer) for customer in stale)},
+            )
+
     def get_context_data(self, **kwargs):
         return {
             **super().get_context_data(**kwargs),
@@ -81,8 +129,8 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         }
 
 
-class AddTagsForm(forms.Form):
-    tags = TagField(label=_("Tags"), widget=AdminTagWidget)
+class AddTagsForm(CustomerBulkForm):
+    tags = TagField(label=_("Tags"), tag_model=CustomerTag)
 
 
 class AddTagsBulkAction(CustomerBulkAction):
@@ -100,6 +148,7 @@ class AddTagsBulkAction(CustomerBulkAction):
     def execute_action(cls, objects, tags=(), **kwargs):
         for customer in objects:
             customer.tags.add(*tags)
+        versions.touch(customer.pk for customer in objects)
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
@@ -108,7 +157,7 @@ class AddTagsBulkAction(CustomerBulkAction):
         }
 
 
-class AddToGroupForm(forms.Form):
+class AddToGroupForm(CustomerBulkForm):
     group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
 
 
@@ -126,6 +175,7 @@ class AddToGroupBulkAction(CustomerBulkAction):
     @classmethod
     def execute_action(cls, objects, group=None, **kwargs):
         group.customers.add(*objects)
+        versions.touch(customer.pk for customer in objects)
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
@@ -134,7 +184,7 @@ class AddToGroupBulkAction(CustomerBulkAction):
         ) % {"count": num_parent_objects}
 
 
-class ShareForm(forms.Form):
+class ShareForm(CustomerBulkForm):
     all_branches = forms.BooleanField(
         label=_("Share with all branches"),
         required=False,
@@ -168,7 +218,8 @@ class ShareWithBranchesBulkAction(CustomerBulkAction):
         return scope.can_manage_sharing(self.viewer)
 
     def get_execution_context(self):
-        return dict(self.cleaned_form.cleaned_data)
+        cleaned = self.cleaned_form.cleaned_data
+        return {"all_branches": cleaned["all_branches"], "branches": cleaned["branches"]}
 
     @classmethod
     def execute_action(cls, objects, all_branches=False, branches=(), **kwargs):

@@ -11,7 +11,6 @@ from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
 from wagtail.admin.widgets.button import HeaderButton
-from wagtail.snippets.views import chooser as chooser_views
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, conf, deletion, export, exports, listing, overrides, scope
@@ -22,7 +21,15 @@ from ..models import AttributeTarget, ClientDBSettings, Customer, DeletionStatus
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
-from .scoping import ScopedViewSetMixin, ViewerFormMixin, ViewerMixin
+from .scoping import (
+    SaveRefusalMixin,
+    ScopedChooseResultsView,
+    ScopedChooserViewSet,
+    ScopedChooseView,
+    ScopedViewSetMixin,
+    ViewerFormMixin,
+    ViewerMixin,
+)
 
 
 def display_name(customer):
@@ -176,7 +183,7 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
         return super().dispatch(request, *args, **kwargs)
 
 
-class CustomerEditView(BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
+class CustomerEditView(SaveRefusalMixin, BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
 
     @cached_property
     def edit_mode(self):
@@ -341,27 +348,26 @@ class CustomerSearchFilterForm(BaseFilterForm):
         return objects
 
 
-class ScopedCustomerChooseMixin(ViewerMixin):
+class CustomerChooseMixin(ViewerMixin):
+    """Customers as the viewer's branch sees them, searchable by name, email and phone."""
+
     filter_form_class = CustomerSearchFilterForm
 
     def get_object_list(self):
-        return overrides.with_effective_values(scope.visible_customers(self.viewer), self.viewer.branch)
+        return overrides.with_effective_values(super().get_object_list(), self.viewer.branch)
 
 
-class CustomerChooseView(ScopedCustomerChooseMixin, chooser_views.ChooseView):
+class CustomerChooseView(CustomerChooseMixin, ScopedChooseView):
     pass
 
 
-class CustomerChooseResultsView(ScopedCustomerChooseMixin, chooser_views.ChooseResultsView):
+class CustomerChooseResultsView(CustomerChooseMixin, ScopedChooseResultsView):
     pass
 
 
-class CustomerChooserViewSet(ScopedViewSetMixin, chooser_views.SnippetChooserViewSet):
+class CustomerChooserViewSet(ScopedChooserViewSet):
     choose_view_class = CustomerChooseView
     choose_results_view_class = CustomerChooseResultsView
-
-    def get_scoped_queryset(self, request):
-        return scope.visible_customers(scope.viewer_for_request(request))
 
 
 class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
@@ -413,8 +419,8 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         base_form_class=CustomerForm,
     )
 
-    def get_scoped_queryset(self, request):
-        return scope.visible_customers(scope.viewer_for_request(request))
+    def visible(self, viewer):
+        return scope.visible_customers(viewer)
 
     def get_urlpatterns(self):
         return super().get_urlpatterns() + [

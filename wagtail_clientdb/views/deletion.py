@@ -55,12 +55,8 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     ordering = ["-requested_at"]
     inspect_view_fields = ["status", "requested_by", "requested_in_branch", "requested_at", "last_attempt_at", "completed_at"]
 
-    def get_scoped_queryset(self, request):
-        viewer = scope.viewer_for_request(request)
-        requests = DeletionRequest.objects.all()
-        if viewer.is_manager:
-            return requests
-        return requests.filter(requested_in_branch__in=viewer.branches)
+    def visible(self, viewer):
+        return scope.visible_deletion_requests(viewer)
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request).select_related("customer", "requested_by")

@@ -1,13 +1,15 @@
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.tables import BooleanColumn, NumberColumn
 from wagtail.snippets.views.snippets import SnippetViewSet
 
+from .. import scope
 from ..models import CustomerGroup
+from .scoping import ScopedViewSetMixin
 
 
-class CustomerGroupViewSet(SnippetViewSet):
+class CustomerGroupViewSet(ScopedViewSetMixin, SnippetViewSet):
     model = CustomerGroup
     icon = "group"
     menu_label = _("Customer groups")
@@ -23,5 +25,8 @@ class CustomerGroupViewSet(SnippetViewSet):
     edit_handler = ObjectList([FieldPanel("name"), FieldPanel("description"), FieldPanel("is_default")])
 
     def get_queryset(self, request):
-        # The count is company-wide: groups belong to the company, not to a branch.
-        return CustomerGroup.objects.annotate(customer_count=Count("customers"))
+        # Groups belong to the company; each viewer counts the members it can see.
+        visible = scope.visible_customers(scope.viewer_for_request(request)).values("pk")
+        return self.get_scoped_queryset(request).annotate(
+            customer_count=Count("customers", filter=Q(customers__in=visible))
+        )

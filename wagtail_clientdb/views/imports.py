@@ -13,6 +13,7 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -21,7 +22,7 @@ from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import conf
+from .. import conf, scope
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import runner
 from ..imports.reading import FileProblem
@@ -59,10 +60,16 @@ class ImportViewMixin(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateM
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
+    job_model = ImportJob
+
     @cached_property
     def job(self):
-        # Jobs belong to whoever uploaded them; anyone else gets 404.
-        return get_object_or_404(ImportJob, pk=self.kwargs["job_id"], created_by=self.request.user)
+        """Jobs belong to whoever started them, while they still work in the job's branch;
+        anyone else gets 404."""
+        job = get_object_or_404(self.job_model, pk=self.kwargs["job_id"], created_by=self.request.user)
+        if scope.viewer_for_job(self.request.user, job.branch).sees_nothing:
+            raise Http404
+        return job
 
     def get_breadcrumbs_items(self):
         return [
@@ -175,7 +182,8 @@ class ReportView(ImportViewMixin, View):
         job = self.job
         if not job.report:
             raise Http404
-        return FileResponse(job.report.open("rb"), as_attachment=True, filename=job.report.name.rsplit("/", 1)[-1])
+        name = job.original_name.rsplit(".", 1)[0] + "-refused-rows.csv"
+        return FileResponse(job.report.open("rb"), as_attachment=True, filename=name)
 
 
 class ExportJobView(ImportViewMixin, View):
@@ -185,17 +193,15 @@ class ExportJobView(ImportViewMixin, View):
     any_permission_required = ["add", "change", "delete", "view"]
     page_title = gettext_lazy("Export customers")
     header_icon = "download"
-
-    @cached_property
-    def job(self):
-        return get_object_or_404(ExportJob, pk=self.kwargs["job_id"], created_by=self.request.user)
+    job_model = ExportJob
 
     def get(self, request, job_id, download=False):
         job = self.job
         if download:
-            if job.status != JobStatus.EXPORTED:
+            if job.status != JobStatus.EXPORTED or not job.file:
                 raise Http404
-            return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.file.name.rsplit("/", 1)[-1])
+            name = f"customers-{timezone.localdate(job.created_at):%Y-%m-%d}.{job.format}"
+            return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
         if request.GET.get("status"):
             running = job.status == JobStatus.EXPORTING
             return JsonResponse({"status": job.status, "running": running})

@@ -1,10 +1,13 @@
 """Branch isolation for Wagtail's generic admin views.
 
-Wagtail checks permissions per model, not per object. A :class:`ScopedViewSetMixin`
-viewset declares which objects a request may reach (``get_scoped_queryset``); every URL
-of the viewset that names an object answers 404 for any other object, whatever the view
-(edit, inspect, delete, history, usage, copy, revisions …), and the listing shows only
-that queryset. Bulk actions and choosers use the same queryset.
+Wagtail checks permissions per model, not per object. Every viewset of the app is a
+:class:`ScopedViewSetMixin` viewset that declares which objects a viewer may reach
+(``visible``); every URL of the viewset that names an object answers 404 for any other
+object, whatever the view (edit, inspect, delete, history, usage, copy …), and the listing,
+the chooser (all of its views) and the bulk actions (:mod:`.bulk_actions`) reach only those
+objects. Wagtail's own endpoints that do not go through a viewset (site history, tag
+autocomplete) are scoped by the models' permission policies (:mod:`..permissions`,
+:mod:`..models.log_entry`).
 """
 
 import functools
@@ -13,8 +16,16 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import URLPattern
+from wagtail.log_actions import get_active_log_context
+from wagtail.permissions import policy_registry
+from wagtail.snippets.views import chooser as chooser_views
+from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
+from ..deletion import BookingRefused
+from ..versions import StaleEdit
+
+ANY_ACTION = ["add", "change", "delete", "view"]
 
 
 def scoped_object_exists(queryset, pk):
@@ -35,11 +46,90 @@ def require_object_in_scope(view_func, get_scoped_queryset):
     return wrapped
 
 
+def scoped_queryset(model, request):
+    """The objects of ``model`` the request's user may reach in the admin now."""
+    return model.snippet_viewset.get_scoped_queryset(request)
+
+
+class ScopedChooserMixin:
+    """Chooser views that list, search and return only the objects of the viewset's scope."""
+
+    def get_object_list(self):
+        return scoped_queryset(self.model_class, self.request)
+
+    def can_create(self):
+        # The app's choosers offer no creation form (a POST would fail without one).
+        return self.get_creation_form_class() is not None and super().can_create()
+
+
+class ScopedChooseView(ScopedChooserMixin, chooser_views.ChooseView):
+    pass
+
+
+class ScopedChooseResultsView(ScopedChooserMixin, chooser_views.ChooseResultsView):
+    pass
+
+
+class ScopedChosenView(ScopedChooserMixin, chooser_views.SnippetChosenView):
+    def get_object(self, pk):
+        return scoped_queryset(self.model_class, self.request).get(pk=pk)
+
+
+class ScopedChosenMultipleView(ScopedChooserMixin, chooser_views.SnippetChosenMultipleView):
+    def get_objects(self, pks):
+        try:
+            return list(scoped_queryset(self.model_class, self.request).filter(pk__in=pks))
+        except (ValueError, TypeError, ValidationError):
+            raise Http404
+
+
+class ScopedCreateView(ScopedChooserMixin, chooser_views.SnippetCreateView):
+    pass
+
+
+class ScopedSnippetChooser(AdminSnippetChooser):
+    """The chooser widget of the app's models: a form re-shown with an id someone posted
+    names the object only if the acting admin user may reach it."""
+
+    def get_instance(self, value):
+        if value is None or isinstance(value, self.model_class):
+            return value
+        user = get_active_log_context().user
+        if user is None:
+            return None
+        reachable = policy_registry.get_by_type(self.model_class).instances_user_has_any_permission_for(user, ANY_ACTION)
+        try:
+            return reachable.filter(pk=value).first()
+        except (ValueError, TypeError, ValidationError):
+            return None
+
+
+class ScopedChooserViewSet(chooser_views.SnippetChooserViewSet):
+    base_widget_class = ScopedSnippetChooser
+    choose_view_class = ScopedChooseView
+    choose_results_view_class = ScopedChooseResultsView
+    chosen_view_class = ScopedChosenView
+    chosen_multiple_view_class = ScopedChosenMultipleView
+    create_view_class = ScopedCreateView
+
+
 class ScopedViewSetMixin:
-    """For snippet viewsets and chooser viewsets of models with branch-scoped objects."""
+    """For the app's snippet viewsets: every object the viewset serves is one of
+    ``visible(viewer)``, and only for users with a permission on the model."""
+
+    chooser_viewset_class = ScopedChooserViewSet
+
+    def visible(self, viewer):
+        """The objects ``viewer`` may reach (all of them for models without branch rules)."""
+        return self.model._default_manager.all()
 
     def get_scoped_queryset(self, request):
-        raise NotImplementedError
+        if not policy_registry.get_by_type(self.model).user_has_any_permission(request.user, ANY_ACTION):
+            return self.model._default_manager.none()
+        return self.visible(scope.viewer_for_request(request))
+
+    def get_queryset(self, request):
+        return self.get_scoped_queryset(request)
 
     def get_urlpatterns(self):
         return [
@@ -66,3 +156,18 @@ class ViewerFormMixin(ViewerMixin):
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "viewer": self.viewer}
+
+
+class SaveRefusalMixin:
+    """A save refused inside its transaction (a deletion won the booking race, someone else
+    saved the customer meanwhile) is shown as a form error; nothing was saved."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except BookingRefused as refusal:
+            form.add_error("customer", refusal)
+        except StaleEdit as stale:
+            form.add_error(None, stale)
+        self.produced_error_message = self.get_error_message()
+        return self.form_invalid(form)

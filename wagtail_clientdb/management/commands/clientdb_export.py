@@ -3,10 +3,9 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
-from taggit.models import Tag
 
 from wagtail_clientdb import export, listing, scope
-from wagtail_clientdb.models import Branch, CustomerGroup
+from wagtail_clientdb.models import Branch, CustomerGroup, CustomerTag
 
 
 class Command(BaseCommand):
@@ -32,7 +31,7 @@ class Command(BaseCommand):
         viewer = self._viewer(options["branch"])
         params = QueryDict(mutable=True)
         for tag in options["tag"]:
-            params.appendlist("tags", str(self._get(Tag, name=tag).pk))
+            params.appendlist("tags", str(self._get(CustomerTag, name=tag).pk))
         for group in options["group"]:
             params.appendlist("groups", str(self._get(CustomerGroup, name=group).pk))
         if options["consent"]:
@@ -61,6 +60,6 @@ class Command(BaseCommand):
 
     def _get(self, model, **lookup):
         try:
-            return model.objects.get(**lookup)
+            return model._default_manager.get(**lookup)
         except model.DoesNotExist:
             raise CommandError(f"No {model._meta.verbose_name} {next(iter(lookup.values()))!r}.")

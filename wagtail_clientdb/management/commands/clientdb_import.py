@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
+from wagtail_clientdb import scope
 from wagtail_clientdb.imports import columns, runner
 from wagtail_clientdb.imports.reading import CSV, XLS, XLSX, FileProblem
 from wagtail_clientdb.models import Branch, ImportJob, JobStatus
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         branch = Branch.objects.filter(slug=options["branch"]).first() if options["branch"] else None
         if options["branch"] and branch is None:
             raise CommandError(f"No branch with the slug {options['branch']!r}.")
+        branch = self._branch_of(user, branch)
         share_with = list(Branch.objects.filter(slug__in=options["share_with"]))
         job = ImportJob(
             created_by=user,
@@ -66,6 +68,22 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError("No such user; pass --user.")
         return user
+
+    def _branch_of(self, user, branch):
+        """The branch the import acts in: the one given, or the only one of a branch staff member."""
+        if scope.is_branch_manager(user):
+            return branch
+        branches = list(scope.member_branches(user))
+        if branch is not None:
+            if branch not in branches:
+                raise CommandError(f"{user.get_username()} does not work in the branch {branch.slug!r}.")
+            return branch
+        if not branches:
+            raise CommandError(f"{user.get_username()} is not a member of any branch and cannot import customers.")
+        if len(branches) > 1:
+            slugs = ", ".join(b.slug for b in branches)
+            raise CommandError(f"{user.get_username()} works in several branches ({slugs}): choose one with --branch.")
+        return branches[0]
 
     def _prepare(self, job, options):
         runner.inspect_upload(job)

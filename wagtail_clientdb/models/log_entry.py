@@ -1,0 +1,55 @@
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
+from django.utils.translation import gettext_lazy as _
+from wagtail.models.audit_log import BaseLogEntry, ModelLogEntryManager
+from wagtail.permissions import policy_registry
+
+#: What a log entry's reader must be able to do with its object to see the entry.
+ANY_ACTION = ["add", "change", "delete", "view"]
+
+
+class ClientDBLogEntryManager(ModelLogEntryManager):
+    def viewable_by_user(self, user):
+        """The entries of objects the user may reach now, by the models' permission policies.
+
+        Wagtail's site history and object history read log entries through this; its generic
+        log model checks model permissions only, so another branch's customers, appointments
+        and deletion requests (whose names the entries keep) would show.
+        """
+        entries = super().viewable_by_user(user)
+        allowed = Q()
+        for model in logged_models():
+            policy = policy_registry.get_by_type(model)
+            object_ids = (
+                policy.instances_user_has_any_permission_for(user, ANY_ACTION)
+                .order_by()
+                .annotate(id_text=Cast("pk", CharField()))
+                .values("id_text")
+            )
+            allowed |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids)
+        return entries.filter(allowed)
+
+
+class ClientDBLogEntry(BaseLogEntry):
+    """Audit log of the app's branch-scoped models, readable only within the branch rules."""
+
+    object_id = models.CharField(max_length=255, db_index=True)
+
+    objects = ClientDBLogEntryManager()
+
+    class Meta(BaseLogEntry.Meta):
+        ordering = ["-timestamp", "-id"]
+        verbose_name = _("client DB log entry")
+        verbose_name_plural = _("client DB log entries")
+
+    def __str__(self):
+        return f"ClientDBLogEntry {self.pk}: {self.action} on {self.object_verbose_name} {self.object_id}"
+
+
+def logged_models():
+    """The models whose log entries are ClientDBLogEntry rows (registered in wagtail_hooks)."""
+    from . import Appointment, Branch, Customer, DeletionRequest
+
+    return (Customer, Appointment, DeletionRequest, Branch)
