@@ -146,3 +146,12 @@ def scope_customers(branch_a, branch_b):
         "local_a": make_customer(first_name="Lena", last_name="Locala", email="lena@example.com", home_branch=branch_a),
         "local_b": make_customer(first_name="Lars", last_name="Localb", email="lars@example.com", home_branch=branch_b),
     }
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The private folder of this test run (tests/settings.py) goes with it."""
+    import shutil
+
+    from django.conf import settings
+
+    shutil.rmtree(settings.WAGTAIL_CLIENTDB["PRIVATE_ROOT"], ignore_errors=True)

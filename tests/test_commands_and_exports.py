@@ -73,7 +73,7 @@ def test_export_command(superuser, branch_a, branch_b, tmp_path, capsys):
 
 
 def test_large_exports_run_in_the_background(login, manager, settings, branch_a):
-    settings.WAGTAIL_CLIENTDB = {"EXPORT_BACKGROUND_ROWS": 2}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "EXPORT_BACKGROUND_ROWS": 2}
     for i in range(3):
         make_customer(first_name=f"P{i}", last_name="Person", email=f"p{i}@example.com", branches=[branch_a])
     make_customer(first_name="Other", email="other@example.com")
@@ -89,7 +89,7 @@ def test_large_exports_run_in_the_background(login, manager, settings, branch_a)
 
 
 def test_other_users_cannot_fetch_an_export(login, manager, staff_a, settings):
-    settings.WAGTAIL_CLIENTDB = {"EXPORT_BACKGROUND_ROWS": 0}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "EXPORT_BACKGROUND_ROWS": 0}
     make_customer(first_name="Anna", shared_with_all_branches=True)
     login(manager).get(customer_url("list"), {"export": "xlsx"})
     job = ExportJob.objects.get()

@@ -496,7 +496,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
     ],
 )
 def test_bad_files_get_a_clear_message_and_change_nothing(login, manager, settings, name, data, message):
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_UNCOMPRESSED_SIZE": 2 * 1024 * 1024, "IMPORT_MAX_ZIP_MEMBERS": 20}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_UNCOMPRESSED_SIZE": 2 * 1024 * 1024, "IMPORT_MAX_ZIP_MEMBERS": 20}
     response = upload(login(manager), name, data)
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["file"])
@@ -529,18 +529,18 @@ def test_huge_declared_worksheet_size_is_not_padded_out(login, manager):
 
 
 def test_too_large_files_are_refused(login, manager, settings):
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_FILE_SIZE": 1000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_FILE_SIZE": 1000}
     response = upload(login(manager), "big.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(200)]]))
     assert "larger than" in " ".join(response.context["form"].errors["file"])
 
 
 def test_too_many_rows_are_refused(login, manager, settings):
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_ROWS": 30}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_ROWS": 30}
     client = login(manager)
     job = job_of(upload(client, "rows.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(40)]])))
     assert job.status == "failed" and "more than 30 rows" in job.error
     assert "more than 30 rows" in client.get(customer_url("import_job", job.pk)).content.decode()
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_ROWS": 10}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_ROWS": 10}
     response = upload(client, "rows.csv", csv_bytes([["Name"], *[[f"Person {i}"] for i in range(40)]]))
     assert "more than 10 rows" in " ".join(response.context["form"].errors["file"])
     assert not Customer.objects.exists()
@@ -605,7 +605,7 @@ def test_editor_without_branch_cannot_import(login, editor):
 
 
 def test_large_files_run_in_the_background(login, manager, settings, django_capture_on_commit_callbacks):
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_BACKGROUND_BYTES": 100}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_BACKGROUND_BYTES": 100}
     client = login(manager)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = job_of(upload(client, "a.csv", csv_bytes(PLAIN_ROWS)))

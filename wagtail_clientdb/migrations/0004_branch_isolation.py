@@ -73,7 +73,9 @@ def forget_moved_global_tags(apps, schema_editor):
         f"AND NOT EXISTS (SELECT 1 FROM {quote(rel.related_model._meta.db_table)} AS r "
         f"WHERE r.{quote(rel.field.column)} = {quote(Tag._meta.db_table)}.{quote(Tag._meta.pk.column)})"
         for rel in Tag._meta.related_objects
-        if rel.related_model._meta.db_table in tables and rel.related_model._meta.app_label != "wagtail_clientdb"
+        if isinstance(rel.field, models.ForeignKey)
+        and rel.related_model._meta.db_table in tables
+        and rel.related_model._meta.app_label != "wagtail_clientdb"
     )
     with connection.cursor() as cursor:
         for start in range(0, len(moved), 500):

@@ -16,10 +16,11 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
 
         Wagtail's site history and object history read log entries through this; its generic
         log model checks model permissions only, so another branch's customers, appointments
-        and deletion requests (whose names the entries keep) would show.
+        and deletion requests (whose names the entries keep) would show. The policies check the
+        model permissions too (Wagtail's own check caches its result on the user across log
+        models, so it is not used here).
         """
-        entries = super().viewable_by_user(user)
-        allowed = Q()
+        allowed = Q(pk__in=[])
         for model in logged_models():
             policy = policy_registry.get_by_type(model)
             object_ids = (
@@ -29,7 +30,7 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
                 .values("id_text")
             )
             allowed |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids)
-        return entries.filter(allowed)
+        return self.filter(allowed)
 
 
 class ClientDBLogEntry(BaseLogEntry):

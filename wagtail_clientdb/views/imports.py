@@ -38,8 +38,8 @@ def url(name, job=None):
 
 
 def start(job, *, dry_run):
-    """Run inline for small files; queue a background task for larger ones."""
-    if job.file.size <= conf.get("IMPORT_BACKGROUND_BYTES"):
+    """Run inline for small files (and to report a file gone); queue a background task for larger ones."""
+    if not job.file or job.file.size <= conf.get("IMPORT_BACKGROUND_BYTES"):
         runner.execute(job, dry_run=dry_run)
         return
     job.status = JobStatus.PREVIEWING if dry_run else JobStatus.IMPORTING

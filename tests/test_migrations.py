@@ -1,0 +1,70 @@
+"""Migrations move existing data: customer tags out of Wagtail's tag pool, log entries into the
+scoped log, job files out of the media storage."""
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from wagtail_clientdb.storage import private_storage
+
+BEFORE = ("wagtail_clientdb", "0003_customer_name_order_index")
+AFTER = ("wagtail_clientdb", "0004_branch_isolation")
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state(target).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_branch_isolation_migration_moves_tags_logs_and_files():
+    old = migrate(BEFORE)
+    Customer = old.get_model("wagtail_clientdb", "Customer")
+    Tag = old.get_model("taggit", "Tag")
+    TaggedCustomer = old.get_model("wagtail_clientdb", "TaggedCustomer")
+    TaggedItem = old.get_model("taggit", "TaggedItem")
+    ContentType = old.get_model("contenttypes", "ContentType")
+    ModelLogEntry = old.get_model("wagtailcore", "ModelLogEntry")
+    ImportJob = old.get_model("wagtail_clientdb", "ImportJob")
+    User = old.get_model("auth", "User")
+
+    anna = Customer.objects.create(first_name="Anna", last_name="Tagged")
+    vip, shared_tag = Tag.objects.create(name="vip", slug="vip"), Tag.objects.create(name="blue", slug="blue")
+    unused_elsewhere = Tag.objects.create(name="only-images", slug="only-images")
+    TaggedCustomer.objects.create(content_object=anna, tag=vip)
+    TaggedCustomer.objects.create(content_object=anna, tag=shared_tag)
+    # "blue" also tags something else (an image, say): it stays in Wagtail's pool.
+    user_type = ContentType.objects.get(app_label="auth", model="user")
+    uploader = User.objects.create(username="uploader")
+    TaggedItem.objects.create(tag=shared_tag, content_type=user_type, object_id=uploader.pk)
+    TaggedItem.objects.create(tag=unused_elsewhere, content_type=user_type, object_id=uploader.pk)
+    customer_type = ContentType.objects.get(app_label="wagtail_clientdb", model="customer")
+    ModelLogEntry.objects.create(
+        content_type=customer_type, label="Anna Tagged", action="wagtail.create", timestamp=timezone.now(), object_id=str(anna.pk)
+    )
+    ModelLogEntry.objects.create(content_type=user_type, label="uploader", action="wagtail.create", timestamp=timezone.now(), object_id="1")
+    old_name = default_storage.save("clientdb/imports/2026/11/kunden.csv", ContentFile(b"Anna,Tagged"))
+    job = ImportJob.objects.create(created_by=uploader, file=old_name, original_name="kunden.csv")
+
+    new = migrate(AFTER)
+    CustomerTag = new.get_model("wagtail_clientdb", "CustomerTag")
+    assert sorted(
+        new.get_model("wagtail_clientdb", "TaggedCustomer").objects.values_list("tag__name", flat=True)
+    ) == ["blue", "vip"]
+    assert sorted(CustomerTag._default_manager.values_list("pk", "name")) == sorted([(vip.pk, "vip"), (shared_tag.pk, "blue")])
+    assert set(new.get_model("taggit", "Tag").objects.values_list("name", flat=True)) == {"blue", "only-images"}
+    moved = new.get_model("wagtail_clientdb", "ClientDBLogEntry").objects.get()
+    assert (moved.label, moved.object_id, moved.content_type_id) == ("Anna Tagged", str(anna.pk), customer_type.pk)
+    assert list(new.get_model("wagtailcore", "ModelLogEntry").objects.values_list("label", flat=True)) == ["uploader"]
+    job = new.get_model("wagtail_clientdb", "ImportJob").objects.get(pk=job.pk)
+    assert not default_storage.exists(old_name)
+    assert job.file.name.startswith("imports/") and "kunden" not in job.file.name
+    with private_storage.open(job.file.name) as moved_file:
+        assert moved_file.read() == b"Anna,Tagged"
+    # New tags get ids after the moved ones.
+    assert CustomerTag._default_manager.create(name="new", slug="new").pk > max(vip.pk, shared_tag.pk)
