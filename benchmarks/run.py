@@ -300,9 +300,7 @@ def step_seed_existing(args):
 
 def step_seed_export(args):
     """``count`` customers for the export runs; every tenth has a tag and a group."""
-    from taggit.models import Tag
-
-    from wagtail_clientdb.models import Customer, CustomerGroup, TaggedCustomer
+    from wagtail_clientdb.models import Customer, CustomerGroup, CustomerTag, TaggedCustomer
 
     def make(k):
         return Customer(
@@ -318,7 +316,7 @@ def step_seed_export(args):
 
     start = time.perf_counter()
     pks = _bulk_create_in_batches(make, args.count)
-    tag, _created = Tag.objects.get_or_create(name="regular")
+    tag, _created = CustomerTag.all_tags.get_or_create(name="regular")
     group = CustomerGroup.objects.get(name=GROUP_NAME)
     tagged = pks[::EXPORT_TAGGED_EVERY]
     TaggedCustomer.objects.bulk_create(

@@ -1,3 +1,4 @@
+from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, FieldRowPanel
@@ -72,7 +73,8 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_handler = ClientDBObjectList(
         [
             FieldPanel("customer"),
-            FieldPanel("branch"),
+            # A list of the viewer's own branches: a chooser would need a permission on branches.
+            FieldPanel("branch", widget=forms.Select),
             FieldRowPanel([FieldPanel("start"), FieldPanel("end")]),
             FieldPanel("service"),
             FieldPanel("staff"),
