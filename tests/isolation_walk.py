@@ -20,7 +20,6 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.test import Client, override_settings
@@ -304,7 +303,7 @@ def build_world():
     assert import_job.branch == branch_b and import_job.report, import_job.status
 
     # A large export of B: written to storage by a background task (inline in tests).
-    with override_settings(WAGTAIL_CLIENTDB={"EXPORT_BACKGROUND_ROWS": 0}):
+    with override_settings(WAGTAIL_CLIENTDB={**settings.WAGTAIL_CLIENTDB, "EXPORT_BACKGROUND_ROWS": 0}):
         response = client.get(_snippet_url(Customer, "list"), {"export": "xlsx"})
     assert response.status_code == 302, response.status_code
     export_job = ExportJob.objects.get(created_by=staff_b)
@@ -355,11 +354,11 @@ def _rows(queryset, exclude=()):
     return [{k: v for k, v in row.items() if k not in exclude} for row in queryset.order_by("pk").values()]
 
 
-def _file_bytes(name):
-    if not name:
+def _file_bytes(field_file):
+    if not field_file:
         return None
     try:
-        with default_storage.open(name, "rb") as handle:
+        with field_file.storage.open(field_file.name, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         return "missing"
@@ -405,9 +404,9 @@ def b_state(world):
         "import jobs": _rows(imports.distinct()),
         "export jobs": _rows(exports.distinct()),
         "files": [
-            _file_bytes(name)
+            _file_bytes(field_file)
             for job in [*imports.distinct(), *exports.distinct()]
-            for name in [job.file.name, getattr(job, "report", None) and job.report.name]
+            for field_file in [job.file, getattr(job, "report", None)]
         ],
     }
 

@@ -229,3 +229,14 @@ def test_a_branch_user_who_loses_the_branch_sees_nothing_on_the_next_request(log
     assert client.get(customer_url("inspect", customer.pk)).status_code == 404
     assert "Anna" not in body(client.get(chooser_url("customer", "choose_results")))
     assert post_edit(client, customer, {"first_name": "Changed"}).status_code == 404
+
+
+def test_deleting_a_branch_still_in_use_is_refused_with_a_message(login, manager, branch_a):
+    make_customer(first_name="Anna", home_branch=branch_a)
+    client = login(manager)
+    response = client.post(reverse("wagtailsnippets_wagtail_clientdb_branch:delete", args=(branch_a.pk,)), follow=True)
+    assert "Not deleted: still in use by Customers (1)" in body(response)
+    bulk = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "branch", "delete")) + f"?id={branch_a.pk}&next=/admin/"
+    response = client.post(bulk, follow=True)
+    assert "Not deleted: still in use by Customers (1)" in body(response)
+    assert branch_a.__class__.objects.filter(pk=branch_a.pk).exists()

@@ -8,10 +8,10 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import attributes
 from ..forms.attributes import AttributeDefinitionForm
 from ..models import AttributeDefinition
-from .scoping import ScopedViewSetMixin
+from .scoping import ProtectedDeleteView, ScopedViewSetMixin
 
 
-class AttributeDefinitionDeleteView(snippet_views.DeleteView):
+class AttributeDefinitionDeleteView(ProtectedDeleteView):
     """Deleting a definition deletes its values everywhere; the confirmation says how many."""
 
     @property

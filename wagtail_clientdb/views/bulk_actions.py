@@ -27,7 +27,7 @@ from ..models import (
     DeletionRequest,
     DeletionStatus,
 )
-from .scoping import scoped_queryset
+from .scoping import ProtectedDeletionMixin, scoped_queryset
 
 
 class ScopedBulkActionMixin:
@@ -50,8 +50,11 @@ class ScopedBulkActionMixin:
         return objects, {"items_with_no_access": no_access}
 
 
-class ScopedDeleteBulkAction(ScopedBulkActionMixin, DeleteBulkAction):
+class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
     models = [Appointment, Branch, CustomerGroup, DeletionRequest]
+
+    def refused_deletion_url(self):
+        return self.next_url
 
     @property
     def _actionable_objects(self):

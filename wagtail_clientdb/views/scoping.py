@@ -12,13 +12,21 @@ autocomplete) are scoped by the models' permission policies (:mod:`..permissions
 
 import functools
 
+from collections import Counter
+
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
 from django.http import Http404
+from django.shortcuts import redirect
 from django.urls import URLPattern
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from wagtail.admin import messages
 from wagtail.log_actions import get_active_log_context
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import chooser as chooser_views
+from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
@@ -113,11 +121,38 @@ class ScopedChooserViewSet(chooser_views.SnippetChooserViewSet):
     create_view_class = ScopedCreateView
 
 
+def protected_message(error):
+    """Why objects could not be deleted: what still points at them, counted by kind."""
+    kinds = Counter(str(capfirst(obj._meta.verbose_name_plural)) for obj in error.protected_objects)
+    return _("Not deleted: still in use by %(uses)s. Make it inactive instead, or move those first.") % {
+        "uses": ", ".join(f"{kind} ({count})" for kind, count in sorted(kinds.items()))
+    }
+
+
+class ProtectedDeletionMixin:
+    """Deleting what others still point at (a branch with customers) is refused with a message."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ProtectedError as error:
+            messages.error(self.request, protected_message(error))
+            return redirect(self.refused_deletion_url())
+
+    def refused_deletion_url(self):
+        return self.request.get_full_path()
+
+
+class ProtectedDeleteView(ProtectedDeletionMixin, snippet_views.DeleteView):
+    pass
+
+
 class ScopedViewSetMixin:
     """For the app's snippet viewsets: every object the viewset serves is one of
     ``visible(viewer)``, and only for users with a permission on the model."""
 
     chooser_viewset_class = ScopedChooserViewSet
+    delete_view_class = ProtectedDeleteView
 
     def visible(self, viewer):
         """The objects ``viewer`` may reach (all of them for models without branch rules)."""
