@@ -74,10 +74,10 @@ class CustomerForm(WagtailAdminModelForm):
         else:
             self.fields.pop("sharing", None)
             self.fields.pop("share_branches", None)
-        if self.instance.pk:
-            self.fields["edit_base"].initial = self.make_edit_base()
-        else:
+        if not self.instance.pk:
             del self.fields["edit_base"]
+        elif not self.is_bound:
+            self.fields["edit_base"].initial = self.make_edit_base()
 
     # --- No lost updates ----------------------------------------------------------------------------
 
@@ -111,7 +111,7 @@ class CustomerForm(WagtailAdminModelForm):
             if name in self.fields:
                 self.add_error(name, _("Changed meanwhile to: %(value)s") % {"value": value or "–"})
         data = self.data.copy()
-        data[self.add_prefix("edit_base")] = now.make_edit_base()
+        data[self.add_prefix("edit_base")] = now.fields["edit_base"].initial
         self.data = data
 
     def _limit_to_local_fields(self):
