@@ -6,7 +6,7 @@ from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from . import urls
 from .models import ClientDBLogEntry
-from .models.log_entry import logged_models
+from .models.log_entry import LogModelsInOrder, logged_models
 from .views.appointments import AppointmentViewSet
 from .views.attributes import AttributeDefinitionViewSet
 from .views.branches import BranchViewSet
@@ -43,6 +43,7 @@ register_snippet(ClientDBViewSetGroup)
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""
+    actions.log_entry_models = LogModelsInOrder.fromkeys([ClientDBLogEntry, *actions.log_entry_models])
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

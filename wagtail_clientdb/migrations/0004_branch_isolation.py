@@ -215,7 +215,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'client DB log entry',
                 'verbose_name_plural': 'client DB log entries',
-                'ordering': ['-timestamp', '-id'],
+                'ordering': [],
                 'abstract': False,
             },
         ),

@@ -32,6 +32,9 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
             allowed |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids)
         return self.filter(allowed)
 
+    def for_instance(self, instance):
+        return super().for_instance(instance).order_by("-timestamp", "-id")
+
 
 class ClientDBLogEntry(BaseLogEntry):
     """Audit log of the app's branch-scoped models, readable only within the branch rules."""
@@ -41,7 +44,8 @@ class ClientDBLogEntry(BaseLogEntry):
     objects = ClientDBLogEntryManager()
 
     class Meta(BaseLogEntry.Meta):
-        ordering = ["-timestamp", "-id"]
+        # No default order (see LogModelsInOrder); histories order explicitly.
+        ordering = []
         verbose_name = _("client DB log entry")
         verbose_name_plural = _("client DB log entries")
 
@@ -54,3 +58,17 @@ def logged_models():
     from . import Appointment, Branch, Customer, DeletionRequest
 
     return (Customer, Appointment, DeletionRequest, Branch)
+
+
+class LogModelsInOrder(dict):
+    """Wagtail's set of log entry models, iterated in the order they were added.
+
+    Wagtail's site history unions one query per log model, in the order of this collection.
+    On Django 6.1 the union takes the default ordering of the first model, and when that
+    model's query is empty for the reader (a user without pages, say) PostgreSQL refuses the
+    SQL ("multiple ORDER BY clauses not allowed"). The app's log model, which has no default
+    ordering, goes first so that the union never has one.
+    """
+
+    def add(self, model):
+        self.setdefault(model, None)
