@@ -23,6 +23,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from xml.sax.saxutils import unescape
@@ -251,11 +252,12 @@ def _check_xlsx(stream, size):
         strings_part = _shared_strings_part(archive, names)
         sheet = _scan_sheet(archive, sheet_part)
         strings = _scan_shared_strings(archive, strings_part) if strings_part else _SharedStrings()
-    except (zipfile.BadZipFile, EOFError, OSError):
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError):
+        # A damaged part, a compression method zipfile lacks, or a member with a password.
         raise FileProblem(_("The file looks like an XLSX workbook but is damaged."))
     budget = conf.get("IMPORT_MAX_READER_MEMORY")
     if not sheet.has_formulas and _calamine_needs(size, sheet, strings) <= budget:
-        return SpreadsheetFile(stream, XLSX, last_row=sheet.rows)
+        return SpreadsheetFile(stream, XLSX)
     if sheet.row_elements is None:
         sheet.row_elements, sheet.widest_row = _row_sizes(archive, sheet_part)
     needed = _openpyxl_needs(sheet, strings)
@@ -556,7 +558,9 @@ def _scan_shared_strings(archive, name):
         if not strings.xml_bytes and _DECLARATION.search(piece):
             raise _xml_declarations()
         strings.xml_bytes += len(piece)
-        parts = _STRING_START.split(piece)
+        parts = piece.split(b"<si>")
+        if piece.count(b"<si") != len(parts) - 1 or b":si" in piece:  # `<si ` or a prefix: rarely
+            parts = _STRING_START.split(piece)
         if length is not None:
             length += len(parts[0])
         if len(parts) > 1:
@@ -572,7 +576,8 @@ def _scan_shared_strings(archive, name):
 _XLS_EOF, _XLS_BOUNDSHEET, _XLS_SST, _XLS_CONTINUE, _XLS_FILEPASS, _XLS_DIMENSIONS = 0x000A, 0x0085, 0x00FC, 0x003C, 0x002F, 0x0200
 _XLS_NUMBER, _XLS_LABEL, _XLS_BOOLERR, _XLS_RK, _XLS_LABELSST = 0x0203, 0x0204, 0x0205, 0x027E, 0x00FD
 _XLS_MULRK, _XLS_FORMULA, _XLS_STRING = 0x00BD, 0x0006, 0x0207
-_XLS_SINGLE_CELLS = {_XLS_NUMBER, _XLS_LABEL, _XLS_BOOLERR, _XLS_RK, _XLS_LABELSST, _XLS_FORMULA}
+_XLS_CELLS = {_XLS_NUMBER, _XLS_LABEL, _XLS_BOOLERR, _XLS_RK, _XLS_LABELSST, _XLS_FORMULA, _XLS_MULRK}
+_TWO_NUMBERS = struct.Struct("<HH")
 
 
 def _check_xls(stream, size):
@@ -679,52 +684,60 @@ def _xls_string_sizes(parts):
 
 def _xls_sheet_needs(book, offset, sizes, *, first):
     """What calamine holds for one sheet: the cell list (or what the DIMENSIONS record makes it
-    reserve), the grid, the texts copied into cells, and the formulas as text."""
+    reserve), the grid, the texts copied into cells, and the formulas as text. A plain loop:
+    a sheet may have a million records."""
     max_columns, max_rows = _limits()
-    cells = reserved = texts = formulas = formula_text = 0
+    unpack, pair = struct.unpack_from, _TWO_NUMBERS.unpack_from
+    cells = reserved = texts = formula_text = 0
     low_row = low_column = 1 << 32
     high_row = high_column = -1
-    for kind, record in _xls_records(book, offset):
-        if kind == _XLS_DIMENSIONS:
-            first_row, last_row, first_column, last_column = (
-                struct.unpack_from("<IIHH", record) if len(record) == 14 else struct.unpack_from("<HHHH", record)
-            )
+    position, end = offset, len(book)
+    while position + 4 <= end:
+        kind, length = pair(book, position)
+        body, position = position + 4, position + 4 + length
+        if kind in _XLS_CELLS:
+            row, column = pair(book, body)
+            first_column = column
+            if kind == _XLS_LABELSST:
+                index = unpack("<I", book, body + 6)[0]
+                texts += sizes[index] if index < len(sizes) else 0
+            elif kind == _XLS_MULRK:
+                cells += (length - 6) // 6 - 1
+                column = unpack("<H", book, position - 2)[0]
+            elif kind == _XLS_LABEL:
+                texts += 3 * unpack("<H", book, body + 6)[0]
+            elif kind == _XLS_FORMULA:
+                formula_text += 4 * length
+            cells += 1
+            if row < low_row:
+                low_row = row
+            if row > high_row:
+                high_row = row
+                if first and row + 1 > max_rows:
+                    raise _beyond_limits(column + 1, row + 1)
+            if first_column < low_column:
+                low_column = first_column
+            if column > high_column:
+                high_column = column
+                if first and column + 1 > max_columns:
+                    raise _beyond_limits(column + 1, row + 1)
+        elif kind == _XLS_STRING:
+            texts += 3 * unpack("<H", book, body)[0]
+        elif kind == _XLS_DIMENSIONS:
+            first_row, last_row, first_column, last_column = unpack("<IIHH" if length == 14 else "<HHHH", book, body)
             if last_row and last_column:
                 # calamine reserves room for this many cells, and would compute a negative size.
                 if first_row >= last_row or first_column >= last_column or last_row > 65_536 or last_column > 256:
                     raise _unusual()
                 reserved = (last_row - first_row) * (last_column - first_column)
-            continue
-        if kind not in _XLS_SINGLE_CELLS and kind not in (_XLS_MULRK, _XLS_STRING):
-            continue
-        if kind == _XLS_STRING:
-            texts += 3 * struct.unpack_from("<H", record)[0]
-            continue
-        row, column = struct.unpack_from("<HH", record)
-        count = 1
-        if kind == _XLS_MULRK:
-            count = (len(record) - 6) // 6
-            column = struct.unpack_from("<H", record, len(record) - 2)[0]
-        elif kind == _XLS_LABELSST:
-            index = struct.unpack_from("<I", record, 6)[0]
-            texts += sizes[index] if index < len(sizes) else 0
-        elif kind == _XLS_LABEL:
-            texts += 3 * struct.unpack_from("<H", record, 6)[0]
-        elif kind == _XLS_FORMULA:
-            formulas += 1
-            formula_text += 4 * len(record)
-        if first and (column + 1 > max_columns or row + 1 > max_rows):
-            raise _beyond_limits(column + 1, row + 1)
-        cells += count
-        low_row, high_row = min(low_row, row), max(high_row, row)
-        low_column, high_column = min(low_column, column - count + 1), max(high_column, column)
+        elif kind == _XLS_EOF:
+            break
     grid = (high_row - low_row + 1) * (high_column - low_column + 1) if cells else 0
     return (
         _CALAMINE_PER_CELL * max(cells, reserved)
         + _CALAMINE_PER_GRID_CELL * grid
         + texts
-        + (24 * grid if formulas else 0)
-        + formula_text
+        + (24 * grid + formula_text if formula_text else 0)
     )
 
 
