@@ -111,6 +111,18 @@ def write_shared_strings_xlsx(path, rows, columns=14):
     _workbook(path, sheet_rows(), index, f"A1:{_letters(columns)}{rows + 1}")
 
 
+def write_inline_xlsx(path, rows, columns=14):
+    """The same 14 columns written by openpyxl in write-only mode (as the app exports): inline texts."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Customers")
+    sheet.append((HEADERS * 2)[:columns])
+    for i in range(rows):
+        sheet.append((import_row(i) + import_row(i + 1_000_000))[:columns])
+    workbook.save(path)
+
+
 def write_sparse_xlsx(path, last_row):
     """Two cells: A1 and CV``last_row``; python-calamine holds the grid between them."""
     rows = [b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>', b'<row r="%d"><c r="CV%d"><v>1</v></c></row>' % (last_row, last_row)]
@@ -194,6 +206,7 @@ def files(scale):
         "customers-1m.csv": lambda path: write_csv(path, rows_1m),
         "customers-100k.xlsx": lambda path: write_xlsx(path, rows_100k),
         "customers-100k-14.xlsx": lambda path: write_shared_strings_xlsx(path, rows_100k),
+        "customers-100k-14-inline.xlsx": lambda path: write_inline_xlsx(path, rows_100k),
         "sparse.xlsx": lambda path: write_sparse_xlsx(path, at_budget),
         "far.xlsx": write_far_cell_xlsx,
         "one-line.csv": write_one_line,
@@ -205,6 +218,7 @@ MEASUREMENTS = {
     "csv-1m": ("customers-1m.csv", {}, {}),
     "xlsx-100k": ("customers-100k.xlsx", {}, {}),
     "xlsx-100k-14-shared": ("customers-100k-14.xlsx", {}, {}),
+    "xlsx-100k-14-inline": ("customers-100k-14-inline.xlsx", {}, {}),
     # The same file as xlsx-100k, with less memory allowed than calamine's estimate for it.
     "xlsx-100k-streamed": ("customers-100k.xlsx", {}, {"IMPORT_MAX_READER_MEMORY": 64 * MB}),
     "xlsx-sparse-at-budget": ("sparse.xlsx", {}, {}),

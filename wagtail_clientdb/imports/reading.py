@@ -267,11 +267,13 @@ def _check_xlsx(stream, size):
 
 
 def _calamine_needs(file_size, sheet, strings):
-    """The file, the shared strings, the cell list, the grid, and the texts: inline ones (at most
-    the sheet's XML less about 40 bytes of markup per cell) and copies of shared ones."""
+    """The file, the shared strings, the cell list, the grid, and the texts: copies of shared
+    ones, and inline ones (at most the sheet's XML less about 40 bytes of markup per cell, each
+    with its allocation)."""
     table = strings.xml_bytes + _CALAMINE_PER_STRING * strings.count
     cells = _CALAMINE_PER_CELL * sheet.cells + _CALAMINE_PER_GRID_CELL * sheet.columns * sheet.rows
-    texts = sheet.cells * strings.longest + max(0, sheet.xml_bytes - 40 * sheet.cells)
+    inline = sheet.xml_bytes - 40 * sheet.cells
+    texts = sheet.cells * strings.longest + (inline + 16 * sheet.cells if inline > 0 else 0)
     return file_size + table + cells + texts
 
 
