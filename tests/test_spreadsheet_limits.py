@@ -7,6 +7,7 @@ aborted; a refusal must come as a message and a normal exit instead.
 """
 
 import io
+import json
 import os
 import re
 import struct
@@ -27,30 +28,35 @@ ROOT = Path(__file__).resolve().parent.parent
 BEYOND = "A customer list may use columns A to CV and rows 1 to 1,000,001"
 
 READ_IN_LIMITED_PROCESS = """
-import resource, sys
+import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 import django
 django.setup()
 from wagtail_clientdb.imports.reading import FileProblem, open_spreadsheet
-try:
-    with open(sys.argv[1], "rb") as upload:
-        print("rows:", sum(1 for _row in open_spreadsheet(upload).rows()))
-except FileProblem as problem:
-    print("refused:", problem)
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as upload:
+            output = "rows: %d" % sum(1 for _row in open_spreadsheet(upload).rows())
+    except FileProblem as problem:
+        output = f"refused: {problem}"
+    print(json.dumps(output), flush=True)
 """
 
 
-def read_in_limited_process(tmp_path, name, data):
-    """What reading ``data`` prints in a child process with 1 GiB of address space."""
-    path = tmp_path / name
-    path.write_bytes(data)
+def read_in_limited_process(folder, files):
+    """What reading each of ``files`` (name → bytes) prints, one after the other, in one child
+    process with 1 GiB of address space (one process: Django takes a second to start)."""
+    paths = []
+    for name, data in files.items():
+        paths.append(folder / name)
+        paths[-1].write_bytes(data)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", READ_IN_LIMITED_PROCESS, str(path)], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-c", READ_IN_LIMITED_PROCESS, *map(str, paths)], capture_output=True, text=True, cwd=ROOT, env=env
     )
     assert result.returncode == 0, result.stderr
     assert "MemoryError" not in result.stderr
-    return result.stdout.strip()
+    return dict(zip(files, map(json.loads, result.stdout.splitlines())))
 
 
 def xlsx_with_sheet(sheet_data, *, dimension=b"A1:B2"):
@@ -80,27 +86,49 @@ def far_cell(reference):
 # --- XLSX ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "sheet_data, dimension, cell",
-    [
-        (far_cell(b"XFD1048576"), b"A1:XFD1048576", "XFD1048576"),  # 512 GiB of grid for calamine
-        (far_cell(b"XFD2000"), b"A1:XFD2000", "XFD2000"),  # 1 GB before the old column check
-        (far_cell(b"A1000002"), b"A1:B1000002", "A1000002"),  # one row past the limit
-        (far_cell(b"CW5"), b"A1:CW5", "CW5"),  # one column past the limit
-        (far_cell(b"XFD2000"), b"A1:B2", "XFD2000"),  # a `<dimension>` that lies
-        # Cells without `r` follow the cell before: the 101st of a row is in column CW.
-        (HEADER + b'<row r="2">' + b'<c t="n"><v>1</v></c>' * 101 + b"</row>", b"A1:B2", "CW2"),
-        # … and rows without `r` the row before.
-        (HEADER + b'<row r="1000001"><c r="A1000001"><v>1</v></c></row><row><c><v>1</v></c></row>', b"A1", "A1000002"),
-        (HEADER + b'<row r="2"><c r="CV2"><v>1</v></c><c><v>2</v></c></row>', b"A1:B2", "CW2"),
-        # Written with a prefix, or odd quoting: the exact scan still finds the cell.
-        (b'<x:row xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:c r="ZZ9"><x:v>1</x:v></x:c></x:row>', b"A1", "ZZ9"),
-        (HEADER + b"<row r='3'><c s='0'\n r='XFD3'><v>1</v></c></row>", b"A1:B2", "XFD3"),
-    ],
-)
-def test_cells_beyond_the_limits_are_refused_before_reading(tmp_path, sheet_data, dimension, cell):
-    output = read_in_limited_process(tmp_path, "far.xlsx", xlsx_with_sheet(sheet_data, dimension=dimension))
-    assert output.startswith("refused: The worksheet has a cell at " + cell)
+#: Sheets with a cell beyond the limits: (sheet data, `<dimension>`, the cell refused).
+FAR_CELLS = {
+    "at XFD1048576": (far_cell(b"XFD1048576"), b"A1:XFD1048576", "XFD1048576"),  # 512 GiB of grid for calamine
+    "at XFD2000": (far_cell(b"XFD2000"), b"A1:XFD2000", "XFD2000"),  # 1 GB before the old column check
+    "one row past": (far_cell(b"A1000002"), b"A1:B1000002", "A1000002"),
+    "one column past": (far_cell(b"CW5"), b"A1:CW5", "CW5"),
+    "under a lying dimension": (far_cell(b"XFD2000"), b"A1:B2", "XFD2000"),
+    # Cells without `r` follow the cell before: the 101st of a row is in column CW.
+    "101st cell without r": (HEADER + b'<row r="2">' + b'<c t="n"><v>1</v></c>' * 101 + b"</row>", b"A1:B2", "CW2"),
+    # … and rows without `r` the row before.
+    "row without r": (HEADER + b'<row r="1000001"><c r="A1000001"><v>1</v></c></row><row><c><v>1</v></c></row>', b"A1", "A1000002"),
+    "cell without r after CV": (HEADER + b'<row r="2"><c r="CV2"><v>1</v></c><c><v>2</v></c></row>', b"A1:B2", "CW2"),
+    # Written with a prefix, or odd quoting: the exact scan still finds the cell.
+    "prefixed": (b'<x:row xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:c r="ZZ9"><x:v>1</x:v></x:c></x:row>', b"A1", "ZZ9"),
+    "odd quoting": (HEADER + b"<row r='3'><c s='0'\n r='XFD3'><v>1</v></c></row>", b"A1:B2", "XFD3"),
+}
+#: Sheets within the limits that look far: (sheet data, `<dimension>`).
+FINE_SHEETS = {
+    # A huge `<dimension>` with small cells: the cells decide. calamine reserves room from the
+    # dimension only below 100,000 cells, and openpyxl is told the last row.
+    "huge dimension": (HEADER + ANNA, b"A1:XFD1048576"),
+    # A cell that only carries formatting keeps no value in either reader: no refusal.
+    "formatting far out": (HEADER + ANNA + b'<row r="1048576"><c r="XFD1048576" s="1"/></row>', b"A1:XFD1048576"),
+    "cells and rows without r": (
+        b"<row>" + b'<c t="inlineStr"><is><t>Name</t></is></c>' + b"</row><row>" + b'<c t="inlineStr"><is><t>Anna</t></is></c>' + b"</row>",
+        b"A1",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def xlsx_read_in_limited_process(tmp_path_factory):
+    files = {f"{name}.xlsx": xlsx_with_sheet(data, dimension=dimension) for name, (data, dimension, *_cell) in FAR_CELLS.items()}
+    files |= {f"{name}.xlsx": xlsx_with_sheet(data, dimension=dimension) for name, (data, dimension) in FINE_SHEETS.items()}
+    rows = [["Name", "Email"], *[[f"Person {i}", f"p{i}@example.com"] for i in range(500)]]
+    files |= {"normal.xlsx": xlsx_bytes(rows), "kunden.xls": fixture("kunden.xls")}
+    return read_in_limited_process(tmp_path_factory.mktemp("limited"), files)
+
+
+@pytest.mark.parametrize("case", FAR_CELLS)
+def test_cells_beyond_the_limits_are_refused_before_reading(xlsx_read_in_limited_process, case):
+    output = xlsx_read_in_limited_process[f"{case}.xlsx"]
+    assert output.startswith("refused: The worksheet has a cell at " + FAR_CELLS[case][2])
     assert BEYOND in output
 
 
@@ -113,26 +141,14 @@ def test_far_cell_is_refused_at_upload(login, manager):
     assert not ImportJob.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "sheet_data, dimension",
-    [
-        # A huge `<dimension>` with small cells: the cells decide. calamine reserves room from
-        # the dimension only below 100,000 cells, and openpyxl is told the last row.
-        (HEADER + ANNA, b"A1:XFD1048576"),
-        # A cell that only carries formatting keeps no value in either reader: no refusal.
-        (HEADER + ANNA + b'<row r="1048576"><c r="XFD1048576" s="1"/></row>', b"A1:XFD1048576"),
-        # Cells and rows without `r`, within the limits.
-        (b"<row>" + b'<c t="inlineStr"><is><t>Name</t></is></c>' + b"</row><row>" + b'<c t="inlineStr"><is><t>Anna</t></is></c>' + b"</row>", b"A1"),
-    ],
-)
-def test_sheets_within_the_limits_are_read(tmp_path, sheet_data, dimension):
-    assert read_in_limited_process(tmp_path, "fine.xlsx", xlsx_with_sheet(sheet_data, dimension=dimension)) == "rows: 2"
+@pytest.mark.parametrize("case", FINE_SHEETS)
+def test_sheets_within_the_limits_are_read(xlsx_read_in_limited_process, case):
+    assert xlsx_read_in_limited_process[f"{case}.xlsx"] == "rows: 2"
 
 
-def test_normal_workbooks_are_read_in_a_limited_process(tmp_path):
-    rows = [["Name", "Email"], *[[f"Person {i}", f"p{i}@example.com"] for i in range(500)]]
-    assert read_in_limited_process(tmp_path, "normal.xlsx", xlsx_bytes(rows)) == "rows: 501"
-    assert read_in_limited_process(tmp_path, "kunden.xls", fixture("kunden.xls")) == "rows: 4"
+def test_normal_workbooks_are_read_in_a_limited_process(xlsx_read_in_limited_process):
+    assert xlsx_read_in_limited_process["normal.xlsx"] == "rows: 501"
+    assert xlsx_read_in_limited_process["kunden.xls"] == "rows: 4"
 
 
 def test_xml_declarations_in_a_sheet_are_refused():
@@ -179,6 +195,16 @@ def test_workbooks_too_large_for_calamine_are_streamed_and_too_large_for_that_re
         open_spreadsheet(io.BytesIO(data))
 
 
+def test_a_row_of_more_cells_than_a_spreadsheet_has_columns_is_not_streamed(settings):
+    # The same cell 20,000 times: calamine keeps a list of them (0.8 MB), openpyxl would build
+    # the whole row element at once.
+    data = xlsx_with_sheet(HEADER + b'<row r="2">' + b'<c r="A2"><v>1</v></c>' * 20_000 + b"</row>")
+    assert len(rows_of(data)[1]) == 2
+    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 200_000}
+    with pytest.raises(FileProblem, match="unusual way"):
+        open_spreadsheet(io.BytesIO(data))
+
+
 def test_a_lying_dimension_does_not_cut_the_streamed_rows_short(settings):
     settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 100_000}
     more = b"".join(b'<row r="%d"><c r="A%d" t="inlineStr"><is><t>P%d</t></is></c></row>' % (i, i, i) for i in range(3, 50))
@@ -212,29 +238,34 @@ def move_last_number(row, column):
     return change
 
 
-def test_xls_cells_beyond_the_limits_are_refused(tmp_path):
-    # Column IV (256), row 65,536: the far corner of an XLS sheet.
-    output = read_in_limited_process(tmp_path, "far.xls", xls_changed(move_last_number(65_535, 255)))
-    assert output.startswith("refused: The worksheet has a cell at IV65536")
-    output = read_in_limited_process(tmp_path, "far.xls", xls_changed(move_last_number(3, 100)))
-    assert output.startswith("refused: The worksheet has a cell at CW4")
+def huge_dimensions(kind, record):
+    if kind == 0x0200:  # DIMENSIONS: first row, last row + 1, first column, last column + 1
+        return struct.pack("<IIHHH", 0, 0xFFFFFFFF, 0, 6, 0)
+    return None
 
 
-def test_xls_with_forged_sizes_is_refused(tmp_path):
-    # python-calamine reserved room for the DIMENSIONS record's cells, and aborted.
-    def huge_dimensions(kind, record):
-        if kind == 0x0200:  # DIMENSIONS: first row, last row + 1, first column, last column + 1
-            return struct.pack("<IIHHH", 0, 0xFFFFFFFF, 0, 6, 0)
-        return None
+def huge_string_count(kind, record):
+    if kind == 0x00FC:  # SST: total and distinct strings
+        return record[:4] + struct.pack("<i", 0x7FFFFFFF) + record[8:]
+    return None
 
-    def huge_string_count(kind, record):
-        if kind == 0x00FC:  # SST: total and distinct strings
-            return record[:4] + struct.pack("<i", 0x7FFFFFFF) + record[8:]
-        return None
 
-    for change in (huge_dimensions, huge_string_count):
-        output = read_in_limited_process(tmp_path, "odd.xls", xls_changed(change))
-        assert output.startswith("refused: The workbook is put together in an unusual way")
+def test_xls_cells_beyond_the_limits_and_forged_sizes_are_refused(tmp_path):
+    outputs = read_in_limited_process(
+        tmp_path,
+        {
+            # Column IV (256), row 65,536: the far corner of an XLS sheet.
+            "corner.xls": xls_changed(move_last_number(65_535, 255)),
+            "column-cw.xls": xls_changed(move_last_number(3, 100)),
+            # python-calamine reserved room for the DIMENSIONS record's cells, and aborted.
+            "dimensions.xls": xls_changed(huge_dimensions),
+            "strings.xls": xls_changed(huge_string_count),
+        },
+    )
+    assert outputs["corner.xls"].startswith("refused: The worksheet has a cell at IV65536")
+    assert outputs["column-cw.xls"].startswith("refused: The worksheet has a cell at CW4")
+    assert outputs["dimensions.xls"].startswith("refused: The workbook is put together in an unusual way")
+    assert outputs["strings.xls"].startswith("refused: The workbook is put together in an unusual way")
 
 
 def test_xls_within_the_limits_imports_and_too_large_is_refused(settings):
@@ -255,9 +286,9 @@ def test_csv_with_more_than_the_column_limit_is_refused(login, manager):
     assert not ImportJob.objects.exists()
 
 
-@pytest.fixture
-def one_line_of_200_mb(tmp_path):
-    path = tmp_path / "one-line.csv"
+@pytest.fixture(scope="module")
+def one_line_of_200_mb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("line") / "one-line.csv"
     with path.open("wb") as handle:
         handle.write(b"Name,Email,")
         block = b"x" * (1 << 20)

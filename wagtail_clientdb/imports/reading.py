@@ -147,8 +147,15 @@ _CALAMINE_PER_STRING = 24  # a shared string, besides its text
 _OPENPYXL_PER_STRING = 100  # a shared string; its text takes about 3 bytes per byte of XML
 _OPENPYXL_PER_ROW = 450  # a row element with attributes (kept for the whole sheet)
 _OPENPYXL_PER_ROW_CELL = 1024  # the cells of the row being read
-#: Excel's number of columns: a row holding more cell elements is damaged, or made to be harmful.
+#: Excel's numbers of columns and rows: a row holding more cell elements, or a sheet more rows,
+#: is damaged or made to be harmful.
 _MAX_CELLS_PER_ROW = 16_384
+_MAX_ROW_ELEMENTS = 1_048_576
+#: The exact scan works in Python, tag by tag (about 3 µs each), while the upload waits: beyond
+#: this many tags (a sheet of about 1.5 million cells), or this many cells of formatting only
+#: beyond the limits, the sheet is refused rather than scanned for minutes.
+_MAX_EXACT_TAGS = 4_000_000
+_MAX_FORMATTED_BEYOND = 100_000
 
 
 def _limits():
@@ -430,6 +437,7 @@ def _fast_scan(archive, name):
     rows written in order cost a few dozen searches, not one per row."""
     max_columns, max_rows = _limits()
     scan = _SheetScan()
+    formatted_beyond = 0
     for number, piece in enumerate(_xml_pieces(archive, name)):
         if number == 0:
             if _DECLARATION.search(piece):
@@ -451,7 +459,8 @@ def _fast_scan(archive, name):
                 raise _NotPlain
             column, row = _column_number(cell[1].decode()), int(cell[2])
             if column > max_columns or row > max_rows:
-                if _EMPTY_CELL.match(piece, found.start()):
+                formatted_beyond += 1
+                if _EMPTY_CELL.match(piece, found.start()) and formatted_beyond <= _MAX_FORMATTED_BEYOND:
                     continue  # formatting only: neither reader keeps a cell without a value
                 raise _beyond_limits(column, row)
             scan.columns = max(scan.columns, column)
@@ -470,14 +479,15 @@ def _exact_scan(archive, name):
     one before in the row, in the row after the one before. Python per tag: for unusual sheets."""
     max_columns, max_rows = _limits()
     scan = _SheetScan(row_elements=0)
-    row_index = column_index = in_row = 0  # zero-based, as calamine counts
+    row_index = column_index = in_row = tags = 0  # zero-based, as calamine counts
     for number, piece in enumerate(_xml_pieces(archive, name)):
         if number == 0 and _DECLARATION.search(piece):
             raise _xml_declarations()
         scan.xml_bytes += len(piece)
         for start in _ANY_TAG.finditer(piece):
             tag = _WHOLE_TAG.match(piece, start.start())
-            if not tag:
+            tags += 1
+            if not tag or tags > _MAX_EXACT_TAGS or scan.row_elements > _MAX_ROW_ELEMENTS:
                 raise _unusual()
             closing, kind, attributes, empty = tag[1], start[2], tag[2], tag[3]
             if kind == b"f":
@@ -543,7 +553,7 @@ def _row_sizes(archive, name):
         for part in parts[1:]:
             widest = max(widest, in_row)
             in_row = len(_CELL_START.findall(part))
-        if max(widest, in_row) > _MAX_CELLS_PER_ROW:
+        if max(widest, in_row) > _MAX_CELLS_PER_ROW or rows > _MAX_ROW_ELEMENTS:
             raise _unusual()
     return rows, max(widest, in_row)
 
