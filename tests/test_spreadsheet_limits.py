@@ -158,6 +158,14 @@ def test_xml_declarations_in_a_sheet_are_refused():
         open_spreadsheet(io.BytesIO(data))
 
 
+def test_sheets_in_utf16_are_refused():
+    # python-calamine reads nothing of them, openpyxl all: the scan must read them too, or refuse.
+    data = xlsx_with_sheet(far_cell(b"XFD2000"))
+    data = xlsx_replacing(data, "xl/worksheets/sheet1.xml", lambda xml: xml.decode().encode("utf-16"))
+    with pytest.raises(FileProblem, match="unusual way"):
+        open_spreadsheet(io.BytesIO(data))
+
+
 def xlsx_replacing(data, name, change):
     source = zipfile.ZipFile(io.BytesIO(data))
     output = io.BytesIO()

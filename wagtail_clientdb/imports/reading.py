@@ -300,8 +300,7 @@ def _small_part(archive, name):
     if info.file_size > _SMALL_PART:
         raise _unusual()
     data = archive.read(info)
-    if _DECLARATION.search(data):
-        raise _xml_declarations()
+    _check_text(data)
     return data.decode("utf-8", errors="replace")
 
 
@@ -351,6 +350,15 @@ def _shared_strings_part(archive, names):
     if declared_strings is not None and declared_strings[1:] != part:
         raise _unusual()
     return part
+
+
+def _check_text(start):
+    """The scans read UTF-8 (or any ASCII-based encoding); a part in UTF-16 would slip past them,
+    and openpyxl would still read it."""
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in start[:1024]:
+        raise _unusual()
+    if _DECLARATION.search(start):
+        raise _xml_declarations()
 
 
 def _xml_declarations():
@@ -440,8 +448,7 @@ def _fast_scan(archive, name):
     formatted_beyond = 0
     for number, piece in enumerate(_xml_pieces(archive, name)):
         if number == 0:
-            if _DECLARATION.search(piece):
-                raise _xml_declarations()
+            _check_text(piece)
             dimension = _DIMENSION.search(piece)
             columns, rows = (_column_number(dimension[1].decode()), int(dimension[2])) if dimension else (1, 1)
             scan.columns = columns if columns <= max_columns else 1
@@ -481,8 +488,8 @@ def _exact_scan(archive, name):
     scan = _SheetScan(row_elements=0)
     row_index = column_index = in_row = tags = 0  # zero-based, as calamine counts
     for number, piece in enumerate(_xml_pieces(archive, name)):
-        if number == 0 and _DECLARATION.search(piece):
-            raise _xml_declarations()
+        if number == 0:
+            _check_text(piece)
         scan.xml_bytes += len(piece)
         for start in _ANY_TAG.finditer(piece):
             tag = _WHOLE_TAG.match(piece, start.start())
@@ -567,8 +574,8 @@ def _scan_shared_strings(archive, name):
     strings = _SharedStrings()
     length = None  # of the string still open at the end of the last piece
     for piece in _xml_pieces(archive, name):
-        if not strings.xml_bytes and _DECLARATION.search(piece):
-            raise _xml_declarations()
+        if not strings.xml_bytes:
+            _check_text(piece)
         strings.xml_bytes += len(piece)
         parts = piece.split(b"<si>")
         if piece.count(b"<si") != len(parts) - 1 or b":si" in piece:  # `<si ` or a prefix: rarely
