@@ -147,6 +147,7 @@ _CALAMINE_PER_STRING = 24  # a shared string, besides its text
 _OPENPYXL_PER_STRING = 100  # a shared string; its text takes about 3 bytes per byte of XML
 _OPENPYXL_PER_ROW = 450  # a row element with attributes (kept for the whole sheet)
 _OPENPYXL_PER_ROW_CELL = 1024  # the cells of the row being read
+_OPENPYXL_PER_OTHER_XML_BYTE = 16  # styles.xml is read as a tree: 18.6 MB of it took 234 MB
 #: Excel's numbers of columns and rows: a row holding more cell elements, or a sheet more rows,
 #: is damaged or made to be harmful.
 _MAX_CELLS_PER_ROW = 16_384
@@ -267,7 +268,14 @@ def _check_xlsx(stream, size):
         return SpreadsheetFile(stream, XLSX)
     if sheet.row_elements is None:
         sheet.row_elements, sheet.widest_row = _row_sizes(archive, sheet_part)
-    needed = _openpyxl_needs(sheet, strings)
+    # openpyxl also reads other parts whole (styles, theme, properties) and runs through the
+    # other sheets' rows for their size.
+    other_xml = sum(
+        member.file_size
+        for member in members
+        if member.filename.lower().endswith((".xml", ".rels")) and member.filename not in (sheet_part, strings_part)
+    )
+    needed = _openpyxl_needs(sheet, strings, other_xml)
     if needed > budget:
         raise _too_large(needed)
     return SpreadsheetFile(stream, XLSX, has_formulas=sheet.has_formulas, streamed=True, last_row=sheet.rows)
@@ -284,11 +292,12 @@ def _calamine_needs(file_size, sheet, strings):
     return file_size + table + cells + texts
 
 
-def _openpyxl_needs(sheet, strings):
-    """Shared strings and row attributes; with formulas, the workbook is opened twice."""
+def _openpyxl_needs(sheet, strings, other_xml):
+    """Shared strings, row attributes and the other parts; with formulas, the workbook is opened twice."""
     needed = (
         _OPENPYXL_PER_STRING * strings.count
         + 3 * strings.xml_bytes
+        + _OPENPYXL_PER_OTHER_XML_BYTE * other_xml
         + _OPENPYXL_PER_ROW * sheet.row_elements
         + _OPENPYXL_PER_ROW_CELL * sheet.widest_row
     )
