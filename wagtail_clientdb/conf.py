@@ -14,6 +14,11 @@ DEFAULTS = {
     # A spreadsheet (a zip archive) is refused when it unpacks to more than this, or has more members.
     "IMPORT_MAX_UNCOMPRESSED_SIZE": 1024 * 1024 * 1024,
     "IMPORT_MAX_ZIP_MEMBERS": 1000,
+    # A CSV line (a physical line: a quoted cell may span several) longer than this is refused.
+    "IMPORT_MAX_LINE_BYTES": 64 * 1024,
+    # What reading a spreadsheet may take in memory, estimated from the workbook before it is read:
+    # XLSX over it is streamed (slower), or refused when even that would not fit; XLS over it is refused.
+    "IMPORT_MAX_READER_MEMORY": 224 * 1024 * 1024,
     # Larger files are previewed and imported by a background task (256 KB: about 2,500 CSV rows).
     "IMPORT_BACKGROUND_BYTES": 256 * 1024,
     # Exports of more customers are written by a background task and offered for download.
