@@ -181,7 +181,7 @@ def walk_xls_records(count):
     django.setup()
     from array import array
 
-    from wagtail_clientdb.imports.reading import _xls_sheet_needs
+    from wagtail_clientdb.imports.workbook_limits import _xls_sheet_needs
 
     records = bytearray()
     for i in range(count):

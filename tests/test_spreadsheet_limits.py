@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 
 from tests.conftest import customer_url
 from tests.import_files import csv_bytes, fixture, xlsx_bytes
@@ -141,6 +142,13 @@ def test_far_cell_is_refused_at_upload(login, manager):
     assert not ImportJob.objects.exists()
 
 
+def test_far_cell_is_refused_by_the_import_command(tmp_path, manager):
+    path = tmp_path / "far.xlsx"
+    path.write_bytes(xlsx_with_sheet(far_cell(b"XFD1048576")))
+    with pytest.raises(CommandError, match="The worksheet has a cell at XFD1048576"):
+        call_command("clientdb_import", str(path), "--dry-run", "--user", "manager", stdout=io.StringIO())
+
+
 @pytest.mark.parametrize("case", FINE_SHEETS)
 def test_sheets_within_the_limits_are_read(xlsx_read_in_limited_process, case):
     assert xlsx_read_in_limited_process[f"{case}.xlsx"] == "rows: 2"
@@ -195,10 +203,10 @@ def test_workbooks_too_large_for_calamine_are_streamed_and_too_large_for_that_re
     data = xlsx_bytes(rows)
     sheet, read = rows_of(data)
     assert not sheet.streamed
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 500_000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 500_000}
     streamed, read_streamed = rows_of(data)
     assert streamed.streamed and read_streamed == read == rows
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 1_000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 1_000}
     with pytest.raises(FileProblem, match="too large to be read here .* Save it as CSV"):
         open_spreadsheet(io.BytesIO(data))
 
@@ -218,13 +226,13 @@ def test_a_row_of_more_cells_than_a_spreadsheet_has_columns_is_not_streamed(sett
     # the whole row element at once.
     data = xlsx_with_sheet(HEADER + b'<row r="2">' + b'<c r="A2"><v>1</v></c>' * 20_000 + b"</row>")
     assert len(rows_of(data)[1]) == 2
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 500_000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 500_000}
     with pytest.raises(FileProblem, match="unusual way"):
         open_spreadsheet(io.BytesIO(data))
 
 
 def test_a_lying_dimension_does_not_cut_the_streamed_rows_short(settings):
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 400_000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 400_000}
     more = b"".join(b'<row r="%d"><c r="A%d" t="inlineStr"><is><t>P%d</t></is></c></row>' % (i, i, i) for i in range(3, 50))
     sheet, read = rows_of(xlsx_with_sheet(HEADER + ANNA + more, dimension=b"A1:B2"))
     assert sheet.streamed and len(read) == 49
@@ -289,7 +297,7 @@ def test_xls_cells_beyond_the_limits_and_forged_sizes_are_refused(tmp_path):
 def test_xls_within_the_limits_imports_and_too_large_is_refused(settings):
     sheet, read = rows_of(fixture("kunden.xls"))
     assert sheet.format == "xls" and len(read) == 4
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_READER_MEMORY": 12_000}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 12_000}
     with pytest.raises(FileProblem, match="too large to be read here"):
         open_spreadsheet(io.BytesIO(fixture("kunden.xls")))
 
@@ -341,7 +349,7 @@ def test_encoding_detection_refuses_a_long_line_and_reads_one_within_the_limit(s
     long_line = csv_bytes([["Name", "Notes"], ["Jürgen", "ä" * 70_000]], encoding="cp1252")
     with pytest.raises(FileProblem, match="Line 2 of the file is longer than 64 KB"):
         open_spreadsheet(io.BytesIO(long_line))
-    settings.WAGTAIL_CLIENTDB = {"IMPORT_MAX_LINE_BYTES": 128 * 1024}
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_LINE_BYTES": 128 * 1024}
     sheet, read = rows_of(long_line)
     assert sheet.encoding == "cp1252" and read[1] == ["Jürgen", "ä" * 70_000]
 

@@ -189,3 +189,21 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     client.post(customer_url("import_job", job.pk), {})
     anna.refresh_from_db()
     assert anna.notes == "From the file"
+
+
+@pytest.mark.parametrize(
+    "language, message",
+    [("de", "Jemand anderes hat diesen Kunden gespeichert"), ("fr", "Quelqu’un d’autre a enregistré ce client")],
+)
+def test_the_refusal_speaks_the_users_language(login, manager, anna, language, message):
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = language
+    profile.save()
+    client = login(manager)
+    data = edit_page(client, anna)
+    Customer.objects.filter(pk=anna.pk).update(email="other@example.com")
+    versions.touch([anna.pk])
+    response = client.post(customer_url("edit", anna.pk), {**data, "notes": "x"})
+    assert message in response.content.decode()
