@@ -24,6 +24,8 @@ import time
 import zipfile
 from xml.sax.saxutils import escape
 
+from openpyxl.utils.cell import get_column_letter
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
@@ -36,14 +38,6 @@ MB = 1024 * 1024
 
 
 # --- Files ---------------------------------------------------------------------------------------------
-
-
-def _letters(number):
-    letters = ""
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def _workbook(path, sheet_rows, strings=(), dimension="A1"):
@@ -96,7 +90,7 @@ def _workbook(path, sheet_rows, strings=(), dimension="A1"):
 def write_shared_strings_xlsx(path, rows, columns=14):
     """``rows`` customers in 14 columns (two people per row), as Excel saves them: each distinct
     text once in the shared strings."""
-    letters = [_letters(i + 1).encode() for i in range(columns)]
+    letters = [get_column_letter(i + 1).encode() for i in range(columns)]
     values = [(HEADERS * 2)[:columns]] + [(import_row(i) + import_row(i + 1_000_000))[:columns] for i in range(rows)]
     index = {}
     for row in values:
@@ -108,7 +102,7 @@ def write_shared_strings_xlsx(path, rows, columns=14):
             cells = b"".join(b'<c r="%s%d" t="s"><v>%d</v></c>' % (letters[k], number, index[text]) for k, text in enumerate(row))
             yield b'<row r="%d">%s</row>' % (number, cells)
 
-    _workbook(path, sheet_rows(), index, f"A1:{_letters(columns)}{rows + 1}")
+    _workbook(path, sheet_rows(), index, f"A1:{get_column_letter(columns)}{rows + 1}")
 
 
 def write_inline_xlsx(path, rows, columns=14):

@@ -2,7 +2,7 @@
 
 The test settings, with three differences: the database is PostgreSQL by default
 (DATABASE_URL, defaulting to the ``clientdb_bench`` database on 127.0.0.1), uploaded files
-go to a FileSystemStorage in a temporary directory (the tests' InMemoryStorage would
+go to FileSystemStorages in a temporary directory (the tests' InMemoryStorage would
 hold a 100 MB upload in memory and distort peak RSS), and DEBUG is off so no queries
 are recorded.
 """
@@ -38,6 +38,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Uploads and exports beside the media folder, in the same temporary directory.
+WAGTAIL_CLIENTDB = {"PRIVATE_ROOT": os.path.join(os.path.dirname(MEDIA_ROOT), "clientdb-private")}
 
 LOGGING = {
     "version": 1,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import unescape
 
 from django.utils.translation import gettext as _
+from openpyxl.utils.cell import column_index_from_string, get_column_letter
 
 from .. import conf
 from .problems import FileProblem
@@ -71,19 +72,9 @@ def _limits():
     return conf.get("IMPORT_MAX_COLUMNS"), conf.get("IMPORT_MAX_ROWS") + 1
 
 
-def _column_letters(number):
-    letters = ""
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 def _column_number(letters):
-    number = 0
-    for letter in letters.upper():
-        number = number * 26 + ord(letter) - 64
-    return number
+    """The number of a column (``"CV"`` → 100); a row reference has no letters: 0."""
+    return column_index_from_string(letters.upper()) if letters else 0
 
 
 def _beyond_limits(column, row):
@@ -93,7 +84,7 @@ def _beyond_limits(column, row):
             "The worksheet has a cell at %(cell)s. A customer list may use columns A to %(last_column)s "
             "and rows 1 to %(last_row)s; delete what lies beyond (even empty-looking cells) and try again."
         )
-        % {"cell": f"{_column_letters(column)}{row}", "last_column": _column_letters(max_columns), "last_row": f"{max_rows:,}"}
+        % {"cell": f"{get_column_letter(column)}{row}", "last_column": get_column_letter(max_columns), "last_row": f"{max_rows:,}"}
     )
 
 
@@ -332,7 +323,7 @@ def _number_at_most(limit):
 
 def _letters_at_most(limit):
     """A regular expression for the column letters A to the ``limit``-th column."""
-    letters = _column_letters(limit)
+    letters = get_column_letter(limit)
     choices = [f"[A-Z]{{1,{len(letters) - 1}}}"] if len(letters) > 1 else []
     for i, letter in enumerate(letters):
         if letter > "A":
