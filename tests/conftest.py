@@ -5,17 +5,18 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from wagtail_clientdb.models import Appointment, Branch, BranchMembership, ClientDBSettings, Customer
+from wagtail_clientdb.models import Appointment, Branch, BranchMembership, ClientDBSettings, Customer, Service
 
 STAFF_PERMISSIONS = [
     ("wagtailadmin", "access_admin"),
     *[("wagtail_clientdb", f"{action}_{model}") for action in ("add", "change", "delete", "view") for model in ("customer", "appointment")],
     ("wagtail_clientdb", "view_customergroup"),
+    ("wagtail_clientdb", "view_service"),
     ("wagtail_clientdb", "view_deletionrequest"),
 ]
 MANAGER_EXTRA_PERMISSIONS = [
     ("wagtail_clientdb", "manage_global_customers"),
-    *[("wagtail_clientdb", f"{action}_{model}") for action in ("add", "change", "delete", "view") for model in ("branch", "customergroup", "attributedefinition", "deletionrequest")],
+    *[("wagtail_clientdb", f"{action}_{model}") for action in ("add", "change", "delete", "view") for model in ("branch", "customergroup", "service", "attributedefinition", "deletionrequest")],
 ]
 
 
@@ -110,10 +111,21 @@ def make_customer(*, branches=(), **fields):
     return customer
 
 
+def make_service(name="Haircut", *branches, duration=60):
+    service, _created = Service.objects.get_or_create(name=name, defaults={"duration": duration})
+    service.branches.add(*branches)
+    return service
+
+
 def make_appointment(customer, branch, *, days=1, status="booked", service="Haircut"):
     start = timezone.now() + datetime.timedelta(days=days)
     return Appointment.objects.create(
-        customer=customer, branch=branch, start=start, end=start + datetime.timedelta(hours=1), service=service, status=status
+        customer=customer,
+        branch=branch,
+        start=start,
+        end=start + datetime.timedelta(hours=1),
+        service=make_service(service, branch),
+        status=status,
     )
 
 
@@ -125,7 +137,8 @@ def post_bulk(client, url, data=None, **kwargs):
     """Open a customer bulk action's confirmation page and confirm it, as a browser does: with
     the versions of the customers the page listed."""
     page = client.get(url)
-    versions = page.context["form"]["versions"].value() if page.status_code == 200 else ""
+    form = page.context["form"] if page.status_code == 200 else None
+    versions = form["versions"].value() if form is not None and "versions" in form.fields else ""
     return client.post(url, {"versions": versions or "", **(data or {})}, **kwargs)
 
 

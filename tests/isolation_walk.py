@@ -30,7 +30,14 @@ from django.utils import timezone
 from taggit.models import TagBase
 from wagtail.admin.views.bulk_action.registry import bulk_action_registry
 
-from tests.conftest import MANAGER_EXTRA_PERMISSIONS, STAFF_PERMISSIONS, make_appointment, make_customer, permissions
+from tests.conftest import (
+    MANAGER_EXTRA_PERMISSIONS,
+    STAFF_PERMISSIONS,
+    make_appointment,
+    make_customer,
+    make_service,
+    permissions,
+)
 from tests.import_files import csv_bytes
 from wagtail_clientdb import deletion, overrides, scope
 from wagtail_clientdb.models import (
@@ -69,10 +76,8 @@ MARKERS = {
     "local customer external ID": PREFIX + "ExternalId",
     "local customer attribute value": PREFIX + "AttrValue",
     "local customer tag": PREFIX + "TagName",
-    "appointment service (local customer)": PREFIX + "ServiceLocal",
     "appointment notes (local customer)": PREFIX + "ApptNotesLocal",
     "appointment booking attribute": PREFIX + "BookingWish",
-    "appointment service (global customer)": PREFIX + "ServiceGlobal",
     "appointment notes (global customer)": PREFIX + "ApptNotesGlobal",
     "local value first name (global customer)": PREFIX + "OverrideFirst",
     "local value last name (global customer)": PREFIX + "OverrideLast",
@@ -82,7 +87,7 @@ MARKERS = {
     "local value attribute (global customer)": PREFIX + "OverrideAttr",
     "customer queued for deletion, first name": PREFIX + "DeleteFirst",
     "customer queued for deletion, last name": PREFIX + "DeleteLast",
-    "appointment blocking the deletion": PREFIX + "ServiceBlocking",
+    "appointment notes (blocking the deletion)": PREFIX + "ApptNotesBlocking",
     "import file name": "zq7bmkimportfile",
     "import row name": PREFIX + "ImportFirst",
     "refused import row": PREFIX + "ImportRefused",
@@ -247,10 +252,12 @@ def build_world():
 
     appointment_add = _snippet_url(Appointment, "add")
     start = timezone.localtime(timezone.now() + datetime.timedelta(days=3)).replace(second=0, microsecond=0)
-    for customer, service, notes in [
-        (local_b, "appointment service (local customer)", "appointment notes (local customer)"),
-        (global_customer, "appointment service (global customer)", "appointment notes (global customer)"),
-        (queued_b, "appointment blocking the deletion", None),
+    # Services are the company's (every branch's staff sees the list); B's appointments are B's.
+    service = make_service("Walk haircut", branch_a, branch_b)
+    for customer, notes in [
+        (local_b, "appointment notes (local customer)"),
+        (global_customer, "appointment notes (global customer)"),
+        (queued_b, "appointment notes (blocking the deletion)"),
     ]:
         _admin_post(
             client,
@@ -260,9 +267,9 @@ def build_world():
                 "branch": branch_b.pk,
                 "start": f"{start:%Y-%m-%d %H:%M}",
                 "end": f"{start + datetime.timedelta(hours=1):%Y-%m-%d %H:%M}",
-                "service": MARKERS[service],
+                "service": service.pk,
                 "status": "booked",
-                "notes": MARKERS[notes] if notes else "",
+                "notes": MARKERS[notes],
                 f"attr__{BOOKING_ATTRIBUTE_KEY}": MARKERS["appointment booking attribute"]
                 if customer == local_b
                 else "",

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.conftest import make_appointment, make_customer
+from tests.conftest import make_appointment, make_customer, make_service
 from wagtail_clientdb.models import AttributeDefinition, Branch, CustomerGroup
 
 
@@ -31,11 +31,11 @@ def names(response):
 def test_the_client_db_menu_groups_all_listings(login, manager, db):
     html = login(manager).get(reverse("wagtailadmin_home")).content.decode()
     assert "Client DB" in html
-    for model in ("customer", "appointment", "customergroup", "attributedefinition", "branch", "deletionrequest"):
+    for model in ("customer", "appointment", "customergroup", "service", "attributedefinition", "branch", "deletionrequest"):
         assert url(model) in html
 
 
-@pytest.mark.parametrize("model", ["customer", "appointment", "customergroup", "attributedefinition", "branch", "deletionrequest"])
+@pytest.mark.parametrize("model", ["customer", "appointment", "customergroup", "service", "attributedefinition", "branch", "deletionrequest"])
 def test_listing_renders_for_a_manager(login, manager, data, model):
     response = login(manager).get(url(model))
     assert response.status_code == 200
@@ -44,13 +44,13 @@ def test_listing_renders_for_a_manager(login, manager, data, model):
 def test_appointment_listing_is_scoped_filtered_searched_and_ordered(login, manager, staff_a, data, branch_b):
     client = login(manager)
     assert len(client.get(url("appointment")).context["object_list"]) == 3
-    assert [a.service for a in client.get(url("appointment"), {"status": "completed"}).context["object_list"]] == ["Colour"]
-    assert [a.service for a in client.get(url("appointment"), {"branch": branch_b.pk}).context["object_list"]] == ["Beard trim"]
-    assert [a.service for a in client.get(url("appointment"), {"q": "beard"}).context["object_list"]] == ["Beard trim"]
-    ordered = [a.service for a in client.get(url("appointment"), {"ordering": "start"}).context["object_list"]]
+    assert [a.service.name for a in client.get(url("appointment"), {"status": "completed"}).context["object_list"]] == ["Colour"]
+    assert [a.service.name for a in client.get(url("appointment"), {"branch": branch_b.pk}).context["object_list"]] == ["Beard trim"]
+    assert [a.service.name for a in client.get(url("appointment"), {"q": "beard"}).context["object_list"]] == ["Beard trim"]
+    ordered = [a.service.name for a in client.get(url("appointment"), {"ordering": "start"}).context["object_list"]]
     assert ordered == ["Colour", "Beard trim", "Cut"]
     staff = login(staff_a)
-    assert {a.service for a in staff.get(url("appointment")).context["object_list"]} == {"Colour", "Cut"}
+    assert {a.service.name for a in staff.get(url("appointment")).context["object_list"]} == {"Colour", "Cut"}
     assert staff.get(url("appointment", "edit", data["other"].pk)).status_code == 404
     assert staff.get(url("appointment", "inspect", data["other"].pk)).status_code == 404
 
@@ -66,7 +66,7 @@ def test_appointment_form_offers_only_visible_customers_and_own_branches(login, 
     form = login(staff_a).get(url("appointment", "add")).context["form"]
     assert data["lars"] not in form.fields["customer"].queryset
     assert list(form.fields["branch"].queryset) == [branch_a]
-    response = login(staff_a).post(url("appointment", "add"), {"customer": data["lars"].pk, "branch": branch_a.pk, "service": "x"})
+    response = login(staff_a).post(url("appointment", "add"), {"customer": data["lars"].pk, "branch": branch_a.pk, "service": make_service("x", branch_a).pk})
     assert "customer" in response.context["form"].errors
 
 

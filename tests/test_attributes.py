@@ -220,7 +220,7 @@ def test_appointment_form_has_the_booking_attributes(login, manager, branch_a, d
     form = client.get(url).context["form"]
     assert [n for n in form.fields if n.startswith("attr__")] == ["attr__reason"]
     data = {
-        "customer": customer.pk, "branch": branch_a.pk, "service": "Cut", "status": "booked",
+        "customer": customer.pk, "branch": branch_a.pk, "service": appointment.service.pk, "status": "booked",
         "start": appointment.start.strftime("%Y-%m-%d %H:%M"), "end": appointment.end.strftime("%Y-%m-%d %H:%M"),
     }
     response = client.post(url, {**data, "attr__reason": "perm"})

@@ -9,7 +9,7 @@ from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import customer_url, make_appointment, make_customer, post_bulk
+from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
 from wagtail_clientdb import booking, deletion, scope
 from wagtail_clientdb.deletion import BookingRefused
 from wagtail_clientdb.models import Appointment, Customer, DeletionRequest, DeletionStatus
@@ -78,7 +78,7 @@ def test_unblocked_when_the_appointment_is_cancelled(login, manager, branch_a, s
     assert Customer.objects.filter(pk=shared.pk).exists()
     url = reverse("wagtailsnippets_wagtail_clientdb_appointment:edit", args=(appointment.pk,))
     data = {
-        "customer": shared.pk, "branch": branch_a.pk, "service": appointment.service, "status": "cancelled",
+        "customer": shared.pk, "branch": branch_a.pk, "service": appointment.service.pk, "status": "cancelled",
         "start": timezone.localtime(appointment.start).strftime("%Y-%m-%d %H:%M"),
         "end": timezone.localtime(appointment.end).strftime("%Y-%m-%d %H:%M"),
     }
@@ -101,7 +101,7 @@ def test_unblocked_after_the_appointment_has_taken_place(db, manager, branch_a, 
 
 def test_appointment_later_today_is_upcoming(db, manager, branch_a, shared):
     start = timezone.now() + datetime.timedelta(minutes=30)
-    Appointment.objects.create(customer=shared, branch=branch_a, start=start, end=start + datetime.timedelta(hours=1), service="Cut")
+    Appointment.objects.create(customer=shared, branch=branch_a, start=start, end=start + datetime.timedelta(hours=1), service=make_service("Cut", branch_a))
     request = deletion.request_deletion(scope.viewer_for_user(manager), shared)
     assert request.status == DeletionStatus.BLOCKED
 
@@ -113,7 +113,7 @@ def test_past_appointments_are_kept_without_personal_data(login, manager, branch
     past.save()
     login(manager).post(customer_url("delete", shared.pk))
     past.refresh_from_db()
-    assert (past.customer, past.notes, past.attributes, past.service, past.branch) == (None, "", {}, "Haircut", branch_a)
+    assert (past.customer, past.notes, past.attributes, past.service.name, past.branch) == (None, "", {}, "Haircut", branch_a)
 
 
 def test_local_customer_deleted_by_its_branch(login, staff_a, branch_a):
@@ -185,7 +185,7 @@ def test_booking_a_customer_queued_for_deletion_is_refused(login, manager, branc
     start = timezone.localtime(timezone.now() + datetime.timedelta(days=5))
     response = login(manager).post(
         reverse("wagtailsnippets_wagtail_clientdb_appointment:add"),
-        {"customer": shared.pk, "branch": branch_a.pk, "service": "Cut", "status": "booked",
+        {"customer": shared.pk, "branch": branch_a.pk, "service": make_service("Cut", branch_a).pk, "status": "booked",
          "start": start.strftime("%Y-%m-%d %H:%M"), "end": (start + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")},
     )
     assert response.status_code == 200
@@ -216,6 +216,7 @@ def test_booking_and_deletion_race_never_loses_an_upcoming_appointment(manager_g
     manager = make_user("racer", groups=[manager_group])
     viewer = scope.viewer_for_user(manager)
     outcomes = {"deleted": 0, "blocked": 0}
+    cut = make_service("Cut", branch_a)
     for _round in range(40):
         customer = make_customer(first_name="Race", shared_with_all_branches=True)
         start = timezone.now() + datetime.timedelta(days=2)
@@ -225,7 +226,7 @@ def test_booking_and_deletion_race_never_loses_an_upcoming_appointment(manager_g
         def book():
             barrier.wait()
             try:
-                appointment = Appointment(customer_id=customer.pk, branch=branch_a, start=start, end=start + datetime.timedelta(hours=1), service="Cut")
+                appointment = Appointment(customer_id=customer.pk, branch=branch_a, start=start, end=start + datetime.timedelta(hours=1), service=cut)
                 result["booked"] = booking.save_appointment(appointment).pk
             except BookingRefused:
                 result["booked"] = None

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from wagtail.log_actions import registry as log_action_registry
 
-from tests.conftest import customer_url, make_appointment, make_customer, post_edit
+from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_edit
 from wagtail_clientdb import deletion, scope
 from wagtail_clientdb.models import (
     Appointment,
@@ -195,7 +195,7 @@ def appointment_post(customer, branch, **extra):
         "branch": branch.pk,
         "start": start.strftime("%Y-%m-%d %H:%M"),
         "end": (start + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
-        "service": "Cut",
+        "service": make_service("Cut", branch).pk,
         "status": "booked",
         **extra,
     }

@@ -177,7 +177,7 @@ SEEN_BY_B = [
     (
         "wagtailsnippets_wagtail_clientdb_deletionrequest:list",
         "staff_b",
-        [name for name in MARKERS if "deletion" in name],
+        [name for name in MARKERS if name.startswith("customer queued for deletion")],
     ),
     ("wagtailsnippets_wagtail_clientdb_customer:import_job", "staff_b", ["import file name", "import row name"]),
     ("wagtailsnippets_wagtail_clientdb_customer:import_report", "staff_b", ["refused import row"]),
@@ -195,7 +195,7 @@ SEEN_BY_B = [
     (
         "wagtailadmin_reports:site_history",
         "manager",
-        ["local customer first name", "appointment service (local customer)"],
+        ["local customer first name"],
     ),
     ("wagtailadmin_tag_model_autocomplete", "staff_b", ["local customer tag"]),
     ("wagtail_bulk_action", "staff_b", ["local customer first name"]),

@@ -23,6 +23,10 @@ DEFAULTS = {
     "IMPORT_BACKGROUND_BYTES": 256 * 1024,
     # Exports of more customers are written by a background task and offered for download.
     "EXPORT_BACKGROUND_ROWS": 20_000,
+    # The booking page offers a start time every this many minutes.
+    "BOOKING_SLOT_MINUTES": 15,
+    # Bookings one IP address may send per hour to the booking pages; more are politely refused.
+    "BOOKING_RATE_LIMIT": 10,
     # The django-tasks queue the app's tasks go to.
     "TASK_QUEUE": "default",
     # Uploaded lists, refused-rows reports and exports: the folder they are kept in when

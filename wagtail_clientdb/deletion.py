@@ -66,7 +66,7 @@ def process(request, now=None):
         if customer is None:
             return request
         blocking = list(
-            Appointment.objects.upcoming(now).filter(customer=customer).select_related("branch").order_by("start")
+            Appointment.objects.upcoming(now).filter(customer=customer).select_related("branch", "service").order_by("start")
         )
         request.last_attempt_at = now
         if blocking:
@@ -92,10 +92,10 @@ def blocking_error(appointment):
         "branch_name": appointment.branch.name,
         "appointment": appointment.pk,
         "start": appointment.start.isoformat(),
-        "service": appointment.service,
+        "service": appointment.service.name,
         "message": _("%(branch)s: upcoming appointment “%(service)s” on %(start)s") % {
             "branch": appointment.branch.name,
-            "service": appointment.service,
+            "service": appointment.service.name,
             "start": local_start.strftime("%Y-%m-%d %H:%M"),
         },
     }

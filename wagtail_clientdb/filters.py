@@ -19,6 +19,7 @@ from .models import (
     CustomerGroup,
     CustomerSource,
     CustomerTag,
+    Service,
     TaggedCustomer,
 )
 
@@ -104,17 +105,23 @@ class CustomerFilterSet(WagtailFilterSet):
 
 
 class AppointmentFilterSet(WagtailFilterSet):
-    status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
+    """Filters of the appointment listing; their options are the viewer's branches and staff."""
+
     start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
     branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
+    service = django_filters.ModelChoiceFilter(label=_("Service"), queryset=Service.objects.order_by("name"))
+    staff = django_filters.ModelChoiceFilter(label=_("Staff member"), queryset=Branch.objects.none())
 
     class Meta:
         model = Appointment
-        fields = ["status", "start", "branch"]
+        fields = ["start", "status", "branch", "service", "staff"]
 
     def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, request=request, **kwargs)
-        self.filters["branch"].queryset = scope.visible_branches(scope.viewer_for_request(request)).order_by("name")
+        viewer = scope.viewer_for_request(request)
+        self.filters["branch"].queryset = scope.visible_branches(viewer).order_by("name")
+        self.filters["staff"].queryset = scope.staff_choices(viewer)
 
 
 def attribute_filter(definition):
@@ -166,3 +173,15 @@ def attribute_filter(definition):
 
         return django_filters.DateFromToRangeFilter(label=label, widget=DateRangePickerWidget, method=filter_dates)
     raise ValueError(field_type)
+
+
+class ServiceFilterSet(WagtailFilterSet):
+    branches = django_filters.ModelChoiceFilter(label=_("Offered by"), queryset=Branch.objects.none())
+
+    class Meta:
+        model = Service
+        fields = ["is_active", "branches"]
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        self.filters["branches"].queryset = scope.visible_branches(scope.viewer_for_request(request)).order_by("name")

@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce, Lower
 
 from . import overrides, scope
-from .models import Appointment, ClientDBSettings, DeletionRequest, DeletionStatus
+from .models import Appointment, AppointmentStatus, ClientDBSettings, DeletionRequest, DeletionStatus
 from .search import customer_search_q
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
@@ -27,7 +27,8 @@ def listing_queryset(viewer, branch):
     manager picked); ``None`` shows the company record.
     """
     queryset = overrides.with_effective_values(scope.visible_customers(viewer), branch)
-    appointments = Appointment.objects.filter(customer=OuterRef("pk"))
+    # "Most bookings": appointments that took or will take place, not the cancelled ones.
+    appointments = Appointment.objects.filter(customer=OuterRef("pk")).exclude(status=AppointmentStatus.CANCELLED)
     if branch is not None:
         appointments = appointments.filter(branch=branch)
     counts = appointments.order_by().values("customer").annotate(n=Count("pk")).values("n")

@@ -14,6 +14,7 @@ from .views.bulk_actions import (
     AddTagsBulkAction,
     AddToGroupBulkAction,
     AttributeDeleteBulkAction,
+    ChangeAppointmentStatusBulkAction,
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,
@@ -21,6 +22,7 @@ from .views.bulk_actions import (
 from .views.customers import CustomerViewSet
 from .views.deletion import DeletionRequestViewSet
 from .views.groups import CustomerGroupViewSet
+from .views.services import ServiceViewSet
 
 
 class ClientDBViewSetGroup(SnippetViewSetGroup):
@@ -31,6 +33,7 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
         CustomerViewSet,
         AppointmentViewSet,
         CustomerGroupViewSet,
+        ServiceViewSet,
         AttributeDefinitionViewSet,
         BranchViewSet,
         DeletionRequestViewSet,
@@ -61,5 +64,6 @@ for action_class in (
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
     AttributeDeleteBulkAction,
+    ChangeAppointmentStatusBulkAction,
 ):
     hooks.register("register_bulk_action", action_class, order=1)

@@ -3,8 +3,9 @@
 django-import-export drives each chunk of rows (row results, invalid-row reporting, bulk
 saving); this resource supplies what is ours:
 
-* matching by external ID, then email, then phone, among the customers the importing
-  user may see, prefetched once per chunk (:class:`MatchingLoader`);
+* matching by the identity rule of :mod:`wagtail_clientdb.matching` (external ID, then
+  email, then phone, among the customers the importing user may see), prefetched once per
+  chunk (:class:`MatchingLoader`);
 * the rows' values, checked beforehand with the domain rules (:mod:`.rows`, by
   :mod:`.checking`), applied with the scope rules of :mod:`wagtail_clientdb.scope`: a
   branch creates local customers and changes global ones only as local values where the
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
-from .. import bulk, overrides, scope
+from .. import bulk, matching, overrides, scope
 from ..models import (
     Branch,
     ConsentChannel,
@@ -59,71 +60,26 @@ class ImportSettings:
 
 
 class MatchingLoader(BaseInstanceLoader):
-    """Finds the customer a row means: external ID, then email, then phone (E.164).
-
-    Candidates are the customers the importing user may see, found by index for each key
-    column and loaded (locked, during a real import) with their tags, groups, branches
-    and the branch's local values in one query each. An external ID that belongs to a
-    customer the user cannot see is refused without saying whose it is.
-    """
+    """Finds the customer a row means by the identity rule of :mod:`wagtail_clientdb.matching`
+    (external ID, then email, then phone, among the customers the importing user may see),
+    for a whole chunk at once: candidates loaded (and locked, during a real import) in one
+    query, with their tags, groups, branches and the branch's local values."""
 
     def __init__(self, resource, dataset=None):
         super().__init__(resource, dataset)
         self.rows = {line: resource.checked[line].keys for line in dataset[LINE]}
-        self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
-        self.foreign_external_ids = set()
-        external_ids = {k[0] for k in self.rows.values() if k[0]}
-        keys = [
-            ("external_id", external_ids),
-            ("email", {k[1] for k in self.rows.values() if k[1]}),
-            ("phone", {k[2] for k in self.rows.values() if k[2]}),
-        ]
-        # The customers with any of the keys (by index), then those of them the user may
-        # see, loaded (and locked, during a real import) in one query.
-        pks = set()
-        for column, values in keys:
-            if values:
-                pks |= bulk.pks_with_values(Customer, column, values)
-        if pks:
-            candidates = resource.get_queryset().filter(bulk.any_of("id", pks)).order_by()
-            if resource.lock_rows:
-                candidates = candidates.select_for_update(of=("self",))
+        self.candidates = matching.candidates(
+            resource.get_queryset(),
+            self.rows.values(),
+            lock=resource.lock_rows,
             # The import sets updated_at (read to compare with the preview) and leaves created_at.
-            candidates = list(candidates.select_related("home_branch").defer("created_at"))
-        else:
-            candidates = []
-        attach_relations(candidates, resource.settings.viewer.branch)
-        for customer in candidates:
-            if customer.external_id:
-                self.by_external_id[customer.external_id] = customer
-            if customer.email:
-                self.by_email.setdefault(customer.email, []).append(customer)
-            if customer.phone:
-                self.by_phone.setdefault(customer.phone, []).append(customer)
-        unseen = external_ids - set(self.by_external_id)
-        if unseen:
-            self.foreign_external_ids = set(
-                Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True)
-            )
+            prepare=lambda queryset: queryset.select_related("home_branch").defer("created_at"),
+        )
+        attach_relations(self.candidates.customers, resource.settings.viewer.branch)
 
     def get_instance(self, row):
-        external_id, email, phone = self.rows[row[LINE]]
-        if external_id:
-            if external_id in self.by_external_id:
-                return self.by_external_id[external_id]
-            if external_id in self.foreign_external_ids:
-                raise ValidationError({columns.EXTERNAL_ID: [_("This external ID cannot be used.")]})
-        for target, key, index in ((columns.EMAIL, email, self.by_email), (columns.PHONE, phone, self.by_phone)):
-            if not key or key not in index:
-                continue
-            matches = [c for c in index[key] if not (external_id and c.external_id and c.external_id != external_id)]
-            if len(matches) > 1:
-                raise ValidationError(
-                    {target: [_("Matches %(count)d customers; add an external ID column to say which one.") % {"count": len(matches)}]}
-                )
-            if matches:
-                return matches[0]
-        return None
+        # A refusal names the key ("email", …), which is also the column's target.
+        return self.candidates.match(self.rows[row[LINE]])
 
 
 def attach_relations(customers, branch):

@@ -16,6 +16,7 @@ from taggit.utils import parse_tags
 
 from .. import attribute_types
 from ..contact import normalise_email, normalise_text, parse_phone
+from ..matching import IdentityKeys
 from ..models import Customer
 from ..spreadsheets import unneutralise_csv
 from . import columns
@@ -32,12 +33,12 @@ NOTES_MAX_LENGTH = 10_000
 class CheckedRow:
     """A row after checking, before it meets the database.
 
-    ``keys``: its external ID, email and phone (E.164) as matching reads them, taken from
-    the cells even when the row is refused (``None`` when empty or unreadable); then
-    either ``values`` or ``errors`` (target → messages).
+    ``keys``: its :class:`~wagtail_clientdb.matching.IdentityKeys`, taken from the cells even
+    when the row is refused (``None`` when empty or unreadable); then either ``values`` or
+    ``errors`` (target → messages).
     """
 
-    keys: tuple
+    keys: IdentityKeys
     values: "RowValues | None" = None
     errors: dict | None = None
 
@@ -281,7 +282,7 @@ def clean_row(cells, context):
 def check_row(cells, extra_cells, context):
     """``cells``: target → raw cell value of one row; ``extra_cells``: how many cells the
     row has beyond the header row. Returns a :class:`CheckedRow`."""
-    keys = (
+    keys = IdentityKeys(
         _key(cells.get(columns.EXTERNAL_ID), str.strip),
         _key(cells.get(columns.EMAIL), normalise_email),
         _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).e164),

@@ -1,6 +1,7 @@
 from .appointment import Appointment, AppointmentQuerySet, AppointmentSource, AppointmentStatus
 from .attribute import AttributeDefinition, AttributeTarget, AttributeType
-from .branch import Branch, BranchMembership
+from .booking_page import BookingPage
+from .branch import Branch, BranchMembership, ClosedDay, OpeningHours, Weekday
 from .customer import (
     ConsentChannel,
     ConsentEvent,
@@ -14,6 +15,7 @@ from .deletion import DeletionRequest, DeletionStatus
 from .group import CustomerGroup
 from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
+from .service import Service
 from .settings import ClientDBSettings
 
 __all__ = [
@@ -24,10 +26,12 @@ __all__ = [
     "AttributeDefinition",
     "AttributeTarget",
     "AttributeType",
+    "BookingPage",
     "Branch",
     "BranchMembership",
     "ClientDBLogEntry",
     "ClientDBSettings",
+    "ClosedDay",
     "ConsentChannel",
     "ConsentEvent",
     "Customer",
@@ -40,6 +44,9 @@ __all__ = [
     "ExportJob",
     "ImportJob",
     "JobStatus",
+    "OpeningHours",
     "SavedImportMapping",
+    "Service",
     "TaggedCustomer",
+    "Weekday",
 ]

@@ -41,7 +41,9 @@ class Appointment(models.Model):
     )
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"))
-    service = models.CharField(_("service"), max_length=255)
+    service = models.ForeignKey(
+        "wagtail_clientdb.Service", verbose_name=_("service"), on_delete=models.PROTECT, related_name="appointments"
+    )
     staff = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("staff member"),
@@ -58,6 +60,8 @@ class Appointment(models.Model):
     )
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    #: The booking page's form token: submitting the same form twice books once.
+    booking_token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

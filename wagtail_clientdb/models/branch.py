@@ -2,8 +2,12 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
+from wagtail.models import Orderable
 
 
 def timezone_choices():
@@ -26,8 +30,12 @@ class BranchQuerySet(models.QuerySet):
         return self.filter(is_active=True)
 
 
-class Branch(models.Model):
-    """A location of the business: a salon, a clinic, a studio."""
+class Branch(ClusterableModel):
+    """A location of the business: a salon, a clinic, a studio.
+
+    Its opening hours, closed days and number of parallel bookings decide the times its
+    booking page offers (:mod:`wagtail_clientdb.booking`).
+    """
 
     name = models.CharField(_("name"), max_length=255)
     slug = models.SlugField(
@@ -54,6 +62,12 @@ class Branch(models.Model):
         validators=[validate_timezone],
     )
     is_active = models.BooleanField(_("active"), default=True)
+    parallel_bookings = models.PositiveIntegerField(
+        _("bookings at the same time"),
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text=_("How many appointments can take place at once (chairs, rooms, staff)."),
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         through="BranchMembership",
@@ -76,6 +90,62 @@ class Branch(models.Model):
     @property
     def zoneinfo(self):
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OpeningHours(Orderable):
+    """A branch is open on a weekday from ``opens`` to ``closes`` (several rows: a lunch break)."""
+
+    branch = ParentalKey(Branch, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.IntegerField(_("weekday"), choices=Weekday.choices)
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    wagtail_reference_index_ignore = True
+
+    class Meta(Orderable.Meta):
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes__gt=models.F("opens")),
+                name="clientdb_opening_hours_close_after_opening",
+                violation_error_message=_("A branch must close after it opens."),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+    def clean(self):
+        if self.opens and self.closes and self.closes <= self.opens:
+            raise ValidationError({"closes": _("A branch must close after it opens.")})
+
+
+class ClosedDay(Orderable):
+    """A day the branch is closed although its opening hours say otherwise (a holiday)."""
+
+    branch = ParentalKey(Branch, on_delete=models.CASCADE, related_name="closed_days")
+    date = models.DateField(_("date"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+
+    wagtail_reference_index_ignore = True
+
+    class Meta(Orderable.Meta):
+        verbose_name = _("closed day")
+        verbose_name_plural = _("closed days")
+
+    def __str__(self):
+        return f"{self.date:%Y-%m-%d} {self.reason}".strip()
 
 
 class BranchMembership(models.Model):

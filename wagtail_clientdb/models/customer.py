@@ -204,8 +204,8 @@ class Customer(models.Model):
         return self.home_branch_id is None
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_phone = (instance.__dict__.get("phone_raw"), instance.__dict__.get("phone"))
         return instance
 

@@ -31,6 +31,20 @@ class ClientDBSettings(BaseGenericSetting):
         help_text=_("Phone numbers typed without an international prefix are read as numbers of this country."),
     )
 
+    online_customers_are_global = models.BooleanField(
+        _("online customers are global"),
+        default=False,
+        help_text=_(
+            "When on, a customer created by an online booking is shared with all branches; when off, "
+            "it is a local customer of the branch booked."
+        ),
+    )
+    online_cancellation_hours = models.PositiveIntegerField(
+        _("online cancellation until (hours before the start)"),
+        default=24,
+        help_text=_("Customers can cancel an online booking with the link in their confirmation email until then."),
+    )
+
     class Meta:
         verbose_name = _("Client DB settings")
         verbose_name_plural = _("Client DB settings")

@@ -1,44 +1,103 @@
+"""Appointments in the admin: the listing of the viewer's branches with status buttons, a week
+view of one branch, and the booking form (a known customer, or a new one typed in)."""
+
+import datetime
+
 from django import forms
-from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
-from wagtail.admin.panels import FieldPanel, FieldRowPanel
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+from wagtail.admin import messages
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, HelpPanel, MultiFieldPanel
 from wagtail.admin.ui.tables import Column, StatusTagColumn
+from wagtail.admin.views.generic import WagtailAdminTemplateMixin
+from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
+from wagtail.admin.widgets.button import HeaderButton
+from wagtail.permissions import policy_registry
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, scope
+from .. import attribute_types, attributes, booking, scope
 from ..filters import AppointmentFilterSet
-from ..forms.appointments import AppointmentForm
-from ..models import Appointment, AttributeTarget
+from ..forms.appointments import AppointmentForm, staff_name
+from ..models import Appointment, AppointmentStatus, AttributeTarget
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
-from .scoping import SaveRefusalMixin, ScopedViewSetMixin, ViewerFormMixin
+from .common import PostButton, PostButtonsColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin, redirect_back
+from .scoping import ScopedViewSetMixin
+
+#: The status buttons of a booked appointment, in the order shown.
+STATUS_ACTIONS = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED)
 
 
-def local_start(appointment):
-    return timezone.localtime(appointment.start, appointment.branch.zoneinfo).strftime("%Y-%m-%d %H:%M")
+def local_time(moment, branch, fmt="SHORT_DATETIME_FORMAT"):
+    """A moment as the branch's clock shows it, in the admin language's format."""
+    return formats.date_format(timezone.localtime(moment, branch.zoneinfo), fmt)
+
+
+def status_buttons(appointment):
+    if appointment.status != AppointmentStatus.BOOKED:
+        return []
+    now = timezone.now()
+    return [
+        PostButton(
+            AppointmentStatus(status).label,
+            reverse(Appointment.snippet_viewset.get_url_name("set_status"), args=(appointment.pk, status)),
+            serious=status == AppointmentStatus.CANCELLED,
+        )
+        for status in STATUS_ACTIONS
+        if status == AppointmentStatus.CANCELLED or appointment.start <= now
+    ]
 
 
 class AppointmentIndexView(snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
 
+    @cached_property
+    def header_buttons(self):
+        buttons = super().header_buttons
+        buttons.append(
+            HeaderButton(_("Week view"), url=reverse(Appointment.snippet_viewset.get_url_name("week")), icon_name="calendar")
+        )
+        return buttons
 
-class AppointmentCreateView(SaveRefusalMixin, ViewerFormMixin, snippet_views.CreateView):
+
+class BookingFormMixin(SaveRefusalMixin, ViewerFormMixin):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        found = form.registration
+        if found is not None and found.matched_by:
+            messages.info(
+                self.request,
+                _("“%(customer)s” was already a customer (same %(key)s): the appointment is theirs.")
+                % {"customer": found.customer, "key": {"email": _("email"), "phone": _("phone")}.get(found.matched_by, found.matched_by)},
+            )
+        return response
+
+
+class AppointmentCreateView(BookingFormMixin, snippet_views.CreateView):
     pass
 
 
-class AppointmentEditView(SaveRefusalMixin, ViewerFormMixin, snippet_views.EditView):
+class AppointmentEditView(BookingFormMixin, snippet_views.EditView):
     pass
 
 
 class AppointmentInspectView(snippet_views.InspectView):
     def get_fields_context(self):
         appointment = self.object
+        branch = appointment.branch
         fields = [
             {"label": _("Customer"), "value": appointment.customer or _("(deleted customer)")},
-            {"label": _("Branch"), "value": appointment.branch},
-            {"label": _("Start"), "value": local_start(appointment)},
-            {"label": _("End"), "value": timezone.localtime(appointment.end, appointment.branch.zoneinfo).strftime("%Y-%m-%d %H:%M")},
+            {"label": _("Branch"), "value": branch},
+            {"label": _("Start"), "value": local_time(appointment.start, branch)},
+            {"label": _("End"), "value": local_time(appointment.end, branch)},
             {"label": _("Service"), "value": appointment.service},
-            {"label": _("Staff member"), "value": appointment.staff or ""},
+            {"label": _("Staff member"), "value": staff_name(appointment.staff) if appointment.staff else ""},
             {"label": _("Status"), "value": appointment.get_status_display()},
             {"label": _("Source"), "value": appointment.get_source_display()},
             {"label": _("Notes"), "value": appointment.notes},
@@ -49,10 +108,100 @@ class AppointmentInspectView(snippet_views.InspectView):
         return [{**field, "component": None} for field in fields]
 
 
+class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
+    """One branch's week: its opening hours and appointments, day by day."""
+
+    model = Appointment
+    any_permission_required = ["add", "change", "delete", "view"]
+    template_name = "wagtail_clientdb/appointments/week.html"
+    page_title = gettext_lazy("Week view")
+    header_icon = "calendar"
+
+    @cached_property
+    def branches(self):
+        return list(scope.visible_branches(self.viewer).order_by("name"))
+
+    @cached_property
+    def branch(self):
+        chosen = self.request.GET.get("branch")
+        default = self.viewer.branch or (self.branches[0] if self.branches else None)
+        return next((b for b in self.branches if str(b.pk) == chosen), default)
+
+    @cached_property
+    def monday(self):
+        try:
+            day = datetime.date.fromisoformat(self.request.GET.get("week", ""))
+        except ValueError:
+            day = timezone.localdate(timezone.now(), self.branch.zoneinfo if self.branch else None)
+        return day - datetime.timedelta(days=day.weekday())
+
+    def get_breadcrumbs_items(self):
+        viewset = Appointment.snippet_viewset
+        return [
+            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
+            {"url": reverse(viewset.get_url_name("list")), "label": _("Appointments")},
+            {"url": "", "label": self.get_page_title()},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        branch = self.branch
+        days = [self.monday + datetime.timedelta(days=i) for i in range(7)]
+        week = []
+        if branch is not None:
+            zone = branch.zoneinfo
+            start = datetime.datetime.combine(days[0], datetime.time(0), tzinfo=zone)
+            appointments = (
+                scope.visible_appointments(self.viewer)
+                .filter(branch=branch, start__gte=start, start__lt=start + datetime.timedelta(days=7))
+                .select_related("customer", "service", "staff")
+                .order_by("start")
+            )
+            by_day = {day: [] for day in days}
+            for appointment in appointments:
+                appointment.local_start = timezone.localtime(appointment.start, zone)
+                appointment.local_end = timezone.localtime(appointment.end, zone)
+                by_day[appointment.local_start.date()].append(appointment)
+            edit_url_name = Appointment.snippet_viewset.get_url_name("edit")
+            for day in days:
+                for appointment in by_day[day]:
+                    appointment.edit_url = reverse(edit_url_name, args=(appointment.pk,))
+                week.append({"day": day, "periods": booking.opening_periods(branch, day), "appointments": by_day[day]})
+        list_url = reverse(Appointment.snippet_viewset.get_url_name("week"))
+        context.update(
+            branch=branch,
+            branches=self.branches,
+            week=week,
+            previous_url=f"{list_url}?branch={branch.pk if branch else ''}&week={days[0] - datetime.timedelta(days=7)}",
+            next_url=f"{list_url}?branch={branch.pk if branch else ''}&week={days[0] + datetime.timedelta(days=7)}",
+        )
+        return context
+
+
+@require_POST
+def set_status(request, pk, status):
+    """Mark an appointment completed, a no-show or cancelled (the listing's buttons)."""
+    viewset = Appointment.snippet_viewset
+    listing = reverse(viewset.get_url_name("list"))
+    if status not in STATUS_ACTIONS or not policy_registry.get_by_type(Appointment).user_has_permission(request.user, "change"):
+        messages.error(request, _("You cannot change this appointment."))
+        return redirect_back(request, listing)
+    appointment = get_object_or_404(viewset.get_scoped_queryset(request), pk=pk)
+    try:
+        booking.set_status(appointment, status)
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(
+            request, _("“%(appointment)s”: %(status)s.") % {"appointment": appointment, "status": appointment.get_status_display()}
+        )
+    return redirect_back(request, listing)
+
+
 class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     model = Appointment
     icon = "date"
-    menu_label = _("Appointments")
+    menu_label = gettext_lazy("Appointments")
     menu_order = 150
     copy_view_enabled = False
     inspect_view_enabled = True
@@ -61,26 +210,37 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_view_class = AppointmentEditView
     inspect_view_class = AppointmentInspectView
     list_display = [
-        Column("start", label=_("Start"), accessor=local_start, sort_key="start"),
-        Column("customer", label=_("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
-        Column("service", label=_("Service"), sort_key="service"),
-        Column("branch", label=_("Branch")),
-        Column("staff", label=_("Staff member")),
-        StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
+        Column("start", label=gettext_lazy("Start"), accessor=lambda a: local_time(a.start, a.branch), sort_key="start"),
+        Column("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
+        Column("service", label=gettext_lazy("Service"), sort_key="service__name"),
+        Column("branch", label=gettext_lazy("Branch")),
+        Column("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
+        StatusTagColumn("status", label=gettext_lazy("Status"), accessor="get_status_display"),
+        PostButtonsColumn("actions", status_buttons, label=gettext_lazy("Change status")),
     ]
     ordering = ["-start"]
-    search_fields = ["service", "notes", "customer__first_name", "customer__last_name"]
+    search_fields = ["service__name", "notes", "customer__first_name", "customer__last_name"]
     edit_handler = ClientDBObjectList(
         [
-            FieldPanel("customer"),
+            MultiFieldPanel(
+                [
+                    FieldPanel("customer"),
+                    HelpPanel(gettext_lazy("…or a new customer: someone already known by this email or phone is booked instead.")),
+                    FieldRowPanel([FieldPanel("new_first_name"), FieldPanel("new_last_name")]),
+                    FieldRowPanel([FieldPanel("new_phone"), FieldPanel("new_email")]),
+                    FieldPanel("new_consent"),
+                    FieldPanel("new_notes"),
+                ],
+                heading=gettext_lazy("Customer"),
+            ),
             # A list of the viewer's own branches: a chooser would need a permission on branches.
             FieldPanel("branch", widget=forms.Select),
+            FieldPanel("service", widget=forms.Select),
             FieldRowPanel([FieldPanel("start"), FieldPanel("end")]),
-            FieldPanel("service"),
             FieldPanel("staff"),
             FieldPanel("status"),
             FieldPanel("notes"),
-            AttributeFieldsPanel(heading=_("Booking attributes")),
+            AttributeFieldsPanel(heading=gettext_lazy("Booking attributes")),
         ],
         base_form_class=AppointmentForm,
     )
@@ -89,4 +249,10 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         return scope.visible_appointments(viewer)
 
     def get_queryset(self, request):
-        return self.get_scoped_queryset(request).select_related("customer", "branch", "staff")
+        return self.get_scoped_queryset(request).select_related("customer", "branch", "staff", "service")
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("week/", WeekView.as_view(), name="week"),
+            path("status/<int:pk>/<str:status>/", set_status, name="set_status"),
+        ]

@@ -8,7 +8,8 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import attributes
 from ..forms.attributes import AttributeDefinitionForm
 from ..models import AttributeDefinition
-from .scoping import ProtectedDeleteView, ScopedViewSetMixin
+from .common import ProtectedDeleteView
+from .scoping import ScopedViewSetMixin
 
 
 class AttributeDefinitionDeleteView(ProtectedDeleteView):

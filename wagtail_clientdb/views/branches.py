@@ -1,6 +1,6 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.panels import FieldPanel, ObjectList
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, InlinePanel, ObjectList, TabbedInterface
 from wagtail.admin.ui.tables import BooleanColumn, Column
 from wagtail.snippets.views.snippets import SnippetViewSet
 
@@ -26,15 +26,33 @@ class BranchViewSet(ScopedViewSetMixin, SnippetViewSet):
     list_filter = ["is_active"]
     search_fields = ["name", "slug", "address"]
     ordering = ["name"]
-    edit_handler = ObjectList(
+    edit_handler = TabbedInterface(
         [
-            FieldPanel("name"),
-            FieldPanel("slug"),
-            FieldPanel("site"),
-            FieldPanel("address"),
-            FieldPanel("timezone"),
-            FieldPanel("is_active"),
-            FieldPanel("members", widget=forms.CheckboxSelectMultiple),
+            ObjectList(
+                [
+                    FieldPanel("name"),
+                    FieldPanel("slug"),
+                    FieldPanel("site"),
+                    FieldPanel("address"),
+                    FieldPanel("timezone"),
+                    FieldPanel("is_active"),
+                    FieldPanel("members", widget=forms.CheckboxSelectMultiple),
+                ],
+                heading=_("Branch"),
+            ),
+            ObjectList(
+                [
+                    FieldPanel("parallel_bookings"),
+                    InlinePanel(
+                        "opening_hours",
+                        heading=_("Opening hours"),
+                        label=_("Opening hours"),
+                        panels=[FieldPanel("weekday"), FieldRowPanel([FieldPanel("opens"), FieldPanel("closes")])],
+                    ),
+                    InlinePanel("closed_days", heading=_("Closed days"), label=_("Closed day")),
+                ],
+                heading=_("Bookings"),
+            ),
         ]
     )
 

@@ -8,6 +8,7 @@ else and reveals nothing of it. Every model of the app has its bulk actions repl
 import json
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -16,9 +17,10 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, deletion, scope, versions
+from .. import attributes, booking, deletion, scope, versions
 from ..models import (
     Appointment,
+    AppointmentStatus,
     AttributeDefinition,
     Branch,
     Customer,
@@ -26,8 +28,11 @@ from ..models import (
     CustomerTag,
     DeletionRequest,
     DeletionStatus,
+    Service,
 )
-from .scoping import ProtectedDeletionMixin, scoped_queryset
+from .common import ProtectedDeletionMixin
+from .appointments import STATUS_ACTIONS
+from .scoping import scoped_queryset
 
 
 class ScopedBulkActionMixin:
@@ -51,7 +56,7 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch, CustomerGroup, DeletionRequest]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest, Service]
 
     def refused_deletion_url(self):
         return self.next_url
@@ -271,3 +276,54 @@ class RequestDeletionBulkAction(CustomerBulkAction):
             "deleted": num_parent_objects,
             "queued": num_child_objects,
         }
+
+
+class AppointmentStatusForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("New status"),
+        choices=[(status, AppointmentStatus(status).label) for status in STATUS_ACTIONS],
+        widget=forms.RadioSelect,
+    )
+
+
+class ChangeAppointmentStatusBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
+    """Completed, no-show or cancelled, for the selected appointments of the viewer's branches."""
+
+    display_name = _("Change status")
+    action_type = "change_status"
+    aria_label = _("Change the status of the selected appointments")
+    template_name = "wagtail_clientdb/bulk_actions/confirm.html"
+    models = [Appointment]
+    form_class = AppointmentStatusForm
+
+    def check_perm(self, appointment):
+        return self.permission_policy.user_has_permission_for_instance(self.request.user, "change", appointment)
+
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            "action_title": _("Change status"),
+            "action_question": _("Change the status of these appointments?"),
+            "no_access_message": _("You cannot change these appointments:"),
+        }
+
+    def get_execution_context(self):
+        return {"status": self.cleaned_form.cleaned_data["status"], "request": self.request}
+
+    @classmethod
+    def execute_action(cls, objects, status=None, request=None, **kwargs):
+        changed, refused = 0, []
+        for appointment in objects:
+            try:
+                booking.set_status(appointment, status)
+                changed += 1
+            except ValidationError as refusal:
+                refused.extend(refusal.messages)
+        if refused:
+            messages.warning(request, " ".join(refused))
+        return changed, 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "%(count)d appointment changed.", "%(count)d appointments changed.", num_parent_objects
+        ) % {"count": num_parent_objects}

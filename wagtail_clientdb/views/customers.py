@@ -17,19 +17,12 @@ from .. import attribute_types, attributes, conf, deletion, export, exports, lis
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
-from ..models import AttributeTarget, ClientDBSettings, Customer, DeletionStatus
+from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
-from .scoping import (
-    SaveRefusalMixin,
-    ScopedChooseResultsView,
-    ScopedChooserViewSet,
-    ScopedChooseView,
-    ScopedViewSetMixin,
-    ViewerFormMixin,
-    ViewerMixin,
-)
+from .common import SaveRefusalMixin, ViewerFormMixin, ViewerMixin
+from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
 
 def display_name(customer):
@@ -315,7 +308,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
         appointments = list(
             scope.visible_appointments(self.viewer)
             .filter(customer=self.object)
-            .select_related("branch", "staff")
+            .select_related("branch", "staff", "service")
             .order_by("-start")
         )
         for appointment in appointments:
@@ -324,6 +317,8 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             effective=self.effective,
             edit_mode=scope.edit_mode(self.viewer, self.object),
             appointments=appointments,
+            no_shows=sum(a.status == AppointmentStatus.NO_SHOW for a in appointments),
+            cancellations=sum(a.status == AppointmentStatus.CANCELLED for a in appointments),
             consent_events=self.object.consent_events.select_related("recorded_by"),
             local_values=local_values_summary(self.object) if self.viewer.is_manager else [],
         )

@@ -1,5 +1,4 @@
-from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -9,23 +8,19 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import deletion, scope
 from ..models import DeletionRequest, DeletionStatus
+from .common import PostButton, PostButtonsColumn, redirect_back
 from .scoping import ScopedViewSetMixin
 
 
-class DeletionActionsColumn(Column):
-    """"Try again now" and "Cancel request" buttons (POST forms) for open requests."""
-
-    cell_template_name = "wagtail_clientdb/tables/deletion_actions_cell.html"
-
-    def get_cell_context_data(self, instance, parent_context):
-        context = super().get_cell_context_data(instance, parent_context)
-        viewset = DeletionRequest.snippet_viewset
-        context.update(
-            csrf_token=get_token(parent_context["request"]),
-            retry_url=reverse(viewset.get_url_name("retry"), args=(instance.pk,)),
-            cancel_url=reverse(viewset.get_url_name("cancel"), args=(instance.pk,)),
-        )
-        return context
+def queue_buttons(request):
+    """"Try again now" and "Cancel request" for open requests."""
+    if not request.is_open:
+        return []
+    viewset = DeletionRequest.snippet_viewset
+    return [
+        PostButton(_("Try again now"), reverse(viewset.get_url_name("retry"), args=(request.pk,))),
+        PostButton(_("Cancel request"), reverse(viewset.get_url_name("cancel"), args=(request.pk,)), serious=True),
+    ]
 
 
 def describe_errors(request):
@@ -49,7 +44,7 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         DateColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
         DateColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
         Column("requested_by", label=_("Requested by")),
-        DeletionActionsColumn("actions", label=_("Actions")),
+        PostButtonsColumn("actions", queue_buttons, label=_("Actions")),
     ]
     list_filter = ["status"]
     ordering = ["-requested_at"]
@@ -76,7 +71,7 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             else:
                 result = action(queued)
                 messages.success(request, result_message(result))
-            return redirect(reverse(self.get_url_name("list")))
+            return redirect_back(request, reverse(self.get_url_name("list")))
 
         return view
 

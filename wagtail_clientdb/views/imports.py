@@ -28,7 +28,7 @@ from ..imports import runner
 from ..imports.reading import FileProblem
 from ..models import Customer, ExportJob, ImportJob, JobStatus
 from ..tasks import run_import_job
-from .scoping import ViewerMixin
+from .common import ViewerMixin
 
 RUNNING = (JobStatus.PREVIEWING, JobStatus.IMPORTING)
 

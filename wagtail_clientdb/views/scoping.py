@@ -12,26 +12,18 @@ autocomplete) are scoped by the models' permission policies (:mod:`..permissions
 
 import functools
 
-from collections import Counter
 
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
-from django.db.models import ProtectedError
 from django.http import Http404
-from django.shortcuts import redirect
 from django.urls import URLPattern
-from django.utils.text import capfirst
-from django.utils.translation import gettext as _
-from wagtail.admin import messages
 from wagtail.log_actions import get_active_log_context
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import chooser as chooser_views
-from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
-from ..deletion import BookingRefused
-from ..versions import StaleEdit
+from .common import ProtectedDeleteView
 
 ANY_ACTION = ["add", "change", "delete", "view"]
 
@@ -121,32 +113,6 @@ class ScopedChooserViewSet(chooser_views.SnippetChooserViewSet):
     create_view_class = ScopedCreateView
 
 
-def protected_message(error):
-    """Why objects could not be deleted: what still points at them, counted by kind."""
-    kinds = Counter(str(capfirst(obj._meta.verbose_name_plural)) for obj in error.protected_objects)
-    return _("Not deleted: still in use by %(uses)s. Make it inactive instead, or move those first.") % {
-        "uses": ", ".join(f"{kind} ({count})" for kind, count in sorted(kinds.items()))
-    }
-
-
-class ProtectedDeletionMixin:
-    """Deleting what others still point at (a branch with customers) is refused with a message."""
-
-    def form_valid(self, form):
-        try:
-            return super().form_valid(form)
-        except ProtectedError as error:
-            messages.error(self.request, protected_message(error))
-            return redirect(self.refused_deletion_url())
-
-    def refused_deletion_url(self):
-        return self.request.get_full_path()
-
-
-class ProtectedDeleteView(ProtectedDeletionMixin, snippet_views.DeleteView):
-    pass
-
-
 class ScopedViewSetMixin:
     """For the app's snippet viewsets: every object the viewset serves is one of
     ``visible(viewer)``, and only for users with a permission on the model."""
@@ -176,33 +142,3 @@ class ScopedViewSetMixin:
             )
             for pattern in super().get_urlpatterns()
         ]
-
-
-class ViewerMixin:
-    """Gives a view the request's :class:`~wagtail_clientdb.scope.Viewer`."""
-
-    @property
-    def viewer(self):
-        return scope.viewer_for_request(self.request)
-
-
-class ViewerFormMixin(ViewerMixin):
-    """Passes the viewer to the form, whose choices and saving depend on it."""
-
-    def get_form_kwargs(self):
-        return {**super().get_form_kwargs(), "viewer": self.viewer}
-
-
-class SaveRefusalMixin:
-    """A save refused inside its transaction (a deletion won the booking race, someone else
-    saved the customer meanwhile) is shown as a form error; nothing was saved."""
-
-    def form_valid(self, form):
-        try:
-            return super().form_valid(form)
-        except BookingRefused as refusal:
-            form.add_error("customer", refusal)
-        except StaleEdit as stale:
-            form.add_error(None, stale)
-        self.produced_error_message = self.get_error_message()
-        return self.form_invalid(form)

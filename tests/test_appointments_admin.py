@@ -1,0 +1,142 @@
+"""Appointments in the admin: booking with a new customer typed in, status changes, the week view."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import formats, timezone
+
+from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
+from wagtail_clientdb.models import Appointment, ConsentEvent, Customer, OpeningHours
+
+
+def url(name, *args):
+    return reverse(f"wagtailsnippets_wagtail_clientdb_appointment:{name}", args=args)
+
+
+def slot(days=3, hour=10):
+    start = timezone.localtime(timezone.now() + datetime.timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return start.strftime("%Y-%m-%d %H:%M")
+
+
+def new_customer_booking(branch, service, **customer):
+    return {
+        "branch": branch.pk,
+        "service": service.pk,
+        "start": slot(),
+        "status": "booked",
+        **{f"new_{name}": value for name, value in customer.items()},
+    }
+
+
+def test_a_new_customer_typed_into_the_booking_form_is_created_locally(login, staff_a, branch_a):
+    cut = make_service("Cut", branch_a, duration=45)
+    response = login(staff_a).post(
+        url("add"), new_customer_booking(branch_a, cut, first_name="Neo", last_name="Neu", phone="0170 4440001", consent="on")
+    )
+    assert response.status_code == 302
+    customer = Customer.objects.get()
+    assert (customer.first_name, customer.phone, customer.home_branch, customer.source) == ("Neo", "+491704440001", branch_a, "manual")
+    assert list(ConsentEvent.objects.values_list("given", "channel")) == [(True, "admin")]
+    appointment = Appointment.objects.get()
+    # Without an end, the service's duration decides it.
+    assert (appointment.customer, appointment.end - appointment.start) == (customer, datetime.timedelta(minutes=45))
+
+
+@pytest.mark.parametrize("typed", [{"email": "ANNA@example.com"}, {"phone": "+49 (170) 444-0002"}])
+def test_a_known_customer_typed_in_again_is_matched_and_the_user_told(login, staff_a, branch_a, typed):
+    anna = make_customer(first_name="Anna", email="anna@example.com", phone_raw="0170 4440002", shared_with_all_branches=True)
+    cut = make_service("Cut", branch_a)
+    response = login(staff_a).post(url("add"), new_customer_booking(branch_a, cut, first_name="Anne", **typed), follow=True)
+    assert "“Anna” was already a customer" in response.content.decode()
+    assert Customer.objects.count() == 1
+    assert Appointment.objects.get().customer == anna
+    anna.refresh_from_db()
+    assert anna.first_name == "Anna"  # a booking is no place to rename someone
+
+
+def test_a_customer_of_another_branch_is_not_matched(login, staff_a, branch_a, branch_b):
+    make_customer(first_name="Bea", email="bea@example.com", home_branch=branch_b)
+    response = login(staff_a).post(url("add"), new_customer_booking(branch_a, make_service("Cut", branch_a), email="bea@example.com"))
+    assert response.status_code == 302
+    assert Appointment.objects.get().customer.home_branch == branch_a
+    assert Customer.objects.filter(email="bea@example.com").count() == 2
+
+
+def test_ambiguous_or_missing_customer_is_a_form_error(login, staff_a, branch_a):
+    cut = make_service("Cut", branch_a)
+    for name in ("One", "Two"):
+        make_customer(first_name=name, email="same@example.com", home_branch=branch_a)
+    client = login(staff_a)
+    response = client.post(url("add"), new_customer_booking(branch_a, cut, email="same@example.com"))
+    assert "Matches 2 customers" in str(response.context["form"].errors["new_email"])
+    response = client.post(url("add"), new_customer_booking(branch_a, cut))
+    assert "Choose a customer, or enter a new customer" in str(response.context["form"].errors["customer"])
+    response = client.post(url("add"), {**new_customer_booking(branch_a, cut, first_name="X"), "customer": Customer.objects.first().pk})
+    assert "not both" in str(response.context["form"].errors["customer"])
+    assert not Appointment.objects.exists() and Customer.objects.count() == 2
+
+
+def test_a_manager_s_new_customer_is_shared_with_the_branch_of_the_appointment(login, manager, branch_a):
+    login(manager).post(url("add"), new_customer_booking(branch_a, make_service("Cut", branch_a), first_name="Mia"))
+    customer = Customer.objects.get()
+    assert customer.is_global and list(customer.branches.all()) == [branch_a]
+
+
+def test_only_services_the_branch_offers(login, staff_a, branch_a, branch_b):
+    make_service("Beard trim", branch_b)
+    form = login(staff_a).get(url("add")).context["form"]
+    assert [s.name for s in form.fields["service"].queryset] == []
+    colour = make_service("Colour", branch_b)
+    customer = make_customer(first_name="Anna", home_branch=branch_a)
+    response = login(staff_a).post(url("add"), {"customer": customer.pk, "branch": branch_a.pk, "service": colour.pk, "start": slot(), "status": "booked"})
+    assert "service" in response.context["form"].errors
+
+
+def test_status_buttons_and_bulk_change(login, staff_a, branch_a):
+    anna = make_customer(first_name="Anna", home_branch=branch_a)
+    past, future = make_appointment(anna, branch_a, days=-1), make_appointment(anna, branch_a, days=2)
+    client = login(staff_a)
+    html = client.get(url("list")).content.decode()
+    assert url("set_status", past.pk, "no_show") in html
+    assert url("set_status", future.pk, "no_show") not in html  # it has not started
+    assert url("set_status", future.pk, "cancelled") in html
+    client.post(url("set_status", past.pk, "no_show"), {"next": url("list")})
+    response = client.post(url("set_status", future.pk, "completed"), {"next": url("list")}, follow=True)
+    assert "has not started yet" in response.content.decode()
+    past.refresh_from_db(), future.refresh_from_db()
+    assert (past.status, future.status) == ("no_show", "booked")
+
+    bulk = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "appointment", "change_status")) + f"?id={future.pk}&next={url('list')}"
+    post_bulk(client, bulk, {"status": "cancelled"})
+    future.refresh_from_db()
+    assert future.status == "cancelled"
+    # The customer shows the counts; "most bookings" leaves the cancelled one out.
+    html = client.get(customer_url("inspect", anna.pk)).content.decode()
+    assert "1 no-show, 1 cancellation" in html
+    listed = client.get(customer_url("list")).context["object_list"]
+    assert [c.bookings_count for c in listed] == [1]
+
+
+def test_other_branches_appointments_cannot_change_status(login, staff_a, branch_b):
+    lars = make_customer(first_name="Lars", home_branch=branch_b)
+    theirs = make_appointment(lars, branch_b, days=-1)
+    response = login(staff_a).post(url("set_status", theirs.pk, "no_show"))
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == "booked"
+
+
+def test_week_view_shows_one_branchs_week(login, staff_a, manager, branch_a, branch_b):
+    OpeningHours.objects.create(branch=branch_a, weekday=timezone.localdate().weekday(), opens=datetime.time(9), closes=datetime.time(17))
+    anna = make_customer(first_name="Anna", home_branch=branch_a)
+    lars = make_customer(first_name="Lars", home_branch=branch_b)
+    make_appointment(anna, branch_a, days=0, service="Colour")
+    make_appointment(lars, branch_b, days=0, service="Beard trim")
+    html = login(staff_a).get(url("week")).content.decode()
+    assert "Colour" in html and "Anna" in html and "Beard trim" not in html and "Lars" not in html
+    assert formats.time_format(datetime.time(9), "TIME_FORMAT") in html  # the opening hours
+    html = login(staff_a).get(url("week"), {"branch": branch_b.pk}).content.decode()
+    assert "Lars" not in html  # not a branch of staff A: A's own week instead
+    html = login(manager).get(url("week"), {"branch": branch_b.pk}).content.decode()
+    assert "Lars" in html and "Anna" not in html

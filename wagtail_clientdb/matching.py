@@ -1,0 +1,114 @@
+"""Is this the same person? One rule for every way customers arrive: import, the admin's
+booking form, the public booking page and the API.
+
+A person is matched by external ID, then by email, then by phone (E.164), among the
+customers the acting viewer may see, never among the others. The keys are normalised as
+:mod:`wagtail_clientdb.contact` stores them, so ``0170 1234567`` finds ``+49 170 1234567``.
+An external ID that belongs to a customer the viewer cannot see is refused without saying
+whose it is; an email or phone shared by several visible customers is no match but a
+question to the user.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from . import bulk, scope
+from .contact import normalise_email, normalise_text, parse_phone
+from .models import Customer
+
+EXTERNAL_ID, EMAIL, PHONE = "external_id", "email", "phone"
+
+
+@dataclass(frozen=True)
+class IdentityKeys:
+    """What identifies a person, normalised; ``None`` where not given (or unreadable)."""
+
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def from_input(cls, *, external_id="", email="", phone="", region=None):
+        return cls(
+            normalise_text((external_id or "").strip()) or None,
+            normalise_email(email) or None,
+            (parse_phone(phone, region).e164 or None) if phone else None,
+        )
+
+    def __bool__(self):
+        return bool(self.external_id or self.email or self.phone)
+
+
+class NoSafeMatch(ValidationError):
+    """The keys point at a customer that may not be used, or at several: ``{key: [message]}``."""
+
+
+class Candidates:
+    """The customers some keys may mean, indexed by key (see :func:`candidates`)."""
+
+    def __init__(self, customers, foreign_external_ids=()):
+        self.customers = customers
+        self.foreign_external_ids = set(foreign_external_ids)
+        self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
+        for customer in customers:
+            if customer.external_id:
+                self.by_external_id[customer.external_id] = customer
+            if customer.email:
+                self.by_email.setdefault(customer.email, []).append(customer)
+            if customer.phone:
+                self.by_phone.setdefault(customer.phone, []).append(customer)
+
+    def match(self, keys):
+        """The customer ``keys`` mean, or ``None`` for a new person; raises :class:`NoSafeMatch`."""
+        if keys.external_id:
+            if keys.external_id in self.by_external_id:
+                return self.by_external_id[keys.external_id]
+            if keys.external_id in self.foreign_external_ids:
+                raise NoSafeMatch({EXTERNAL_ID: [_("This external ID cannot be used.")]})
+        for key, value, index in ((EMAIL, keys.email, self.by_email), (PHONE, keys.phone, self.by_phone)):
+            if not value or value not in index:
+                continue
+            # A customer with another external ID is another person, whatever else they share.
+            matches = [c for c in index[value] if not (keys.external_id and c.external_id and c.external_id != keys.external_id)]
+            if len(matches) > 1:
+                raise NoSafeMatch(
+                    {key: [_("Matches %(count)d customers; add an external ID to say which one.") % {"count": len(matches)}]}
+                )
+            if matches:
+                return matches[0]
+        return None
+
+
+def candidates(visible, many_keys, *, lock=False, prepare=None):
+    """The customers of ``visible`` that any of ``many_keys`` may mean, for :meth:`Candidates.match`.
+
+    Each key value is looked up by index; then the visible ones are loaded in one query
+    (locked, with ``lock``, for a write that follows; ``prepare`` may add to the query).
+    """
+    many_keys = list(many_keys)
+    pks = set()
+    for column in (EXTERNAL_ID, EMAIL, PHONE):
+        values = {getattr(keys, column) for keys in many_keys} - {None}
+        if values:
+            pks |= bulk.pks_with_values(Customer, column, values)
+    customers = []
+    if pks:
+        queryset = visible.filter(bulk.any_of("id", pks)).order_by()
+        if lock:
+            queryset = queryset.select_for_update(of=("self",))
+        customers = list(prepare(queryset) if prepare else queryset)
+    external_ids = {keys.external_id for keys in many_keys} - {None}
+    unseen = external_ids - {customer.external_id for customer in customers}
+    foreign = set()
+    if unseen:
+        foreign = set(Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True))
+    return Candidates(customers, foreign)
+
+
+def find_customer(viewer, keys, *, lock=False):
+    """The visible customer ``keys`` mean, ``None`` for a new person; raises :class:`NoSafeMatch`."""
+    if not keys:
+        return None
+    return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)

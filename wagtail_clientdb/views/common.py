@@ -1,0 +1,110 @@
+"""Building blocks shared by the app's admin views: the viewer, saves refused inside their
+transaction, deletions refused because something still points at the object, and buttons
+that POST."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import ProtectedError
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from wagtail.admin import messages
+from wagtail.admin.ui.tables import Column
+from wagtail.snippets.views import snippets as snippet_views
+
+from .. import scope
+from ..deletion import BookingRefused
+from ..versions import StaleEdit
+
+
+class ViewerMixin:
+    """Gives a view the request's :class:`~wagtail_clientdb.scope.Viewer`."""
+
+    @property
+    def viewer(self):
+        return scope.viewer_for_request(self.request)
+
+
+class ViewerFormMixin(ViewerMixin):
+    """Passes the viewer to the form, whose choices and saving depend on it."""
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "viewer": self.viewer}
+
+
+class SaveRefusalMixin:
+    """A save refused inside its transaction (a deletion won the booking race, someone else
+    saved the customer meanwhile) is shown as a form error; nothing was saved."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except BookingRefused as refusal:
+            form.add_error("customer", refusal)
+        except StaleEdit as stale:
+            form.add_error(None, stale)
+        self.produced_error_message = self.get_error_message()
+        return self.form_invalid(form)
+
+
+@dataclass
+class PostButton:
+    label: str
+    url: str
+    serious: bool = False
+
+
+class PostButtonsColumn(Column):
+    """Buttons that each POST to a URL (they change things, so no links): ``buttons(instance)``
+    gives them, and a ``next`` field brings the user back to the listing they came from."""
+
+    cell_template_name = "wagtail_clientdb/tables/post_buttons_cell.html"
+
+    def __init__(self, name, buttons, **kwargs):
+        super().__init__(name, **kwargs)
+        self.buttons = buttons
+
+    def get_cell_context_data(self, instance, parent_context):
+        context = super().get_cell_context_data(instance, parent_context)
+        request = parent_context["request"]
+        context.update(
+            buttons=self.buttons(instance), csrf_token=get_token(request), next_url=request.get_full_path()
+        )
+        return context
+
+
+def redirect_back(request, fallback):
+    """To the ``next`` page a form came from, when it is one of this site's, else ``fallback``."""
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect(fallback)
+
+
+def protected_message(error):
+    """Why objects could not be deleted: what still points at them, counted by kind."""
+    kinds = Counter(str(capfirst(obj._meta.verbose_name_plural)) for obj in error.protected_objects)
+    return _("Not deleted: still in use by %(uses)s. Make it inactive instead, or move those first.") % {
+        "uses": ", ".join(f"{kind} ({count})" for kind, count in sorted(kinds.items()))
+    }
+
+
+class ProtectedDeletionMixin:
+    """Deleting what others still point at (a branch with customers) is refused with a message."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ProtectedError as error:
+            messages.error(self.request, protected_message(error))
+            return redirect(self.refused_deletion_url())
+
+    def refused_deletion_url(self):
+        return self.request.get_full_path()
+
+
+class ProtectedDeleteView(ProtectedDeletionMixin, snippet_views.DeleteView):
+    pass
