@@ -1,6 +1,8 @@
 """Migrations move existing data: customer tags out of Wagtail's tag pool, log entries into the
 scoped log, job files out of the media storage."""
 
+import datetime
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -19,6 +21,14 @@ def migrate(target):
     executor.loader.build_graph()
     executor.migrate([target])
     return executor.loader.project_state(target).apps
+
+
+@pytest.fixture(autouse=True)
+def latest_migrations_afterwards():
+    """The tests after these find the schema they expect."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,3 +78,27 @@ def test_branch_isolation_migration_moves_tags_logs_and_files():
         assert moved_file.read() == b"Anna,Tagged"
     # New tags get ids after the moved ones.
     assert CustomerTag._default_manager.create(name="new", slug="new").pk > max(vip.pk, shared_tag.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appointment_services_become_services():
+    old = migrate(("wagtail_clientdb", "0005_services_and_opening_hours"))
+    Branch = old.get_model("wagtail_clientdb", "Branch")
+    Appointment = old.get_model("wagtail_clientdb", "Appointment")
+    alpha, beta = Branch.objects.create(name="Alpha", slug="alpha"), Branch.objects.create(name="Beta", slug="beta")
+    start = timezone.now()
+
+    def booked(branch, service, minutes):
+        Appointment.objects.create(branch=branch, service=service, start=start, end=start + datetime.timedelta(minutes=minutes))
+
+    booked(alpha, "Cut", 45), booked(alpha, "Cut", 45), booked(beta, "Cut", 60), booked(beta, "Colour", 120)
+
+    new = migrate(("wagtail_clientdb", "0007_appointment_service"))
+    Service = new.get_model("wagtail_clientdb", "Service")
+    services = {s.name: s for s in Service.objects.all()}
+    assert set(services) == {"Cut", "Colour"}
+    assert services["Cut"].duration == 45  # what its appointments mostly took
+    assert set(services["Cut"].branches.values_list("slug", flat=True)) == {"alpha", "beta"}
+    assert set(services["Colour"].branches.values_list("slug", flat=True)) == {"beta"}
+    Appointment = new.get_model("wagtail_clientdb", "Appointment")
+    assert sorted(Appointment.objects.values_list("service__name", flat=True)) == ["Colour", "Cut", "Cut", "Cut"]

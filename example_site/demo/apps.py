@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class DemoConfig(AppConfig):
-    """Demo data for the example site (the ``load_demo_data`` command); no models."""
+    """Demo data for the example site (the ``load_demo_data`` command) and its home page."""
 
     name = "demo"
     label = "demo"

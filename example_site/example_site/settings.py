@@ -89,5 +89,9 @@ WAGTAIL_SITE_NAME = "Client DB demo"
 WAGTAILADMIN_BASE_URL = "http://127.0.0.1:8000"
 WAGTAIL_CLIENTDB_DEFAULT_PHONE_REGION = "DE"
 
+# Booking confirmations are printed by the development server instead of being sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "Salon Schnitt & Co <bookings@example.com>"
+
 # Wagtail's background tasks (search index, image renditions) run at once: no worker to start.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}

@@ -19,6 +19,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from wagtail.models import Page, Site
+
+from demo.models import HomePage
 from wagtail_clientdb.consent import record_consent
 from wagtail_clientdb.models import (
     Appointment,
@@ -28,12 +31,15 @@ from wagtail_clientdb.models import (
     AttributeTarget,
     AttributeType,
     Branch,
+    BookingPage,
     BranchMembership,
     ClientDBSettings,
     ConsentChannel,
     Customer,
     CustomerGroup,
     CustomerSource,
+    OpeningHours,
+    Service,
 )
 from wagtail_clientdb.overrides import save_local_values
 
@@ -53,6 +59,7 @@ STAFF_PERMISSIONS = [
     ("wagtailadmin", "access_admin"),
     *[("wagtail_clientdb", f"{action}_{model}") for model in ("customer", "appointment") for action in CRUD],
     ("wagtail_clientdb", "view_customergroup"),
+    ("wagtail_clientdb", "view_service"),
     ("wagtail_clientdb", "view_deletionrequest"),
     ("wagtail_clientdb", "view_attributedefinition"),
 ]
@@ -61,7 +68,7 @@ MANAGER_PERMISSIONS = [
     ("wagtail_clientdb", "manage_global_customers"),
     *[
         ("wagtail_clientdb", f"{action}_{model}")
-        for model in ("branch", "customergroup", "attributedefinition", "deletionrequest")
+        for model in ("branch", "customergroup", "service", "attributedefinition", "deletionrequest")
         for action in CRUD
     ],
     ("wagtail_clientdb", "change_clientdbsettings"),
@@ -222,6 +229,8 @@ PAST_STATUS_WEIGHTS = {
 }
 APPOINTMENT_NOTES = ["Running 10 minutes late, called ahead.", "Bring the colour chart.", "Paid by card."]
 OPENS, CLOSES = 9, 18
+#: Chairs per salon: how many appointments at once.
+PARALLEL_BOOKINGS = 3
 
 # branch slug, local note: what a branch keeps for itself about a shared customer
 LOCAL_VALUES = [
@@ -309,9 +318,20 @@ class Command(BaseCommand):
     @transaction.atomic
     def load(self, rng):
         branches = {
-            slug: Branch.objects.create(slug=slug, name=name, address=address, timezone="Europe/Berlin")
+            slug: Branch.objects.create(
+                slug=slug, name=name, address=address, timezone="Europe/Berlin", parallel_bookings=PARALLEL_BOOKINGS
+            )
             for slug, name, address in BRANCHES
         }
+        for branch in branches.values():
+            OpeningHours.objects.bulk_create(
+                OpeningHours(branch=branch, weekday=weekday, opens=datetime.time(OPENS), closes=datetime.time(CLOSES))
+                for weekday in range(6)  # closed on Sundays
+            )
+        services = {name: Service.objects.create(name=name, duration=minutes) for name, minutes in SERVICES.items()}
+        for service in services.values():
+            service.branches.set(branches.values())
+        self.create_pages(branches)
         staff_by_branch = self.create_users(branches)
         customer_groups = {
             name: CustomerGroup.objects.create(name=name, description=description, is_default=is_default)
@@ -325,13 +345,38 @@ class Command(BaseCommand):
         appointments = [
             appointment
             for customer, visited_branches in customers
-            for appointment in self.appointments(rng, customer, visited_branches, staff_by_branch)
+            for appointment in self.appointments(rng, customer, visited_branches, staff_by_branch, services)
         ]
         Appointment.objects.bulk_create(appointments)
         self.create_local_values(rng, [c for c, _ in customers if c.shared_with_all_branches], branches)
         self.stdout.write(
             f"Created {len(branches)} branches, {len(customers)} customers and {len(appointments)} appointments."
         )
+
+    def create_pages(self, branches):
+        """A home page in place of Wagtail's welcome page, with a booking page per branch."""
+        site = Site.objects.get(is_default_site=True)
+        welcome = site.root_page
+        home = Page.get_first_root_node().add_child(
+            instance=HomePage(
+                title="Salon Schnitt & Co",
+                slug="salon",
+                intro="<p>Four salons, one team. Book your next appointment online.</p>",
+            )
+        )
+        site.root_page = home
+        site.save()
+        welcome.delete()
+        for slug, branch in branches.items():
+            home.add_child(
+                instance=BookingPage(
+                    title=f"Book in {branch.name}",
+                    slug=slug,
+                    branch=branch,
+                    intro="<p>Choose a service and a time; we look forward to seeing you.</p>",
+                    confirmation_text=f"<p>{branch.name}, {branch.address.replace(chr(10), ', ')}.</p>",
+                )
+            )
 
     def create_users(self, branches):
         """The demo logins; returns the staff members of each branch."""
@@ -429,7 +474,7 @@ class Command(BaseCommand):
             attributes["quiet_appointment"] = rng.random() < 0.7
         return attributes
 
-    def appointments(self, rng, customer, visited_branches, staff_by_branch):
+    def appointments(self, rng, customer, visited_branches, staff_by_branch, services):
         """0–8 appointments, mostly in the customer's usual branch."""
         today = timezone.localdate()
         usual_branch = rng.choice(visited_branches)
@@ -447,7 +492,7 @@ class Command(BaseCommand):
                 branch=branch,
                 start=start,
                 end=end,
-                service=service,
+                service=services[service],
                 staff=rng.choice([*staff_by_branch[branch], None]),
                 status=status,
                 source=pick(rng, APPOINTMENT_SOURCE_WEIGHTS),
@@ -481,4 +526,4 @@ class Command(BaseCommand):
         for demo_user in USERS:
             self.stdout.write(f"{demo_user.username:<10}{demo_user.username:<10}{demo_user.role:<24}{demo_user.sees}")
         self.stdout.write("")
-        self.stdout.write("Open http://127.0.0.1:8000/admin/")
+        self.stdout.write("Open http://127.0.0.1:8000/admin/ (the booking pages: http://127.0.0.1:8000/)")
