@@ -335,3 +335,19 @@ def test_two_bookings_racing_for_the_last_place_leave_exactly_one(branch_a):
             thread.join()
         assert sorted(outcomes) == ["booked", "taken"]
         assert Appointment.objects.filter(start=start).count() == 1
+
+
+def test_a_person_queued_for_deletion_is_not_booked_and_told_nothing_internal(client, page, haircut, open_branch, manager):
+    from wagtail_clientdb import deletion, scope
+
+    known = make_customer(first_name="Nora", email="nora@example.com", home_branch=open_branch)
+    upcoming = at(open_branch, tomorrow(open_branch), 11)
+    Appointment.objects.create(
+        customer=known, branch=open_branch, service=haircut, start=upcoming, end=upcoming + datetime.timedelta(hours=1)
+    )
+    deletion.request_deletion(scope.viewer_for_user(manager), known)
+    response = book(client, page, haircut, at(open_branch, tomorrow(open_branch), 9))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Please call the branch" in html and "deletion" not in html
+    assert Appointment.objects.count() == 1

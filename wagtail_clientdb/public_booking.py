@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from . import attributes, booking, conf, matching, registration, scope
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
+from .deletion import BookingRefused
 from .models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
 
 TEMPLATE = "wagtail_clientdb/booking/booking_page.html"
@@ -137,6 +138,10 @@ def booking_view(page, request):
             if form.is_valid():
                 try:
                     appointment = _book(page, service, form)
+                except BookingRefused:
+                    # The record is on its way out (a deletion the person may have asked for):
+                    # nothing a visitor should read about; the branch can help.
+                    form.add_error(None, _("We cannot book this online. Please call the branch."))
                 except (booking.SlotTaken, matching.NoSafeMatch, ValidationError) as problem:
                     form.add_error(None, problem.messages)
                     slots = booking.free_slots(page.branch, service, day)
