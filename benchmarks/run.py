@@ -416,6 +416,47 @@ def measure_import_clientdb(args, name):
     return measured.result
 
 
+#: Records per call of the API's bulk import (the most one call takes).
+API_CALL_RECORDS = 10_000
+
+
+def api_record(i):
+    """Row ``i`` of the import file as a record of the API's bulk import."""
+    first_name, last_name, email, phone, tags, group, notes = import_row(i)
+    return {
+        "first_name": first_name, "last_name": last_name, "email": email, "phone": phone,
+        "tags": [tag.strip() for tag in tags.split(",")], "groups": [group], "notes": notes,
+    }
+
+
+def measure_import_clientdb_api(args):
+    """The API's bulk import of the file's rows, in calls of 10,000 records, through Django's
+    request handling with a bearer token (the client's JSON encoding is done beforehand)."""
+    from django.test import Client
+    from wagtail.models import APIToken
+
+    _token, secret = APIToken.create_token(user=bench_user(), name="benchmark")
+    bodies = [
+        json.dumps({"customers": [api_record(i) for i in range(start, min(start + API_CALL_RECORDS, args.rows))]})
+        for start in range(0, args.rows, API_CALL_RECORDS)
+    ]
+    client = Client(headers={"Authorization": f"Bearer {secret}"})
+    counts = dict.fromkeys(("created", "updated", "unchanged", "errors"), 0)
+    with Measurement("import-clientdb-api", args.rows) as measured:
+        for body in bodies:
+            response = client.post("/api/v3/clientdb/customers/bulk/", body, content_type="application/json")
+            if response.status_code != 200:
+                raise RuntimeError(f"the API answered {response.status_code}: {response.content[:500]!r}")
+            answer = response.json()
+            for key in counts:
+                counts[key] += answer[key]
+    measured.result["calls"] = len(bodies)
+    measured.result["counts"] = counts
+    if counts["updated"] != args.expect_updates or counts["created"] != args.rows - args.expect_updates:
+        raise RuntimeError(f"expected {args.expect_updates} updated customers, got {counts}")
+    return measured.result
+
+
 def measure_export_plain_writer(args):
     """A plain csv.writer over values_list().iterator(): no prefetches, no formatting."""
     from wagtail_clientdb.models import Customer
@@ -504,6 +545,7 @@ ONE = {
     "import-clientdb-csv": lambda args: measure_import_clientdb(args, "import-clientdb-csv"),
     "import-clientdb-xlsx": lambda args: measure_import_clientdb(args, "import-clientdb-xlsx"),
     "import-memory-1m": lambda args: measure_import_clientdb(args, "import-memory-1m"),
+    "import-clientdb-api": measure_import_clientdb_api,
     "export-plain-writer": measure_export_plain_writer,
     "export-clientdb-csv": measure_export_clientdb,
     "profile-import": profile_import,
@@ -748,6 +790,8 @@ def verdicts(results):
           memory.get("peak_rss_mb") if "error" not in memory else None, TARGETS["import_memory_rss_mb"], lambda v: v < 400)
     check("CSV export rate / plain csv.writer rate >= 0.5",
           ratio(get("export-clientdb-csv"), get("export-plain-writer")), TARGETS["export_vs_plain_writer"], lambda v: v >= 0.5)
+    check("API bulk import rate / CSV file import rate >= 1",
+          ratio(get("import-clientdb-api"), get("import-clientdb-csv")), 1.0, lambda v: v >= 1)
     exported = get("export-clientdb-csv") or {}
     check(f"peak RSS exporting {exported.get('rows', 0):,} customers < 200 MB",
           exported.get("peak_rss_mb") if "error" not in exported else None, TARGETS["export_rss_mb"], lambda v: v < 200)
@@ -808,6 +852,7 @@ MEASUREMENTS = [
     "import-default-resource",
     "import-clientdb-csv",
     "import-clientdb-xlsx",
+    "import-clientdb-api",
     "import-memory-1m",
     "export-plain-writer",
     "export-clientdb-csv",
@@ -880,6 +925,7 @@ def main(argv=None):
             ("import-default-resource", {"file": files.get("csv"), "rows": args.default_rows}),
             ("import-clientdb-csv", {"file": files.get("csv"), "rows": args.rows, "expect_updates": updates}),
             ("import-clientdb-xlsx", {"file": files.get("xlsx"), "rows": args.rows, "expect_updates": updates}),
+            ("import-clientdb-api", {"rows": args.rows, "expect_updates": updates}),
         ]
         for _round in range(args.repeat):
             for name, options in seeded:
@@ -927,6 +973,7 @@ def main(argv=None):
             "import_csv_vs_default_resource": ratio(results.get("import-clientdb-csv"), results.get("import-default-resource")),
             "import_xlsx_vs_default_resource": ratio(results.get("import-clientdb-xlsx"), results.get("import-default-resource")),
             "export_vs_plain_writer": ratio(results.get("export-clientdb-csv"), results.get("export-plain-writer")),
+            "import_api_vs_csv": ratio(results.get("import-clientdb-api"), results.get("import-clientdb-csv")),
         }
         get = results.get
         per_round = {
@@ -935,6 +982,7 @@ def main(argv=None):
             "import_csv_vs_default_resource": round_ratios(get("import-clientdb-csv"), get("import-default-resource")),
             "import_xlsx_vs_default_resource": round_ratios(get("import-clientdb-xlsx"), get("import-default-resource")),
             "export_vs_plain_writer": round_ratios(get("export-clientdb-csv"), get("export-plain-writer")),
+            "import_api_vs_csv": round_ratios(get("import-clientdb-api"), get("import-clientdb-csv")),
         }
         report = {
             "generated_by": "benchmarks/run.py (generated file; do not edit)",

@@ -21,6 +21,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 INSTALLED_APPS = [
     "wagtail_clientdb",
     "wagtail.contrib.settings",
+    "wagtail.api.v3",
     "wagtail.users",
     "wagtail.snippets",
     "wagtail.documents",

@@ -262,6 +262,14 @@ def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeyp
 
 
 
+def test_chunks_grow_from_a_small_first_one_and_keep_every_row_in_order():
+    from wagtail_clientdb.imports import runner
+
+    chunks = list(runner.in_chunks(range(6000)))
+    assert [len(chunk) for chunk in chunks] == [250, 500, 1000, 2000, 2000, 250]
+    assert [row for chunk in chunks for row in chunk] == list(range(6000))
+
+
 @pytest.mark.parametrize("forking", [True, False], ids=["helper-process", "this-process"])
 def test_long_files_are_checked_alike_in_a_helper_process_and_here(login, manager, monkeypatch, forking):
     """Chunks after the first are checked by a forked helper process where the system can
@@ -313,6 +321,27 @@ def test_matching_by_external_id_then_email_then_phone(login, manager):
     assert (by_id.first_name, by_id.email) == ("New name", "other@example.com")  # empty cells change nothing
     assert (by_email.first_name, by_phone.first_name) == ("Mail2", "Phone2")
     assert Customer.objects.count() == 4
+
+
+@pytest.mark.parametrize("make_file", [csv_bytes, xlsx_bytes], ids=["csv", "xlsx"])
+def test_an_empty_consent_cell_changes_nothing_and_only_an_explicit_no_withdraws(login, manager, make_file):
+    kept = make_customer(first_name="Kept", email="kept@example.com", marketing_consent=True)
+    withdrawn = make_customer(first_name="Gone", email="gone@example.com", marketing_consent=True)
+    rows = [
+        ["First name", "Email", "Marketing consent"],
+        ["Kept", "kept@example.com", ""],
+        ["Gone", "gone@example.com", "nein"],
+        ["New", "new@example.com", ""],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "consent." + ("csv" if make_file is csv_bytes else "xlsx"), make_file(rows)))
+    assert job.counts == {"new": 1, "updated": 1, "unchanged": 1, "invalid": 0}
+    confirm(client, job, sharing="all")
+    kept.refresh_from_db(), withdrawn.refresh_from_db()
+    assert kept.marketing_consent and not withdrawn.marketing_consent
+    assert not Customer.objects.get(email="new@example.com").marketing_consent
+    assert list(withdrawn.consent_events.values_list("given", "channel")) == [(False, "import")]
+    assert not kept.consent_events.exists()
 
 
 def test_duplicates_inside_the_file_are_reported(login, manager):

@@ -13,3 +13,9 @@ class WagtailClientDBAppConfig(AppConfig):
         from .permissions import register_permission_policies
 
         register_permission_policies()
+
+        from wagtail.api.v3.api import api
+
+        from .api.v3.router import router
+
+        api.add_router("/clientdb/", router)

@@ -27,6 +27,8 @@ DEFAULTS = {
     "BOOKING_SLOT_MINUTES": 15,
     # Bookings one IP address may send per hour to the booking pages; more are politely refused.
     "BOOKING_RATE_LIMIT": 10,
+    # Requests one API token may make (django-ninja's rate notation: "600/m", "10000/h").
+    "API_RATE_LIMIT": "600/m",
     # The django-tasks queue the app's tasks go to.
     "TASK_QUEUE": "default",
     # Uploaded lists, refused-rows reports and exports: the folder they are kept in when

@@ -47,6 +47,9 @@ register_snippet(ClientDBViewSetGroup)
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""
     actions.log_entry_models = LogModelsInOrder.fromkeys([ClientDBLogEntry, *actions.log_entry_models])
+    actions.register_action("wagtail_clientdb.create_via_api", _("Create via API"), _("Created via API"))
+    actions.register_action("wagtail_clientdb.edit_via_api", _("Edit via API"), _("Changed via API"))
+    actions.register_action("wagtail_clientdb.delete_via_api", _("Delete via API"), _("Deletion requested via API"))
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "wagtail_clientdb",
     "demo",
     "wagtail.contrib.settings",
+    "wagtail.api.v3",
     "wagtail.sites",
     "wagtail.users",
     "wagtail.snippets",

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 from wagtail.models import Site
 
@@ -39,6 +40,10 @@ def browser_page(monkeypatch):
             yield browser.new_page()
         finally:
             browser.close()
+            # While Playwright's event loop runs in this thread, Django keeps this thread's
+            # database connection per context (asgiref): the test's queries opened one that
+            # the test teardown does not see, and that would keep the test database in use.
+            connections.close_all()
 
 
 @pytest.fixture

@@ -115,10 +115,12 @@ class CustomerImportResource(resources.ModelResource):
         clean_model_instances = False
         report_skipped = True
 
-    def __init__(self, settings, *, lock_rows=False):
+    def __init__(self, settings, *, lock_rows=False, remember_instances=False):
         super().__init__()
         self.settings = settings
         self.lock_rows = lock_rows
+        #: line → the customer of the row, for callers that report per record (the API).
+        self.instance_by_line = {} if remember_instances else None
         viewer = settings.viewer
         self.row_context = RowContext(
             settings.phone_region,
@@ -154,6 +156,8 @@ class CustomerImportResource(resources.ModelResource):
     # --- One row -------------------------------------------------------------------------------------
 
     def import_instance(self, instance, row, **kwargs):
+        if self.instance_by_line is not None:
+            self.instance_by_line[row[LINE]] = instance
         checked = self.checked[row[LINE]]
         if checked.errors:
             raise ValidationError(checked.errors)

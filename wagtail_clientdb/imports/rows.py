@@ -164,12 +164,23 @@ def parse_birthday(value):
 
 
 def parse_consent(text):
+    """An explicit yes or no; an empty cell never gets here (it changes nothing, and a new
+    customer starts without consent)."""
     word = text.casefold()
-    if word in ("",) or word in FALSE_WORDS:
+    if word in FALSE_WORDS:
         return False
     if word in TRUE_WORDS:
         return True
-    raise ValidationError(_("Marketing consent must be 1 (yes) or empty (no), not “%(value)s”."), params={"value": text})
+    raise ValidationError(
+        _("Marketing consent must be 1 (yes), 0 (no) or empty (no change), not “%(value)s”."), params={"value": text}
+    )
+
+
+def _names(value):
+    """Names listed in one cell ("VIP, Regulars" or "VIP; Regulars"), or already a list."""
+    if isinstance(value, list):
+        return value
+    return [name.strip() for name in value.replace(";", ",").split(",") if name.strip()]
 
 
 def clean_row(cells, context):
@@ -182,8 +193,11 @@ def clean_row(cells, context):
         raw = cells.get(target)
         try:
             is_date = isinstance(raw, (datetime.date, datetime.datetime))
-            value = raw if accepts_dates and is_date else cell_text(raw)
-            if value == "" and target != columns.CONSENT:
+            if isinstance(raw, list):  # names given one by one (the API), not in one cell
+                value = [text for text in map(cell_text, raw) if text]
+            else:
+                value = raw if accepts_dates and is_date else cell_text(raw)
+            if value in ("", []):
                 return
             clean(value)
         except ValidationError as error:
@@ -227,20 +241,20 @@ def clean_row(cells, context):
         values.fields["birthday"] = parse_birthday(value)
 
     def clean_groups(text):
-        names = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+        names = _names(text)
         unknown = [name for name in names if name.casefold() not in context.groups]
         if unknown:
             raise ValidationError(_("Unknown group: %(names)s."), params={"names": ", ".join(unknown)})
         values.groups = [context.groups[name.casefold()] for name in names]
 
     def clean_tags(text):
-        values.tags = context.parse_tags(text)
+        values.tags = [tag[:100] for tag in text] if isinstance(text, list) else context.parse_tags(text)
 
     def clean_branches(text):
-        if text.casefold() in ALL_BRANCHES_WORDS:
+        if isinstance(text, str) and text.casefold() in ALL_BRANCHES_WORDS:
             values.branches = "all"
             return
-        names = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+        names = _names(text)
         unknown = [name for name in names if name.casefold() not in context.branches]
         if unknown:
             raise ValidationError(_("Unknown branch: %(names)s."), params={"names": ", ".join(unknown)})

@@ -28,6 +28,7 @@ from .reading import FileProblem, open_spreadsheet
 from .resource import LINE, CustomerImportResource, ImportSettings
 
 CHUNK_ROWS = 2000
+FIRST_CHUNK_ROWS = 250
 SAMPLES_PER_KIND = 5
 MAX_LISTED_INVALID_ROWS = 500
 PREVIEW_ROWS = 25
@@ -179,27 +180,26 @@ def run(job, *, dry_run, on_progress=None):
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     outcome = Outcome(job.headers, targets)
     outcome.started_at = resource.now
-    refuse_all = False
+
+    def collect(result, chunk):
+        outcome.add(result, chunk)
+        if on_progress:
+            on_progress(outcome.total)
+        return outcome.counts["invalid"]
+
     # A preview writes nothing; an import is one transaction, all rows or none.
     with (
-        _gc_frozen(),
+        gc_frozen(),
         contextlib.closing(data_chunks(job)) as chunks,
         contextlib.nullcontext() if dry_run else transaction.atomic(),
     ):
-        for chunk, checked in checking.checked_chunks(chunks, targets, resource.row_context):
-            resource.checked = checked
-            dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
-            # After the first refused row of an all-or-nothing import, the rest is only checked.
-            checking_only = dry_run or refuse_all
-            result = resource.import_data(dataset, dry_run=checking_only, use_transactions=False, raise_errors=False)
-            if result.has_errors() and result.base_errors:
-                raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
-            outcome.add(result, chunk)
-            refuse_all = refuse_all or (outcome.counts["invalid"] and not job.import_valid_rows)
-            if on_progress:
-                on_progress(outcome.total)
-        if refuse_all and not dry_run:
-            transaction.set_rollback(True)
+        refuse_all = import_chunks(
+            resource,
+            checking.checked_chunks(chunks, targets, resource.row_context),
+            dry_run=dry_run,
+            all_or_nothing=not job.import_valid_rows,
+            collect=collect,
+        )
     if resource.unreadable_phones:
         outcome.notes = [
             _("%(count)s phone numbers could not be read; they are kept as typed and marked.") % {"count": resource.unreadable_phones}
@@ -210,18 +210,54 @@ def run(job, *, dry_run, on_progress=None):
     return outcome
 
 
+def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect):
+    """Import ``(chunk, {line: CheckedRow})`` chunk by chunk (files and API records alike).
+
+    ``collect(result, chunk)`` records each chunk's result and returns how many rows were
+    refused so far; after the first refused row of an all-or-nothing import the rest is only
+    checked, and the transaction (the caller's) is marked for rollback. Returns whether
+    everything was refused.
+    """
+    refuse_all = False
+    for chunk, checked in checked_chunks:
+        resource.checked = checked
+        dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
+        result = resource.import_data(dataset, dry_run=dry_run or refuse_all, use_transactions=False, raise_errors=False)
+        if result.has_errors() and result.base_errors:
+            raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
+        refused_so_far = collect(result, chunk)
+        refuse_all = refuse_all or bool(refused_so_far and all_or_nothing)
+    if refuse_all and not dry_run:
+        transaction.set_rollback(True)
+    return refuse_all
+
+
 def data_chunks(job):
-    """The data rows in chunks of ``CHUNK_ROWS``."""
+    """The data rows in chunks (:func:`in_chunks`)."""
     rows = data_rows(job)
     try:
-        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            yield chunk
+        yield from in_chunks(rows)
     finally:
         rows.close()
 
 
+def in_chunks(rows):
+    """``rows`` in lists that grow from ``FIRST_CHUNK_ROWS`` to ``CHUNK_ROWS`` rows.
+
+    Nothing is saved before the first chunk is checked, and it is checked in this process
+    (:mod:`.checking`): a small first chunk lets the helper process take over after a
+    fraction of a second, which counts for every API call. Each chunk is at most twice the
+    one before, which the helper checks in less time than this process takes to save it.
+    """
+    rows = iter(rows)
+    size = min(FIRST_CHUNK_ROWS, CHUNK_ROWS)
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+        size = min(size * 2, CHUNK_ROWS)
+
+
 @contextlib.contextmanager
-def _gc_frozen():
+def gc_frozen():
     """Keep the objects that exist before the import out of garbage collection while it runs.
 
     An import allocates millions of short-lived objects, and each full collection walked

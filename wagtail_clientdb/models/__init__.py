@@ -1,3 +1,4 @@
+from .api import ApiIdempotencyKey
 from .appointment import Appointment, AppointmentQuerySet, AppointmentSource, AppointmentStatus
 from .attribute import AttributeDefinition, AttributeTarget, AttributeType
 from .booking_page import BookingPage
@@ -19,6 +20,7 @@ from .service import Service
 from .settings import ClientDBSettings
 
 __all__ = [
+    "ApiIdempotencyKey",
     "Appointment",
     "AppointmentQuerySet",
     "AppointmentSource",

@@ -1,0 +1,475 @@
+"""The Client DB API on Wagtail's API v3, through the real URLs with real bearer tokens."""
+
+import datetime
+import json
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone, translation
+from wagtail.models import APIToken
+
+from tests.conftest import make_appointment, make_customer, make_service
+from wagtail_clientdb.models import (
+    Appointment,
+    AttributeDefinition,
+    ClientDBLogEntry,
+    Customer,
+    CustomerGroup,
+    CustomerOverride,
+    DeletionRequest,
+)
+
+API = "/api/v3/clientdb"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+
+
+class Api:
+    """A client that speaks to the API with one user's bearer token."""
+
+    def __init__(self, client, user):
+        self.client = client
+        _token, self.secret = APIToken.create_token(user=user, name=f"{user.username} token")
+
+    def headers(self, extra=None):
+        return {"Authorization": f"Bearer {self.secret}", **(extra or {})}
+
+    def get(self, path, params=None):
+        return self.client.get(API + path, params or {}, headers=self.headers())
+
+    def send(self, method, path, data, headers=None, params=""):
+        return getattr(self.client, method)(
+            API + path + params, json.dumps(data, default=str), content_type="application/json", headers=self.headers(headers)
+        )
+
+
+@pytest.fixture
+def api(client):
+    return lambda user: Api(client, user)
+
+
+@pytest.fixture
+def world(scope_customers, branch_a, branch_b):
+    CustomerGroup.objects.create(name="VIP")
+    AttributeDefinition.objects.create(label="Hair", key="hair", field_type="choice", choices=["fine", "thick"])
+    scope_customers["local_b"].tags.add("b-only")
+    return scope_customers
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return {item["id"] for item in response.json()["items"]}
+
+
+# --- Authentication and scope ----------------------------------------------------------------------------
+
+
+def test_requests_need_a_token_and_sessions_do_not_count(client, login, manager, world):
+    assert client.get(API + "/customers/").status_code == 401
+    login(manager)
+    assert client.get(API + "/customers/").status_code == 401
+    assert client.get(API + "/customers/", headers={"Authorization": "Bearer wagtail_forged"}).status_code == 401
+
+
+def test_each_token_sees_exactly_its_users_customers(api, manager, staff_a, staff_b, editor, world):
+    expected = {
+        manager: {"global_all", "global_a", "local_a", "local_b"},
+        staff_a: {"global_all", "global_a", "local_a"},
+        staff_b: {"global_all", "local_b"},
+    }
+    for user, names in expected.items():
+        assert ids(api(user).get("/customers/")) == {world[name].pk for name in names}
+    assert api(editor).get("/customers/").status_code == 403
+
+
+def test_a_branch_token_gets_404_for_another_branchs_customer_and_search_never_finds_it(api, staff_a, world):
+    local_b = world["local_b"]
+    client = api(staff_a)
+    for method, path, data in [
+        ("get", f"/customers/{local_b.pk}/", None),
+        ("patch", f"/customers/{local_b.pk}/", {"notes": "x"}),
+        ("delete", f"/customers/{local_b.pk}/", None),
+    ]:
+        response = client.get(path) if method == "get" else client.send(method, path, data, {"If-Match": '"1.0"'})
+        assert response.status_code == 404, (method, response.content)
+        assert "Localb" not in response.content.decode()
+    for params in ({"q": "Lars"}, {"q": "lars@example.com"}, {"tag": "b-only"}):
+        assert local_b.pk not in ids(client.get("/customers/", params))
+    local_b.refresh_from_db()
+    assert local_b.notes == "" and not DeletionRequest.objects.exists()
+
+
+def test_a_token_in_several_branches_chooses_one_of_its_own(api, make_user, staff_group, branch_a, branch_b, world):
+    both = make_user("both", groups=[staff_group], branches=[branch_a, branch_b])
+    client = api(both)
+    response = client.get("/customers/")
+    assert response.status_code == 422 and "alpha, beta" in response.content.decode()
+    assert world["local_b"].pk in ids(client.get("/customers/", {"branch": "beta"}))
+    assert world["local_b"].pk not in ids(client.get("/customers/", {"branch": "alpha"}))
+    make_user("other", groups=[staff_group], branches=[branch_a])
+    assert api(make_user("alpha_only", groups=[staff_group], branches=[branch_a])).get("/customers/", {"branch": "beta"}).status_code == 422
+
+
+def test_branch_tokens_see_their_branchs_local_values(api, staff_a, staff_b, world, branch_a, allow_branch_edits):
+    from wagtail_clientdb import overrides
+
+    overrides.save_local_values(world["global_all"], branch_a, {"notes": "A's note"})
+    row_a = api(staff_a).get(f"/customers/{world['global_all'].pk}/").json()
+    row_b = api(staff_b).get(f"/customers/{world['global_all'].pk}/").json()
+    assert (row_a["notes"], row_a["local_fields"]) == ("A's note", ["notes"])
+    assert (row_b["notes"], row_b["local_fields"]) == ("", [])
+
+
+# --- Listing filters and reading ---------------------------------------------------------------------------
+
+
+def test_filters_search_and_pagination(api, manager, world, branch_a):
+    anna = make_customer(first_name="Anna", email="anna@example.com", phone_raw="+49 170 1234567", marketing_consent=True, attributes={"hair": "fine"}, shared_with_all_branches=True)
+    anna.groups.add(CustomerGroup.objects.get(name="VIP"))
+    anna.tags.add("regular")
+    client = api(manager)
+    assert ids(client.get("/customers/", {"q": "0170 1234567"})) == {anna.pk}
+    assert ids(client.get("/customers/", {"tag": "regular"})) == {anna.pk}
+    assert ids(client.get("/customers/", {"group": "vip"})) == {anna.pk}
+    assert ids(client.get("/customers/", {"consent": "true"})) == {anna.pk}
+    assert ids(client.get("/customers/", {"attribute": "hair:FINE"})) == {anna.pk}
+    assert client.get("/customers/", {"attribute": "eyes:blue"}).status_code == 422
+    later = timezone.now()
+    Customer.objects.filter(pk=world["local_a"].pk).update(updated_at=later + datetime.timedelta(seconds=1))
+    assert ids(client.get("/customers/", {"updated_since": later.isoformat()})) == {world["local_a"].pk}
+    assert ids(client.get("/customers/", {"branch": "alpha"})) == {anna.pk, *(world[n].pk for n in ("global_all", "global_a", "local_a"))}
+    assert client.get("/customers/", {"branch": "nowhere"}).status_code == 404
+    page = client.get("/customers/", {"limit": 2, "offset": 1}).json()
+    assert page["count"] == 5 and len(page["items"]) == 2
+    assert client.get("/customers/", {"limit": 100000}).status_code == 400
+
+
+def test_listing_takes_the_same_number_of_queries_for_more_customers(api, manager, world, django_assert_max_num_queries):
+    client = api(manager)
+    for n in range(20):
+        customer = make_customer(first_name=f"Many{n}", shared_with_all_branches=True)
+        customer.tags.add(f"t{n}")
+        customer.groups.add(CustomerGroup.objects.get(name="VIP"))
+    with django_assert_max_num_queries(12):
+        assert len(ids(client.get("/customers/", {"limit": 20}))) == 20
+
+
+def test_read_shows_attributes_groups_tags_scope_and_consent_history(api, manager, world, branch_a):
+    from wagtail_clientdb.consent import record_consent
+
+    customer = world["global_a"]
+    record_consent(customer, True, "admin", manager)
+    response = api(manager).get(f"/customers/{customer.pk}/")
+    body = response.json()
+    assert body["scope"] == {"kind": "specific_branches", "branches": ["alpha"]}
+    assert body["consent_history"][0]["channel"] == "admin"
+    assert response["ETag"] == f'"{body["version"]}"'
+
+
+# --- Writing --------------------------------------------------------------------------------------------------
+
+
+def test_create_validates_and_scopes_like_the_admin(api, manager, staff_a, world, branch_a):
+    response = api(staff_a).send("post", "/customers/", {
+        "first_name": "Neo", "email": "NEO@Example.com", "phone": "0170 9990001", "attributes": {"hair": "Thick"},
+        "groups": ["VIP"], "tags": ["new", "from api"], "marketing_consent": True,
+    })
+    assert response.status_code == 201, response.content
+    body = response.json()
+    customer = Customer.objects.get(pk=body["id"])
+    assert (customer.email, customer.phone, customer.attributes, customer.home_branch, customer.source) == (
+        "neo@example.com", "+491709990001", {"hair": "thick"}, branch_a, "api",
+    )
+    assert sorted(customer.tags.names()) == ["from api", "new"] and customer.marketing_consent
+    assert ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action="wagtail_clientdb.create_via_api").exists()
+
+    response = api(manager).send("post", "/customers/", {"first_name": "Global", "shared_with_all_branches": True, "external_id": "X-1"})
+    assert response.status_code == 201 and response.json()["scope"]["kind"] == "all_branches"
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"first_name": "X", "source": "import"}, "source"),
+        ({"first_name": "X", "id": 5}, "id"),
+        ({"first_name": "X", "external_id": "E-1"}, "external_id"),
+        ({"first_name": "X", "shared_with_all_branches": True}, "shared_with_all_branches"),
+        ({"first_name": "X", "branches": ["beta"]}, "branches"),
+        ({"first_name": "X", "email": "not-an-email"}, "email"),
+        ({"first_name": "X", "phone": "call me"}, "phone"),
+        ({"first_name": "X", "attributes": {"hair": "green"}}, "hair"),
+        ({"first_name": "X", "groups": ["Nope"]}, "groups"),
+        ({"first_name": "X\x00"}, "first_name"),
+        ({"first_name": "X", "tags": ["a\x00"]}, "tags"),
+        ({"first_name": "X", "attributes": {"hair": "fine\x00"}}, "attributes"),
+    ],
+)
+def test_mass_assignment_and_bad_values_are_field_errors(api, staff_a, world, payload, field):
+    before = Customer.objects.count()
+    response = api(staff_a).send("post", "/customers/", payload)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    # Our own checks locate a field as django-ninja's do.
+    assert any(error["loc"][:2] == ["body", "payload"] and field in error["loc"] for error in response.json()["errors"]), response.json()
+    assert Customer.objects.count() == before
+
+
+@pytest.mark.parametrize("path", ["/customers/", "/appointments/"])
+def test_a_null_character_in_a_query_is_a_field_error_not_a_server_error(api, manager, world, path):
+    response = api(manager).get(path, {"branch": "al\x00pha", "q": "x"})
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["loc"] == ["query", "branch"]
+    assert response.json()["errors"][0]["msg"] == "Null characters are not allowed."
+
+
+def test_updates_need_the_version_and_a_stale_one_is_412(api, manager, world):
+    customer = world["global_all"]
+    client = api(manager)
+    read = client.get(f"/customers/{customer.pk}/")
+    assert client.send("patch", f"/customers/{customer.pk}/", {"notes": "x"}).status_code == 428
+    response = client.send("patch", f"/customers/{customer.pk}/", {"notes": "First"}, {"If-Match": read["ETag"]})
+    assert response.status_code == 200, response.content
+    assert response.json()["notes"] == "First"
+    stale = client.send("patch", f"/customers/{customer.pk}/", {"notes": "Second"}, {"If-Match": read["ETag"]})
+    assert stale.status_code == 412
+    customer.refresh_from_db()
+    assert customer.notes == "First"
+    assert ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action="wagtail_clientdb.edit_via_api").exists()
+
+
+def test_a_branch_token_changes_a_global_customer_as_local_values_only(api, staff_a, world, branch_a, allow_branch_edits):
+    customer = world["global_all"]
+    client = api(staff_a)
+    etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{customer.pk}/", {"notes": "Local"}, {"If-Match": etag})
+    assert response.status_code == 200 and response.json()["local_fields"] == ["notes"]
+    customer.refresh_from_db()
+    assert customer.notes == "" and CustomerOverride.objects.get(customer=customer, branch=branch_a).notes == "Local"
+    etag = response["ETag"]
+    response = client.send("patch", f"/customers/{customer.pk}/", {"groups": ["VIP"]}, {"If-Match": etag})
+    assert response.status_code == 422
+
+
+def test_a_branch_token_may_not_change_a_read_only_global_customer(api, staff_a, world):
+    customer = world["global_all"]
+    client = api(staff_a)
+    etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{customer.pk}/", {"notes": "Local"}, {"If-Match": etag})
+    assert response.status_code == 403
+    customer.refresh_from_db()
+    assert customer.notes == "" and not CustomerOverride.objects.filter(customer=customer).exists()
+
+
+def test_errors_are_translated(api, manager, world):
+    customer = world["global_all"]
+    client = api(manager)
+    with translation.override("de"):
+        response = client.send("patch", f"/customers/{customer.pk}/", {"notes": "x"}, {"If-Match": '"0.0"'})
+        assert response.status_code == 412
+        assert response.json()["detail"].startswith("Der Kunde wurde geändert")
+        response = client.send("post", "/customers/", {"first_name": "X", "groups": ["Nope"]})
+        assert response.json()["errors"][0]["msg"] == "Unbekannte Gruppe: Nope."
+
+
+def test_all_branches_is_final_through_the_api_too(api, manager, world):
+    customer = world["global_all"]
+    client = api(manager)
+    etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{customer.pk}/", {"shared_with_all_branches": False, "branches": ["alpha"]}, {"If-Match": etag})
+    assert response.status_code == 422
+    customer.refresh_from_db()
+    assert customer.shared_with_all_branches
+
+
+def test_delete_goes_through_the_queue_and_answers_its_state(api, manager, world, branch_a):
+    blocked = world["global_a"]
+    make_appointment(blocked, branch_a, days=2)
+    response = api(manager).send("delete", f"/customers/{blocked.pk}/", None)
+    assert response.status_code == 202
+    assert response.json()["status"] == "blocked" and "upcoming appointment" in response.json()["errors"][0]
+    assert Customer.objects.filter(pk=blocked.pk).exists()
+    response = api(manager).send("delete", f"/customers/{world['local_a'].pk}/", None)
+    assert response.json()["status"] == "done"
+
+
+# --- Bulk import ---------------------------------------------------------------------------------------------
+
+
+def bulk_payload():
+    return {
+        "customers": [
+            {"external_id": "CRM-1", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "tags": ["vip", "tea lover"]},
+            {"external_id": "CRM-2", "first_name": "Alan", "phone": "0170 7770002", "groups": ["VIP"], "attributes": {"hair": "fine"}},
+            {"first_name": "Grace", "email": "grace@example.com", "branches": ["alpha"], "marketing_consent": True},
+        ]
+    }
+
+
+def test_bulk_import_creates_global_customers_and_changes_nothing_the_second_time(api, manager, world, branch_a):
+    client = api(manager)
+    first = client.send("post", "/customers/bulk/", bulk_payload())
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert (body["saved"], body["created"], body["errors"]) == (True, 3, 0)
+    ada = Customer.objects.get(external_id="CRM-1")
+    assert ada.shared_with_all_branches and sorted(ada.tags.names()) == ["tea lover", "vip"]
+    grace = Customer.objects.get(email="grace@example.com")
+    assert list(grace.branches.all()) == [branch_a] and grace.marketing_consent
+    assert [r["id"] for r in body["records"]] == [ada.pk, Customer.objects.get(external_id="CRM-2").pk, grace.pk]
+    assert ClientDBLogEntry.objects.filter(action="wagtail_clientdb.create_via_api").count() == 3
+    (entry,) = ClientDBLogEntry.objects.for_instance(ada)
+    assert (entry.action, entry.label, entry.user, entry.data) == ("wagtail_clientdb.create_via_api", str(ada), manager, {"bulk": True})
+    assert entry.message == "Created via API"
+
+    second = client.send("post", "/customers/bulk/", bulk_payload()).json()
+    assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 3)
+    assert Customer.objects.filter(email="ada@example.com").count() == 1
+
+
+def test_bulk_import_is_all_or_nothing_unless_partial(api, manager, world):
+    payload = bulk_payload()
+    payload["customers"][1]["email"] = "broken"
+    response = api(manager).send("post", "/customers/bulk/", payload)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["saved"] is False and body["records"][1]["result"] == "error" and "email" in body["records"][1]["errors"]
+    assert not Customer.objects.filter(external_id__startswith="CRM").exists()
+    response = api(manager).send("post", "/customers/bulk/", {**payload, "partial": True})
+    assert response.status_code == 200 and response.json()["created"] == 2
+    assert Customer.objects.filter(external_id="CRM-1").exists() and not Customer.objects.filter(external_id="CRM-2").exists()
+
+
+def test_bulk_import_with_an_idempotency_key_does_the_work_once(api, manager, world):
+    client = api(manager)
+    first = client.send("post", "/customers/bulk/", bulk_payload(), {"Idempotency-Key": "import-2026-11-30"})
+    Customer.objects.filter(external_id="CRM-1").update(notes="Changed after the first call")
+    retry = client.send("post", "/customers/bulk/", bulk_payload(), {"Idempotency-Key": "import-2026-11-30"})
+    assert retry.status_code == first.status_code and retry.json() == first.json()
+    assert Customer.objects.get(external_id="CRM-1").notes == "Changed after the first call"
+    other = bulk_payload()
+    other["customers"].pop()
+    assert client.send("post", "/customers/bulk/", other, {"Idempotency-Key": "import-2026-11-30"}).status_code == 422
+
+
+def test_bulk_records_matching_another_branchs_local_customers_neither_change_nor_reveal_them(api, staff_a, world, branch_a):
+    local_b = world["local_b"]
+    before = Customer.objects.get(pk=local_b.pk)
+    records = [
+        {"email": local_b.email, "first_name": "Changed"},
+        {"phone": local_b.phone, "first_name": "Also changed"},
+    ]
+    response = api(staff_a).send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    # Branch A cannot see B's local customer: for A these are new people, created in A.
+    assert [r["result"] for r in body["records"]] == ["created", "created"]
+    assert local_b.pk not in {r["id"] for r in body["records"]}
+    assert str(local_b.pk) not in response.content.decode() and local_b.last_name not in response.content.decode()
+    assert Customer.objects.get(pk=local_b.pk).first_name == before.first_name
+    assert Customer.objects.get(pk=local_b.pk).version == before.version
+    created = Customer.objects.filter(pk__in=[r["id"] for r in body["records"]])
+    assert {c.home_branch for c in created} == {branch_a}
+
+
+def test_a_branch_token_may_not_set_head_office_fields_in_bulk(api, staff_a, world):
+    records = [{"first_name": "X", "external_id": "CRM-9"}, {"first_name": "Y", "branches": ["alpha"]}]
+    response = api(staff_a).send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 422
+    locs = [error["loc"] for error in response.json()["errors"]]
+    assert locs == [["body", "payload", "customers", 0, "external_id"], ["body", "payload", "customers", 1, "branches"]]
+    assert not Customer.objects.filter(first_name__in=["X", "Y"]).exists()
+
+
+def test_bulk_consent_changes_only_when_a_record_says_so(api, manager, world):
+    kept = make_customer(first_name="Kept", email="kept@example.com", marketing_consent=True, shared_with_all_branches=True)
+    gone = make_customer(first_name="Gone", email="gone@example.com", marketing_consent=True, shared_with_all_branches=True)
+    records = [{"email": "kept@example.com", "notes": "From the CRM"}, {"email": "gone@example.com", "marketing_consent": False}]
+    response = api(manager).send("post", "/customers/bulk/", {"customers": records})
+    assert response.json()["updated"] == 2, response.content
+    kept.refresh_from_db(), gone.refresh_from_db()
+    assert (kept.notes, kept.marketing_consent, gone.marketing_consent) == ("From the CRM", True, False)
+
+
+def test_bulk_records_with_unknown_fields_or_null_characters_are_refused(api, manager, world):
+    client = api(manager)
+    response = client.send("post", "/customers/bulk/", {"customers": [{"first_name": "X", "source": "import"}]})
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", "payload", "customers", 0, "source"]]
+    records = [{"first_name": "X\x00Y"}, {"first_name": "Z", "tags": ["a\x00"]}]
+    response = client.send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 422
+    assert [r["errors"] for r in response.json()["records"]] == [
+        {"first_name": ["The cell contains a NUL character."]},
+        {"tags": ["The cell contains a NUL character."]},
+    ]
+    assert not Customer.objects.filter(first_name__in=["X", "Z"]).exists()
+
+
+def test_the_head_office_bulk_keeps_the_sharing_of_customers_it_already_has(api, manager, world, branch_b):
+    local_b = world["local_b"]
+    response = api(manager).send("post", "/customers/bulk/", {"customers": [{"email": local_b.email, "notes": "From the CRM"}]})
+    assert response.json()["updated"] == 1
+    local_b.refresh_from_db()
+    assert local_b.notes == "From the CRM" and local_b.home_branch == branch_b and not local_b.shared_with_all_branches
+
+
+def test_bulk_reports_every_refused_record_beyond_the_first_chunk(api, manager, db):
+    records = [{"first_name": f"P{n}", "email": "broken" if n in (5, 2500) else f"p{n}@example.com"} for n in range(2600)]
+    response = api(manager).send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 422
+    body = response.json()
+    assert [r["index"] for r in body["records"] if r["result"] == "error"] == [5, 2500]
+    assert body["errors"] == 2 and len(body["records"]) == 2600
+    assert not Customer.objects.filter(first_name__startswith="P").exists()
+
+
+def test_bulk_refuses_more_than_ten_thousand_records(api, manager, db):
+    response = api(manager).send("post", "/customers/bulk/", {"customers": [{"first_name": "X"}] * 10_001})
+    assert response.status_code == 422
+
+
+# --- Appointments -------------------------------------------------------------------------------------------
+
+
+def test_appointments_are_scoped_created_and_updated_with_their_version(api, staff_a, world, branch_a, branch_b):
+    make_service("Cut", branch_a, duration=30)
+    theirs = make_appointment(world["local_b"], branch_b, days=2)
+    ours = make_appointment(world["local_a"], branch_a, days=-1)
+    client = api(staff_a)
+    assert ids(client.get("/appointments/")) == {ours.pk}
+    assert client.get(f"/appointments/{theirs.pk}/").status_code == 404
+    start = (timezone.now() + datetime.timedelta(days=3)).replace(microsecond=0)
+    response = client.send("post", "/appointments/", {
+        "branch": "alpha", "service": "Cut", "start": start.isoformat(),
+        "customer": {"first_name": "Lena", "email": "lena@example.com"},
+    })
+    assert response.status_code == 201, response.content
+    created = Appointment.objects.get(pk=response.json()["id"])
+    # Found by the identity rule: the existing local customer with this email.
+    assert created.customer == world["local_a"] and created.end - created.start == datetime.timedelta(minutes=30)
+    response = client.send("post", "/appointments/", {"branch": "beta", "service": "Cut", "start": start.isoformat(), "customer_id": world["local_a"].pk})
+    assert response.status_code == 422
+    etag = client.get(f"/appointments/{ours.pk}/")["ETag"]
+    response = client.send("patch", f"/appointments/{ours.pk}/", {"status": "no_show"}, {"If-Match": etag})
+    assert response.status_code == 200 and response.json()["status"] == "no_show"
+    assert client.send("patch", f"/appointments/{ours.pk}/", {"status": "completed"}, {"If-Match": etag}).status_code == 412
+
+
+def test_rate_limit_per_token(api, manager, world, settings):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "API_RATE_LIMIT": "3/m"}
+    client = api(manager)
+    statuses = [client.get("/customers/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert api(manager).get("/customers/").status_code == 200  # another token
+
+
+def test_the_schema_is_served_and_names_every_endpoint(client, db):
+    schema = client.get("/api/v3/openapi.json").json()
+    paths = {path for path in schema["paths"] if "/clientdb/" in path}
+    assert paths == {
+        "/api/v3/clientdb/customers/", "/api/v3/clientdb/customers/{customer_id}/", "/api/v3/clientdb/customers/bulk/",
+        "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
+    }

@@ -1,0 +1,563 @@
+"""The Client DB API on Wagtail's API v3 (django-ninja), mounted at ``<v3>/clientdb/``.
+
+A thin layer: every rule lives in the domain modules (scope, overrides, changes, matching,
+registration, booking, deletion, imports). Every request acts as the bearer token's user,
+with exactly that user's permissions and branch scope; the errors are Wagtail's
+``application/problem+json`` with field-level messages.
+"""
+
+import datetime
+import hashlib
+import json
+from typing import cast
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from ninja import Query, Router, Schema, Status
+from ninja.errors import HttpError
+from ninja.pagination import paginate
+from ninja.throttling import SimpleRateThrottle
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+from wagtail.api.v3.auth import BearerTokenAuth
+from wagtail.api.v3.pagination import WagtailLimitOffsetPagination
+from wagtail.log_actions import log
+from wagtail.permissions import policy_registry
+
+from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, listing, matching, registration, scope
+from ...imports.records import import_records
+from ...models import (
+    ApiIdempotencyKey,
+    Appointment,
+    AppointmentSource,
+    AppointmentStatus,
+    AttributeTarget,
+    Branch,
+    ClientDBLogEntry,
+    ConsentChannel,
+    Customer,
+    CustomerOverride,
+    CustomerSource,
+    Service,
+    TaggedCustomer,
+)
+from . import schemas
+
+ANY_ACTION = ("add", "change", "delete", "view")
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """At most ``WAGTAIL_CLIENTDB["API_RATE_LIMIT"]`` requests per token (read on every request)."""
+
+    scope = "wagtail_clientdb_api"
+
+    def __init__(self):
+        super().__init__(conf.get("API_RATE_LIMIT"))
+
+    def allow_request(self, request):
+        self.rate = conf.get("API_RATE_LIMIT")
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request):
+        token = getattr(request, "auth", None)
+        return self.cache_format % {"scope": self.scope, "ident": getattr(token, "pk", None) or self.get_ident(request)}
+
+
+router = Router(tags=["clientdb"], auth=BearerTokenAuth(), throttle=[TokenRateThrottle()])
+
+
+# --- Who is asking --------------------------------------------------------------------------------------
+
+
+def field_errors(errors, where="body"):
+    """A 422 naming each field, in Wagtail's error shape and located as django-ninja locates
+    its own validation errors (``body, payload, …`` or ``query, …``). ``errors``: field →
+    messages; a field is a dotted path or a tuple (``("customers", 3, "email")``)."""
+    prefix = ("body", "payload") if where == "body" else (where,)
+    return PydanticValidationError.from_exception_data(
+        "Validation error",
+        [
+            {
+                "type": PydanticCustomError("invalid", str(message)),
+                "loc": (*prefix, *(field if isinstance(field, tuple) else field.split("."))),
+                "input": None,
+            }
+            for field, messages in errors.items()
+            for message in messages
+        ],
+        hide_input=True,
+    )
+
+
+def require(request, model, *actions):
+    if not policy_registry.get_by_type(model).user_has_any_permission(request.user, actions or ANY_ACTION):
+        raise PermissionDenied
+
+
+def viewer_of(request, branch_slug):
+    """The token user's viewer and the branch whose values it sees.
+
+    Branch staff act in one of their branches: the only one, or the one ``branch`` names. A
+    manager sees the company; ``branch`` then shows a branch's local values.
+    """
+    user = request.user
+    if scope.is_branch_manager(user):
+        branch = get_object_or_404(Branch, slug=branch_slug) if branch_slug else None
+        return scope.Viewer(user, True), branch
+    own = list(scope.member_branches(user))
+    if not own:
+        raise PermissionDenied(_("You are not a member of any branch."))
+    if branch_slug:
+        chosen = next((branch for branch in own if branch.slug == branch_slug), None)
+        if chosen is None:
+            raise field_errors({"branch": [_("Not one of your branches.")]}, "query")
+    elif len(own) == 1:
+        chosen = own[0]
+    else:
+        raise field_errors(
+            {"branch": [_("You work in several branches: %(slugs)s. Choose one.") % {"slugs": ", ".join(b.slug for b in own)}]},
+            "query",
+        )
+    return scope.Viewer(user, False, (chosen,)), chosen
+
+
+def audit(instance, action, user, **data):
+    log(instance, f"wagtail_clientdb.{action}_via_api", user=user, data=data)
+
+
+class Mapped:
+    """A queryset whose rows are shaped for the API only when pagination takes its page."""
+
+    def __init__(self, queryset, shape):
+        self.queryset, self.shape = queryset, shape
+
+    def __getitem__(self, page):
+        return [self.shape(row) for row in self.queryset[page]]
+
+    def __len__(self):
+        return self.queryset.count()
+
+
+# --- Customers ----------------------------------------------------------------------------------------
+
+
+def customers_queryset(viewer, branch):
+    """The visible customers with the values ``branch`` sees, and the version of those values."""
+    local_version = CustomerOverride.objects.filter(customer=OuterRef("pk"), branch=branch).values("version")[:1]
+    return listing.listing_queryset(viewer, branch).annotate(local_version=Subquery(local_version))
+
+
+def scope_of(customer):
+    if customer.home_branch_id:
+        return {"kind": "local", "branches": [customer.home_branch.slug]}
+    if customer.shared_with_all_branches:
+        return {"kind": "all_branches", "branches": []}
+    return {"kind": "specific_branches", "branches": sorted(b.slug for b in customer.branches.all())}
+
+
+def customer_out(customer):
+    """A customer of :func:`customers_queryset` as the API shows it (effective values)."""
+    global_attributes = customer.attributes or {}
+    effective_attributes = customer.eff_attributes or {}
+    local = [
+        name
+        for name, effective in (
+            ("first_name", customer.eff_first_name),
+            ("last_name", customer.eff_last_name),
+            ("email", customer.eff_email),
+            ("phone", customer.eff_phone_raw),
+            ("notes", customer.eff_notes),
+            ("birthday", customer.eff_birthday),
+        )
+        if effective != getattr(customer, "phone_raw" if name == "phone" else name)
+    ] + [f"attributes.{key}" for key, value in effective_attributes.items() if global_attributes.get(key) != value]
+    return {
+        "id": customer.pk,
+        "first_name": customer.eff_first_name,
+        "last_name": customer.eff_last_name,
+        "email": customer.eff_email,
+        "phone": customer.eff_phone,
+        "phone_as_typed": customer.eff_phone_raw,
+        "notes": customer.eff_notes,
+        "birthday": customer.eff_birthday,
+        "marketing_consent": customer.marketing_consent,
+        "attributes": effective_attributes,
+        "groups": sorted(group.name for group in customer.groups.all()),
+        "tags": sorted(tag.name for tag in customer.tags.all()),
+        "scope": scope_of(customer),
+        "source": customer.source,
+        "external_id": customer.external_id,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "version": f"{customer.version}.{customer.local_version or 0}",
+        "local_fields": local,
+    }
+
+
+class CustomerFilters(Schema):
+    branch: schemas.Text | None = None
+    q: schemas.Text | None = None
+    tag: list[schemas.Text] = []
+    group: list[schemas.Text] = []
+    consent: bool | None = None
+    attribute: list[schemas.Text] = []
+    updated_since: datetime.datetime | None = None
+
+
+def _filtered(queryset, filters):
+    if filters.tag:
+        queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
+    for name in filters.group:
+        queryset = queryset.filter(groups__name__iexact=name)
+    if filters.consent is not None:
+        queryset = queryset.filter(marketing_consent=filters.consent)
+    if filters.updated_since is not None:
+        queryset = queryset.filter(updated_at__gte=filters.updated_since)
+    definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
+    for condition in filters.attribute:
+        key, _sep, value = condition.partition(":")
+        if key not in definitions:
+            raise field_errors({"attribute": [_("No such attribute: %(key)s (use key:value).") % {"key": key}]}, "query")
+        try:
+            stored = attribute_types.parse_text(definitions[key], value)
+        except ValidationError as error:
+            raise field_errors({"attribute": error.messages}, "query")
+        queryset = queryset.filter(**{f"eff_attributes__{key}": stored})
+    if filters.q:
+        queryset = listing.search(queryset, filters.q.strip())
+    return queryset.distinct()
+
+
+@router.get("/customers/", response=list[schemas.CustomerOut], url_name="clientdb_customers", summary="List customers")
+@paginate(WagtailLimitOffsetPagination)
+def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):  # noqa: B008
+    require(request, Customer)
+    viewer, branch = viewer_of(request, filters.branch)
+    queryset = customers_queryset(viewer, branch)
+    if branch is not None and viewer.is_manager:
+        queryset = queryset.filter(scope.visible_in_branches_q([branch]))
+    queryset = listing.order(_filtered(queryset, filters), listing.DEFAULT_ORDERING)
+    return Mapped(queryset, customer_out)
+
+
+def _customer(request, customer_id, branch_slug):
+    require(request, Customer)
+    viewer, branch = viewer_of(request, branch_slug)
+    customer = get_object_or_404(customers_queryset(viewer, branch), pk=customer_id)
+    return viewer, branch, customer
+
+
+def _detail(customer, response):
+    out = customer_out(customer)
+    out["consent_history"] = [
+        {"given": event.given, "channel": event.channel, "recorded_at": event.recorded_at}
+        for event in customer.consent_events.all()
+    ]
+    response["ETag"] = f'"{out["version"]}"'
+    return out
+
+
+@router.get("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer", summary="Read a customer")
+def read_customer(request: HttpRequest, response: HttpResponse, customer_id: int, branch: schemas.Text | None = None):
+    _viewer, _branch, customer = _customer(request, customer_id, branch)
+    return _detail(customer, response)
+
+
+@router.post("/customers/", response={201: schemas.CustomerDetailOut}, url_name="clientdb_customers_create", summary="Create a customer")
+def create_customer(request: HttpRequest, response: HttpResponse, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
+    require(request, Customer, "add")
+    viewer, shown_branch = viewer_of(request, branch)
+    try:
+        values = changes.clean_values(viewer, payload.model_dump(exclude_unset=True))
+        customer = changes.create_customer(
+            viewer, values, source=CustomerSource.API, channel=ConsentChannel.API, user=request.user
+        )
+    except changes.Refused as refused:
+        raise field_errors(refused.message_dict)
+    audit(customer, "create", request.user)
+    return Status(201, _detail(customers_queryset(viewer, shown_branch).get(pk=customer.pk), response))
+
+
+def expected_version(request):
+    """The version ``If-Match`` names; updates without one are refused (no blind overwrites)."""
+    given = request.headers.get("If-Match", "").strip()
+    if not given:
+        raise HttpError(428, _("Send the version you read as If-Match (the ETag of the customer or appointment)."))
+    return given.removeprefix("W/").strip('"')
+
+
+@router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", summary="Change a customer")
+def update_customer(request: HttpRequest, response: HttpResponse, customer_id: int, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
+    require(request, Customer, "change")
+    viewer, shown_branch, customer = _customer(request, customer_id, branch)
+    version = expected_version(request)
+    given = payload.model_dump(exclude_unset=True)
+    try:
+        values = changes.clean_values(viewer, given)
+        changes.update_customer(viewer, customer, values, expected_version=version, channel=ConsentChannel.API, user=request.user)
+    except changes.StaleVersion:
+        raise HttpError(412, _("The customer changed since you read it. Read it again and repeat your change."))
+    except changes.Refused as refused:
+        raise field_errors(refused.message_dict)
+    audit(customer, "edit", request.user, fields=sorted(given), branch=viewer.branch.slug if viewer.branch else None)
+    return _detail(customers_queryset(viewer, shown_branch).get(pk=customer.pk), response)
+
+
+@router.delete("/customers/{int:customer_id}/", response={202: schemas.DeletionOut}, url_name="clientdb_customer_delete", summary="Delete a customer")
+def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text | None = None):
+    """Through the "Customers to delete" queue: the answer is the request's state (deleted at
+    once, or blocked by upcoming appointments until they are over)."""
+    require(request, Customer, "delete")
+    viewer, _branch, customer = _customer(request, customer_id, branch)
+    audit(customer, "delete", request.user)
+    queued = deletion.request_deletion(viewer, customer)
+    return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [e["message"] for e in queued.errors]})
+
+
+# --- Bulk import of global shared customers ----------------------------------------------------------------
+
+
+def _replayed(request, payload_bytes):
+    """The stored answer of an earlier call with this ``Idempotency-Key``, or the record to fill."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None, None
+    digest = hashlib.sha256(payload_bytes).hexdigest()
+    ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - datetime.timedelta(days=1)).delete()
+    try:
+        with transaction.atomic():
+            return None, ApiIdempotencyKey.objects.create(user=request.user, key=key[:255], request_hash=digest)
+    except IntegrityError:
+        earlier = ApiIdempotencyKey.objects.get(user=request.user, key=key[:255])
+    if earlier.request_hash != digest:
+        raise HttpError(422, _("This Idempotency-Key was used for another request."))
+    if earlier.status is None:
+        raise HttpError(409, _("A request with this Idempotency-Key is still running."))
+    return Status(earlier.status, earlier.response), None
+
+
+@router.post("/customers/bulk/", response={200: schemas.BulkOut, 422: schemas.BulkOut}, url_name="clientdb_customers_bulk", summary="Import customers in bulk")
+def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.Text | None = None):
+    """Up to 10,000 customers, matched by external ID, then email, then phone among the
+    customers the token's user may see: the same payload twice changes nothing the second
+    time. The head office's new customers are shared with all branches (or the branches a
+    record names); a branch token's are local to its branch, as in its file import. All or
+    none by default; ``partial`` saves the valid ones."""
+    require(request, Customer, "add")
+    require(request, Customer, "change")
+    viewer, _shown = viewer_of(request, branch)
+    if not viewer.is_manager:
+        refused = {
+            ("customers", index, name): [_("Only the head office can set this.")]
+            for index, record in enumerate(payload.customers)
+            for name in changes.MANAGER_ONLY
+            if record.get(name) is not None
+        }
+        if refused:
+            raise field_errors(refused)
+    replay, record = _replayed(request, request.body)
+    if replay is not None:
+        return replay
+    with transaction.atomic():
+        saved, results = import_records(viewer, payload.customers, partial=payload.partial)
+        if saved:
+            _audit_bulk(results, request.user)
+    out = {
+        "saved": saved,
+        **{kind: sum(r.result == kind for r in results) for kind in ("created", "updated", "unchanged")},
+        "errors": sum(r.result == "error" for r in results),
+        "records": [{"index": r.index - 1, "result": r.result, "id": r.id, "errors": r.errors} for r in results],
+    }
+    status = 200 if saved else 422
+    if record is not None:
+        record.status, record.response = status, json.loads(json.dumps(out, default=str))
+        record.save(update_fields=["status", "response"])
+    return Status(status, out)
+
+
+def _audit_bulk(results, user):
+    """One log entry per customer written, in the import's transaction."""
+    action = {"created": "wagtail_clientdb.create_via_api", "updated": "wagtail_clientdb.edit_via_api"}
+    bulk.insert_rows(
+        ClientDBLogEntry,
+        ("object_id", "label", "action"),
+        [(str(r.id), r.label, action[r.result]) for r in results if r.id and r.result in action],
+        constants={
+            "content_type": ContentType.objects.get_for_model(Customer),
+            "timestamp": timezone.now(),
+            "user": user,
+            "data": {"bulk": True},
+            "content_changed": False,
+            "deleted": False,
+        },
+    )
+
+
+# --- Appointments --------------------------------------------------------------------------------------
+
+
+def appointment_version(appointment):
+    return str(int(appointment.updated_at.timestamp() * 1_000_000))
+
+
+def appointment_out(appointment, response=None):
+    out = {
+        "id": appointment.pk,
+        "customer_id": appointment.customer_id,
+        "branch": appointment.branch.slug,
+        "service": appointment.service.name,
+        "start": appointment.start,
+        "end": appointment.end,
+        "status": appointment.status,
+        "source": appointment.source,
+        "staff_id": appointment.staff_id,
+        "notes": appointment.notes,
+        "attributes": appointment.attributes or {},
+        "version": appointment_version(appointment),
+    }
+    if response is not None:
+        response["ETag"] = f'"{out["version"]}"'
+    return out
+
+
+def appointments_of(viewer):
+    return scope.visible_appointments(viewer).select_related("branch", "service").order_by("start", "pk")
+
+
+class AppointmentFilters(Schema):
+    branch: schemas.Text | None = None
+    start_after: datetime.datetime | None = None
+    start_before: datetime.datetime | None = None
+    status: AppointmentStatus | None = None
+
+
+@router.get("/appointments/", response=list[schemas.AppointmentOut], url_name="clientdb_appointments", summary="List appointments")
+@paginate(WagtailLimitOffsetPagination)
+def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(...)):  # noqa: B008
+    require(request, Appointment)
+    viewer, branch = viewer_of(request, filters.branch)
+    queryset = appointments_of(viewer)
+    if branch is not None:
+        queryset = queryset.filter(branch=branch)
+    if filters.start_after:
+        queryset = queryset.filter(start__gte=filters.start_after)
+    if filters.start_before:
+        queryset = queryset.filter(start__lt=filters.start_before)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    return Mapped(queryset, appointment_out)
+
+
+@router.get("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment", summary="Read an appointment")
+def read_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, branch: schemas.Text | None = None):
+    require(request, Appointment)
+    viewer, _branch = viewer_of(request, branch)
+    return appointment_out(get_object_or_404(appointments_of(viewer), pk=appointment_id), response)
+
+
+@router.post("/appointments/", response={201: schemas.AppointmentOut}, url_name="clientdb_appointments_create", summary="Book an appointment")
+def create_appointment(request: HttpRequest, response: HttpResponse, payload: schemas.AppointmentIn):
+    """For an existing customer (``customer_id``) or a person (``customer``), found by the
+    identity rule among the branch's customers or created, as the booking page does."""
+    require(request, Appointment, "add")
+    viewer, branch = viewer_of(request, payload.branch)
+    if not viewer.is_manager and branch is None:
+        raise Http404
+    branch = branch or get_object_or_404(Branch, slug=payload.branch)
+    service = Service.objects.offered_by(branch).filter(name=payload.service).first()
+    errors = {}
+    if service is None:
+        errors["service"] = [_("%(branch)s does not offer “%(service)s”.") % {"branch": branch, "service": payload.service}]
+    if (payload.customer_id is None) == (payload.customer is None):
+        errors["customer"] = [_("Give customer_id or customer, one of them.")]
+    booking_attributes, attribute_errors = _booking_attributes(payload.attributes)
+    errors.update(attribute_errors)
+    if errors:
+        raise field_errors(errors)
+    with transaction.atomic():
+        if payload.customer_id is not None:
+            customer = scope.visible_customers(viewer).filter(pk=payload.customer_id).first()
+            if customer is None:
+                raise field_errors({"customer_id": [_("No such customer.")]})
+        else:
+            details = registration.ContactDetails(
+                first_name=payload.customer.first_name,
+                last_name=payload.customer.last_name,
+                email=payload.customer.email,
+                phone=payload.customer.phone,
+                consent=payload.customer.marketing_consent or None,
+            )
+            try:
+                customer = registration.register(
+                    scope.Viewer(request.user, viewer.is_manager, (branch,)) if not viewer.is_manager else viewer,
+                    details,
+                    source=CustomerSource.API,
+                    channel=ConsentChannel.API,
+                    user=request.user,
+                    share_with=branch,
+                ).customer
+            except matching.NoSafeMatch as problem:
+                raise field_errors({f"customer.{key}": messages for key, messages in problem.message_dict.items()})
+        appointment = Appointment(
+            customer=customer,
+            branch=branch,
+            service=service,
+            start=payload.start,
+            end=payload.start + datetime.timedelta(minutes=service.duration),
+            source=AppointmentSource.API,
+            notes=payload.notes,
+            attributes=booking_attributes,
+        )
+        try:
+            booking.save_appointment(appointment)
+        except deletion.BookingRefused as refusal:
+            raise field_errors({"customer": refusal.messages})
+    audit(appointment, "create", request.user)
+    return Status(201, appointment_out(appointment, response))
+
+
+def _booking_attributes(given):
+    definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.BOOKING)}
+    values, errors = {}, {}
+    for key, value in given.items():
+        if key not in definitions:
+            errors[f"attributes.{key}"] = [_("No such attribute.")]
+            continue
+        try:
+            stored = attribute_types.parse_text(definitions[key], value)
+        except ValidationError as error:
+            errors[f"attributes.{key}"] = error.messages
+        else:
+            if stored is not None:
+                values[key] = stored
+    return values, errors
+
+
+@router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", summary="Change an appointment's status")
+def update_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, payload: schemas.AppointmentStatusIn, branch: schemas.Text | None = None):
+    require(request, Appointment, "change")
+    viewer, _branch = viewer_of(request, branch)
+    version = expected_version(request)
+    with transaction.atomic():
+        appointment = get_object_or_404(appointments_of(viewer).select_for_update(of=("self",)), pk=appointment_id)
+        if version != appointment_version(appointment):
+            raise HttpError(412, _("The appointment changed since you read it. Read it again and repeat your change."))
+        try:
+            if payload.status == AppointmentStatus.BOOKED:
+                appointment.status = payload.status
+                booking.save_appointment(appointment)
+            else:
+                booking.set_status(appointment, payload.status)
+        except ValidationError as refusal:
+            raise field_errors({"status": refusal.messages})
+    audit(appointment, "edit", request.user, status=payload.status)
+    return appointment_out(cast(Appointment, appointment), response)
+
+

@@ -1,0 +1,186 @@
+"""The shapes of the API's requests and responses (pydantic, through django-ninja).
+
+Inputs are plain pydantic models, and the bulk import's records and results typed dicts:
+ninja's ``Schema`` wraps every object in a getter for Django models (and validates twice when
+extra fields are forbidden), which cost seconds on 10,000 bulk records, and making and
+dumping 10,000 model objects cost more than validating them. The other answers are ninja
+schemas.
+"""
+
+import datetime
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypedDict
+
+from django.core.validators import ProhibitNullCharactersValidator
+from ninja import Schema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from pydantic_core import PydanticCustomError
+
+
+def _without_null_characters(value):
+    """Text with a NUL character is refused as the admin's forms refuse it (no database stores it)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("null_characters", str(ProhibitNullCharactersValidator.message))
+    return value
+
+
+def _values_without_null_characters(values):
+    for value in values.values():
+        _without_null_characters(value)
+    return values
+
+
+#: Text as a client sends it, in a body or a query.
+Text = Annotated[str, AfterValidator(_without_null_characters)]
+#: Attribute key → value; values are checked by the attribute registry, text ones here first.
+AttributeValues = Annotated[dict[Text, Any], AfterValidator(_values_without_null_characters)]
+
+
+class Strict(BaseModel):
+    """Input: a field nobody may set is a field error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScopeOut(Schema):
+    kind: Literal["all_branches", "specific_branches", "local"]
+    branches: list[str] = Field(description="Slugs of the branches it is shared with (specific) or local to.")
+
+
+class ConsentEventOut(Schema):
+    given: bool
+    channel: str
+    recorded_at: datetime.datetime
+
+
+class CustomerOut(Schema):
+    id: int
+    first_name: str
+    last_name: str
+    email: str
+    phone: str = Field(description="E.164; empty when the number as typed could not be read.")
+    phone_as_typed: str
+    notes: str
+    birthday: datetime.date | None
+    marketing_consent: bool
+    attributes: dict[str, Any]
+    groups: list[str]
+    tags: list[str]
+    scope: ScopeOut
+    source: str
+    external_id: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    version: str = Field(description="Send it back as If-Match to change the customer.")
+    local_fields: list[str] = Field(description="Fields whose values are the branch's own (local values).")
+
+
+class CustomerDetailOut(CustomerOut):
+    consent_history: list[ConsentEventOut]
+
+
+class CustomerIn(Strict):
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Text | None = None
+    phone: Text | None = Field(None, description="Any common format; stored in E.164.")
+    notes: Text | None = None
+    birthday: datetime.date | None = None
+    marketing_consent: bool | None = Field(None, description="true gives, false withdraws; absent changes nothing.")
+    attributes: AttributeValues | None = Field(None, description="Attribute key → value; null removes a value.")
+    groups: list[Text] | None = Field(None, description="Group names; replaces the customer's groups.")
+    tags: list[Text] | None = Field(None, description="Tag names; replaces the customer's tags.")
+    external_id: Text | None = Field(None, description="Head office only.")
+    shared_with_all_branches: bool | None = Field(None, description="Head office only; final once true.")
+    branches: list[Text] | None = Field(None, description="Head office only: slugs of the branches to share with.")
+
+
+class DeletionOut(Schema):
+    status: Literal["pending", "blocked", "done", "cancelled"]
+    customer_id: int | None
+    errors: list[str] = Field(description="Per branch, the upcoming appointment that blocks the deletion.")
+
+
+@with_config(ConfigDict(extra="forbid"))
+class BulkRecordIn(TypedDict, total=False):
+    """A record as a plain dict of the fields it carries: 10,000 model objects and their
+    ``model_dump`` took longer than validating them. Text is checked by the import's row
+    checks (NUL characters included), as the cells of a file are."""
+
+    external_id: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    notes: str | None
+    birthday: datetime.date | None
+    marketing_consent: bool | None
+    groups: list[str] | None
+    tags: list[str] | None
+    branches: Annotated[
+        list[str] | None,
+        Field(
+            description="Head office only: slugs of the branches a new customer is shared with (absent: all branches). "
+            "An existing customer keeps its sharing unless this is given."
+        ),
+    ]
+    attributes: dict[str, Any] | None
+
+
+class BulkIn(Strict):
+    customers: list[BulkRecordIn] = Field(max_length=10_000)
+    partial: bool = Field(False, description="Save the valid records and report the rest (default: all or none).")
+
+
+class BulkRecordResult(TypedDict):
+    index: int
+    result: Literal["created", "updated", "unchanged", "error"]
+    id: int | None
+    errors: dict[str, list[str]]
+
+
+class BulkOut(BaseModel):
+    saved: bool = Field(description="false: nothing was saved (all or none, and some records were refused).")
+    created: int
+    updated: int
+    unchanged: int
+    errors: int
+    records: list[BulkRecordResult]
+
+
+class AppointmentOut(Schema):
+    id: int
+    customer_id: int | None
+    branch: str
+    service: str
+    start: datetime.datetime
+    end: datetime.datetime
+    status: str
+    source: str
+    staff_id: int | None
+    notes: str
+    attributes: dict[str, Any]
+    version: str
+
+
+class NewCustomerIn(Strict):
+    first_name: Text = ""
+    last_name: Text = ""
+    email: Text = ""
+    phone: Text = ""
+    marketing_consent: bool = False
+
+
+class AppointmentIn(Strict):
+    branch: Text = Field(description="Slug of the branch.")
+    service: Text = Field(description="Name of the service.")
+    start: datetime.datetime
+    customer_id: int | None = Field(None, description="An existing customer …")
+    customer: NewCustomerIn | None = Field(None, description="… or a person, found by the identity rule or created.")
+    notes: Text = ""
+    attributes: AttributeValues = {}
+
+
+class AppointmentStatusIn(Strict):
+    status: Literal["booked", "completed", "no_show", "cancelled"]

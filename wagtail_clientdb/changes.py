@@ -1,0 +1,205 @@
+"""Creating and changing a customer from data (the API): the same rules as the admin's forms.
+
+Values arrive as plain data (``{"email": …, "groups": ["VIP"], "attributes": {…}}``) and are
+checked here: contact data as :mod:`wagtail_clientdb.contact` stores it, attributes by their
+types, groups by name, branches by slug; what the viewer may not set (the scope, the external
+ID and the source for branch users) is refused, not ignored. A change is stored as
+:func:`wagtail_clientdb.scope.edit_mode` says: on the record, or as the branch's local values,
+and never based on an older version than the one the caller saw (:mod:`.versions`).
+"""
+
+import datetime
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from . import attribute_types, attributes, overrides, scope
+from .consent import record_consent
+from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
+from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup, CustomerOverride
+
+TEXT_LIMITS = {"first_name": 150, "last_name": 150, "notes": 10_000, "external_id": 255}
+#: Only the head office decides these.
+MANAGER_ONLY = ("external_id", "shared_with_all_branches", "branches")
+
+
+class Refused(ValidationError):
+    """Values that cannot be taken: ``message_dict`` names each field and why."""
+
+
+class StaleVersion(Exception):
+    """The customer changed since the version the caller based the change on."""
+
+
+def version_tag(customer, branch):
+    """The version of what ``branch`` sees of ``customer`` (record and local values), for ETag."""
+    local = 0
+    if branch is not None:
+        local = CustomerOverride.objects.filter(customer=customer, branch=branch).values_list("version", flat=True).first() or 0
+    return f"{customer.version}.{local}"
+
+
+def clean_values(viewer, data):
+    """Check ``data`` (field → value as given); returns the values to store or raises :class:`Refused`."""
+    errors, values = {}, {}
+    region = ClientDBSettings.load().default_phone_region
+
+    def refuse(field, message):
+        errors.setdefault(field, []).append(str(message))
+
+    for field in MANAGER_ONLY:
+        if field in data and not viewer.is_manager:
+            refuse(field, _("Only the head office can set this."))
+    for field, limit in TEXT_LIMITS.items():
+        if field in data and field not in errors:
+            text = normalise_text((data[field] or "").strip() if field != "notes" else data[field] or "")
+            if len(text) > limit:
+                refuse(field, _("At most %(limit)s characters.") % {"limit": limit})
+            elif "\x00" in text:
+                refuse(field, _("Contains a NUL character."))
+            else:
+                values[field] = text
+    if "email" in data:
+        email = normalise_email(data["email"] or "")
+        try:
+            if email:
+                validate_email(email)
+            values["email"] = email
+        except ValidationError as error:
+            refuse("email", " ".join(error.messages))
+    if "phone" in data:
+        parsed = parse_phone(data["phone"] or "", region)
+        if parsed.is_valid:
+            values["phone_raw"] = parsed.raw
+        else:
+            refuse("phone", PHONE_INVALID_MESSAGE % {"region": region})
+    if "birthday" in data:
+        birthday = data["birthday"]
+        if birthday is not None and not datetime.date(1900, 1, 1) <= birthday <= datetime.date.today():
+            refuse("birthday", _("%(value)s is not a plausible birthday.") % {"value": birthday.isoformat()})
+        else:
+            values["birthday"] = birthday
+    if "marketing_consent" in data and data["marketing_consent"] is not None:
+        values["marketing_consent"] = bool(data["marketing_consent"])
+    if data.get("attributes") is not None:
+        values["attributes"] = _attribute_values(data["attributes"], refuse)
+    if data.get("groups") is not None:
+        values["groups"] = _by_name(CustomerGroup.objects.all(), data["groups"], "groups", _("Unknown group: %(names)s."), refuse)
+    if data.get("tags") is not None:
+        tags = [normalise_text(name.strip()) for name in data["tags"] if name and name.strip()]
+        if any(len(tag) > 100 for tag in tags):
+            refuse("tags", _("A tag has at most 100 characters."))
+        values["tags"] = tags
+    if data.get("branches") is not None and "branches" not in errors:
+        found = {branch.slug: branch for branch in Branch.objects.filter(slug__in=data["branches"])}
+        unknown = [slug for slug in data["branches"] if slug not in found]
+        if unknown:
+            refuse("branches", _("Unknown branch: %(names)s.") % {"names": ", ".join(unknown)})
+        values["branches"] = list(found.values())
+    if data.get("shared_with_all_branches") is not None and "shared_with_all_branches" not in errors:
+        values["shared_with_all_branches"] = bool(data["shared_with_all_branches"])
+    if errors:
+        raise Refused(errors)
+    return values
+
+
+def _attribute_values(given, refuse):
+    definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
+    values = {}
+    for key, value in given.items():
+        definition = definitions.get(key)
+        if definition is None:
+            refuse(f"attributes.{key}", _("No such attribute."))
+            continue
+        try:
+            values[key] = attribute_types.parse_text(definition, value)
+        except ValidationError as error:
+            refuse(f"attributes.{key}", " ".join(error.messages))
+    return values
+
+
+def _by_name(queryset, names, field, message, refuse):
+    found = {item.name.casefold(): item for item in queryset}
+    unknown = [name for name in names if name.casefold() not in found]
+    if unknown:
+        refuse(field, message % {"names": ", ".join(unknown)})
+    return [found[name.casefold()] for name in names if name.casefold() in found]
+
+
+@transaction.atomic
+def create_customer(viewer, values, *, source, channel, user):
+    """A new customer with ``values`` (from :func:`clean_values`), scoped to its creator."""
+    if not any(values.get(name) for name in ("first_name", "last_name", "email", "phone_raw", "external_id")):
+        raise Refused({"first_name": [_("Enter at least a name, an email address or a phone number.")]})
+    _check_external_id(values.get("external_id"), None)
+    customer = Customer(
+        source=source,
+        **{name: values[name] for name in ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id") if name in values},
+        attributes={key: value for key, value in values.get("attributes", {}).items() if value is not None},
+    )
+    scope.apply_new_customer_scope(viewer, customer)
+    customer.save()
+    _set_relations(customer, values)
+    if viewer.is_manager and ("shared_with_all_branches" in values or "branches" in values):
+        scope.set_sharing(customer, all_branches=values.get("shared_with_all_branches", False), branches=values.get("branches", ()))
+    if values.get("marketing_consent"):
+        record_consent(customer, True, channel, user, previous=False)
+    return customer
+
+
+@transaction.atomic
+def update_customer(viewer, customer, values, *, expected_version, channel, user):
+    """Apply ``values`` as ``viewer`` may: on the record, or as the branch's local values.
+
+    Raises :class:`StaleVersion` when the customer (or the branch's local values) changed since
+    ``expected_version`` (from :func:`version_tag`), PermissionDenied for a read-only customer,
+    :class:`Refused` for values this viewer may not change.
+    """
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    branch = viewer.branch
+    if expected_version != version_tag(customer, branch):
+        raise StaleVersion
+    mode = scope.edit_mode(viewer, customer)
+    if mode == scope.EditMode.READ_ONLY:
+        raise PermissionDenied(_("This customer is shared by the head office and is read-only in your branch."))
+    if mode == scope.EditMode.OVERRIDE:
+        shared = [name for name in values if name not in (*overrides.OVERRIDABLE_FIELDS, "attributes")]
+        if shared:
+            raise Refused({name: [_("Only the head office can change this for a shared customer.")] for name in shared})
+        overrides.save_local_values(
+            customer,
+            branch,
+            {name: value for name, value in values.items() if name != "attributes"},
+            attributes=values.get("attributes"),
+            user=user,
+        )
+        return customer
+    if "external_id" in values:
+        _check_external_id(values["external_id"], customer)
+    for name in ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id"):
+        if name in values:
+            setattr(customer, name, values[name])
+    if "attributes" in values:
+        customer.attributes = attributes.merged(customer.attributes, values["attributes"])
+    customer.save()
+    _set_relations(customer, values)
+    if "shared_with_all_branches" in values or "branches" in values:
+        all_branches = values.get("shared_with_all_branches", customer.shared_with_all_branches)
+        scope.set_sharing(customer, all_branches=all_branches, branches=values.get("branches", customer.branches.all()))
+    if "marketing_consent" in values:
+        record_consent(customer, values["marketing_consent"], channel, user)
+    return customer
+
+
+def _check_external_id(external_id, customer):
+    if external_id and Customer.objects.filter(external_id=external_id).exclude(pk=getattr(customer, "pk", None)).exists():
+        raise Refused({"external_id": [_("Another customer already has this external ID.")]})
+
+
+def _set_relations(customer, values):
+    if "groups" in values:
+        customer.groups.set(values["groups"])
+    if "tags" in values:
+        customer.tags.set(values["tags"])

@@ -1,0 +1,96 @@
+"""Customer records given as data (the API's bulk import) through the file import's pipeline.
+
+The same checks of every value (:mod:`.rows`), the same identity rule, scope rules, duplicate
+detection and bulk writes (:mod:`.resource`), the same all-or-nothing transaction: a record is
+a row whose cells come from JSON instead of a spreadsheet. Sending the same records twice
+changes nothing the second time.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from ..models import ClientDBSettings
+from . import checking, columns
+from .resource import CustomerImportResource, ImportSettings
+from .runner import gc_frozen, import_chunks, in_chunks
+
+#: Record field → import column target (the fields a bulk record may carry).
+FIELD_TARGETS = {
+    "external_id": columns.EXTERNAL_ID,
+    "first_name": columns.FIRST_NAME,
+    "last_name": columns.LAST_NAME,
+    "email": columns.EMAIL,
+    "phone": columns.PHONE,
+    "notes": columns.NOTES,
+    "birthday": columns.BIRTHDAY,
+    "marketing_consent": columns.CONSENT,
+    "groups": columns.GROUPS,
+    "tags": columns.TAGS,
+    "branches": columns.BRANCHES,
+}
+RESULTS = {"new": "created", "update": "updated", "skip": "unchanged"}
+
+
+@dataclass
+class RecordResult:
+    index: int
+    result: str
+    id: int | None = None
+    errors: dict = field(default_factory=dict)
+    #: The saved customer's name, for the audit trail.
+    label: str = ""
+
+
+def _field_of(target):
+    if target.startswith(columns.ATTRIBUTE):
+        return "attributes." + target[len(columns.ATTRIBUTE) :]
+    return next((name for name, known in FIELD_TARGETS.items() if known == target), target)
+
+
+def import_records(viewer, records, *, partial=False):
+    """Import ``records`` (dicts of :data:`FIELD_TARGETS` fields and ``attributes``) as ``viewer``.
+
+    Returns ``(saved, [RecordResult])``; with ``partial`` the valid records are saved and the
+    others reported, else a refused record saves nothing at all.
+    """
+    # Only the fields some record carries are columns: a field a record leaves out (or
+    # sends as null) is an empty cell, which changes nothing.
+    carried = set().union(*records)
+    names = [name for name in FIELD_TARGETS if name in carried]
+    keys = sorted({key for record in records for key in (record.get("attributes") or {})})
+    targets = [*(FIELD_TARGETS[name] for name in names), *(columns.ATTRIBUTE + key for key in keys)]
+    rows = [
+        (index, [record.get(name) for name in names] + [(record.get("attributes") or {}).get(key) for key in keys])
+        for index, record in enumerate(records, 1)
+    ]
+    # New customers of the head office are shared with all branches unless a record names
+    # some; a branch's are its own, as in its file import. Existing ones keep their sharing.
+    settings = ImportSettings(
+        viewer, all_branches=viewer.is_manager, phone_region=ClientDBSettings.load().default_phone_region
+    )
+    resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
+    results = {}
+
+    def collect(result, chunk):
+        for (index, _cells), row_result in zip(chunk, result.rows):
+            results[index] = RecordResult(index, RESULTS.get(row_result.import_type, "error"))
+        for row in result.invalid_rows:
+            index = chunk[row.number - 1][0]
+            results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
+        for number, errors in result.row_errors():
+            results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
+        return sum(1 for r in results.values() if r.result == "error")
+
+    with gc_frozen(), transaction.atomic():
+        refused = import_chunks(
+            resource,
+            checking.checked_chunks(in_chunks(rows), targets, resource.row_context),
+            dry_run=False,
+            all_or_nothing=not partial,
+            collect=collect,
+        )
+    for index, instance in resource.instance_by_line.items():
+        if not refused and results[index].result != "error":
+            results[index].id, results[index].label = instance.pk, str(instance)
+    return not refused, [results[index] for index in range(1, len(records) + 1)]
