@@ -318,6 +318,8 @@ def test_bulk_import_creates_global_customers_and_changes_nothing_the_second_tim
     assert ada.shared_with_all_branches and sorted(ada.tags.names()) == ["tea lover", "vip"]
     grace = Customer.objects.get(email="grace@example.com")
     assert list(grace.branches.all()) == [branch_a] and grace.marketing_consent
+    assert {c.source for c in Customer.objects.filter(email__in=["ada@example.com", "grace@example.com"])} == {"api"}
+    assert list(grace.consent_events.values_list("given", "channel", "recorded_by")) == [(True, "api", manager.pk)]
     assert [r["id"] for r in body["records"]] == [ada.pk, Customer.objects.get(external_id="CRM-2").pk, grace.pk]
     assert ClientDBLogEntry.objects.filter(action="wagtail_clientdb.create_via_api").count() == 3
     (entry,) = ClientDBLogEntry.objects.for_instance(ada)

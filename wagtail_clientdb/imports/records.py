@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from ..models import ClientDBSettings
+from ..models import ClientDBSettings, ConsentChannel, CustomerSource
 from . import checking, columns
 from .resource import CustomerImportResource, ImportSettings
 from .runner import gc_frozen, import_chunks, in_chunks
@@ -67,7 +67,11 @@ def import_records(viewer, records, *, partial=False):
     # New customers of the head office are shared with all branches unless a record names
     # some; a branch's are its own, as in its file import. Existing ones keep their sharing.
     settings = ImportSettings(
-        viewer, all_branches=viewer.is_manager, phone_region=ClientDBSettings.load().default_phone_region
+        viewer,
+        all_branches=viewer.is_manager,
+        phone_region=ClientDBSettings.load().default_phone_region,
+        source=CustomerSource.API,
+        consent_channel=ConsentChannel.API,
     )
     resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
     results = {}

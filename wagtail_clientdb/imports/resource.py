@@ -50,8 +50,20 @@ class ImportSettings:
     confirmed what the preview showed, not what is there now.
     """
 
-    def __init__(self, viewer, *, all_branches=False, share_branches=(), phone_region="DE", previewed_at=None):
+    def __init__(
+        self,
+        viewer,
+        *,
+        all_branches=False,
+        share_branches=(),
+        phone_region="DE",
+        previewed_at=None,
+        source=CustomerSource.IMPORT,
+        consent_channel=ConsentChannel.IMPORT,
+    ):
         self.viewer = viewer
+        #: What new customers say they came from, and the channel of consents given or withdrawn.
+        self.source, self.consent_channel = source, consent_channel
         self.all_branches = all_branches
         self.share_branches = list(share_branches)
         self.phone_region = phone_region
@@ -146,7 +158,7 @@ class CustomerImportResource(resources.ModelResource):
         self.seen.end_chunk()
 
     def init_instance(self, row=None):
-        return Customer(source=CustomerSource.IMPORT)
+        return Customer(source=self.settings.source)
 
     def get_bulk_update_fields(self):
         """Only the columns some row of the batch changes."""
@@ -341,7 +353,7 @@ class CustomerImportResource(resources.ModelResource):
         if not instances:
             return
         try:
-            save_related(instances, self.settings.viewer, self.consent_user, new=new)
+            save_related(instances, self.settings, self.consent_user, new=new)
         except Exception as error:
             self.handle_import_error(result, error, raise_errors)
 
@@ -372,7 +384,7 @@ class ImportPlan:
         self.changed = True
 
 
-def save_related(instances, viewer, user, *, new):
+def save_related(instances, settings, user, *, new):
     """Tags, groups, branches, consent events and local values of a batch, in bulk.
 
     ``new``: the customers were just created, so they have no links to replace yet.
@@ -398,14 +410,14 @@ def save_related(instances, viewer, user, *, new):
             [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],
         )
     ConsentEvent.objects.bulk_create(
-        ConsentEvent(customer=c, given=p.consent, channel=ConsentChannel.IMPORT, recorded_by=user)
+        ConsentEvent(customer=c, given=p.consent, channel=settings.consent_channel, recorded_by=user)
         for c, p in plans
         if p.consent is not None
     )
     for customer, plan in plans:
         if plan.local_values:
             fields, attribute_values = plan.local_values
-            overrides.save_local_values(customer, viewer.branch, fields, attributes=attribute_values, user=user)
+            overrides.save_local_values(customer, settings.viewer.branch, fields, attributes=attribute_values, user=user)
 
 
 def _replace_links(model, owner, target, rows):
