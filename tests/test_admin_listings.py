@@ -1,7 +1,10 @@
 """Every Client DB listing renders through its real admin URL, with its filters, search and ordering."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import make_appointment, make_customer, make_service
 from wagtail_clientdb.models import AttributeDefinition, Branch, CustomerGroup
@@ -43,16 +46,35 @@ def test_listing_renders_for_a_manager(login, manager, data, model):
 
 def test_appointment_listing_is_scoped_filtered_searched_and_ordered(login, manager, staff_a, data, branch_b):
     client = login(manager)
-    assert len(client.get(url("appointment")).context["object_list"]) == 3
-    assert [a.service.name for a in client.get(url("appointment"), {"status": "completed"}).context["object_list"]] == ["Colour"]
+    assert len(client.get(url("appointment"), {"period": "all"}).context["object_list"]) == 3
+    assert [a.service.name for a in client.get(url("appointment"), {"period": "all", "status": "completed"}).context["object_list"]] == ["Colour"]
     assert [a.service.name for a in client.get(url("appointment"), {"branch": branch_b.pk}).context["object_list"]] == ["Beard trim"]
     assert [a.service.name for a in client.get(url("appointment"), {"q": "beard"}).context["object_list"]] == ["Beard trim"]
-    ordered = [a.service.name for a in client.get(url("appointment"), {"ordering": "start"}).context["object_list"]]
+    ordered = [a.service.name for a in client.get(url("appointment"), {"period": "all", "ordering": "start"}).context["object_list"]]
     assert ordered == ["Colour", "Beard trim", "Cut"]
     staff = login(staff_a)
-    assert {a.service.name for a in staff.get(url("appointment")).context["object_list"]} == {"Colour", "Cut"}
+    assert {a.service.name for a in staff.get(url("appointment"), {"period": "all"}).context["object_list"]} == {"Colour", "Cut"}
     assert staff.get(url("appointment", "edit", data["other"].pk)).status_code == 404
     assert staff.get(url("appointment", "inspect", data["other"].pk)).status_code == 404
+
+
+def test_appointment_listing_starts_with_today_and_later_from_the_next_one(login, manager, staff_a, data, branch_a):
+    anna = data["future"].customer
+    this_morning = make_appointment(anna, branch_a, days=0, service="Early")
+    this_morning.start = timezone.localtime().replace(hour=0, minute=1, second=0, microsecond=0)
+    this_morning.end = this_morning.start + datetime.timedelta(minutes=30)
+    this_morning.save()
+    client = login(manager)
+    response = client.get(url("appointment"))
+    assert [a.service.name for a in response.context["object_list"]] == ["Early", "Beard trim", "Cut"]
+    assert not response.context["is_filtering"]
+    past = client.get(url("appointment"), {"period": "past"})
+    assert [a.service.name for a in past.context["object_list"]] == ["Colour"] and past.context["is_filtering"]
+    everything = [a.service.name for a in client.get(url("appointment"), {"period": "all"}).context["object_list"]]
+    assert everything == ["Cut", "Beard trim", "Early", "Colour"]  # newest first
+    asked = [a.service.name for a in client.get(url("appointment"), {"ordering": "-start"}).context["object_list"]]
+    assert asked == ["Cut", "Beard trim", "Early"]
+    assert [a.service.name for a in login(staff_a).get(url("appointment")).context["object_list"]] == ["Early", "Cut"]
 
 
 def test_appointment_inspect_shows_booking_attributes(login, manager, data):

@@ -97,7 +97,7 @@ def test_status_buttons_and_bulk_change(login, staff_a, branch_a):
     anna = make_customer(first_name="Anna", home_branch=branch_a)
     past, future = make_appointment(anna, branch_a, days=-1), make_appointment(anna, branch_a, days=2)
     client = login(staff_a)
-    html = client.get(url("list")).content.decode()
+    html = client.get(url("list"), {"period": "all"}).content.decode()
     assert url("set_status", past.pk, "no_show") in html
     assert url("set_status", future.pk, "no_show") not in html  # it has not started
     assert url("set_status", future.pk, "cancelled") in html

@@ -1,9 +1,11 @@
 import django_filters
 from django import forms
+from django.db import models
 from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
@@ -104,9 +106,22 @@ class CustomerFilterSet(WagtailFilterSet):
         return queryset.filter(pk__in=Customer.groups.through.objects.filter(customergroup__in=value).values("customer"))
 
 
-class AppointmentFilterSet(WagtailFilterSet):
-    """Filters of the appointment listing; their options are the viewer's branches and staff."""
+class AppointmentPeriod(models.TextChoices):
+    TODAY_AND_LATER = "today_and_later", _("Today and later")
+    PAST = "past", _("Before today")
+    ALL = "all", _("All")
 
+
+class AppointmentFilterSet(WagtailFilterSet):
+    """Filters of the appointment listing; their options are the viewer's branches and staff.
+
+    Without a choice of period the listing shows today's and later appointments: what a front
+    desk works from, and what the (start) indexes answer without reading years of history.
+    """
+
+    period = django_filters.ChoiceFilter(
+        label=_("Period"), choices=AppointmentPeriod.choices, empty_label=None, method="filter_period"
+    )
     start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
     status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
     branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
@@ -115,13 +130,31 @@ class AppointmentFilterSet(WagtailFilterSet):
 
     class Meta:
         model = Appointment
-        fields = ["start", "status", "branch", "service", "staff"]
+        fields = ["period", "start", "status", "branch", "service", "staff"]
 
-    def __init__(self, *args, request=None, **kwargs):
-        super().__init__(*args, request=request, **kwargs)
+    def __init__(self, data=None, *args, request=None, **kwargs):
+        if data is not None and not data.get("period"):
+            data = data.copy()
+            data["period"] = AppointmentPeriod.TODAY_AND_LATER
+        super().__init__(data, *args, request=request, **kwargs)
+        # The default period is not "filtering" (the listing says so only for other choices).
+        self.filters["period"].extra["initial"] = AppointmentPeriod.TODAY_AND_LATER
         viewer = scope.viewer_for_request(request)
         self.filters["branch"].queryset = scope.visible_branches(viewer).order_by("name")
         self.filters["staff"].queryset = scope.staff_choices(viewer)
+
+    def filter_period(self, queryset, name, value):
+        today = start_of_today()
+        if value == AppointmentPeriod.TODAY_AND_LATER:
+            return queryset.filter(start__gte=today)
+        if value == AppointmentPeriod.PAST:
+            return queryset.filter(start__lt=today)
+        return queryset
+
+
+def start_of_today():
+    """Midnight of today in the admin's time zone."""
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def attribute_filter(definition):

@@ -73,7 +73,13 @@ class Appointment(models.Model):
         verbose_name = _("appointment")
         verbose_name_plural = _("appointments")
         ordering = ["-start"]
-        indexes = [models.Index(fields=["customer", "status", "start"], name="clientdb_appt_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "status", "start"], name="clientdb_appt_customer_idx"),
+            # The listings: the company's by start, a branch's by start, a customer's history.
+            models.Index(fields=["start"], name="clientdb_appt_start_idx"),
+            models.Index(fields=["branch", "start"], name="clientdb_appt_branch_start_idx"),
+            models.Index(fields=["customer", "start"], name="clientdb_appt_cust_start_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(end__gte=models.F("start")),

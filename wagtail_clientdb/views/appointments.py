@@ -23,7 +23,7 @@ from wagtail.permissions import policy_registry
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, booking, scope
-from ..filters import AppointmentFilterSet
+from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
@@ -56,6 +56,13 @@ def status_buttons(appointment):
 
 class AppointmentIndexView(snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
+
+    def get_ordering(self):
+        # Today and later reads best from the next appointment on; other periods newest first.
+        if "ordering" not in self.request.GET and self.filters and self.filters.is_valid():
+            if self.filters.form.cleaned_data.get("period") == AppointmentPeriod.TODAY_AND_LATER:
+                return "start"
+        return super().get_ordering()
 
     @cached_property
     def header_buttons(self):
