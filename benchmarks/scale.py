@@ -364,7 +364,7 @@ class ScaleData:
     CUSTOMER_FIELDS = (
         "id", "first_name", "last_name", "email", "phone_raw", "phone", "notes", "birthday", "marketing_consent",
         "attributes", "source", "external_id", "home_branch", "shared_with_all_branches", "created_at", "updated_at",
-        "version",
+        "version", "bookings_total",
     )
     OVERRIDE_FIELDS = (
         "customer", "branch", "last_name", "email", "phone_raw", "phone", "notes", "attributes", "updated_at", "version",
@@ -476,6 +476,7 @@ class ScaleData:
             json.dumps(attributes) if attributes else "{}",
             source, f"EXT-{pk:08d}" if source == "import" else "",
             setup.branch_ids[usual] if scope == LOCAL else None, scope == SHARED_WITH_ALL, created, created, 1,
+            0,  # counted once the appointments are in (booking_counts.recount_all)
         ))
         if rng.random() < 0.3:
             rows[self.tag_links] += [(pk, tag) for tag in rng.sample(setup.tag_ids, 1 if rng.random() < 0.7 else 2)]
@@ -645,6 +646,11 @@ def generate(args):
             f"in {time.perf_counter() - step:.1f} s")
         data.deletion_requests.write(data.deletion_request_rows())
         log(f"pending deletion requests: {data.deletion_requests.rows:,}")
+    step = time.perf_counter()
+    from wagtail_clientdb import booking_counts
+
+    booking_counts.recount_all()
+    log(f"booking counts in {time.perf_counter() - step:.1f} s")
     step = time.perf_counter()
     settle()
     log(f"VACUUM ANALYZE and CHECKPOINT in {time.perf_counter() - step:.1f} s")

@@ -44,6 +44,7 @@ from wagtail_clientdb.models import (
     Appointment,
     AttributeDefinition,
     Branch,
+    BranchBookings,
     BranchMembership,
     ClientDBSettings,
     ConsentEvent,
@@ -387,7 +388,10 @@ def b_state(world):
         "branch": _rows(Branch.objects.filter(pk=branch_b.pk)),
         "memberships": _rows(BranchMembership.objects.filter(branch=branch_b)),
         "staff user": _rows(get_user_model().objects.filter(pk=staff_b.pk), exclude={"last_login"}),
-        "customers": _rows(b_customers),
+        # The company-wide count of bookings follows A's own appointments of shared customers;
+        # what B counts is B's.
+        "customers": _rows(b_customers, exclude={"bookings_total"}),
+        "bookings in B": _rows(BranchBookings.objects.filter(branch=branch_b)),
         "customer branches": sorted(
             Customer.branches.through.objects.filter(customer__in=customer_ids).values_list("customer", "branch")
         ),

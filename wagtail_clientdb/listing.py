@@ -3,11 +3,11 @@ search and ordering. The admin listing, its exports (direct or in the background
 the export command all build it here.
 """
 
-from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 from django.db.models.functions import Coalesce, Lower
 
 from . import overrides, scope
-from .models import Appointment, AppointmentStatus, ClientDBSettings, DeletionRequest, DeletionStatus
+from .models import ClientDBSettings, DeletionRequest, DeletionStatus
 from .search import customer_search_q
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
@@ -27,16 +27,20 @@ def listing_queryset(viewer, branch):
     manager picked); ``None`` shows the company record.
     """
     queryset = overrides.with_effective_values(scope.visible_customers(viewer), branch)
-    # "Most bookings": appointments that took or will take place, not the cancelled ones.
-    appointments = Appointment.objects.filter(customer=OuterRef("pk")).exclude(status=AppointmentStatus.CANCELLED)
-    if branch is not None:
-        appointments = appointments.filter(branch=branch)
-    counts = appointments.order_by().values("customer").annotate(n=Count("pk")).values("n")
+    # "Most bookings": appointments that took or will take place, not the cancelled ones,
+    # in the branch whose values are shown, or in all (kept by booking_counts).
+    if branch is None:
+        bookings = F("bookings_total")
+    else:
+        queryset = queryset.annotate(
+            bookings_here=FilteredRelation("branch_bookings", condition=Q(branch_bookings__branch=branch))
+        )
+        bookings = Coalesce("bookings_here__count", 0)
     open_deletion = DeletionRequest.objects.filter(
         customer=OuterRef("pk"), status__in=[DeletionStatus.PENDING, DeletionStatus.BLOCKED]
     )
     return (
-        queryset.annotate(bookings_count=Coalesce(Subquery(counts), 0), is_pending_deletion=Exists(open_deletion))
+        queryset.annotate(bookings_count=bookings, is_pending_deletion=Exists(open_deletion))
         .select_related("home_branch")
         .prefetch_related("groups", "tags", "branches")
     )

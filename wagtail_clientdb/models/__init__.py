@@ -4,6 +4,7 @@ from .attribute import AttributeDefinition, AttributeTarget, AttributeType
 from .booking_page import BookingPage
 from .branch import Branch, BranchMembership, ClosedDay, OpeningHours, Weekday
 from .customer import (
+    BranchBookings,
     ConsentChannel,
     ConsentEvent,
     Customer,
@@ -34,6 +35,7 @@ __all__ = [
     "ClientDBLogEntry",
     "ClientDBSettings",
     "ClosedDay",
+    "BranchBookings",
     "ConsentChannel",
     "ConsentEvent",
     "Customer",

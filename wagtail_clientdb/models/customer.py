@@ -150,6 +150,8 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    #: Appointments in every branch that were not cancelled, kept by :mod:`wagtail_clientdb.booking_counts`.
+    bookings_total = models.PositiveIntegerField(_("bookings"), default=0, editable=False)
     #: Raised by every change (see :mod:`wagtail_clientdb.versions`): a save based on an
     #: older version is refused instead of overwriting what someone else saved meanwhile.
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
@@ -182,6 +184,10 @@ class Customer(models.Model):
             # The listing's default order: its first page and a full export read the index
             # instead of sorting every customer.
             models.Index(Lower("last_name"), Lower("first_name"), "id", name="clientdb_customer_name_order"),
+            # "Most bookings" for the whole company, in the listing's order.
+            models.Index(
+                F("bookings_total").desc(), Lower("last_name"), Lower("first_name"), "id", name="clientdb_most_bookings"
+            ),
         ]
 
     def __str__(self):
@@ -323,3 +329,19 @@ class CustomerOverride(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} @ {self.branch_id}"
+
+
+class BranchBookings(models.Model):
+    """How many appointments a customer has in one branch that were not cancelled
+    ("most bookings" as a branch sees it), kept by :mod:`wagtail_clientdb.booking_counts`."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="branch_bookings")
+    branch = models.ForeignKey("wagtail_clientdb.Branch", on_delete=models.CASCADE, related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("bookings in a branch")
+        verbose_name_plural = _("bookings in branches")
+        constraints = [models.UniqueConstraint(fields=["customer", "branch"], name="clientdb_unique_branch_bookings")]

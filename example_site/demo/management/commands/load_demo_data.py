@@ -22,6 +22,7 @@ from django.utils import timezone
 from wagtail.models import Page, Site
 
 from demo.models import HomePage
+from wagtail_clientdb import booking_counts
 from wagtail_clientdb.consent import record_consent
 from wagtail_clientdb.models import (
     Appointment,
@@ -348,6 +349,7 @@ class Command(BaseCommand):
             for appointment in self.appointments(rng, customer, visited_branches, staff_by_branch, services)
         ]
         Appointment.objects.bulk_create(appointments)
+        booking_counts.recount_all()  # bulk_create sends no signals
         self.create_local_values(rng, [c for c, _ in customers if c.shared_with_all_branches], branches)
         self.stdout.write(
             f"Created {len(branches)} branches, {len(customers)} customers and {len(appointments)} appointments."
