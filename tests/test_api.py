@@ -9,6 +9,7 @@ from django.utils import timezone, translation
 from wagtail.models import APIToken
 
 from tests.conftest import make_appointment, make_customer, make_service
+from wagtail_clientdb import overrides
 from wagtail_clientdb.models import (
     Appointment,
     AttributeDefinition,
@@ -240,6 +241,18 @@ def test_updates_need_the_version_and_a_stale_one_is_412(api, manager, world):
     assert ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action="wagtail_clientdb.edit_via_api").exists()
 
 
+def test_the_head_office_changes_a_customer_read_as_a_branch_sees_it(api, manager, world, branch_a):
+    customer = world["global_all"]
+    overrides.save_local_values(customer, branch_a, {"notes": "Alpha's note"})
+    client = api(manager)
+    read = client.get(f"/customers/{customer.pk}/", {"branch": "alpha"})
+    assert read.json()["notes"] == "Alpha's note"
+    response = client.send("patch", f"/customers/{customer.pk}/", {"email": "gloria.new@example.com"}, {"If-Match": read["ETag"]}, "?branch=alpha")
+    assert response.status_code == 200, response.content
+    customer.refresh_from_db()
+    assert customer.email == "gloria.new@example.com"
+
+
 def test_a_branch_token_changes_a_global_customer_as_local_values_only(api, staff_a, world, branch_a, allow_branch_edits):
     customer = world["global_all"]
     client = api(staff_a)
@@ -293,6 +306,15 @@ def test_delete_goes_through_the_queue_and_answers_its_state(api, manager, world
     assert Customer.objects.filter(pk=blocked.pk).exists()
     response = api(manager).send("delete", f"/customers/{world['local_a'].pk}/", None)
     assert response.json()["status"] == "done"
+    logged = ClientDBLogEntry.objects.filter(action="wagtail_clientdb.delete_via_api")
+    assert sorted(logged.values_list("object_id", flat=True)) == sorted([str(blocked.pk), str(world["local_a"].pk)])
+
+
+def test_a_deletion_the_queue_refuses_is_not_recorded(api, staff_a, world):
+    response = api(staff_a).send("delete", f"/customers/{world['global_all'].pk}/", None)
+    assert response.status_code == 403
+    assert not ClientDBLogEntry.objects.filter(action="wagtail_clientdb.delete_via_api").exists()
+    assert Customer.objects.filter(pk=world["global_all"].pk).exists()
 
 
 # --- Bulk import ---------------------------------------------------------------------------------------------
@@ -354,6 +376,22 @@ def test_bulk_import_with_an_idempotency_key_does_the_work_once(api, manager, wo
     other = bulk_payload()
     other["customers"].pop()
     assert client.send("post", "/customers/bulk/", other, {"Idempotency-Key": "import-2026-11-30"}).status_code == 422
+
+
+def test_a_failed_bulk_call_leaves_its_idempotency_key_free_for_the_retry(api, manager, world, monkeypatch):
+    from wagtail_clientdb.api.v3 import router
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    client = api(manager)
+    with monkeypatch.context() as patched:
+        patched.setattr(router, "import_records", fail)
+        client.client.raise_request_exception = False
+        failed = client.send("post", "/customers/bulk/", bulk_payload(), {"Idempotency-Key": "retry-me"})
+        assert failed.status_code == 500
+    retry = client.send("post", "/customers/bulk/", bulk_payload(), {"Idempotency-Key": "retry-me"})
+    assert retry.status_code == 200 and retry.json()["created"] == 3
 
 
 def test_bulk_records_matching_another_branchs_local_customers_neither_change_nor_reveal_them(api, staff_a, world, branch_a):

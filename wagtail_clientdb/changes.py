@@ -15,10 +15,10 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attribute_types, attributes, overrides, scope
+from . import attribute_types, attributes, overrides, scope, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
-from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup, CustomerOverride
+from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
 
 TEXT_LIMITS = {"first_name": 150, "last_name": 150, "notes": 10_000, "external_id": 255}
 #: Only the head office decides these.
@@ -35,10 +35,7 @@ class StaleVersion(Exception):
 
 def version_tag(customer, branch):
     """The version of what ``branch`` sees of ``customer`` (record and local values), for ETag."""
-    local = 0
-    if branch is not None:
-        local = CustomerOverride.objects.filter(customer=customer, branch=branch).values_list("version", flat=True).first() or 0
-    return f"{customer.version}.{local}"
+    return "{}.{}".format(*versions.current_versions(customer, branch))
 
 
 def clean_values(viewer, data):
@@ -150,16 +147,17 @@ def create_customer(viewer, values, *, source, channel, user):
 
 
 @transaction.atomic
-def update_customer(viewer, customer, values, *, expected_version, channel, user):
+def update_customer(viewer, customer, values, *, expected_version, shown_branch, channel, user):
     """Apply ``values`` as ``viewer`` may: on the record, or as the branch's local values.
 
-    Raises :class:`StaleVersion` when the customer (or the branch's local values) changed since
-    ``expected_version`` (from :func:`version_tag`), PermissionDenied for a read-only customer,
-    :class:`Refused` for values this viewer may not change.
+    Raises :class:`StaleVersion` when what the caller read — the customer as ``shown_branch``
+    sees it, record and local values — changed since ``expected_version`` (from
+    :func:`version_tag`), PermissionDenied for a read-only customer, :class:`Refused` for
+    values this viewer may not change.
     """
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     branch = viewer.branch
-    if expected_version != version_tag(customer, branch):
+    if expected_version != version_tag(customer, shown_branch):
         raise StaleVersion
     mode = scope.edit_mode(viewer, customer)
     if mode == scope.EditMode.READ_ONLY:

@@ -301,7 +301,9 @@ def update_customer(request: HttpRequest, response: HttpResponse, customer_id: i
     given = payload.model_dump(exclude_unset=True)
     try:
         values = changes.clean_values(viewer, given)
-        changes.update_customer(viewer, customer, values, expected_version=version, channel=ConsentChannel.API, user=request.user)
+        changes.update_customer(
+            viewer, customer, values, expected_version=version, shown_branch=shown_branch, channel=ConsentChannel.API, user=request.user
+        )
     except changes.StaleVersion:
         raise HttpError(412, _("The customer changed since you read it. Read it again and repeat your change."))
     except changes.Refused as refused:
@@ -316,8 +318,10 @@ def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text
     once, or blocked by upcoming appointments until they are over)."""
     require(request, Customer, "delete")
     viewer, _branch, customer = _customer(request, customer_id, branch)
-    audit(customer, "delete", request.user)
-    queued = deletion.request_deletion(viewer, customer)
+    # One transaction: a request the queue refuses is not recorded as one.
+    with transaction.atomic():
+        audit(customer, "delete", request.user)
+        queued = deletion.request_deletion(viewer, customer)
     return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [e["message"] for e in queued.errors]})
 
 
@@ -365,10 +369,16 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
     replay, record = _replayed(request, request.body)
     if replay is not None:
         return replay
-    with transaction.atomic():
-        saved, results = import_records(viewer, payload.customers, partial=payload.partial)
-        if saved:
-            _audit_bulk(results, request.user)
+    try:
+        with transaction.atomic():
+            saved, results = import_records(viewer, payload.customers, partial=payload.partial)
+            if saved:
+                _audit_bulk(results, request.user)
+    except BaseException:
+        # A call that failed did nothing: a retry with its key must do the work, not wait a day.
+        if record is not None:
+            record.delete()
+        raise
     out = {
         "saved": saved,
         **{kind: sum(r.result == kind for r in results) for kind in ("created", "updated", "unchanged")},
