@@ -498,6 +498,20 @@ def test_appointments_are_scoped_created_and_updated_with_their_version(api, sta
     assert client.send("patch", f"/appointments/{ours.pk}/", {"status": "completed"}, {"If-Match": etag}).status_code == 412
 
 
+@pytest.mark.parametrize(
+    "person, field",
+    [({}, "first_name"), ({"email": "not an email"}, "email"), ({"first_name": "Kim", "phone": "call me"}, "phone")],
+)
+def test_a_person_booked_through_the_api_is_checked_like_a_new_customer(api, staff_a, world, branch_a, person, field):
+    make_service("Cut", branch_a, duration=30)
+    start = (timezone.now() + datetime.timedelta(days=3)).replace(microsecond=0)
+    before = (Customer.objects.count(), Appointment.objects.count())
+    response = api(staff_a).send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start.isoformat(), "customer": person})
+    assert response.status_code == 422, response.content
+    assert ["body", "payload", "customer", field] in [error["loc"] for error in response.json()["errors"]]
+    assert (Customer.objects.count(), Appointment.objects.count()) == before
+
+
 def test_rate_limit_per_token(api, manager, world, settings):
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "API_RATE_LIMIT": "3/m"}
     client = api(manager)

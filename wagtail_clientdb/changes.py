@@ -126,10 +126,20 @@ def _by_name(queryset, names, field, message, refuse):
 
 
 @transaction.atomic
-def create_customer(viewer, values, *, source, channel, user):
-    """A new customer with ``values`` (from :func:`clean_values`), scoped to its creator."""
+def check_new_person(viewer, details):
+    """The name, email and phone of a person booked through the API, checked as a new
+    customer's are (empty ones are left out); raises :class:`Refused`."""
+    _require_identity(clean_values(viewer, {name: value for name, value in details.items() if value}))
+
+
+def _require_identity(values):
     if not any(values.get(name) for name in ("first_name", "last_name", "email", "phone_raw", "external_id")):
         raise Refused({"first_name": [_("Enter at least a name, an email address or a phone number.")]})
+
+
+def create_customer(viewer, values, *, source, channel, user):
+    """A new customer with ``values`` (from :func:`clean_values`), scoped to its creator."""
+    _require_identity(values)
     _check_external_id(values.get("external_id"), None)
     customer = Customer(
         source=source,

@@ -497,6 +497,10 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
             if customer is None:
                 raise field_errors({"customer_id": [_("No such customer.")]})
         else:
+            try:
+                changes.check_new_person(viewer, payload.customer.model_dump(include={"first_name", "last_name", "email", "phone"}))
+            except changes.Refused as refused:
+                raise field_errors({f"customer.{key}": messages for key, messages in refused.message_dict.items()})
             details = registration.ContactDetails(
                 first_name=payload.customer.first_name,
                 last_name=payload.customer.last_name,
