@@ -77,6 +77,15 @@ def test_appointment_listing_starts_with_today_and_later_from_the_next_one(login
     assert [a.service.name for a in login(staff_a).get(url("appointment")).context["object_list"]] == ["Early", "Cut"]
 
 
+def test_the_service_filter_offers_the_services_of_the_viewers_branches(login, manager, staff_a, data):
+    def offered(user):
+        filters = login(user).get(url("appointment")).context["filters"]
+        return sorted(service.name for service in filters.form.fields["service"].queryset)
+
+    assert offered(manager) == ["Beard trim", "Colour", "Cut"]
+    assert offered(staff_a) == ["Colour", "Cut"]
+
+
 def test_appointment_inspect_shows_booking_attributes(login, manager, data):
     data["future"].attributes = {"reason": "Wedding"}
     data["future"].save()

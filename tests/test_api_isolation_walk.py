@@ -6,7 +6,6 @@ Like tests/test_isolation_walk.py for the admin, a new route is covered without 
 
 import json
 
-import pytest
 from django.core.cache import cache
 from django.forms.models import model_to_dict
 from wagtail.models import APIToken

@@ -125,7 +125,7 @@ class AppointmentFilterSet(WagtailFilterSet):
     start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
     status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
     branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
-    service = django_filters.ModelChoiceFilter(label=_("Service"), queryset=Service.objects.order_by("name"))
+    service = django_filters.ModelChoiceFilter(label=_("Service"), queryset=Service.objects.none())
     staff = django_filters.ModelChoiceFilter(label=_("Staff member"), queryset=Branch.objects.none())
 
     class Meta:
@@ -142,6 +142,7 @@ class AppointmentFilterSet(WagtailFilterSet):
         viewer = scope.viewer_for_request(request)
         self.filters["branch"].queryset = scope.visible_branches(viewer).order_by("name")
         self.filters["staff"].queryset = scope.staff_choices(viewer)
+        self.filters["service"].queryset = scope.visible_services(viewer).order_by("name")
 
     def filter_period(self, queryset, name, value):
         today = start_of_today()

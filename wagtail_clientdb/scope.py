@@ -17,7 +17,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Branch, BranchMembership, ClientDBSettings, Customer, DeletionRequest, DeletionStatus
+from .models import Branch, BranchMembership, ClientDBSettings, Customer, DeletionRequest, DeletionStatus, Service
 
 MANAGE_GLOBAL_PERMISSION = "wagtail_clientdb.manage_global_customers"
 SESSION_BRANCH_KEY = "wagtail_clientdb_branch"
@@ -275,6 +275,13 @@ def visible_branches(viewer):
     if viewer.is_manager:
         return Branch.objects.all()
     return Branch.objects.filter(pk__in=[b.pk for b in viewer.branches])
+
+
+def visible_services(viewer):
+    """The head office sees every service; branch staff the services their branches offer."""
+    if viewer.is_manager:
+        return Service.objects.all()
+    return Service.objects.filter(pk__in=Service.objects.filter(branches__in=viewer.branches).values("pk"))
 
 
 def visible_deletion_requests(viewer, queryset=None):

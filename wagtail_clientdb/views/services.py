@@ -52,9 +52,7 @@ class ServiceViewSet(ScopedViewSetMixin, SnippetViewSet):
     )
 
     def visible(self, viewer):
-        if viewer.is_manager:
-            return Service.objects.all()
-        return Service.objects.filter(pk__in=Service.objects.filter(branches__in=viewer.branches).values("pk"))
+        return scope.visible_services(viewer)
 
     def get_queryset(self, request):
         branches = scope.visible_branches(scope.viewer_for_request(request))
