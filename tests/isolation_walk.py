@@ -20,6 +20,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import FieldDoesNotExist
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.test import Client, override_settings
@@ -546,6 +547,15 @@ def _models_named_by(parameter):
     return [model for model in app_models() if model._meta.model_name.endswith(stem)]
 
 
+def _choices_of(model, parameter):
+    """The choices of the URL model's field of that name (``status`` of an appointment)."""
+    try:
+        field = model._meta.get_field(parameter) if model is not None else None
+    except FieldDoesNotExist:
+        return []
+    return [value for value, _label in field.choices or []] if field is not None else []
+
+
 def _split_model_parameters(names):
     app_param = next((n for n in names if n.endswith(("app_label", "app_name"))), None)
     model_param = next((n for n in names if n.endswith("model_name")), None)
@@ -579,6 +589,9 @@ def parameter_sets(walked, world):
             elif named := _models_named_by(name):
                 ids = sorted({pk for m in named for pk in world.b_pks.get(m, [])}) or world.all_b_pks
                 object_values[name] = [*ids, FALLBACK_ID]
+            elif choices := _choices_of(model, name):
+                # A view that checks the value first would turn every id away before its lookup.
+                other_values[name] = choices
             else:
                 other_values[name] = [*world.all_b_pks, FALLBACK_ID]
         if len(heads) > 1:
