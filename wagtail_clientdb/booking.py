@@ -134,7 +134,7 @@ def book_online(branch, service, start, customer, *, booking_token, attributes=N
     existing = Appointment.objects.filter(booking_token=booking_token).first()
     if existing is not None:
         return existing
-    end = start + datetime.timedelta(minutes=service.duration)
+    end = service.end_for(start)
     if start <= timezone.now() or not is_within_opening_hours(branch, start, end):
         raise SlotTaken(_("This time cannot be booked. Please choose another one."), code="closed")
     if _most_at_once(_booked_between(branch, start, end), start, end) >= branch.parallel_bookings:

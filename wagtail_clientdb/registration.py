@@ -94,9 +94,8 @@ def _update_from_booking(viewer, customer, details, channel, user):
     """
     asked = dict(details.attributes)
     if asked:
-        branch = viewer.branch
-        if customer.is_global and branch is not None and scope.branches_may_edit_global_customers():
-            overrides.save_local_values(customer, branch, {}, attributes=asked, user=user)
+        if scope.edit_mode(viewer, customer) == scope.EditMode.OVERRIDE:
+            overrides.save_local_values(customer, viewer.branch, {}, attributes=asked, user=user)
         else:
             merged = attribute_rules.merged(customer.attributes, asked)
             if merged != customer.attributes:

@@ -1,5 +1,3 @@
-import datetime
-
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -81,7 +79,7 @@ class AppointmentForm(WagtailAdminModelForm):
         cleaned = super().clean()
         start, end, service = cleaned.get("start"), cleaned.get("end"), cleaned.get("service")
         if start and not end and service:
-            cleaned["end"] = self.instance.end = start + datetime.timedelta(minutes=service.duration)
+            cleaned["end"] = self.instance.end = service.end_for(start)
         elif start and end and end <= start:
             self.add_error("end", _("The appointment must end after it starts."))
         elif start and not end:

@@ -1,3 +1,5 @@
+import datetime
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -38,3 +40,7 @@ class Service(models.Model):
 
     def __str__(self):
         return self.name
+
+    def end_for(self, start):
+        """When an appointment of this service that begins at ``start`` ends."""
+        return start + datetime.timedelta(minutes=self.duration)

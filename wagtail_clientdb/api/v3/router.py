@@ -9,13 +9,12 @@ with exactly that user's permissions and branch scope; the errors are Wagtail's
 import datetime
 import hashlib
 import json
-from typing import cast
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -477,10 +476,8 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
     """For an existing customer (``customer_id``) or a person (``customer``), found by the
     identity rule among the branch's customers or created, as the booking page does."""
     require(request, Appointment, "add")
+    # The branch is required: viewer_of returns it, or refuses one that is not the user's.
     viewer, branch = viewer_of(request, payload.branch)
-    if not viewer.is_manager and branch is None:
-        raise Http404
-    branch = branch or get_object_or_404(Branch, slug=payload.branch)
     service = Service.objects.offered_by(branch).filter(name=payload.service).first()
     errors = {}
     if service is None:
@@ -510,7 +507,7 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
             )
             try:
                 customer = registration.register(
-                    scope.Viewer(request.user, viewer.is_manager, (branch,)) if not viewer.is_manager else viewer,
+                    viewer,
                     details,
                     source=CustomerSource.API,
                     channel=ConsentChannel.API,
@@ -524,7 +521,7 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
             branch=branch,
             service=service,
             start=payload.start,
-            end=payload.start + datetime.timedelta(minutes=service.duration),
+            end=service.end_for(payload.start),
             source=AppointmentSource.API,
             notes=payload.notes,
             attributes=booking_attributes,
@@ -572,6 +569,6 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
         except ValidationError as refusal:
             raise field_errors({"status": refusal.messages})
     audit(appointment, "edit", request.user, status=payload.status)
-    return appointment_out(cast(Appointment, appointment), response)
+    return appointment_out(appointment, response)
 
 
