@@ -287,6 +287,8 @@ def test_the_cancel_link_works_once_and_refuses_a_tampered_token(client, page, h
     assert "Your appointment is cancelled" in response.content.decode()
     assert Appointment.objects.get().status == "cancelled"
     assert client.post(link).status_code == 409
+    again = client.get(link)  # the link opened again after cancelling
+    assert again.status_code == 409 and "no longer booked" in again.content.decode()
     tampered = link.replace("cancel/", "cancel/x")
     assert client.post(tampered).status_code == 404
     # The freed time is offered again.
@@ -300,6 +302,8 @@ def test_cancelling_too_late_is_refused(client, page, haircut, open_branch, sett
     book(client, page, haircut, at(open_branch, tomorrow(open_branch), 9))
     response = client.post(cancel_link())
     assert response.status_code == 409 and "no longer be cancelled online" in response.content.decode()
+    opened = client.get(cancel_link())
+    assert opened.status_code == 409 and "no longer be cancelled online" in opened.content.decode()
     assert Appointment.objects.get().status == "booked"
 
 

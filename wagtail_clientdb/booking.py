@@ -188,17 +188,21 @@ def cancellation_deadline(appointment):
     return appointment.start - datetime.timedelta(hours=hours)
 
 
+def cancel_refusal(appointment, now=None):
+    """Why the customer can no longer cancel ``appointment`` online, or ``None``."""
+    if appointment.status != AppointmentStatus.BOOKED:
+        return ValidationError(_("This appointment is no longer booked."), code="not_booked")
+    if (now or timezone.now()) > cancellation_deadline(appointment):
+        return ValidationError(_("This appointment can no longer be cancelled online. Please call the branch."), code="too_late")
+    return None
+
+
 @transaction.atomic
 def cancel_by_customer(appointment, now=None):
     """Cancel an online booking from its link; raises ValidationError when it is too late or done."""
     appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
-    now = now or timezone.now()
-    if appointment.status != AppointmentStatus.BOOKED:
-        raise ValidationError(_("This appointment is no longer booked."), code="not_booked")
-    if now > cancellation_deadline(appointment):
-        raise ValidationError(
-            _("This appointment can no longer be cancelled online. Please call the branch."), code="too_late"
-        )
+    if refusal := cancel_refusal(appointment, now):
+        raise refusal
     appointment.status = AppointmentStatus.CANCELLED
     appointment.save(update_fields=["status", "updated_at"])
     return appointment

@@ -227,10 +227,8 @@ def cancel_view(page, request, token):
             context["cancel_refused"] = " ".join(refusal.messages)
         else:
             context["cancelled"] = True
-    elif appointment.status != "booked":
-        context["cancel_refused"] = _("This appointment is no longer booked.")
-    elif timezone.now() > booking.cancellation_deadline(appointment):
-        context["cancel_refused"] = _("This appointment can no longer be cancelled online. Please call the branch.")
+    elif refusal := booking.cancel_refusal(appointment):
+        context["cancel_refused"] = " ".join(refusal.messages)
     return TemplateResponse(request, TEMPLATE, context, status=409 if context.get("cancel_refused") else 200)
 
 
