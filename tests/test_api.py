@@ -512,6 +512,19 @@ def test_a_person_booked_through_the_api_is_checked_like_a_new_customer(api, sta
     assert (Customer.objects.count(), Appointment.objects.count()) == before
 
 
+def test_booking_attributes_are_checked_by_the_attribute_registry(api, staff_a, world, branch_a):
+    make_service("Cut", branch_a, duration=30)
+    AttributeDefinition.objects.create(label="Guests", key="guests", applies_to="booking", field_type="integer")
+    start = (timezone.now() + datetime.timedelta(days=3)).replace(microsecond=0)
+    booking = {"branch": "alpha", "service": "Cut", "start": start.isoformat(), "customer_id": world["local_a"].pk}
+    refused = api(staff_a).send("post", "/appointments/", {**booking, "attributes": {"guests": "many", "colour": "red"}})
+    assert refused.status_code == 422
+    locs = sorted(tuple(error["loc"]) for error in refused.json()["errors"])
+    assert locs == [("body", "payload", "attributes", "colour"), ("body", "payload", "attributes", "guests")]
+    taken = api(staff_a).send("post", "/appointments/", {**booking, "attributes": {"guests": "2"}})
+    assert taken.status_code == 201 and taken.json()["attributes"] == {"guests": 2}
+
+
 def test_rate_limit_per_token(api, manager, world, settings):
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "API_RATE_LIMIT": "3/m"}
     client = api(manager)

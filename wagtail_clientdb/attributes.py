@@ -66,6 +66,22 @@ def values_from_form(form, definitions):
     return values
 
 
+def parse_given(target, given):
+    """Attribute values as a client gives them (key → value; the API) → ``(values, errors)``:
+    the values to store by key (``None`` removes one), and the messages by ``attributes.<key>``."""
+    definitions = {d.key: d for d in active_definitions(target)}
+    values, errors = {}, {}
+    for key, value in given.items():
+        if key not in definitions:
+            errors[f"attributes.{key}"] = [str(_("No such attribute."))]
+            continue
+        try:
+            values[key] = attribute_types.parse_text(definitions[key], value)
+        except ValidationError as error:
+            errors[f"attributes.{key}"] = error.messages
+    return values, errors
+
+
 def merged(stored, values):
     """Stored attribute values with ``values`` applied; ``None`` removes a value."""
     result = dict(stored or {})

@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attribute_types, attributes, overrides, scope, versions
+from . import attributes, overrides, scope, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
@@ -103,17 +103,9 @@ def clean_values(viewer, data):
 
 
 def _attribute_values(given, refuse):
-    definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
-    values = {}
-    for key, value in given.items():
-        definition = definitions.get(key)
-        if definition is None:
-            refuse(f"attributes.{key}", _("No such attribute."))
-            continue
-        try:
-            values[key] = attribute_types.parse_text(definition, value)
-        except ValidationError as error:
-            refuse(f"attributes.{key}", " ".join(error.messages))
+    values, errors = attributes.parse_given(AttributeTarget.CUSTOMER, given)
+    for field, messages in errors.items():
+        refuse(field, " ".join(messages))
     return values
 
 

@@ -535,20 +535,8 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
 
 
 def _booking_attributes(given):
-    definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.BOOKING)}
-    values, errors = {}, {}
-    for key, value in given.items():
-        if key not in definitions:
-            errors[f"attributes.{key}"] = [_("No such attribute.")]
-            continue
-        try:
-            stored = attribute_types.parse_text(definitions[key], value)
-        except ValidationError as error:
-            errors[f"attributes.{key}"] = error.messages
-        else:
-            if stored is not None:
-                values[key] = stored
-    return values, errors
+    values, errors = attributes.parse_given(AttributeTarget.BOOKING, given)
+    return {key: value for key, value in values.items() if value is not None}, errors
 
 
 @router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", summary="Change an appointment's status")
