@@ -225,3 +225,29 @@ def test_second_default_group_gets_a_form_error(login, manager, db):
     assert response.status_code == 200
     assert "already the default group" in str(response.context["form"].errors)
     assert not CustomerGroup.objects.filter(name="Walk-in").exists()
+
+
+def test_a_new_customers_sharing_is_chosen_not_defaulted(login, manager, branch_a):
+    client = login(manager)
+    form = client.get(customer_url("add")).context["form"]
+    assert form["sharing"].value() in (None, "") and form.fields["sharing"].required
+    response = client.post(customer_url("add"), {"first_name": "Nobody", "last_name": "Sees"})
+    assert response.status_code == 200 and "sharing" in response.context["form"].errors
+    response = client.post(customer_url("add"), {"first_name": "Nobody", "last_name": "Sees", "sharing": "specific"})
+    assert "Tick the branches that should see this customer" in " ".join(response.context["form"].errors["share_branches"])
+    assert not Customer.objects.exists()
+    client.post(customer_url("add"), {"first_name": "Some", "last_name": "Sees", "sharing": "specific", "share_branches": [branch_a.pk]})
+    assert list(Customer.objects.get().branches.all()) == [branch_a]
+
+
+def test_the_notice_says_whose_view_the_listing_shows(login, manager, branch_a):
+    client = login(manager)
+    html = client.get(customer_url("list")).content.decode()
+    assert "You are seeing the whole company" in html
+    for response in (
+        client.get(customer_url("list"), {"branch": branch_a.pk}),
+        client.get(customer_url("list_results"), {"branch": branch_a.pk}),  # what the filters fetch
+    ):
+        html = response.content.decode()
+        assert "You are seeing the customers as Alpha Salon sees them" in html
+        assert "You are seeing the whole company" not in html

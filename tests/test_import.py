@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import customer_url, make_customer
 from tests.import_files import csv_bytes, fixture, xlsx_bytes
@@ -203,18 +204,53 @@ def test_preview_lists_every_refused_row_with_line_column_and_reason(login, mana
     assert not Customer.objects.exists()
 
 
-def test_all_or_nothing_by_default(login, manager, hair, since):
+def test_refused_rows_in_the_preview_are_left_out_and_the_page_says_so_before_the_click(login, manager, hair, since):
     client = login(manager)
     job = job_of(upload(client, "mixed.csv", csv_bytes(mixed_rows())))
-    confirm(client, job)
+    page = client.get(customer_url("import_job", job.pk))
+    html = page.content.decode()
+    # No choice that could only be refused: the consequence is written above the button.
+    assert "import_valid_rows" not in page.context["form"].fields
+    assert "Importing now writes 2 new and 0 updated customers and leaves out the 3 refused rows" in html
+    assert "Import the valid rows" in html
+    refused = {row["line"]: row["who"] for row in job.invalid_rows}
+    assert refused == {3: "Bea Kurz", 4: "Carl Lang", 5: "Dora Dorn"}
+    assert "Carl Lang" in html
+    confirm(client, job, sharing="all")
     job.refresh_from_db()
-    assert job.status == "refused"
-    assert not Customer.objects.exists()
+    assert job.status == "imported"
+    assert names() == [("Anna", "Schmidt"), ("Emil", "Ende")]
     report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
     report_rows = list(csv.reader(io.StringIO(report)))
     assert report_rows[0] == ["Line", "First name", "Last name", "Email", "Hair", "Since", "Birthday", "Reason"]
     assert [row[0] for row in report_rows[1:]] == ["3", "4", "5"]
     assert "Hair:" in report_rows[2][-1]
+
+
+def test_all_or_nothing_by_default_and_the_valid_rows_can_follow_after_a_refusal(login, manager):
+    """A file whose preview was clean is imported all or nothing; a row refused only at the
+    import (its customer changed after the preview) refuses it all, and the page then offers
+    to import the valid rows without uploading again."""
+    anna = make_customer(first_name="Anna", email="anna@example.com", shared_with_all_branches=True)
+    client = login(manager)
+    rows = [["Email", "Notes"], ["anna@example.com", "From the file"], ["new@example.com", "New person"]]
+    job = job_of(upload(client, "list.csv", csv_bytes(rows)))
+    page = client.get(customer_url("import_job", job.pk))
+    assert "import_valid_rows" in page.context["form"].fields
+    Customer.objects.filter(pk=anna.pk).update(notes="Typed at the desk", updated_at=timezone.now())
+    confirm(client, job, sharing="all")
+    job.refresh_from_db()
+    assert job.status == "refused" and not Customer.objects.filter(email="new@example.com").exists()
+    html = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert "Nothing was imported: 1 row was refused" in html
+    assert "What importing the valid rows would do" in html and "Import the valid rows" in html
+    confirm(client, job)
+    job.refresh_from_db()
+    assert job.status == "imported"
+    new = Customer.objects.get(email="new@example.com")
+    assert new.shared_with_all_branches  # the sharing chosen at the first confirmation
+    assert Customer.objects.get(pk=anna.pk).notes == "Typed at the desk"
+    assert "Import the valid rows" not in client.get(customer_url("import_job", job.pk)).content.decode()
 
 
 def test_import_valid_rows_and_report_the_rest(login, manager, hair, since):
@@ -253,7 +289,7 @@ def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeyp
     client = login(manager)
     job = job_of(upload(client, "long.csv", csv_bytes(rows)))
     assert job.counts == {"new": 10, "updated": 1, "unchanged": 0, "invalid": 1}
-    assert job.invalid_rows == [{"line": 13, "column": "Email", "message": "The same value as line 3 of this file."}]
+    assert job.invalid_rows == [{"line": 13, "who": "Again", "column": "Email", "message": "The same value as line 3 of this file."}]
     confirm(client, job, import_valid_rows="on", sharing="all")
     assert Customer.objects.count() == 11
     existing.refresh_from_db()
@@ -292,8 +328,8 @@ def test_long_files_are_checked_alike_in_a_helper_process_and_here(login, manage
     job = job_of(upload(client, "lang.csv", csv_bytes(rows)))
     assert job.counts == {"new": 5, "updated": 0, "unchanged": 0, "invalid": 2}
     assert job.invalid_rows == [
-        {"line": 2, "column": "E-Mail", "message": "Bitte gültige E-Mail-Adresse eingeben."},
-        {"line": 7, "column": "Gruppen", "message": "Unbekannte Gruppe: Stammkunden."},
+        {"line": 2, "who": "K0", "column": "E-Mail", "message": "Bitte gültige E-Mail-Adresse eingeben."},
+        {"line": 7, "who": "K5", "column": "Gruppen", "message": "Unbekannte Gruppe: Stammkunden."},
     ]
     confirm(client, job, import_valid_rows="on", sharing="all")
     assert sorted(Customer.objects.values_list("phone", flat=True)) == [f"+49170123456{i}" for i in (1, 2, 3, 4, 6)]
@@ -348,7 +384,7 @@ def test_duplicates_inside_the_file_are_reported(login, manager):
     rows = [["Name", "Email"], ["Anna", "A@example.com"], ["Anna S.", "a@example.com"]]
     job = job_of(upload(login(manager), "dups.csv", csv_bytes(rows)))
     assert job.counts["invalid"] == 1
-    assert job.invalid_rows == [{"line": 3, "column": "Email", "message": "The same value as line 2 of this file."}]
+    assert job.invalid_rows == [{"line": 3, "who": "Anna S.", "column": "Email", "message": "The same value as line 2 of this file."}]
 
 
 def test_two_existing_matches_are_refused_not_guessed(login, manager):
@@ -606,7 +642,7 @@ def test_styled_blank_rows_are_ignored_and_ragged_rows_reported(login, manager):
     rows = [["Name", "Email"], ["Anna", "anna@example.com"], ["", ""], ["Bert", "bert@example.com", "extra"], ["", ""], ["", ""]]
     job = job_of(upload(login(manager), "ragged.csv", csv_bytes(rows)))
     assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 1}
-    assert job.invalid_rows == [{"line": 4, "column": "(row)", "message": "The row has 1 more cells than the header row."}]
+    assert job.invalid_rows == [{"line": 4, "who": "Bert", "column": "(row)", "message": "The row has 1 more cells than the header row."}]
 
 
 def test_german_excel_semicolon_csv_with_decimal_commas(login, manager):

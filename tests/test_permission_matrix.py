@@ -136,7 +136,8 @@ def test_delete_view(login, users, scope_customers, role, name):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_create_makes_global_customers_for_managers_and_local_ones_for_branches(login, users, branch_a, branch_b, role):
-    response = login(users[role]).post(customer_url("add"), {"first_name": "Neu", "last_name": role, "sharing": "specific"})
+    data = {"first_name": "Neu", "last_name": role, "sharing": "specific", "share_branches": [branch_a.pk]}
+    response = login(users[role]).post(customer_url("add"), data)
     created = Customer.objects.filter(last_name=role).first()
     if role == "editor":
         assert response.status_code == 302 and response.url == reverse("wagtailadmin_home")

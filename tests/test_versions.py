@@ -182,8 +182,14 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     anna.refresh_from_db()
     assert anna.notes == "Typed at the desk meanwhile" and not Customer.objects.filter(email="new@example.com").exists()
 
+    # After the refusal the valid rows can still be imported; the changed customer stays refused.
+    client.post(customer_url("import_job", job.pk), {})
+    job.refresh_from_db()
+    assert job.status == "imported" and job.counts["invalid"] == 1
+    assert Customer.objects.filter(email="new@example.com").exists()
+    anna.refresh_from_db()
+    assert anna.notes == "Typed at the desk meanwhile"
     # A fresh preview sees the change; importing it then is what the user confirmed.
-    client.post(customer_url("import_job", job.pk), {})  # refused jobs cannot be confirmed again
     response = client.post(customer_url("import"), {"file": SimpleUploadedFile("list.csv", csv_bytes(rows))})
     job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
     client.post(customer_url("import_job", job.pk), {})

@@ -23,6 +23,8 @@ DEFAULTS = {
     "IMPORT_BACKGROUND_BYTES": 256 * 1024,
     # Exports of more customers are written by a background task and offered for download.
     "EXPORT_BACKGROUND_ROWS": 20_000,
+    # Listings of more customers show PostgreSQL's estimate of their number ("about 680,000").
+    "LISTING_EXACT_COUNT_LIMIT": 10_000,
     # The booking page offers a start time every this many minutes.
     "BOOKING_SLOT_MINUTES": 15,
     # Bookings one IP address may send per hour to the booking pages; more are politely refused.

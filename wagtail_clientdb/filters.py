@@ -73,11 +73,7 @@ class CustomerFilterSet(WagtailFilterSet):
             self.filters["branch"].queryset = Branch.objects.order_by("name")
         else:
             del self.filters["branch"]
-        visible = scope.visible_customers(viewer).values("pk")
-        self.filters["tags"].queryset = (
-            CustomerTag.all_tags.filter(pk__in=TaggedCustomer.objects.filter(content_object__in=visible).values("tag"))
-            .order_by("name")
-        )
+        self.filters["tags"].queryset = scope.tags_of_visible_customers(viewer).order_by("name")
         self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         for definition in self.attribute_definitions:
             name = ATTRIBUTE_FILTER_PREFIX + definition.key

@@ -149,6 +149,17 @@ def visible_customers(viewer, queryset=None):
     return queryset.filter(visible_in_branches_q(viewer.branches))
 
 
+def tags_of_visible_customers(viewer, tags=None):
+    """Tags carried by customers the viewer sees: free-text tags can hold personal data
+    ("Müller family"), so a branch is not shown the tags only other branches' customers carry.
+    One probe per tag (stopping at the first customer seen), not a join of every tagged customer.
+    """
+    from .models import CustomerTag
+
+    tags = CustomerTag.all_tags.all() if tags is None else tags
+    return tags.filter(Exists(visible_customers(viewer).filter(tagged_items__tag=OuterRef("pk"))))
+
+
 def is_visible(viewer, customer):
     return visible_customers(viewer).filter(pk=customer.pk).exists()
 

@@ -150,10 +150,13 @@ class CustomerForm(WagtailAdminModelForm):
             self.fields["sharing"].disabled = True
             self.fields["sharing"].help_text = scope.ALL_BRANCHES_IS_FINAL
             self.fields["share_branches"].disabled = True
-        else:
+        elif instance.pk:
             self.fields["sharing"].initial = SHARING_SPECIFIC
-            if instance.pk:
-                self.fields["share_branches"].initial = list(instance.branches.all())
+            self.fields["share_branches"].initial = list(instance.branches.all())
+        else:
+            # A new customer's sharing is chosen, not defaulted: "specific branches" with none
+            # ticked would make a customer no branch sees.
+            self.fields["sharing"].required = True
         if instance.pk and instance.home_branch_id:
             self.fields["sharing"].help_text = _(
                 "This is a local customer of %(branch)s. Sharing it makes it a customer of the "
@@ -194,6 +197,14 @@ class CustomerForm(WagtailAdminModelForm):
                 scope.check_sharing(self.instance, all_branches=cleaned.get("sharing") == SHARING_ALL)
             except ValidationError as error:
                 self.add_error("sharing", error)
+            if not self.instance.pk and cleaned.get("sharing") == SHARING_SPECIFIC and not cleaned.get("share_branches"):
+                self.add_error(
+                    "share_branches",
+                    ValidationError(
+                        _("Tick the branches that should see this customer, or share it with all branches."),
+                        code="no_branch",
+                    ),
+                )
         if self.instance.pk and not self.errors:
             try:
                 self.check_not_stale()

@@ -72,8 +72,13 @@ class ConfirmForm(forms.Form):
         label=_("Branches"), queryset=Branch.objects.order_by("name"), widget=forms.CheckboxSelectMultiple, required=False
     )
 
-    def __init__(self, *args, is_manager, **kwargs):
+    def __init__(self, *args, is_manager, refused=0, retry=False, **kwargs):
         super().__init__(*args, **kwargs)
-        if not is_manager:
+        if not is_manager or retry:
+            # A retry after a refusal keeps the sharing chosen the first time.
             del self.fields["sharing"]
             del self.fields["share_branches"]
+        if refused or retry:
+            # The preview already refused rows: "all or nothing" could only be refused again,
+            # so the choice is not offered; the page says what importing now leaves out.
+            del self.fields["import_valid_rows"]

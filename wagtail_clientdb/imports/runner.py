@@ -110,6 +110,10 @@ class Outcome:
         self.invalid_rows = []
         self.headers = headers
         self.column_of = {target: headers[i] for i, target in enumerate(targets) if target}
+        self.naming_columns = [
+            [i for i, target in enumerate(targets) if target in kinds]
+            for kinds in ((columns.NAME, columns.FIRST_NAME, columns.LAST_NAME), (columns.EMAIL,), (columns.PHONE,))
+        ]
         self.report_file = tempfile.TemporaryFile()
         self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
         self.report_writer = csv.writer(self.report)
@@ -131,9 +135,17 @@ class Outcome:
             self.counts["invalid"] += 1
             for column, message in messages:
                 if len(self.invalid_rows) < MAX_LISTED_INVALID_ROWS:
-                    self.invalid_rows.append({"line": line, "column": column, "message": message})
+                    self.invalid_rows.append({"line": line, "who": self.who(raws[line]), "column": column, "message": message})
             reason = "; ".join(f"{column}: {message}" for column, message in messages)
             self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], _report_cell(reason)])
+
+    def who(self, raw):
+        """Who a refused row is, as the file says: the name, else the email, else the phone."""
+        for indexes in self.naming_columns:
+            cells = [str(raw[i]).strip() for i in indexes if i < len(raw) and raw[i] not in (None, "")]
+            if any(cells):
+                return " ".join(cell for cell in cells if cell)
+        return ""
 
     def _invalid_messages(self, invalid_row):
         messages = []

@@ -78,13 +78,16 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
     def get_base_queryset(self):
         return listing.listing_queryset(self.viewer, self.display_branch)
 
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "clientdb_location": self.display_branch}
+
     show_export_buttons = True
 
     def get(self, request, *args, **kwargs):
         if self.is_export:
             export_format = request.GET["export"]
             queryset = self.get_queryset()
-            if queryset.count() > conf.get("EXPORT_BACKGROUND_ROWS"):
+            if listing.has_more_than(queryset, conf.get("EXPORT_BACKGROUND_ROWS")):
                 job = exports.start_export_job(request, self.viewer, export_format)
                 return redirect(reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,)))
             filename = f"customers-{timezone.localdate():%Y-%m-%d}"
@@ -100,6 +103,14 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
 
     def order_queryset(self, queryset):
         return listing.order(queryset, self.ordering)
+
+    def get_paginator(self, queryset, per_page, **kwargs):
+        return listing.ListingPaginator(
+            queryset,
+            per_page,
+            rows=self.get_base_queryset(),
+            branch=self.display_branch, ordering=self.ordering, searching=self.is_searching, **kwargs
+        )
 
     @cached_property
     def columns(self):
@@ -379,6 +390,7 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     inspect_view_class = CustomerInspectView
     chooser_viewset_class = CustomerChooserViewSet
     index_template_name = "wagtail_clientdb/customers/index.html"
+    index_results_template_name = "wagtail_clientdb/customers/index_results.html"
     edit_template_name = "wagtail_clientdb/customers/edit.html"
     inspect_template_name = "wagtail_clientdb/customers/inspect.html"
 

@@ -136,21 +136,36 @@ class JobView(ImportViewMixin, FormView):
 
     template_name = "wagtail_clientdb/imports/job.html"
 
+    @property
+    def is_retry(self):
+        """An all-or-nothing import was refused: the valid rows can still be imported."""
+        return self.job.status == JobStatus.REFUSED
+
+    @property
+    def refused_rows(self):
+        return self.job.counts.get("invalid", 0) if self.job.status == JobStatus.PREVIEWED else 0
+
     def get_form(self, form_class=None):
-        return ConfirmForm(**self.get_form_kwargs(), is_manager=self.viewer.is_manager)
+        return ConfirmForm(
+            **self.get_form_kwargs(), is_manager=self.viewer.is_manager, refused=self.refused_rows, retry=self.is_retry
+        )
 
     def form_valid(self, form):
         job = self.job
-        if job.status != JobStatus.PREVIEWED:
+        if job.status not in (JobStatus.PREVIEWED, JobStatus.REFUSED) or not self.has_rows_to_import:
             messages.error(self.request, _("This import cannot be confirmed now."))
             return redirect(url("import_job", job))
-        job.import_valid_rows = form.cleaned_data["import_valid_rows"]
-        if self.viewer.is_manager:
+        job.import_valid_rows = form.cleaned_data.get("import_valid_rows", True)
+        if "sharing" in form.fields:
             job.all_branches = form.cleaned_data.get("sharing") == "all"
             job.share_branch_ids = [branch.pk for branch in form.cleaned_data.get("share_branches") or []]
         job.save(update_fields=["import_valid_rows", "all_branches", "share_branch_ids"])
         start(job, dry_run=False)
         return redirect(url("import_job", job))
+
+    @property
+    def has_rows_to_import(self):
+        return bool(self.job.counts.get("new") or self.job.counts.get("updated"))
 
     def get_context_data(self, **kwargs):
         job = self.job
@@ -162,8 +177,8 @@ class JobView(ImportViewMixin, FormView):
             "report_url": url("import_report", job) if job.report else "",
             "mapping_url": url("import_mapping", job),
             "listing_url": url("list"),
-            "can_confirm": job.status == JobStatus.PREVIEWED
-            and (job.counts.get("new") or job.counts.get("updated")),
+            "can_confirm": job.status in (JobStatus.PREVIEWED, JobStatus.REFUSED) and self.has_rows_to_import,
+            "refused_rows": self.refused_rows,
         }
 
 
