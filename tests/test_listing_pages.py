@@ -158,3 +158,21 @@ def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_r
 
 def test_estimates_are_rounded_to_two_significant_digits():
     assert [listing.round_estimate(n) for n in (679_412, 10_001, 95, 1_234_567)] == [680_000, 10_000, 95, 1_200_000]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="JIT is PostgreSQL's")
+def test_jit_is_off_for_the_listings_own_queries_only(login, staff_a, many_customers):
+    def jit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('jit', 'on', true)")
+    before = jit()
+    assert before == "on"
+    with listing.without_jit(connection):
+        assert jit() == "off"
+    assert jit() == before
+    assert login(staff_a).get(LIST_URL).status_code == 200
+    assert jit() == before  # the test's transaction goes on, as a request's does with ATOMIC_REQUESTS

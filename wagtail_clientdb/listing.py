@@ -142,17 +142,18 @@ def without_jit(connection):
     The planner costs a walk of the name index that stops after the page as a share of the
     whole index, which puts these queries above ``jit_above_cost``: compiling them took
     0.4–0.7 s where running them takes milliseconds. The setting is changed for the
-    current transaction only and put back.
+    current transaction only, and put back when the transaction goes on.
     """
     if connection.vendor != "postgresql":
         yield
         return
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    outer = connection.in_atomic_block
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
         previous = cursor.fetchone()[0]
-        try:
-            yield
-        finally:
+        yield
+        if outer:
+            # The request's own transaction goes on: its other queries keep their setting.
             cursor.execute("SELECT set_config('jit', %s, true)", [previous])
 
 
