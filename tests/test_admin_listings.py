@@ -125,3 +125,39 @@ def test_the_admin_speaks_german_and_french(login, manager, data, language, word
     html = login(manager).get(url("customer")).content.decode()
     for word in words:
         assert word in html
+
+
+def test_an_empty_deletion_queue_says_so_in_plain_words(login, manager, db):
+    html = login(manager).get(url("deletionrequest")).content.decode()
+    assert "No customers are waiting to be deleted." in html
+    assert "to display" not in html
+
+
+def test_appointment_statuses_have_their_own_colours(login, manager, data, branch_a):
+    data["future"].status = "cancelled"
+    data["future"].save()
+    html = login(manager).get(url("appointment"), {"period": "all"}).content.decode()
+    assert "clientdb-status--cancelled" in html and "clientdb-status--completed" in html
+    assert "wagtail_clientdb/css/admin.css" in html
+    from django.contrib.staticfiles import finders
+
+    css = open(finders.find("wagtail_clientdb/css/admin.css")).read()
+    for status in ("booked", "completed", "cancelled", "no_show"):
+        assert f".clientdb-status--{status}" in css
+
+
+def test_the_phone_region_is_chosen_by_country_name_in_the_admins_language(login, make_user):
+    from django.utils import translation
+
+    from wagtail_clientdb.contact import phone_region_choices
+
+    with translation.override("de"):
+        german = dict(phone_region_choices())
+        order = [code for code, _label in phone_region_choices()]
+    assert german["DE"] == "Deutschland (+49)" and german["AT"] == "Österreich (+43)"
+    assert order.index("AT") < order.index("PE")  # "Österreich" among the O's, not after "Z"
+    with translation.override("fr"):
+        assert dict(phone_region_choices())["DE"] == "Allemagne (+49)"
+    settings_url = reverse("wagtailsettings:edit", args=("wagtail_clientdb", "clientdbsettings"))
+    response = login(make_user("owner", is_superuser=True)).get(settings_url, follow=True)
+    assert response.status_code == 200 and "Germany (+49)" in response.content.decode()

@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 PHONE_INVALID_MESSAGE = _(
@@ -95,7 +97,18 @@ def phone_search_terms(query, region):
 
 
 def phone_region_choices():
-    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
-    return [
-        (code, f"{code} (+{phonenumbers.country_code_for_region(code)})") for code in regions
+    """Countries by name in the admin's language ("Deutschland (+49)"), sorted by that name."""
+    try:
+        names = Locale.parse(translation.to_locale(translation.get_language() or "en")).territories
+    except (UnknownLocaleError, ValueError):
+        names = Locale("en").territories
+    choices = [
+        (code, f"{names.get(code, code)} (+{phonenumbers.country_code_for_region(code)})")
+        for code in phonenumbers.SUPPORTED_REGIONS
     ]
+    return sorted(choices, key=lambda choice: _sort_key(choice[1]))
+
+
+def _sort_key(text):
+    """"Österreich" among the O's: accents set aside, case folded."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()

@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.snippets.models import register_snippet
@@ -41,6 +43,11 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
 
 
 register_snippet(ClientDBViewSetGroup)
+
+
+@hooks.register("insert_global_admin_css")
+def admin_css():
+    return format_html('<link rel="stylesheet" href="{}">', static("wagtail_clientdb/css/admin.css"))
 
 
 @hooks.register("register_log_actions")

@@ -39,6 +39,12 @@ def local_time(moment, branch, fmt="SHORT_DATETIME_FORMAT"):
     return formats.date_format(timezone.localtime(moment, branch.zoneinfo), fmt)
 
 
+class AppointmentStatusColumn(StatusTagColumn):
+    """A status tag coloured by the status (``static/wagtail_clientdb/css/admin.css``)."""
+
+    cell_template_name = "wagtail_clientdb/tables/appointment_status_cell.html"
+
+
 def status_buttons(appointment):
     if appointment.status != AppointmentStatus.BOOKED:
         return []
@@ -222,7 +228,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         Column("service", label=gettext_lazy("Service"), sort_key="service__name"),
         Column("branch", label=gettext_lazy("Branch")),
         Column("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
-        StatusTagColumn("status", label=gettext_lazy("Status"), accessor="get_status_display"),
+        AppointmentStatusColumn("status", label=gettext_lazy("Status"), accessor="get_status_display"),
         PostButtonsColumn("actions", status_buttons, label=gettext_lazy("Change status")),
     ]
     ordering = ["-start"]

@@ -1,5 +1,6 @@
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from wagtail.admin import messages
@@ -27,10 +28,19 @@ def describe_errors(request):
     return "; ".join(error["message"] for error in request.errors)
 
 
+class DeletionQueueIndexView(snippet_views.IndexView):
+    @cached_property
+    def no_results_message(self):
+        if self.is_searching or self.is_filtering:
+            return _("No deletion requests match these filters.")
+        return _("No customers are waiting to be deleted.")
+
+
 class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     """The "Customers to delete" queue: open requests with what blocks them, and done ones."""
 
     model = DeletionRequest
+    index_view_class = DeletionQueueIndexView
     icon = "bin"
     menu_label = _("Customers to delete")
     menu_order = 500
