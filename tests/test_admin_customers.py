@@ -251,3 +251,15 @@ def test_the_notice_says_whose_view_the_listing_shows(login, manager, branch_a):
         html = response.content.decode()
         assert "You are seeing the customers as Alpha Salon sees them" in html
         assert "You are seeing the whole company" not in html
+
+
+def test_the_delete_confirmation_counts_the_customers_appointments(login, manager, branch_a):
+    from tests.conftest import make_appointment
+
+    anna = make_customer(first_name="Anna", last_name="Apfel", shared_with_all_branches=True)
+    for days in (-30, -20, -10, 5, 12):
+        make_appointment(anna, branch_a, days=days, status="completed" if days < 0 else "booked")
+    make_appointment(anna, branch_a, days=3, status="cancelled")
+    html = login(manager).get(customer_url("delete", anna.pk)).content.decode()
+    assert "Appointments of this customer: 2 upcoming, 4 past or cancelled." in html
+    assert "referenced" not in html.lower()

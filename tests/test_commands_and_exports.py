@@ -137,3 +137,64 @@ def test_exports_write_dates_in_local_time_to_the_second(login, manager):
     cells = dict(zip(header, row))
     assert cells["Birthday"] == datetime.datetime(1990, 2, 28)  # Excel has no date-only type
     assert cells["Created"] == datetime.datetime(2026, 1, 1, 0, 30, 15)
+
+
+def speak(user, language):
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(user)
+    profile.preferred_language = language
+    profile.save()
+
+
+def csv_export(client, **params):
+    return b"".join(client.get(customer_url("list"), {"export": "csv", **params}).streaming_content).decode("utf-8-sig")
+
+
+@pytest.mark.parametrize("language, separator, other", [("en", ",", ";"), ("de", ";", ","), ("fr", ";", ",")])
+def test_csv_exports_use_the_separator_excel_expects_in_the_users_language(login, manager, language, separator, other):
+    make_customer(first_name="Anna", last_name="Apfel", email="anna@example.com", shared_with_all_branches=True)
+    speak(manager, language)
+    client = login(manager)
+    header = csv_export(client).splitlines()[0]
+    assert header.count(separator) > 5 and other not in header
+    assert csv_export(client, delimiter="comma").splitlines()[0].count(",") > 5
+    assert csv_export(client, delimiter="semicolon").splitlines()[0].count(";") > 5
+    # Both are offered, the language's own first.
+    buttons = [b for b in client.get(customer_url("list")).context["view"].header_more_buttons if "CSV" in str(b.label)]
+    assert [b.url.rsplit("delimiter=", 1)[1] for b in sorted(buttons, key=lambda b: b.priority)] == (
+        ["comma", "semicolon"] if separator == "," else ["semicolon", "comma"]
+    )
+
+
+def test_the_refused_rows_go_back_separated_as_the_upload_was(login, manager):
+    client = login(manager)
+    for delimiter in (";", "\t", ","):
+        rows = [["Name", "Email"], ["Anna", "anna@example.com"], ["Bea", "not-an-email"]]
+        response = client.post(customer_url("import"), {"file": _upload("list.csv", csv_bytes(rows, delimiter=delimiter))})
+        job = _job(response)
+        report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+        assert report.splitlines()[1].startswith(f"3{delimiter}Bea{delimiter}")
+    speak(manager, "de")
+    response = login(manager).post(customer_url("import"), {"file": _upload("list.xlsx", xlsx_bytes([["Name", "Email"], ["Bea", "nope"]]))})
+    report = b"".join(login(manager).get(customer_url("import_report", _job(response).pk)).streaming_content).decode("utf-8-sig")
+    assert report.splitlines()[1].startswith("2;Bea;")
+
+
+def _upload(name, data):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data)
+
+
+def _job(response):
+    from wagtail_clientdb.models import ImportJob
+
+    return ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+
+
+def test_the_export_command_writes_semicolons_when_asked(superuser, capsys):
+    make_customer(first_name="Anna", last_name="Apfel", email="anna@example.com", shared_with_all_branches=True)
+    call_command("clientdb_export", "--delimiter", "semicolon")
+    header = capsys.readouterr().out.lstrip("\ufeff").splitlines()[0]
+    assert header.count(";") > 5 and "," not in header

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db.models import CharField, TextField, Value
 from django.db.models.functions import Cast, TruncSecond
 from django.http import FileResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -27,6 +27,21 @@ from .spreadsheets import SUSPECT_START, clean_xlsx_text, neutralise_csv
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
+
+#: The separators a CSV export can use, by the name its URL parameter gives.
+CSV_DELIMITERS = {"comma": ",", "semicolon": ";"}
+
+
+def default_delimiter(language=None):
+    """The separator Excel expects in the admin user's language: a semicolon where numbers
+    are written with a decimal comma (German, French), otherwise a comma."""
+    decimal_separator = formats.get_format("DECIMAL_SEPARATOR", lang=language or translation.get_language())
+    return ";" if decimal_separator == "," else ","
+
+
+def delimiter_named(name):
+    """The separator a URL parameter asks for; the language's default when it asks for none."""
+    return CSV_DELIMITERS.get(name) or default_delimiter()
 
 
 #: The listing's columns an export reads: values, not model instances, because building
@@ -164,7 +179,7 @@ def _csv_cell(value):
     return _csv_cell(str(value))
 
 
-def stream_csv(queryset, columns=None):
+def stream_csv(queryset, columns=None, delimiter=","):
     """CSV text, chunk by chunk: UTF-8 with a BOM, so that Excel reads umlauts right.
 
     Standard cells are written as they are (the csv module writes ``None`` as empty and
@@ -175,7 +190,7 @@ def stream_csv(queryset, columns=None):
     text_positions = [index for index, target in enumerate(STANDARD_COLUMNS) if target in TEXT_COLUMNS]
     attribute_positions = range(len(STANDARD_COLUMNS), len(columns.headings))
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(columns.headings)
     yield CSV_BOM + buffer.getvalue()
     for rows in columns.row_chunks(queryset):
@@ -217,9 +232,10 @@ def write_xlsx(queryset, output, columns=None):
     workbook.save(output)
 
 
-def csv_response(queryset, filename):
+def csv_response(queryset, filename, delimiter=","):
     # The headings are made now, in the admin user's language; the rows stream later.
-    response = StreamingHttpResponse(stream_csv(queryset, ExportColumns()), content_type="text/csv; charset=utf-8")
+    rows = stream_csv(queryset, ExportColumns(), delimiter)
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 
@@ -236,10 +252,10 @@ def xlsx_response(queryset, filename):
     )
 
 
-def write_file(queryset, export_format, output):
+def write_file(queryset, export_format, output, delimiter=","):
     """Write an export to a binary file object (background exports, the export command)."""
     if export_format == "xlsx":
         write_xlsx(queryset, output)
         return
-    for chunk in stream_csv(queryset):
+    for chunk in stream_csv(queryset, delimiter=delimiter):
         output.write(chunk.encode("utf-8"))

@@ -28,10 +28,11 @@ def start_export_job(request, viewer, export_format):
 
 def run_export_job(job):
     viewer = scope.viewer_for_job(job.created_by, job.branch)
-    queryset = listing.customers_as_listed(viewer, QueryDict(job.query))
+    params = QueryDict(job.query)
+    queryset = listing.customers_as_listed(viewer, params)
     try:
         with tempfile.TemporaryFile() as output:
-            export.write_file(queryset, job.format, output)
+            export.write_file(queryset, job.format, output, export.delimiter_named(params.get("delimiter")))
             output.seek(0)
             job.file.save(f"export.{job.format}", File(output), save=False)
     except Exception:

@@ -21,7 +21,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import conf, scope
+from .. import conf, export, scope
 from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
 from . import checking, columns
 from .reading import FileProblem, open_spreadsheet
@@ -104,7 +104,7 @@ class Outcome:
 
     KINDS = {"new": "new", "update": "updated", "skip": "unchanged"}
 
-    def __init__(self, headers, targets):
+    def __init__(self, headers, targets, delimiter=","):
         self.counts = {"new": 0, "updated": 0, "unchanged": 0, "invalid": 0}
         self.samples = {"new": [], "updated": [], "unchanged": []}
         self.invalid_rows = []
@@ -116,7 +116,7 @@ class Outcome:
         ]
         self.report_file = tempfile.TemporaryFile()
         self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
-        self.report_writer = csv.writer(self.report)
+        self.report_writer = csv.writer(self.report, delimiter=delimiter)
         self.report_writer.writerow([_("Line"), *[_report_cell(header) for header in headers], _("Reason")])
 
     def add(self, result, chunk):
@@ -190,7 +190,8 @@ def run(job, *, dry_run, on_progress=None):
         previewed_at=None if dry_run else job.previewed_at,
     )
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
-    outcome = Outcome(job.headers, targets)
+    # The refused rows go back as the upload came: a CSV's own separator, else the language's.
+    outcome = Outcome(job.headers, targets, delimiter=job.delimiter or export.default_delimiter())
     outcome.started_at = resource.now
 
     def collect(result, chunk):

@@ -10,7 +10,7 @@ from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
-from wagtail.admin.widgets.button import HeaderButton
+from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, conf, deletion, export, exports, listing, overrides, scope
@@ -91,8 +91,9 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 job = exports.start_export_job(request, self.viewer, export_format)
                 return redirect(reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,)))
             filename = f"customers-{timezone.localdate():%Y-%m-%d}"
-            respond = export.csv_response if export_format == "csv" else export.xlsx_response
-            return respond(queryset, filename)
+            if export_format == "csv":
+                return export.csv_response(queryset, filename, export.delimiter_named(request.GET.get("delimiter")))
+            return export.xlsx_response(queryset, filename)
         return super().get(request, *args, **kwargs)
 
     def search_queryset(self, queryset):
@@ -171,6 +172,20 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         return super().get_add_url()
 
     @cached_property
+    def header_more_buttons(self):
+        """Wagtail's downloads, with CSV offered with each separator, the language's first:
+        German and French Excel read semicolons, English Excel commas."""
+        csv_url = self.csv_export_url
+        buttons = [button for button in super().header_more_buttons if button.url != csv_url]
+        first = export.default_delimiter()
+        for priority, (name, delimiter) in enumerate(
+            sorted(export.CSV_DELIMITERS.items(), key=lambda item: item[1] != first), start=100
+        ):
+            label = _("Download CSV (separated by semicolons)") if delimiter == ";" else _("Download CSV (separated by commas)")
+            buttons.append(Button(label, url=f"{csv_url}&delimiter={name}", icon_name="download", priority=priority))
+        return buttons
+
+    @cached_property
     def header_buttons(self):
         buttons = super().header_buttons
         if self.add_url:
@@ -223,14 +238,29 @@ class CustomerDeleteView(ViewerMixin, snippet_views.DeleteView):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
+    def get_usage_url(self):
+        # Wagtail's reference index leaves customers out (its usage pages know no branch
+        # rules), so its "referenced 0 times" would be wrong: the message counts the
+        # appointments instead.
+        return None
+
     @property
     def confirmation_message(self):
-        return _(
-            "Delete “%(customer)s”? The customer disappears at once from every branch without an "
-            "upcoming appointment. Branches with an upcoming appointment keep the customer until the "
-            "last one is cancelled or has taken place; then the customer is deleted. Past appointments "
-            "are kept without personal data."
-        ) % {"customer": self.object}
+        appointments = self.object.appointments.all()
+        upcoming = appointments.upcoming().count()
+        return " ".join(
+            [
+                _(
+                    "Delete “%(customer)s”? The customer disappears at once from every branch without an "
+                    "upcoming appointment. Branches with an upcoming appointment keep the customer until the "
+                    "last one is cancelled or has taken place; then the customer is deleted. Past appointments "
+                    "are kept without personal data."
+                )
+                % {"customer": self.object},
+                _("Appointments of this customer: %(upcoming)s upcoming, %(other)s past or cancelled.")
+                % {"upcoming": upcoming, "other": appointments.count() - upcoming},
+            ]
+        )
 
     def form_valid(self, form):
         request = deletion.request_deletion(self.viewer, self.object)

@@ -17,6 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
         parser.add_argument("--output", help="File to write (required for XLSX).")
+        parser.add_argument("--delimiter", choices=sorted(export.CSV_DELIMITERS), default="comma", help="CSV separator.")
         parser.add_argument("--branch", help="Export what this branch (slug) sees, with its local values.")
         parser.add_argument("--tag", action="append", default=[], help="Only customers with this tag (repeatable).")
         parser.add_argument("--group", action="append", default=[], help="Only customers in this group (repeatable).")
@@ -44,10 +45,10 @@ class Command(BaseCommand):
         queryset = listing.customers_as_listed(viewer, params)
         if options["output"]:
             with open(options["output"], "wb") as output:
-                export.write_file(queryset, options["format"], output)
+                export.write_file(queryset, options["format"], output, export.CSV_DELIMITERS[options["delimiter"]])
             self.stderr.write(f"{queryset.count():,} customers written to {options['output']}.")
         else:
-            for chunk in export.stream_csv(queryset):
+            for chunk in export.stream_csv(queryset, delimiter=export.CSV_DELIMITERS[options["delimiter"]]):
                 sys.stdout.write(chunk)
 
     def _viewer(self, slug):
