@@ -6,7 +6,7 @@ from wagtail import hooks
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
-from . import urls
+from . import dashboard, urls
 from .models import ClientDBLogEntry
 from .models.log_entry import LogModelsInOrder, logged_models
 from .views.appointments import AppointmentViewSet
@@ -43,6 +43,9 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
 
 
 register_snippet(ClientDBViewSetGroup)
+
+
+hooks.register("construct_homepage_panels", dashboard.add_panels)
 
 
 @hooks.register("insert_global_admin_css")

@@ -1,0 +1,58 @@
+"""The dashboard's panels: today's appointments by the branch's clock, blocked deletions and
+the user's recent imports, each scoped like the listings."""
+
+import datetime
+
+from django.urls import reverse
+from django.utils import formats, timezone
+
+from tests.conftest import make_appointment, make_customer
+from wagtail_clientdb import deletion, scope
+from wagtail_clientdb.models import ImportJob
+
+HOME = reverse("wagtailadmin_home")
+
+
+def at_half_past_eleven_today(appointment):
+    """Move an appointment to 11:30 today on its branch's clock."""
+    zone = appointment.branch.zoneinfo
+    start = datetime.datetime.combine(timezone.localdate(timezone=zone), datetime.time(11, 30), tzinfo=zone)
+    appointment.start, appointment.end = start, start + datetime.timedelta(hours=1)
+    appointment.save()
+    return appointment
+
+
+def test_todays_appointments_of_the_users_branch_by_its_clock(login, staff_a, manager, branch_a, branch_b):
+    anna = make_customer(first_name="Anna", last_name="Apfel", shared_with_all_branches=True)
+    at_half_past_eleven_today(make_appointment(anna, branch_a, service="Cut"))
+    at_half_past_eleven_today(make_appointment(anna, branch_b, service="Beard trim"))
+    make_appointment(anna, branch_a, days=3, service="Later")
+    html = login(staff_a).get(HOME).content.decode()
+    assert "Today in Alpha Salon" in html and "data-clientdb-today" in html
+    assert "Cut" in html and formats.time_format(datetime.time(11, 30)) in html
+    assert "Beard trim" not in html and "Later" not in html
+    html = login(manager).get(HOME).content.decode()
+    assert "Cut" in html and "Beard trim" in html and "Beta Salon" in html
+
+
+def test_a_day_without_appointments_says_so_and_a_user_of_no_branch_sees_no_panel(login, staff_a, editor):
+    assert "No appointments today." in login(staff_a).get(HOME).content.decode()
+    assert "clientdb-today" not in login(editor).get(HOME).content.decode()
+
+
+def test_blocked_deletions_are_counted_for_those_who_see_them(login, manager, staff_a, staff_b, branch_a):
+    lena = make_customer(first_name="Lena", home_branch=branch_a)
+    make_appointment(lena, branch_a, days=2)
+    request = deletion.request_deletion(scope.Viewer(staff_a, False, (branch_a,)), lena)
+    assert request.status == "blocked"
+    for user in (manager, staff_a):
+        html = login(user).get(HOME).content.decode()
+        assert "1 customer is waiting to be deleted" in html and "?status=blocked" in html
+    assert "waiting to be deleted" not in login(staff_b).get(HOME).content.decode()
+
+
+def test_recent_imports_are_the_users_own(login, manager, staff_a):
+    ImportJob.objects.create(created_by=manager, original_name="spring.xlsx", status="imported", counts={"new": 4, "updated": 1, "unchanged": 0, "invalid": 2})
+    html = login(manager).get(HOME).content.decode()
+    assert "Your recent customer imports" in html and "spring.xlsx" in html
+    assert "spring.xlsx" not in login(staff_a).get(HOME).content.decode()

@@ -1,0 +1,118 @@
+"""Panels of Wagtail's dashboard: what the customer database asks of its user today.
+
+Each panel shows what the user's viewer sees (:mod:`wagtail_clientdb.scope`) and nothing
+when the user may not see that kind of object.
+"""
+
+import datetime
+
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+from laces.components import Component
+from wagtail.permission_policies.base import ModelPermissionPolicy
+
+from . import scope
+from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
+
+#: How many of today's appointments the panel lists before it links to the rest.
+TODAYS_APPOINTMENTS_SHOWN = 12
+RECENT_IMPORTS_SHOWN = 5
+
+
+def may_view(user, model):
+    return ModelPermissionPolicy(model).user_has_any_permission(user, ["view", "add", "change", "delete"])
+
+
+class DashboardPanel(Component):
+    def __init__(self, request):
+        self.request = request
+
+    @property
+    def viewer(self):
+        return scope.viewer_for_request(self.request)
+
+    def render_html(self, parent_context=None):
+        # ``None`` from get_context_data: nothing to show this user.
+        context = self.get_context_data(parent_context)
+        return get_template(self.template_name).render(context) if context is not None else ""
+
+
+class TodaysAppointmentsPanel(DashboardPanel):
+    """Today's appointments of the user's branch (of every branch for the head office), by
+    the branch's clock."""
+
+    name = "clientdb_todays_appointments"
+    order = 90
+    template_name = "wagtail_clientdb/dashboard/todays_appointments.html"
+
+    def get_context_data(self, parent_context=None):
+        viewer = self.viewer
+        if viewer.sees_nothing or not may_view(self.request.user, Appointment):
+            return None
+        zone = viewer.branch.zoneinfo if viewer.branch else timezone.get_current_timezone()
+        today = timezone.localdate(timezone=zone)
+        start = datetime.datetime.combine(today, datetime.time.min, tzinfo=zone)
+        appointments = scope.visible_appointments(viewer).filter(
+            start__gte=start, start__lt=start + datetime.timedelta(days=1)
+        )
+        shown = list(appointments.select_related("customer", "service", "branch").order_by("start", "pk")[:TODAYS_APPOINTMENTS_SHOWN])
+        return {
+            "appointments": [
+                {
+                    "appointment": appointment,
+                    "time": timezone.localtime(appointment.start, appointment.branch.zoneinfo),
+                    "url": reverse(Appointment.snippet_viewset.get_url_name("inspect"), args=(appointment.pk,)),
+                }
+                for appointment in shown
+            ],
+            "more": max(0, appointments.count() - len(shown)) if len(shown) == TODAYS_APPOINTMENTS_SHOWN else 0,
+            "branch": viewer.branch,
+            "show_branch": viewer.branch is None,
+            "today": today,
+            "listing_url": reverse(Appointment.snippet_viewset.get_url_name("list")),
+        }
+
+
+class BlockedDeletionsPanel(DashboardPanel):
+    """Deletion requests an upcoming appointment blocks: someone asked for them to go."""
+
+    name = "clientdb_blocked_deletions"
+    order = 91
+    template_name = "wagtail_clientdb/dashboard/blocked_deletions.html"
+
+    def get_context_data(self, parent_context=None):
+        if not may_view(self.request.user, DeletionRequest):
+            return None
+        blocked = scope.visible_deletion_requests(self.viewer).filter(status=DeletionStatus.BLOCKED).count()
+        if not blocked:
+            return None
+        return {
+            "blocked": blocked,
+            "queue_url": reverse(DeletionRequest.snippet_viewset.get_url_name("list")) + f"?status={DeletionStatus.BLOCKED}",
+        }
+
+
+class RecentImportsPanel(DashboardPanel):
+    """The user's own latest imports, with how they ended."""
+
+    name = "clientdb_recent_imports"
+    order = 92
+    template_name = "wagtail_clientdb/dashboard/recent_imports.html"
+
+    def get_context_data(self, parent_context=None):
+        if not ModelPermissionPolicy(Customer).user_has_permission(self.request.user, "add"):
+            return None
+        jobs = list(ImportJob.objects.filter(created_by=self.request.user).order_by("-created_at", "-pk")[:RECENT_IMPORTS_SHOWN])
+        if not jobs:
+            return None
+        return {
+            "jobs": [
+                {"job": job, "url": reverse(Customer.snippet_viewset.get_url_name("import_job"), args=(job.pk,))}
+                for job in jobs
+            ]
+        }
+
+
+def add_panels(request, panels):
+    panels += [TodaysAppointmentsPanel(request), BlockedDeletionsPanel(request), RecentImportsPanel(request)]
