@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
 from wagtail_clientdb import booking, deletion, scope
@@ -47,9 +47,16 @@ def test_blocked_in_one_branch_only(login, manager, staff_a, staff_b, branch_a, 
     assert request.status == DeletionStatus.BLOCKED
     assert list(request.blocking_branches.all()) == [branch_a]
     [error] = request.errors
-    local_start = timezone.localtime(appointment.start, branch_a.zoneinfo).strftime("%Y-%m-%d %H:%M")
-    assert error["message"] == f"Alpha Salon: upcoming appointment “Colour” on {local_start}"
-    assert error["appointment"] == appointment.pk
+    local_start = timezone.localtime(appointment.start, branch_a.zoneinfo)
+    assert datetime.datetime.fromisoformat(error["local_start"]) == local_start
+    assert error["appointment"] == appointment.pk and "message" not in error  # facts, not words
+    shown = formats.date_format(local_start, "SHORT_DATETIME_FORMAT")
+    assert deletion.describe_errors(request) == f"Alpha Salon: upcoming appointment “Colour” on {shown}"
+    # Each reader gets the words in their own language, whoever's action blocked it.
+    with translation.override("de"):
+        german = deletion.describe_errors(request)
+        shown = formats.date_format(local_start, "SHORT_DATETIME_FORMAT")
+    assert german == f"Alpha Salon: anstehender Termin „Colour“ am {shown}" and "." in shown
 
     # Gone from B at once, still in A (with a badge), and in the head office's view.
     assert shared.pk not in listed_pks(login(staff_b))

@@ -742,3 +742,19 @@ def test_formulas_with_computed_values_import_the_value_not_the_formula(login, m
     assert job.counts["new"] == 1
     confirm(client, job)
     assert Customer.objects.get().notes == "2"
+
+
+def test_notes_of_an_import_speak_the_readers_language(login, manager, make_user, manager_group):
+    """Kept as source and parameters: a German colleague reads them in German."""
+    from wagtail.users.models import UserProfile
+
+    rows = [["Name", "Email"], ["Anna", "anna@example.com"]]
+    job = job_of(upload(login(manager), "list.csv", csv_bytes(rows, delimiter=";")))
+    assert {"text": "Encoding detected: %(encoding)s.", "params": {"encoding": "utf-8"}} in job.notes
+    html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
+    assert "Encoding detected: utf-8." in html and "Columns separated by: ;" in html
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
+    assert "Encoding detected" not in html and "Erkannte Zeichenkodierung: utf-8." in html

@@ -10,12 +10,13 @@ takes the same lock and refuses customers whose deletion is pending
 (:func:`lock_customer_for_booking`), so a booking and a deletion can never both win.
 """
 
+import datetime
 import logging
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from . import scope
@@ -86,19 +87,33 @@ def process(request, now=None):
 
 
 def blocking_error(appointment):
-    local_start = timezone.localtime(appointment.start, appointment.branch.zoneinfo)
+    """What blocks a deletion, kept as facts: the words are chosen when it is shown
+    (:func:`describe_blocking`), in the language of whoever reads it."""
     return {
         "branch": appointment.branch_id,
         "branch_name": appointment.branch.name,
         "appointment": appointment.pk,
         "start": appointment.start.isoformat(),
+        # The branch's own clock: how the branch knows the appointment.
+        "local_start": timezone.localtime(appointment.start, appointment.branch.zoneinfo).isoformat(),
         "service": appointment.service.name,
-        "message": _("%(branch)s: upcoming appointment “%(service)s” on %(start)s") % {
-            "branch": appointment.branch.name,
-            "service": appointment.service.name,
-            "start": local_start.strftime("%Y-%m-%d %H:%M"),
-        },
     }
+
+
+def describe_blocking(error):
+    """One blocking appointment in the reader's language and date format."""
+    start = datetime.datetime.fromisoformat(error.get("local_start") or error["start"])
+    if "local_start" not in error:
+        start = timezone.localtime(start)
+    return _("%(branch)s: upcoming appointment “%(service)s” on %(start)s") % {
+        "branch": error["branch_name"],
+        "service": error["service"],
+        "start": formats.date_format(start, "SHORT_DATETIME_FORMAT"),
+    }
+
+
+def describe_errors(request):
+    return "; ".join(describe_blocking(error) for error in request.errors)
 
 
 def _delete_customer(customer):

@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
-from .. import conf
+from .. import conf, stored_text
 from .problems import FileProblem
 from .workbook_limits import check_xls, check_xlsx
 
@@ -213,7 +214,7 @@ def _open_csv(stream, encoding, delimiter):
     notes = []
     if not encoding:
         encoding = _detect_encoding(stream)
-        notes.append(_("Encoding detected: %(encoding)s.") % {"encoding": encoding})
+        notes.append(stored_text.keep(gettext_noop("Encoding detected: %(encoding)s."), encoding=encoding))
     elif encoding not in ENCODINGS:
         raise FileProblem(_("Unknown encoding %(encoding)s.") % {"encoding": encoding})
     sample = _text_sample(stream, encoding)
@@ -222,7 +223,10 @@ def _open_csv(stream, encoding, delimiter):
         raise FileProblem(_("This file is not a text (CSV) file. Upload a CSV, XLSX or XLS file."))
     if not delimiter:
         delimiter = _sniff_delimiter(sample)
-        notes.append(_("Columns separated by: %(delimiter)s") % {"delimiter": {",": ",", ";": ";", "\t": "tab"}[delimiter]})
+        if delimiter == "\t":
+            notes.append(stored_text.keep(gettext_noop("Columns separated by tabs.")))
+        else:
+            notes.append(stored_text.keep(gettext_noop("Columns separated by: %(delimiter)s"), delimiter=delimiter))
     elif delimiter not in DELIMITERS:
         raise FileProblem(_("Unknown delimiter."))
     return SpreadsheetFile(stream, CSV, encoding=encoding, delimiter=delimiter, notes=notes)

@@ -20,8 +20,9 @@ from django.core.files import File
 from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
-from .. import conf, export, scope
+from .. import conf, export, scope, stored_text
 from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
 from . import checking, columns
 from .reading import FileProblem, open_spreadsheet
@@ -67,7 +68,9 @@ def inspect_upload(job):
     job.header_row, job.headers, job.targets = header_number, layout.column_names(), layout.targets
     job.notes = list(sheet.notes)
     if layout.header_row is None and columns.looks_like_plain_layout(layout, first_rows):
-        job.notes.append(_("No header row: read as name, phone, email, notes, marketing consent (columns A–E)."))
+        job.notes.append(
+            stored_text.keep(gettext_noop("No header row: read as name, phone, email, notes, marketing consent (columns A–E)."))
+        )
     job.save()
     data_rows = first_rows[layout.first_data_row :]
     if layout.header_row is not None and not data_rows:
@@ -215,7 +218,10 @@ def run(job, *, dry_run, on_progress=None):
         )
     if resource.unreadable_phones:
         outcome.notes = [
-            _("%(count)s phone numbers could not be read; they are kept as typed and marked.") % {"count": resource.unreadable_phones}
+            stored_text.keep(
+                gettext_noop("%(count)s phone numbers could not be read; they are kept as typed and marked."),
+                count=resource.unreadable_phones,
+            )
         ]
     else:
         outcome.notes = []

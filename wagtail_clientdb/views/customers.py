@@ -270,7 +270,7 @@ class CustomerDeleteView(ViewerMixin, snippet_views.DeleteView):
             messages.warning(
                 self.request,
                 _("“%(customer)s” is queued for deletion. Blocked by: %(errors)s")
-                % {"customer": self.object, "errors": "; ".join(e["message"] for e in request.errors)},
+                % {"customer": self.object, "errors": deletion.describe_errors(request)},
             )
         return redirect(self.get_success_url())
 

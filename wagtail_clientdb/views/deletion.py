@@ -24,10 +24,6 @@ def queue_buttons(request):
     ]
 
 
-def describe_errors(request):
-    return "; ".join(error["message"] for error in request.errors)
-
-
 class DeletionQueueIndexView(snippet_views.IndexView):
     @cached_property
     def no_results_message(self):
@@ -49,7 +45,7 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     list_display = [
         Column("customer", label=_("Customer"), accessor=str),
         StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
-        Column("errors", label=_("Blocked by"), accessor=describe_errors),
+        Column("errors", label=_("Blocked by"), accessor=deletion.describe_errors),
         DateColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
         DateColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
         DateColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
@@ -91,4 +87,4 @@ def result_message(request):
         return _("The customer was deleted.")
     if request.status == DeletionStatus.CANCELLED:
         return _("Deletion cancelled: the customer is visible again everywhere it was.")
-    return _("Still blocked: %(errors)s") % {"errors": describe_errors(request)}
+    return _("Still blocked: %(errors)s") % {"errors": deletion.describe_errors(request)}

@@ -22,7 +22,7 @@ from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import conf, scope
+from .. import conf, scope, stored_text
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import runner
 from ..imports.reading import FileProblem
@@ -179,6 +179,7 @@ class JobView(ImportViewMixin, FormView):
             "listing_url": url("list"),
             "can_confirm": job.status in (JobStatus.PREVIEWED, JobStatus.REFUSED) and self.has_rows_to_import,
             "refused_rows": self.refused_rows,
+            "notes": [stored_text.show(note) for note in job.notes],
         }
 
 

@@ -321,7 +321,7 @@ def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text
     with transaction.atomic():
         audit(customer, "delete", request.user)
         queued = deletion.request_deletion(viewer, customer)
-    return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [e["message"] for e in queued.errors]})
+    return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [deletion.describe_blocking(e) for e in queued.errors]})
 
 
 # --- Bulk import of global shared customers ----------------------------------------------------------------

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from wagtail_clientdb import scope
+from wagtail_clientdb import scope, stored_text
 from wagtail_clientdb.imports import columns, runner
 from wagtail_clientdb.imports.reading import CSV, XLS, XLSX, FileProblem
 from wagtail_clientdb.models import Branch, ImportJob, JobStatus
@@ -114,7 +114,7 @@ class Command(BaseCommand):
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         for note in job.notes:
-            self.stdout.write(note)
+            self.stdout.write(stored_text.show(note))
         counts = job.counts
         prefix = "Dry run, nothing written: " if options["dry_run"] else ""
         self.stdout.write(

@@ -17,4 +17,4 @@ class Command(BaseCommand):
         if blocked and options["verbosity"] > 1:
             for request in DeletionRequest.objects.filter(status=DeletionStatus.BLOCKED):
                 for error in request.errors:
-                    self.stdout.write(f"  {request}: {error['message']}")
+                    self.stdout.write(f"  {request}: {deletion.describe_blocking(error)}")

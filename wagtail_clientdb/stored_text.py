@@ -1,0 +1,20 @@
+"""Text kept in the database for later readers (an import's notes): its English source and
+parameters, worded when shown, so that each reader sees it in their own language rather than
+in the language of whoever ran the import.
+
+The source is marked with ``gettext_noop`` where it is written, so that it is translated.
+"""
+
+from django.utils.translation import gettext
+
+
+def keep(source, **params):
+    return {"text": str(source), "params": params}
+
+
+def show(stored):
+    if isinstance(stored, str):
+        # Kept as words by an earlier version.
+        return stored
+    text = gettext(stored["text"])
+    return text % stored["params"] if stored["params"] else text
