@@ -384,6 +384,11 @@ def test_attribute_columns_can_be_shown(login, manager, attribute_people):
     assert labels[-2:] == ["Vip", "Since"]
     html = response.content.decode()
     assert "01/15/2020" in html and ">yes<" in html.replace(" ", "").replace("\n", "")
+    # Columns shown are no filter: no chip, no "N matches", the listing is not "filtered".
+    assert not response.context["is_filtering"] and response.context["view"].active_filters == []
+    assert "matches" not in html
+    filtered = login(manager).get(customer_url("list"), {"show_attributes": ["vip"], "attribute_hair": "fine"})
+    assert filtered.context["is_filtering"] and len(filtered.context["view"].active_filters) == 1
 
 
 def test_inspect_shows_formatted_values(login, manager, attribute_people):

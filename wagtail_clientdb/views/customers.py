@@ -50,6 +50,10 @@ def display_scope(customer):
     return ", ".join(names) if names else _("Head office only")
 
 
+#: Fields of the listing's filter form that choose what is shown, not which customers.
+DISPLAY_CHOICES = {"show_attributes"}
+
+
 class CustomerNameColumn(TitleColumn):
     cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
 
@@ -95,6 +99,17 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 return export.csv_response(queryset, filename, export.delimiter_named(request.GET.get("delimiter")))
             return export.xlsx_response(queryset, filename)
         return super().get(request, *args, **kwargs)
+
+    @cached_property
+    def is_filtering(self):
+        # "Show attribute columns" chooses what is shown, not which customers.
+        changed = set(self.filters.form.changed_data) if self.filters and self.filters.is_valid() else set()
+        return bool(changed - DISPLAY_CHOICES)
+
+    @cached_property
+    def active_filters(self):
+        shown_only = {self.filters.form[name].auto_id for name in DISPLAY_CHOICES if name in self.filters.form.fields}
+        return [active for active in super().active_filters if active.auto_id not in shown_only]
 
     def search_queryset(self, queryset):
         if not self.is_searching:
