@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import listing, scope
+from wagtail_clientdb.checks import name_collation_check
 from wagtail_clientdb.models import CustomerOverride
 
 LIST_URL = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
@@ -176,3 +177,31 @@ def test_jit_is_off_for_the_listings_own_queries_only(login, staff_a, many_custo
     assert jit() == before
     assert login(staff_a).get(LIST_URL).status_code == 200
     assert jit() == before  # the test's transaction goes on, as a request's does with ATOMIC_REQUESTS
+
+
+def test_names_sort_as_people_expect_umlauts_among_their_letters(login, manager, staff_a, branch_a):
+    """SQLite through the app's collation; PostgreSQL by the database's collation, which the
+    check W001 asks to be a linguistic one (CI's test database is C.UTF-8)."""
+    if connection.vendor == "postgresql" and name_collation_check(None, databases=["default"]):
+        pytest.skip("the test database sorts by byte order (check W001 warns about it)")
+    for last in ["Zorn", "Braun", "Böhm", "Özdemir", "Ohm", "Bauer", "Ärger", "Adler", "böhm"]:
+        make_customer(first_name="X", last_name=last, email=f"{last.lower()}@example.com", shared_with_all_branches=True)
+    expected = ["Adler", "Ärger", "Bauer", "Böhm", "böhm", "Braun", "Ohm", "Özdemir", "Zorn"]
+    for user, params in ((manager, {}), (manager, {"branch": branch_a.pk}), (staff_a, {})):
+        client = login(user)
+        names = [c.last_name for c in client.get(LIST_URL, params).context["object_list"]]
+        # "Böhm"/"böhm": equal to people; either order, but next to each other.
+        assert [n.lower() for n in names] == [n.lower() for n in expected]
+        descending = [c.last_name for c in client.get(LIST_URL, {**params, "ordering": "-name"}).context["object_list"]]
+        assert [n.lower() for n in descending] == [n.lower() for n in reversed(expected)]
+    export = b"".join(login(manager).get(LIST_URL, {"export": "csv", "delimiter": "comma"}).streaming_content).decode("utf-8-sig")
+    assert [line.split(",")[1].lower() for line in export.splitlines()[1:]] == [n.lower() for n in expected]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's collation")
+def test_a_byte_order_database_is_warned_about(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        collation = cursor.fetchone()[0]
+    warnings = name_collation_check(None, databases=["default"])
+    assert [w.id for w in warnings] == (["wagtail_clientdb.W001"] if collation.split(".")[0] in ("C", "POSIX") else [])

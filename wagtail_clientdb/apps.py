@@ -9,8 +9,13 @@ class WagtailClientDBAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.db.backends.signals import connection_created
+
         from . import checks, signal_handlers  # noqa: F401
+        from .name_order import register_collation
         from .permissions import register_permission_policies
+
+        connection_created.connect(register_collation, dispatch_uid="clientdb_name_collation")
 
         register_permission_policies()
 

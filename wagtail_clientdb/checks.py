@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from django.apps import apps
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register()
@@ -60,3 +60,29 @@ def private_files_check(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+@register(Tags.database)
+def name_collation_check(app_configs, databases=None, **kwargs):
+    """Names sort by the PostgreSQL database's collation; a byte-order one puts "Böhm" after "Zorn"."""
+    from django.db import connections
+
+    warnings = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            collation = cursor.fetchone()[0]
+        if collation.split(".")[0] in ("C", "POSIX"):
+            warnings.append(
+                Warning(
+                    f"The database '{connection.settings_dict['NAME']}' sorts text by byte order ({collation}): "
+                    "customer names with umlauts or accents sort after Z.",
+                    hint="Create the database with a linguistic collation, e.g. "
+                    "CREATE DATABASE … LC_COLLATE 'de_DE.UTF-8' LC_CTYPE 'de_DE.UTF-8' TEMPLATE template0.",
+                    id="wagtail_clientdb.W001",
+                )
+            )
+    return warnings

@@ -18,6 +18,8 @@ from babel import Locale, UnknownLocaleError
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from . import name_order
+
 PHONE_INVALID_MESSAGE = _(
     "Enter a valid phone number, for example +49 170 1234567 or a national number "
     "of the default phone region (%(region)s)."
@@ -106,9 +108,4 @@ def phone_region_choices():
         (code, f"{names.get(code, code)} (+{phonenumbers.country_code_for_region(code)})")
         for code in phonenumbers.SUPPORTED_REGIONS
     ]
-    return sorted(choices, key=lambda choice: _sort_key(choice[1]))
-
-
-def _sort_key(text):
-    """"Österreich" among the O's: accents set aside, case folded."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+    return sorted(choices, key=lambda choice: name_order.sort_key(choice[1]))

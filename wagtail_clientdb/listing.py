@@ -9,19 +9,20 @@ from contextlib import contextmanager
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, transaction
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Coalesce
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from wagtail.admin.paginator import WagtailPaginator
 
 from . import conf, overrides, scope
+from .name_order import NameKey
 from .models import ClientDBSettings, DeletionRequest, DeletionStatus
 from .search import customer_search_q
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
 ORDERINGS = {
-    "name": [Lower("eff_last_name"), Lower("eff_first_name")],
+    "name": [NameKey("eff_last_name"), NameKey("eff_first_name")],
     "email": ["eff_email"],
     "bookings_count": ["bookings_count"],
     "created_at": ["created_at"],
@@ -162,7 +163,7 @@ def _name_keys(queryset, branch, descending):
     sign = "-" if descending else ""
     order = [f"{sign}key_1", f"{sign}key_2", f"{sign}key_id"]
     if branch is None:
-        own_names = queryset.annotate(key_1=Lower("last_name"), key_2=Lower("first_name"), key_id=F("pk"))
+        own_names = queryset.annotate(key_1=NameKey("last_name"), key_2=NameKey("first_name"), key_id=F("pk"))
         return [Segment([own_names], order)]
     # Annotations, not filters, on the local values: they reuse the listing's join.
     queryset = queryset.annotate(
@@ -171,10 +172,10 @@ def _name_keys(queryset, branch, descending):
     # Customers without a local name here are read from the name index; the few with one
     # (a branch's local values are rare) are sorted by the names the branch sees.
     own_names = queryset.filter(local_last_name__isnull=True, local_first_name__isnull=True).annotate(
-        key_1=Lower("last_name"), key_2=Lower("first_name"), key_id=F("pk")
+        key_1=NameKey("last_name"), key_2=NameKey("first_name"), key_id=F("pk")
     )
     local_names = queryset.filter(Q(local_last_name__isnull=False) | Q(local_first_name__isnull=False)).annotate(
-        key_1=Lower("eff_last_name"), key_2=Lower("eff_first_name"), key_id=F("pk")
+        key_1=NameKey("eff_last_name"), key_2=NameKey("eff_first_name"), key_id=F("pk")
     )
     return [Segment([own_names, local_names], order)]
 
@@ -191,8 +192,8 @@ def _segments(queryset, branch, ordering):
         queryset = queryset.annotate(bookings_here_count=F("bookings_here__count"))
         counted = queryset.filter(bookings_here_count__gt=0).annotate(
             key_1=F("bookings_here_count"),
-            key_2=Lower("eff_last_name"),
-            key_3=Lower("eff_first_name"),
+            key_2=NameKey("eff_last_name"),
+            key_3=NameKey("eff_first_name"),
             key_id=F("pk"),
         )
         with_bookings = Segment([counted], ["-key_1" if descending else "key_1", "key_2", "key_3", "key_id"])
