@@ -18,7 +18,6 @@ from wagtail.models import Site
 
 from tests.conftest import make_customer, make_service
 from wagtail_clientdb import booking
-from wagtail_clientdb.public_booking import BOOKED_SALT
 from wagtail_clientdb.models import (
     Appointment,
     AttributeDefinition,
@@ -30,6 +29,7 @@ from wagtail_clientdb.models import (
     CustomerOverride,
     OpeningHours,
 )
+from wagtail_clientdb.public_booking import BOOKED_SALT
 
 
 CaptureCommits = TestCase.captureOnCommitCallbacks
