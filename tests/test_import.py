@@ -36,7 +36,8 @@ def job_of(response):
 
 
 def confirm(client, job, **data):
-    return client.post(customer_url("import_job", job.pk), data)
+    """Confirm an import; a manager's sharing must be chosen: all branches unless ``data`` says."""
+    return client.post(customer_url("import_job", job.pk), {"sharing": "all", **data})
 
 
 def names():
@@ -758,3 +759,16 @@ def test_notes_of_an_import_speak_the_readers_language(login, manager, make_user
     profile.save()
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
     assert "Encoding detected" not in html and "Erkannte Zeichenkodierung: utf-8." in html
+
+
+def test_a_managers_import_shares_new_customers_by_choice_never_with_nobody(login, manager, branch_a):
+    client = login(manager)
+    job = job_of(upload(client, "list.csv", csv_bytes([["Name", "Email"], ["Anna Apfel", "anna@example.com"]])))
+    assert client.get(customer_url("import_job", job.pk)).context["form"]["sharing"].value() is None
+    response = client.post(customer_url("import_job", job.pk), {})
+    assert response.status_code == 200 and "sharing" in response.context["form"].errors
+    response = client.post(customer_url("import_job", job.pk), {"sharing": "specific"})
+    assert "Tick the branches that should see the new customers" in " ".join(response.context["form"].errors["share_branches"])
+    assert not Customer.objects.exists()
+    client.post(customer_url("import_job", job.pk), {"sharing": "specific", "share_branches": [branch_a.pk]})
+    assert list(Customer.objects.get().branches.all()) == [branch_a]

@@ -22,7 +22,7 @@ def import_rows(client, rows, mapping=None):
     job = ImportJob.objects.get(pk=response.url.rstrip("/").removesuffix("/mapping").split("/")[-1])
     if mapping is not None:
         client.post(customer_url("import_mapping", job.pk), {f"column_{i}": target for i, target in enumerate(mapping)})
-    client.post(customer_url("import_job", job.pk), {"import_valid_rows": "on"})
+    client.post(customer_url("import_job", job.pk), {"import_valid_rows": "on", "sharing": "all"})
     job.refresh_from_db()
     return job
 

@@ -64,7 +64,7 @@ def test_uploads_reports_and_exports_are_kept_privately_under_names_nobody_can_g
     make_customer(first_name="Eva", last_name="Exported", shared_with_all_branches=True)
     client = login(manager)
     job = upload(client)
-    client.post(customer_url("import_job", job.pk), {"import_valid_rows": "on"})
+    client.post(customer_url("import_job", job.pk), {"import_valid_rows": "on", "sharing": "all"})
     job.refresh_from_db()
     exported = export(client, settings)
     names = [job.file.name, job.report.name, exported.file.name]
@@ -139,7 +139,7 @@ def test_files_are_deleted_after_the_retention_period(login, manager, settings):
     # The job page says what happened; the report and the download are gone.
     assert client.get(customer_url("import_report", old_import.pk)).status_code == 404
     assert client.get(customer_url("export_download", old_export.pk)).status_code == 404
-    assert client.post(customer_url("import_job", old_import.pk), {}).status_code in (200, 302)
+    assert client.post(customer_url("import_job", old_import.pk), {"sharing": "all"}).status_code in (200, 302)
     old_import.refresh_from_db()
     assert old_import.status == "failed" and "deleted after 7 days" in old_import.error
 

@@ -175,7 +175,7 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     changed.notes = "Typed at the desk meanwhile"
     changed.save()
 
-    client.post(customer_url("import_job", job.pk), {})
+    client.post(customer_url("import_job", job.pk), {"sharing": "all"})
     job.refresh_from_db()
     assert job.status == "refused"
     assert "changed at" in job.invalid_rows[0]["message"] and "after the preview" in job.invalid_rows[0]["message"]
@@ -183,7 +183,7 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     assert anna.notes == "Typed at the desk meanwhile" and not Customer.objects.filter(email="new@example.com").exists()
 
     # After the refusal the valid rows can still be imported; the changed customer stays refused.
-    client.post(customer_url("import_job", job.pk), {})
+    client.post(customer_url("import_job", job.pk), {"sharing": "all"})
     job.refresh_from_db()
     assert job.status == "imported" and job.counts["invalid"] == 1
     assert Customer.objects.filter(email="new@example.com").exists()
@@ -192,7 +192,7 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     # A fresh preview sees the change; importing it then is what the user confirmed.
     response = client.post(customer_url("import"), {"file": SimpleUploadedFile("list.csv", csv_bytes(rows))})
     job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
-    client.post(customer_url("import_job", job.pk), {})
+    client.post(customer_url("import_job", job.pk), {"sharing": "all"})
     anna.refresh_from_db()
     assert anna.notes == "From the file"
 

@@ -60,12 +60,12 @@ class ConfirmForm(forms.Form):
         required=False,
         help_text=_("Without this, one refused row stops the whole import: nothing is written."),
     )
+    # Chosen, not defaulted: "specific branches" with none ticked would make customers no
+    # branch sees.
     sharing = forms.ChoiceField(
         label=_("Share new customers with"),
         choices=[("specific", _("Specific branches")), ("all", _("All branches (final)"))],
         widget=forms.RadioSelect,
-        initial="specific",
-        required=False,
         help_text=_("Rows with a Branches column use that instead."),
     )
     share_branches = forms.ModelMultipleChoiceField(
@@ -82,3 +82,15 @@ class ConfirmForm(forms.Form):
             # The preview already refused rows: "all or nothing" could only be refused again,
             # so the choice is not offered; the page says what importing now leaves out.
             del self.fields["import_valid_rows"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("sharing") == "specific" and not cleaned.get("share_branches"):
+            self.add_error(
+                "share_branches",
+                forms.ValidationError(
+                    _("Tick the branches that should see the new customers, or share them with all branches."),
+                    code="no_branch",
+                ),
+            )
+        return cleaned
