@@ -198,3 +198,13 @@ def test_the_export_command_writes_semicolons_when_asked(superuser, capsys):
     call_command("clientdb_export", "--delimiter", "semicolon")
     header = capsys.readouterr().out.lstrip("\ufeff").splitlines()[0]
     assert header.count(";") > 5 and "," not in header
+
+
+def test_background_exports_keep_the_separator_asked_for(login, manager, settings):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "EXPORT_BACKGROUND_ROWS": 0}
+    make_customer(first_name="Anna", last_name="Apfel", email="anna@example.com", shared_with_all_branches=True)
+    client = login(manager)
+    client.get(customer_url("list"), {"export": "csv", "delimiter": "semicolon"})
+    job = ExportJob.objects.get()
+    body = b"".join(client.get(customer_url("export_download", job.pk)).streaming_content).decode("utf-8-sig")
+    assert body.splitlines()[0].count(";") > 5 and "," not in body.splitlines()[0]

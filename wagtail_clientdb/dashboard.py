@@ -10,10 +10,12 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from laces.components import Component
-from wagtail.permission_policies.base import ModelPermissionPolicy
+from wagtail.permissions import policy_registry
 
 from . import scope
 from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
+from .permissions import ANY_ACTION
+from .views.appointments import local_time
 
 #: How many of today's appointments the panel lists before it links to the rest.
 TODAYS_APPOINTMENTS_SHOWN = 12
@@ -21,7 +23,7 @@ RECENT_IMPORTS_SHOWN = 5
 
 
 def may_view(user, model):
-    return ModelPermissionPolicy(model).user_has_any_permission(user, ["view", "add", "change", "delete"])
+    return policy_registry.get_by_type(model).user_has_any_permission(user, ANY_ACTION)
 
 
 class DashboardPanel(Component):
@@ -61,7 +63,7 @@ class TodaysAppointmentsPanel(DashboardPanel):
             "appointments": [
                 {
                     "appointment": appointment,
-                    "time": timezone.localtime(appointment.start, appointment.branch.zoneinfo),
+                    "time": local_time(appointment.start, appointment.branch, "TIME_FORMAT"),
                     "url": reverse(Appointment.snippet_viewset.get_url_name("inspect"), args=(appointment.pk,)),
                 }
                 for appointment in shown
@@ -101,7 +103,7 @@ class RecentImportsPanel(DashboardPanel):
     template_name = "wagtail_clientdb/dashboard/recent_imports.html"
 
     def get_context_data(self, parent_context=None):
-        if not ModelPermissionPolicy(Customer).user_has_permission(self.request.user, "add"):
+        if not policy_registry.get_by_type(Customer).user_has_permission(self.request.user, "add"):
             return None
         jobs = list(ImportJob.objects.filter(created_by=self.request.user).order_by("-created_at", "-pk")[:RECENT_IMPORTS_SHOWN])
         if not jobs:

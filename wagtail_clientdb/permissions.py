@@ -13,6 +13,9 @@ from wagtail.permissions import register_permission_policy
 
 from . import scope
 
+#: Any of the model permissions: what a user needs to reach an object at all.
+ANY_ACTION = ("add", "change", "delete", "view")
+
 
 class ScopedPermissionPolicy(ModelPermissionPolicy):
     """Model permissions, on the objects ``visible(viewer)`` returns."""

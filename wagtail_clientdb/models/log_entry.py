@@ -6,10 +6,6 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.models.audit_log import BaseLogEntry, ModelLogEntryManager
 from wagtail.permissions import policy_registry
 
-#: What a log entry's reader must be able to do with its object to see the entry.
-ANY_ACTION = ["add", "change", "delete", "view"]
-
-
 class ClientDBLogEntryManager(ModelLogEntryManager):
     def viewable_by_user(self, user):
         """The entries of objects the user may reach now, by the models' permission policies.
@@ -20,6 +16,8 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
         model permissions too (Wagtail's own check caches its result on the user across log
         models, so it is not used here).
         """
+        from ..permissions import ANY_ACTION
+
         allowed = Q(pk__in=[])
         for model in logged_models():
             policy = policy_registry.get_by_type(model)

@@ -23,9 +23,8 @@ from wagtail.snippets.views import chooser as chooser_views
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
+from ..permissions import ANY_ACTION
 from .common import ProtectedDeleteView
-
-ANY_ACTION = ["add", "change", "delete", "view"]
 
 
 def scoped_object_exists(queryset, pk):

@@ -31,6 +31,7 @@ from wagtail.permissions import policy_registry
 
 from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, listing, matching, registration, scope
 from ...imports.records import import_records
+from ...permissions import ANY_ACTION
 from ...models import (
     ApiIdempotencyKey,
     Appointment,
@@ -48,7 +49,6 @@ from ...models import (
 )
 from . import schemas
 
-ANY_ACTION = ("add", "change", "delete", "view")
 
 
 class TokenRateThrottle(SimpleRateThrottle):
