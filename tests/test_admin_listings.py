@@ -161,3 +161,32 @@ def test_the_phone_region_is_chosen_by_country_name_in_the_admins_language(login
     settings_url = reverse("wagtailsettings:edit", args=("wagtail_clientdb", "clientdbsettings"))
     response = login(make_user("owner", is_superuser=True)).get(settings_url, follow=True)
     assert response.status_code == 200 and "Germany (+49)" in response.content.decode()
+
+
+@pytest.mark.parametrize("model", ["customer", "appointment"])
+def test_header_buttons_keep_their_order_in_every_language(login, manager, model, db):
+    from wagtail.users.models import UserProfile
+
+    client = login(manager)
+    orders = {}
+    for language in ("en", "de", "fr"):
+        profile = UserProfile.get_for_user(manager)
+        profile.preferred_language = language
+        profile.save()
+        buttons = client.get(url(model)).context["view"].get_header_buttons()
+        orders[language] = [button.url or button.icon_name for button in buttons]
+    assert orders["en"] == orders["de"] == orders["fr"]
+    assert orders["en"][0] == url(model, "add")
+
+
+def test_the_export_is_a_labelled_button_not_hidden_behind_dots(login, manager, db):
+    response = login(manager).get(url("customer"))
+    html, view = response.content.decode(), response.context["view"]
+    view_buttons = view.get_header_buttons()
+    export_button = next(button for button in view_buttons if str(button.label) == "Export")
+    assert [str(button.label) for button in sorted(export_button.dropdown_buttons)] == [
+        "Download XLSX", "Download CSV (separated by commas)", "Download CSV (separated by semicolons)"
+    ]
+    assert "Download XLSX" in html and "?export=xlsx" in html
+    # Nothing of the downloads is left in the unlabelled "…" menu.
+    assert not any("export=" in (button.url or "") for button in view.get_header_more_buttons())

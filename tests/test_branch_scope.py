@@ -81,7 +81,7 @@ def test_override_form_shows_local_fields_and_resets_them(login, staff_a, shared
     overrides.save_local_values(shared, branch_a, {"phone_raw": "0170 2222222", "notes": "Prefers mornings"})
     client = login(staff_a)
     form = client.get(customer_url("edit", shared.pk)).context["form"]
-    assert form.initial["phone_raw"] == "0170 2222222"
+    assert form.initial["phone_raw"] == "+49 170 2222222"
     assert dict(form.fields["reset_to_global"].choices).keys() == {"phone_raw", "notes"}
     assert "Global value: +49 170 1111111" in form.fields["phone_raw"].help_text
     # Branch staff editing a global customer only get the fields that can be local.
@@ -95,6 +95,31 @@ def test_override_form_shows_local_fields_and_resets_them(login, staff_a, shared
 
     post_edit(client, shared, {**edit_post(shared), "reset_to_global": ["notes"]})
     assert not CustomerOverride.objects.filter(customer=shared).exists()
+
+
+def test_a_phone_looks_the_same_in_the_listing_the_form_and_the_local_value_hint(
+    login, staff_a, manager, allow_branch_edits, branch_a
+):
+    customer = make_customer(first_name="Tom", last_name="Typed", phone_raw="030 1234567", shared_with_all_branches=True)
+    overrides.save_local_values(customer, branch_a, {"notes": "Local note"})
+    shown = "+49 30 1234567"
+    for user in (manager, staff_a):
+        client = login(user)
+        assert shown in client.get(customer_url("list")).content.decode()
+        form = client.get(customer_url("edit", customer.pk)).context["form"]
+        assert form["phone_raw"].value() == shown
+    overrides.save_local_values(customer, branch_a, {"phone_raw": "0170 2222222"})
+    form = login(staff_a).get(customer_url("edit", customer.pk)).context["form"]
+    assert form["phone_raw"].value() == "+49 170 2222222"
+    assert f"Global value: {shown}" in form.fields["phone_raw"].help_text
+    # Sending the form back as shown changes nothing: not the typed form, not a local value.
+    response = post_edit(login(manager), customer, {**edit_post(customer, phone_raw=shown), "sharing": "all"})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert (customer.phone_raw, customer.phone) == ("030 1234567", "+49301234567")
+    client = login(staff_a)
+    post_edit(client, customer, edit_post(customer, phone_raw="+49 170 2222222", notes="Local note"))
+    assert CustomerOverride.objects.get(customer=customer, branch=branch_a).phone_raw == "0170 2222222"
 
 
 def test_typing_the_global_value_is_no_local_value(shared, branch_a):

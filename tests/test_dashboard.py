@@ -56,3 +56,18 @@ def test_recent_imports_are_the_users_own(login, manager, staff_a):
     html = login(manager).get(HOME).content.decode()
     assert "Your recent customer imports" in html and "spring.xlsx" in html
     assert "spring.xlsx" not in login(staff_a).get(HOME).content.decode()
+
+
+def test_branch_staff_search_customers_not_pages_from_the_dashboard(login, staff_a, manager, django_user_model):
+    listing = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
+    html = login(staff_a).get(HOME).content.decode()
+    assert f'action="{listing}"' in html and "Search customers by name, email or phone" in html
+    # Staff have no pages: Wagtail's page search box is hidden for them, not for page editors.
+    assert "dashboard_without_pages.css" in html
+    superuser = django_user_model.objects.create_superuser("owner", "owner@example.com", "pw")
+    html = login(superuser).get(HOME).content.decode()
+    assert f'action="{listing}"' in html and "dashboard_without_pages.css" not in html
+    # The box finds customers in the listing.
+    make_customer(first_name="Anna", last_name="Apfel", shared_with_all_branches=True)
+    response = login(staff_a).get(listing, {"q": "Apfel"})
+    assert [str(customer) for customer in response.context["object_list"]] == ["Anna Apfel"]

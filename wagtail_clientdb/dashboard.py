@@ -6,10 +6,14 @@ when the user may not see that kind of object.
 
 import datetime
 
+from django.forms import Media
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from laces.components import Component
+from wagtail.admin.auth import user_has_any_page_permission
+from wagtail.admin.forms.search import SearchForm
 from wagtail.permissions import policy_registry
 
 from . import scope
@@ -38,6 +42,29 @@ class DashboardPanel(Component):
         # ``None`` from get_context_data: nothing to show this user.
         context = self.get_context_data(parent_context)
         return get_template(self.template_name).render(context) if context is not None else ""
+
+
+class CustomerSearchPanel(DashboardPanel):
+    """A search box for customers. Users without pages (branch staff) see it instead of
+    Wagtail's "Search all pages" box, which would only lead them to a refusal."""
+
+    name = "clientdb_customer_search"
+    order = 89
+    template_name = "wagtail_clientdb/dashboard/customer_search.html"
+
+    @property
+    def media(self):
+        if user_has_any_page_permission(self.request.user):
+            return Media()
+        return Media(css={"all": ["wagtail_clientdb/css/dashboard_without_pages.css"]})
+
+    def get_context_data(self, parent_context=None):
+        if self.viewer.sees_nothing or not may_view(self.request.user, Customer):
+            return None
+        return {
+            "search_form": SearchForm(placeholder=_("Search customers by name, email or phone…")),
+            "listing_url": reverse(Customer.snippet_viewset.get_url_name("list")),
+        }
 
 
 class TodaysAppointmentsPanel(DashboardPanel):
@@ -117,4 +144,4 @@ class RecentImportsPanel(DashboardPanel):
 
 
 def add_panels(request, panels):
-    panels += [TodaysAppointmentsPanel(request), BlockedDeletionsPanel(request), RecentImportsPanel(request)]
+    panels += [CustomerSearchPanel(request), TodaysAppointmentsPanel(request), BlockedDeletionsPanel(request), RecentImportsPanel(request)]

@@ -47,6 +47,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The booking pages speak the visitor's language (the admin follows each user's own choice).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -75,6 +77,7 @@ TEMPLATES = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français")]
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = "Europe/Berlin"

@@ -6,7 +6,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from .. import attribute_types, attributes, overrides, scope, versions
 from ..consent import record_consent
-from ..contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
+from ..contact import PHONE_INVALID_MESSAGE, format_phone, normalise_email, normalise_text, parse_phone
 from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
 
 SHARING_ALL = "all"
@@ -61,6 +61,13 @@ class CustomerForm(WagtailAdminModelForm):
             }
         super().__init__(*args, **kwargs)
         self.phone_region = ClientDBSettings.load().default_phone_region
+        # The phone is shown as everywhere else (formatted), whatever was typed when it was stored.
+        if self.effective:
+            self.stored_phone = (self.effective.value("phone"), self.effective.value("phone_raw"))
+        else:
+            self.stored_phone = (self.instance.phone, self.instance.phone_raw)
+        if self.instance.pk:
+            self.initial["phone_raw"] = format_phone(*self.stored_phone)
         self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         stored = self.effective.attributes if self.effective else self.instance.attributes
         attributes.add_form_fields(self, self.attribute_definitions, stored)
@@ -128,6 +135,9 @@ class CustomerForm(WagtailAdminModelForm):
                     continue
                 field_name = attributes.FIELD_PREFIX + key
                 global_value = attribute_types.display(definitions[key], (self.instance.attributes or {}).get(key))
+            elif name == "phone_raw":
+                field_name = name
+                global_value = format_phone(self.instance.phone, self.instance.phone_raw)
             else:
                 field_name = name
                 global_value = getattr(self.instance, name)
@@ -181,6 +191,10 @@ class CustomerForm(WagtailAdminModelForm):
         parsed = parse_phone(self.cleaned_data.get("phone_raw"), self.phone_region)
         if not parsed.is_valid:
             raise ValidationError(PHONE_INVALID_MESSAGE, code="invalid_phone", params={"region": self.phone_region})
+        stored_e164, stored_raw = self.stored_phone
+        if parsed.e164 and parsed.e164 == stored_e164:
+            # The same number sent back as shown: keep it as it was typed, not a change.
+            return stored_raw
         return parsed.raw
 
     def clean(self):

@@ -72,9 +72,15 @@ class AppointmentIndexView(snippet_views.IndexView):
 
     @cached_property
     def header_buttons(self):
-        buttons = super().header_buttons
+        # Fixed priorities: Wagtail sorts equal priorities by label, which would reorder the
+        # buttons with the language.
+        buttons = []
+        if self.add_url:
+            buttons.append(HeaderButton(self.add_item_label, url=self.add_url, icon_name="plus", priority=10))
         buttons.append(
-            HeaderButton(_("Week view"), url=reverse(Appointment.snippet_viewset.get_url_name("week")), icon_name="calendar")
+            HeaderButton(
+                _("Week view"), url=reverse(Appointment.snippet_viewset.get_url_name("week")), icon_name="calendar", priority=20
+            )
         )
         return buttons
 

@@ -10,7 +10,7 @@ from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
-from wagtail.admin.widgets.button import Button, HeaderButton
+from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, conf, deletion, export, exports, listing, overrides, scope
@@ -186,26 +186,42 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             return None
         return super().get_add_url()
 
-    @cached_property
-    def header_more_buttons(self):
-        """Wagtail's downloads, with CSV offered with each separator, the language's first:
-        German and French Excel read semicolons, English Excel commas."""
-        csv_url = self.csv_export_url
-        buttons = [button for button in super().header_more_buttons if button.url != csv_url]
+    def export_buttons(self):
+        """The downloads: XLSX, and CSV with each separator, the language's first: German and
+        French Excel read semicolons, English Excel commas."""
+        buttons = [Button(_("Download XLSX"), url=self.xlsx_export_url, icon_name="download", priority=10)]
         first = export.default_delimiter()
         for priority, (name, delimiter) in enumerate(
-            sorted(export.CSV_DELIMITERS.items(), key=lambda item: item[1] != first), start=100
+            sorted(export.CSV_DELIMITERS.items(), key=lambda item: item[1] != first), start=20
         ):
             label = _("Download CSV (separated by semicolons)") if delimiter == ";" else _("Download CSV (separated by commas)")
-            buttons.append(Button(label, url=f"{csv_url}&delimiter={name}", icon_name="download", priority=priority))
+            buttons.append(Button(label, url=f"{self.csv_export_url}&delimiter={name}", icon_name="download", priority=priority))
         return buttons
 
     @cached_property
+    def header_more_buttons(self):
+        # The downloads get their own labelled "Export" button instead of hiding behind "…".
+        export_urls = {self.xlsx_export_url, self.csv_export_url}
+        return [button for button in super().header_more_buttons if button.url not in export_urls]
+
+    @cached_property
     def header_buttons(self):
-        buttons = super().header_buttons
+        # Fixed priorities: Wagtail sorts equal priorities by label, which would reorder the
+        # buttons with the language.
+        buttons = []
         if self.add_url:
+            buttons.append(HeaderButton(self.add_item_label, url=self.add_url, icon_name="plus", priority=10))
             buttons.append(
-                HeaderButton(_("Import"), url=reverse(Customer.snippet_viewset.get_url_name("import")), icon_name="upload")
+                HeaderButton(
+                    _("Import"), url=reverse(Customer.snippet_viewset.get_url_name("import")), icon_name="upload", priority=20
+                )
+            )
+        if self.show_export_buttons:
+            buttons.append(
+                ButtonWithDropdown(
+                    label=_("Export"), icon_name="download", buttons=self.export_buttons(),
+                    classname="w-header-button button button-secondary", priority=30,
+                )
             )
         return buttons
 

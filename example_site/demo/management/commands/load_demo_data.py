@@ -2,7 +2,9 @@
 
 Run after ``migrate``; a second run finds the data and changes nothing. A fixed random
 seed makes every run create the same customers. Appointment dates are relative to today,
-so the demo always has upcoming bookings.
+so the demo always has upcoming bookings. ``--language de`` writes the business's own words
+(groups, services, attributes, notes, tags, pages) in German and sets the demo users' admin
+language to German; the default follows the project's LANGUAGE_CODE.
 """
 
 import datetime
@@ -15,11 +17,13 @@ from typing import NamedTuple
 import phonenumbers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from wagtail.models import Page, Site
+from wagtail.users.models import UserProfile
 
 from demo.models import HomePage
 from wagtail_clientdb import booking_counts
@@ -108,17 +112,47 @@ USERS = [
     ),
 ]
 
-# name, description, is_default
-CUSTOMER_GROUPS = [
-    ("Online bookings", "Customers whose first visit was booked online.", True),
-    ("VIP", "Regulars with priority booking.", False),
-    ("Students", "Student discount with a valid student ID.", False),
-    ("Newsletter", "Receive the monthly newsletter.", False),
-]
+LANGUAGES = ("en", "de")
 
-HAIR_TYPES = ["fine", "normal", "thick", "curly"]
-REFERRALS = ["friend", "instagram", "walk-in", "google"]
-VISIT_REASONS = ["regular trim", "new look", "special occasion", "colour correction"]
+# key: name, description, is_default
+CUSTOMER_GROUPS = {
+    "en": {
+        "online": ("Online bookings", "Customers whose first visit was booked online.", True),
+        "vip": ("VIP", "Regulars with priority booking.", False),
+        "students": ("Students", "Student discount with a valid student ID.", False),
+        "newsletter": ("Newsletter", "Receive the monthly newsletter.", False),
+    },
+    "de": {
+        "online": ("Online-Buchungen", "Kunden, deren erster Besuch online gebucht wurde.", True),
+        "vip": ("VIP", "Stammkunden mit bevorzugter Terminvergabe.", False),
+        "students": ("Studierende", "Studentenrabatt mit gültigem Studierendenausweis.", False),
+        "newsletter": ("Newsletter", "Erhalten den monatlichen Newsletter.", False),
+    },
+}
+
+HAIR_TYPES = {"en": ["fine", "normal", "thick", "curly"], "de": ["fein", "normal", "kräftig", "lockig"]}
+REFERRALS = {"en": ["friend", "instagram", "walk-in", "google"], "de": ["Empfehlung", "Instagram", "Laufkundschaft", "Google"]}
+VISIT_REASONS = {
+    "en": ["regular trim", "new look", "special occasion", "colour correction"],
+    "de": ["Nachschneiden", "neuer Look", "besonderer Anlass", "Farbkorrektur"],
+}
+
+# The attributes' words in German, by key (the keys stay the same in every language).
+ATTRIBUTE_WORDS_DE = {
+    "hair_type": {"label": "Haartyp"},
+    "customer_number": {
+        "label": "Kundennummer", "regex_error_message": "Kundennummern sehen so aus: K-12345.",
+        "help_text": "Die Nummer auf der Treuekarte.",
+    },
+    "allergies": {"label": "Allergien", "help_text": "Alles, was vor dem Färben bekannt sein muss."},
+    "referral": {"label": "Aufmerksam geworden durch", "help_text": "Wie der Kunde uns gefunden hat."},
+    "patch_test": {"label": "Letzter Allergietest", "help_text": "Vor dem Färben nötig; sechs Monate gültig."},
+    "quiet_appointment": {"label": "Wünscht einen ruhigen Termin"},
+    "colour_formula": {"label": "Farbrezeptur"},
+    "reason": {"label": "Anlass des Besuchs"},
+    "processing_minutes": {"label": "Einwirkzeit (Minuten)"},
+    "retail_sale": {"label": "Verkaufte Produkte (EUR)"},
+}
 
 ATTRIBUTES = [
     {
@@ -166,6 +200,17 @@ ATTRIBUTES = [
     },
 ]
 
+
+
+def attribute_definitions(language):
+    """The attribute definitions in ``language``: choices and words translated, keys kept."""
+    for definition in ATTRIBUTES:
+        definition = {**definition, "choices": definition.get("choices", {}).get(language, [])}
+        if language == "de":
+            definition.update(ATTRIBUTE_WORDS_DE[definition["key"]])
+        yield definition
+
+
 FIRST_NAMES = [
     "Anna", "Jürgen", "Sören", "Jörg", "Björn", "Käthe", "Günter", "Lea", "Mia", "Emma", "Hannah", "Sophie",
     "Lena", "Marie", "Laura", "Julia", "Sarah", "Katrin", "Petra", "Sabine", "Ute", "Renate", "Lukas", "Leon",
@@ -188,15 +233,30 @@ PHONE_FORMATS = [
     "+49{prefix}{number}", "(0{prefix}) {number}", "0{prefix}-{number}",
 ]
 UNREADABLE_PHONES = ["ask at desk", "see old card", "n/a"]
-TAGS = ["blonde", "regular", "colour", "kids", "sensitive scalp", "late-payer"]
-CUSTOMER_NOTES = [
-    "Prefers Saturday mornings.",
-    "Likes a strong coffee while waiting.",
-    "Always books together with her sister.",
-    "Sensitive to strong fragrances.",
-    "Wants the same cut as last time, no experiments.",
-]
-ALLERGIES = ["PPD (hair dye)", "Latex gloves", "Nickel", "Fragrances in styling products"]
+TAGS = {
+    "en": ["blonde", "regular", "colour", "kids", "sensitive scalp", "late-payer"],
+    "de": ["blond", "Stammkunde", "Farbe", "Kinder", "empfindliche Kopfhaut", "zahlt spät"],
+}
+CUSTOMER_NOTES = {
+    "en": [
+        "Prefers Saturday mornings.",
+        "Likes a strong coffee while waiting.",
+        "Always books together with her sister.",
+        "Sensitive to strong fragrances.",
+        "Wants the same cut as last time, no experiments.",
+    ],
+    "de": [
+        "Kommt am liebsten samstagvormittags.",
+        "Trinkt beim Warten gern einen starken Kaffee.",
+        "Bucht immer zusammen mit ihrer Schwester.",
+        "Empfindlich gegen starke Düfte.",
+        "Möchte denselben Schnitt wie letztes Mal, keine Experimente.",
+    ],
+}
+ALLERGIES = {
+    "en": ["PPD (hair dye)", "Latex gloves", "Nickel", "Fragrances in styling products"],
+    "de": ["PPD (Haarfarbe)", "Latexhandschuhe", "Nickel", "Duftstoffe in Stylingprodukten"],
+}
 SOURCE_WEIGHTS = {
     CustomerSource.MANUAL: 40,
     CustomerSource.IMPORT: 30,
@@ -204,17 +264,17 @@ SOURCE_WEIGHTS = {
     CustomerSource.API: 10,
 }
 
-# service: minutes
+# key: minutes, English name, German name
 SERVICES = {
-    "Cut & blow-dry": 60,
-    "Men's cut": 30,
-    "Beard trim": 30,
-    "Kids' cut": 30,
-    "Blow-dry": 45,
-    "Colour": 120,
-    "Highlights": 150,
+    "cut": (60, "Cut & blow-dry", "Schneiden & Föhnen"),
+    "mens_cut": (30, "Men's cut", "Herrenschnitt"),
+    "beard": (30, "Beard trim", "Bart trimmen"),
+    "kids_cut": (30, "Kids' cut", "Kinderschnitt"),
+    "blow_dry": (45, "Blow-dry", "Föhnen"),
+    "colour": (120, "Colour", "Färben"),
+    "highlights": (150, "Highlights", "Strähnchen"),
 }
-COLOUR_SERVICES = {"Colour", "Highlights"}
+COLOUR_SERVICES = {"colour", "highlights"}
 COLOUR_SHADES = ["5/66", "6/0", "7/1", "8/3", "9/13"]
 OXIDANTS = ["6%", "9%"]
 APPOINTMENT_SOURCE_WEIGHTS = {
@@ -228,19 +288,36 @@ PAST_STATUS_WEIGHTS = {
     AppointmentStatus.CANCELLED: 10,
     AppointmentStatus.NO_SHOW: 5,
 }
-APPOINTMENT_NOTES = ["Running 10 minutes late, called ahead.", "Bring the colour chart.", "Paid by card."]
+APPOINTMENT_NOTES = {
+    "en": ["Running 10 minutes late, called ahead.", "Bring the colour chart.", "Paid by card."],
+    "de": ["Kommt 10 Minuten später, hat angerufen.", "Farbkarte bereitlegen.", "Mit Karte bezahlt."],
+}
+OXIDANT_WORD = {"en": "oxidant", "de": "Oxidationsmittel"}
 OPENS, CLOSES = 9, 18
 #: Chairs per salon: how many appointments at once.
 PARALLEL_BOOKINGS = 3
 
-# branch slug, local note: what a branch keeps for itself about a shared customer
+# branch slug, local note (en, de): what a branch keeps for itself about a shared customer
 LOCAL_VALUES = [
-    ("mitte", "Mitte: books with Jürgen only."),
-    ("mitte", "Mitte: new mobile number given at the desk."),
-    ("altona", "Altona: parks in the courtyard, give them the gate code."),
-    ("altona", "Altona: prefers the window seat."),
-    ("mitte", "Mitte: pays the invoice monthly."),
+    ("mitte", "Mitte: books with Jürgen only.", "Mitte: bucht nur bei Jürgen."),
+    ("mitte", "Mitte: new mobile number given at the desk.", "Mitte: neue Handynummer am Empfang angegeben."),
+    ("altona", "Altona: parks in the courtyard, give them the gate code.", "Altona: parkt im Hof, Torcode mitgeben."),
+    ("altona", "Altona: prefers the window seat.", "Altona: sitzt am liebsten am Fenster."),
+    ("mitte", "Mitte: pays the invoice monthly.", "Mitte: zahlt die Rechnung monatlich."),
 ]
+
+PAGES = {
+    "en": {
+        "intro": "<p>Four salons, one team. Book your next appointment online.</p>",
+        "booking_title": "Book in {branch}",
+        "booking_intro": "<p>Choose a service and a time; we look forward to seeing you.</p>",
+    },
+    "de": {
+        "intro": "<p>Vier Salons, ein Team. Buchen Sie Ihren nächsten Termin online.</p>",
+        "booking_title": "Termin in {branch} buchen",
+        "booking_intro": "<p>Wählen Sie eine Leistung und eine Uhrzeit – wir freuen uns auf Sie.</p>",
+    },
+}
 
 # German spelling for the umlauts; other accents are dropped.
 EMAIL_SPELLING = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i"})
@@ -305,10 +382,18 @@ def slot(rng, day, minutes, branch):
 class Command(BaseCommand):
     help = "Load the demo data of the example site (skipped when it is already there)."
 
+    def add_arguments(self, parser):
+        default = settings.LANGUAGE_CODE.split("-")[0]
+        parser.add_argument(
+            "--language", choices=LANGUAGES, default=default if default in LANGUAGES else "en",
+            help="Language of the demo's own words and of the demo users' admin (default: the project's LANGUAGE_CODE).",
+        )
+
     def handle(self, *args, **options):
         if Branch.objects.filter(slug="mitte").exists():
             self.stdout.write("Demo data already loaded; nothing to do.")
             return
+        self.language = options["language"]
         started = time.monotonic()
         self.load(random.Random(SEED))
         seconds = time.monotonic() - started
@@ -329,16 +414,19 @@ class Command(BaseCommand):
                 OpeningHours(branch=branch, weekday=weekday, opens=datetime.time(OPENS), closes=datetime.time(CLOSES))
                 for weekday in range(6)  # closed on Sundays
             )
-        services = {name: Service.objects.create(name=name, duration=minutes) for name, minutes in SERVICES.items()}
+        services = {
+            key: Service.objects.create(name=english if self.language == "en" else german, duration=minutes)
+            for key, (minutes, english, german) in SERVICES.items()
+        }
         for service in services.values():
             service.branches.set(branches.values())
         self.create_pages(branches)
         staff_by_branch = self.create_users(branches)
         customer_groups = {
-            name: CustomerGroup.objects.create(name=name, description=description, is_default=is_default)
-            for name, description, is_default in CUSTOMER_GROUPS
+            key: CustomerGroup.objects.create(name=name, description=description, is_default=is_default)
+            for key, (name, description, is_default) in CUSTOMER_GROUPS[self.language].items()
         }
-        for order, definition in enumerate(ATTRIBUTES):
+        for order, definition in enumerate(attribute_definitions(self.language)):
             AttributeDefinition.objects.create(sort_order=order, **definition)
         customers = [
             self.create_customer(rng, list(branches.values()), customer_groups) for _ in range(CUSTOMER_COUNT)
@@ -363,7 +451,7 @@ class Command(BaseCommand):
             instance=HomePage(
                 title="Salon Schnitt & Co",
                 slug="salon",
-                intro="<p>Four salons, one team. Book your next appointment online.</p>",
+                intro=PAGES[self.language]["intro"],
             )
         )
         site.root_page = home
@@ -372,10 +460,10 @@ class Command(BaseCommand):
         for slug, branch in branches.items():
             home.add_child(
                 instance=BookingPage(
-                    title=f"Book in {branch.name}",
+                    title=PAGES[self.language]["booking_title"].format(branch=branch.name),
                     slug=slug,
                     branch=branch,
-                    intro="<p>Choose a service and a time; we look forward to seeing you.</p>",
+                    intro=PAGES[self.language]["booking_intro"],
                     confirmation_text=f"<p>{branch.name}, {branch.address.replace(chr(10), ', ')}.</p>",
                 )
             )
@@ -397,9 +485,14 @@ class Command(BaseCommand):
                 "last_name": demo_user.last_name,
             }
             if demo_user.group is None:
-                User.objects.create_superuser(**fields)
+                user = User.objects.create_superuser(**fields)
+            else:
+                user = User.objects.create_user(**fields)
+            profile = UserProfile.get_for_user(user)
+            profile.preferred_language = self.language
+            profile.save()
+            if demo_user.group is None:
                 continue
-            user = User.objects.create_user(**fields)
             user.groups.add(groups[demo_user.group])
             for slug in demo_user.branches:
                 BranchMembership.objects.create(user=user, branch=branches[slug])
@@ -429,7 +522,7 @@ class Command(BaseCommand):
             email=email_address(rng, first_name, last_name) if rng.random() < 0.9 else "",
             phone_raw=phone_as_typed(rng),
             birthday=birthday,
-            notes=rng.choice(CUSTOMER_NOTES) if rng.random() < 0.15 else "",
+            notes=rng.choice(CUSTOMER_NOTES[self.language]) if rng.random() < 0.15 else "",
             attributes=self.customer_attributes(rng),
             source=source,
             home_branch=home_branch,
@@ -447,13 +540,13 @@ class Command(BaseCommand):
         gives_consent = rng.random() < 0.5
         if gives_consent:
             record_consent(customer, True, ConsentChannel.IMPORT)
-        groups = [name for name, share in (("VIP", 0.08), ("Students", 0.1)) if rng.random() < share]
+        groups = [key for key, share in (("vip", 0.08), ("students", 0.1)) if rng.random() < share]
         if source == CustomerSource.ONLINE_BOOKING:
-            groups.append("Online bookings")
+            groups.append("online")
         if gives_consent and rng.random() < 0.6:
-            groups.append("Newsletter")
-        customer.groups.set(customer_groups[name] for name in groups)
-        tags = rng.sample(TAGS, rng.choices((0, 1, 2), weights=(50, 35, 15))[0])
+            groups.append("newsletter")
+        customer.groups.set(customer_groups[key] for key in groups)
+        tags = rng.sample(TAGS[self.language], rng.choices((0, 1, 2), weights=(50, 35, 15))[0])
         if tags:
             customer.tags.add(*tags)
         return customer, visited_branches
@@ -462,13 +555,13 @@ class Command(BaseCommand):
         """Attribute values in their stored form: strings, ISO dates, booleans."""
         attributes = {}
         if rng.random() < 0.7:
-            attributes["hair_type"] = rng.choice(HAIR_TYPES)
+            attributes["hair_type"] = rng.choice(HAIR_TYPES[self.language])
         if rng.random() < 0.6:
             attributes["customer_number"] = f"K-{rng.randint(1000, 999999)}"
         if rng.random() < 0.08:
-            attributes["allergies"] = rng.choice(ALLERGIES)
+            attributes["allergies"] = rng.choice(ALLERGIES[self.language])
         if rng.random() < 0.5:
-            attributes["referral"] = rng.choice(REFERRALS)
+            attributes["referral"] = rng.choice(REFERRALS[self.language])
         if rng.random() < 0.25:
             today = timezone.localdate()
             attributes["patch_test"] = random_date(rng, today - datetime.timedelta(days=365), today).isoformat()
@@ -488,7 +581,7 @@ class Command(BaseCommand):
                 day, status = salon_day(today, rng.randint(1, 30)), AppointmentStatus.BOOKED
             else:
                 day, status = salon_day(today, -rng.randint(1, 540)), pick(rng, PAST_STATUS_WEIGHTS)
-            start, end = slot(rng, day, SERVICES[service], branch)
+            start, end = slot(rng, day, SERVICES[service][0], branch)
             yield Appointment(
                 customer=customer,
                 branch=branch,
@@ -499,16 +592,17 @@ class Command(BaseCommand):
                 status=status,
                 source=pick(rng, APPOINTMENT_SOURCE_WEIGHTS),
                 attributes=self.booking_attributes(rng, service, status),
-                notes=rng.choice(APPOINTMENT_NOTES) if rng.random() < 0.1 else "",
+                notes=rng.choice(APPOINTMENT_NOTES[self.language]) if rng.random() < 0.1 else "",
             )
 
     def booking_attributes(self, rng, service, status):
         """Attribute values in their stored form: strings, integers, decimals as strings."""
         attributes = {}
         if rng.random() < 0.6:
-            attributes["reason"] = rng.choice(VISIT_REASONS)
+            attributes["reason"] = rng.choice(VISIT_REASONS[self.language])
         if service in COLOUR_SERVICES:
-            attributes["colour_formula"] = f"{rng.choice(COLOUR_SHADES)} + {rng.choice(OXIDANTS)} oxidant"
+            oxidant = OXIDANT_WORD[self.language]
+            attributes["colour_formula"] = f"{rng.choice(COLOUR_SHADES)} + {rng.choice(OXIDANTS)} {oxidant}"
             attributes["processing_minutes"] = rng.choice((25, 30, 35, 40, 45))
         if status == AppointmentStatus.COMPLETED and rng.random() < 0.2:
             attributes["retail_sale"] = rng.choice(["12.50", "18.90", "24.90", "32.00"])
@@ -519,7 +613,8 @@ class Command(BaseCommand):
         settings = ClientDBSettings.load()
         settings.branches_may_edit_global_customers = True
         settings.save()
-        for customer, (slug, note) in zip(rng.sample(shared_customers, len(LOCAL_VALUES)), LOCAL_VALUES):
+        for customer, (slug, english, german) in zip(rng.sample(shared_customers, len(LOCAL_VALUES)), LOCAL_VALUES):
+            note = english if self.language == "en" else german
             save_local_values(customer, branches[slug], {"phone_raw": mobile_number(rng), "notes": note})
 
     def print_logins(self):
