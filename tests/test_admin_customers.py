@@ -234,7 +234,7 @@ def test_a_new_customers_sharing_is_chosen_not_defaulted(login, manager, branch_
     response = client.post(customer_url("add"), {"first_name": "Nobody", "last_name": "Sees"})
     assert response.status_code == 200 and "sharing" in response.context["form"].errors
     response = client.post(customer_url("add"), {"first_name": "Nobody", "last_name": "Sees", "sharing": "specific"})
-    assert "Tick the branches that should see this customer" in " ".join(response.context["form"].errors["share_branches"])
+    assert "Choose the branches that should see the new customer" in " ".join(response.context["form"].errors["share_branches"])
     assert not Customer.objects.exists()
     client.post(customer_url("add"), {"first_name": "Some", "last_name": "Sees", "sharing": "specific", "share_branches": [branch_a.pk]})
     assert list(Customer.objects.get().branches.all()) == [branch_a]

@@ -190,6 +190,15 @@ def test_create_validates_and_scopes_like_the_admin(api, manager, staff_a, world
     response = api(manager).send("post", "/customers/", {"first_name": "Global", "shared_with_all_branches": True, "external_id": "X-1"})
     assert response.status_code == 201 and response.json()["scope"]["kind"] == "all_branches"
 
+    # A manager's new customer is shared with all branches or some: one no branch sees is refused,
+    # with the same rule (and words) as the admin's form.
+    before = Customer.objects.count()
+    response = api(manager).send("post", "/customers/", {"first_name": "Nobody"})
+    assert response.status_code == 422 and "Choose the branches that should see the new customer" in response.content.decode()
+    assert Customer.objects.count() == before
+    response = api(manager).send("post", "/customers/", {"first_name": "Alpha only", "branches": ["alpha"]})
+    assert response.status_code == 201 and response.json()["scope"] == {"kind": "specific_branches", "branches": ["alpha"]}
+
 
 @pytest.mark.parametrize(
     "payload, field",

@@ -50,9 +50,20 @@ def test_import_command_as_a_branch_and_all_or_nothing(superuser, tmp_path, bran
 
 def test_import_command_refuses_bad_files_and_wrong_formats(superuser, tmp_path):
     with pytest.raises(CommandError, match="PNG"):
-        call_command("clientdb_import", write(tmp_path, "x.xlsx", b"\x89PNG\r\n\x1a\n" + b"0" * 50))
+        call_command("clientdb_import", write(tmp_path, "x.xlsx", b"\x89PNG\r\n\x1a\n" + b"0" * 50), "--all-branches")
     with pytest.raises(CommandError, match="not XLSX"):
-        call_command("clientdb_import", write(tmp_path, "x.xlsx", csv_bytes([["Name"], ["Anna"]])), "--format", "xlsx")
+        call_command("clientdb_import", write(tmp_path, "x.xlsx", csv_bytes([["Name"], ["Anna"]])), "--format", "xlsx", "--all-branches")
+
+
+def test_the_head_offices_import_command_chooses_the_sharing_of_new_customers(superuser, tmp_path, branch_a):
+    path = write(tmp_path, "k.csv", csv_bytes([["Name", "Email"], ["Anna", "anna@example.com"]]))
+    with pytest.raises(CommandError, match="Choose the branches that should see the new customers"):
+        call_command("clientdb_import", path)
+    with pytest.raises(CommandError, match="No branch with the slug nowhere"):
+        call_command("clientdb_import", path, "--share-with", "alpha", "nowhere")
+    assert not Customer.objects.exists()
+    call_command("clientdb_import", path, "--all-branches")
+    assert Customer.objects.get().shared_with_all_branches
 
 
 def test_export_command(superuser, branch_a, branch_b, tmp_path, capsys):

@@ -768,7 +768,7 @@ def test_a_managers_import_shares_new_customers_by_choice_never_with_nobody(logi
     response = client.post(customer_url("import_job", job.pk), {})
     assert response.status_code == 200 and "sharing" in response.context["form"].errors
     response = client.post(customer_url("import_job", job.pk), {"sharing": "specific"})
-    assert "Tick the branches that should see the new customers" in " ".join(response.context["form"].errors["share_branches"])
+    assert "Choose the branches that should see the new customers" in " ".join(response.context["form"].errors["share_branches"])
     assert not Customer.objects.exists()
     client.post(customer_url("import_job", job.pk), {"sharing": "specific", "share_branches": [branch_a.pk]})
     assert list(Customer.objects.get().branches.all()) == [branch_a]

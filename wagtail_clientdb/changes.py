@@ -133,6 +133,11 @@ def create_customer(viewer, values, *, source, channel, user):
     """A new customer with ``values`` (from :func:`clean_values`), scoped to its creator."""
     _require_identity(values)
     _check_external_id(values.get("external_id"), None)
+    if viewer.is_manager:
+        try:
+            scope.require_a_branch(all_branches=values.get("shared_with_all_branches"), branches=values.get("branches"))
+        except ValidationError as error:
+            raise Refused({"branches": error.messages})
     customer = Customer(
         source=source,
         **{name: values[name] for name in ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id") if name in values},

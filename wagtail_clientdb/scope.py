@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import Branch, BranchMembership, ClientDBSettings, Customer, DeletionRequest, DeletionStatus, Service
 
@@ -218,6 +219,20 @@ def apply_new_customer_scope(viewer, customer):
         raise PermissionDenied(_("You are not a member of any branch, so you cannot add customers."))
     customer.home_branch = viewer.branch
     customer.shared_with_all_branches = False
+
+
+def require_a_branch(*, all_branches, branches, count=1):
+    """A manager's new customers are shared with all branches or with at least one branch:
+    "specific branches" with none would make customers that no branch sees."""
+    if not all_branches and not branches:
+        raise ValidationError(
+            ngettext(
+                "Choose the branches that should see the new customer, or share it with all branches.",
+                "Choose the branches that should see the new customers, or share them with all branches.",
+                count,
+            ),
+            code="no_branch",
+        )
 
 
 def check_sharing(customer, *, all_branches):

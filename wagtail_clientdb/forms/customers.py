@@ -211,14 +211,13 @@ class CustomerForm(WagtailAdminModelForm):
                 scope.check_sharing(self.instance, all_branches=cleaned.get("sharing") == SHARING_ALL)
             except ValidationError as error:
                 self.add_error("sharing", error)
-            if not self.instance.pk and cleaned.get("sharing") == SHARING_SPECIFIC and not cleaned.get("share_branches"):
-                self.add_error(
-                    "share_branches",
-                    ValidationError(
-                        _("Tick the branches that should see this customer, or share it with all branches."),
-                        code="no_branch",
-                    ),
-                )
+            if not self.instance.pk and cleaned.get("sharing"):
+                try:
+                    scope.require_a_branch(
+                        all_branches=cleaned["sharing"] == SHARING_ALL, branches=cleaned.get("share_branches")
+                    )
+                except ValidationError as error:
+                    self.add_error("share_branches", error)
         if self.instance.pk and not self.errors:
             try:
                 self.check_not_stale()

@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .. import scope
 from ..imports import columns
 from ..imports.reading import ENCODINGS
 from ..models import Branch
@@ -20,7 +21,8 @@ class UploadForm(forms.Form):
         label=_("Customer list"),
         help_text=_(
             "CSV, XLSX or XLS. Without a header row, columns are read as: A name, B phone, C email, "
-            "D notes, E marketing consent (1 = yes, empty = no)."
+            "D notes, E marketing consent (yes/1 gives it, no/0 withdraws it, empty changes nothing for "
+            "an existing customer and means no consent for a new one)."
         ),
     )
     encoding = forms.ChoiceField(label=_("Encoding (CSV only)"), choices=ENCODING_CHOICES, required=False)
@@ -85,12 +87,11 @@ class ConfirmForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("sharing") == "specific" and not cleaned.get("share_branches"):
-            self.add_error(
-                "share_branches",
-                forms.ValidationError(
-                    _("Tick the branches that should see the new customers, or share them with all branches."),
-                    code="no_branch",
-                ),
-            )
+        if cleaned.get("sharing"):
+            try:
+                scope.require_a_branch(
+                    all_branches=cleaned["sharing"] == "all", branches=cleaned.get("share_branches"), count=2
+                )
+            except forms.ValidationError as error:
+                self.add_error("share_branches", error)
         return cleaned

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.files import File
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from wagtail_clientdb import scope, stored_text
@@ -39,6 +40,11 @@ class Command(BaseCommand):
             raise CommandError(f"No branch with the slug {options['branch']!r}.")
         branch = self._branch_of(user, branch)
         share_with = list(Branch.objects.filter(slug__in=options["share_with"]))
+        unknown = set(options["share_with"]) - {b.slug for b in share_with}
+        if unknown:
+            raise CommandError(f"No branch with the slug {', '.join(sorted(unknown))}.")
+        if branch is None and scope.is_branch_manager(user) and not options["dry_run"]:
+            self._require_a_branch(options["all_branches"], share_with)
         job = ImportJob(
             created_by=user,
             branch=branch,
@@ -61,6 +67,13 @@ class Command(BaseCommand):
             raise CommandError(str(problem))
         runner.finish(job, outcome, dry_run=options["dry_run"])
         self._report(job, options)
+
+    def _require_a_branch(self, all_branches, share_with):
+        """The head office's new customers are global: the same rule as the admin's import."""
+        try:
+            scope.require_a_branch(all_branches=all_branches, branches=share_with, count=2)
+        except ValidationError as error:
+            raise CommandError(f"{' '.join(error.messages)} (--all-branches or --share-with SLUG …)")
 
     def _user(self, username):
         User = get_user_model()
