@@ -170,3 +170,11 @@ def test_default_private_folder_lies_beside_the_media_folder(settings, tmp_path)
     settings.MEDIA_ROOT = str(tmp_path / "site" / "media")
     settings.WAGTAIL_CLIENTDB = {key: value for key, value in settings.WAGTAIL_CLIENTDB.items() if key != "PRIVATE_ROOT"}
     assert Path(private_storage.location) == (tmp_path / "site" / "clientdb-private").resolve()
+
+
+def test_a_misspelt_setting_is_named_not_silently_ignored(settings):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "FILE_RETENTION_DAY": 3}
+    warnings = [error for error in run_checks() if error.id == "wagtail_clientdb.W002"]
+    assert len(warnings) == 1 and "'FILE_RETENTION_DAY'" in warnings[0].msg and "'FILE_RETENTION_DAYS'" in warnings[0].hint
+    settings.WAGTAIL_CLIENTDB = {"FILE_RETENTION_DAYS": 3}
+    assert not [error for error in run_checks() if error.id == "wagtail_clientdb.W002"]

@@ -25,6 +25,29 @@ def required_apps_check(app_configs, **kwargs):
 
 
 @register()
+def settings_names_check(app_configs, **kwargs):
+    """A misspelt key in WAGTAIL_CLIENTDB would silently keep the default."""
+    import difflib
+
+    from django.conf import settings
+
+    from .conf import DEFAULTS
+
+    warnings = []
+    for name in getattr(settings, "WAGTAIL_CLIENTDB", {}):
+        if name not in DEFAULTS:
+            close = difflib.get_close_matches(name, DEFAULTS, n=1)
+            warnings.append(
+                Warning(
+                    f"WAGTAIL_CLIENTDB has an unknown setting {name!r}; it is ignored.",
+                    hint=f"Did you mean {close[0]!r}?" if close else f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                    id="wagtail_clientdb.W002",
+                )
+            )
+    return warnings
+
+
+@register()
 def private_files_check(app_configs, **kwargs):
     """Uploaded customer lists and exports must not lie where media or static files are served from."""
     from django.conf import settings
