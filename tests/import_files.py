@@ -34,3 +34,10 @@ def xlsx_bytes(rows, *, title_row=None):
 
 def fixture(name):
     return (FILES / name).read_bytes()
+
+
+def refused_rows(job):
+    """An import job's refused rows as the admin shows them (in the active language)."""
+    from wagtail_clientdb.imports import runner
+
+    return [runner.shown_refused_row(row) for row in job.invalid_rows]

@@ -7,10 +7,10 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tests.conftest import customer_url, make_customer
-from tests.import_files import csv_bytes, fixture, xlsx_bytes
+from tests.import_files import refused_rows, csv_bytes, fixture, xlsx_bytes
 from wagtail_clientdb.models import (
     AttributeDefinition,
     Customer,
@@ -195,9 +195,9 @@ def mixed_rows():
 def test_preview_lists_every_refused_row_with_line_column_and_reason(login, manager, hair, since):
     job = job_of(upload(login(manager), "mixed.csv", csv_bytes(mixed_rows())))
     assert job.counts == {"new": 2, "updated": 0, "unchanged": 0, "invalid": 3}
-    refused = {(row["line"], row["column"]) for row in job.invalid_rows}
+    refused = {(row["line"], row["column"]) for row in refused_rows(job)}
     assert refused == {(3, "Email"), (4, "Hair"), (4, "Since"), (5, "Birthday")}
-    messages = " ".join(row["message"] for row in job.invalid_rows)
+    messages = " ".join(row["message"] for row in refused_rows(job))
     assert "valid email" in messages and "not one of the options" in messages
     assert "not a valid date" in messages and "ambiguous" in messages
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
@@ -214,7 +214,7 @@ def test_refused_rows_in_the_preview_are_left_out_and_the_page_says_so_before_th
     assert "import_valid_rows" not in page.context["form"].fields
     assert "Importing now writes 2 new and 0 updated customers and leaves out the 3 refused rows" in html
     assert "Import the valid rows" in html
-    refused = {row["line"]: row["who"] for row in job.invalid_rows}
+    refused = {row["line"]: row["who"] for row in refused_rows(job)}
     assert refused == {3: "Bea Kurz", 4: "Carl Lang", 5: "Dora Dorn"}
     assert "Carl Lang" in html
     confirm(client, job, sharing="all")
@@ -290,7 +290,7 @@ def test_files_longer_than_one_chunk_are_read_to_the_end(login, manager, monkeyp
     client = login(manager)
     job = job_of(upload(client, "long.csv", csv_bytes(rows)))
     assert job.counts == {"new": 10, "updated": 1, "unchanged": 0, "invalid": 1}
-    assert job.invalid_rows == [{"line": 13, "who": "Again", "column": "Email", "message": "The same value as line 3 of this file."}]
+    assert refused_rows(job) == [{"line": 13, "who": "Again", "column": "Email", "message": "The same value as line 3 of this file."}]
     confirm(client, job, import_valid_rows="on", sharing="all")
     assert Customer.objects.count() == 11
     existing.refresh_from_db()
@@ -328,10 +328,16 @@ def test_long_files_are_checked_alike_in_a_helper_process_and_here(login, manage
     client = login(manager)
     job = job_of(upload(client, "lang.csv", csv_bytes(rows)))
     assert job.counts == {"new": 5, "updated": 0, "unchanged": 0, "invalid": 2}
-    assert job.invalid_rows == [
-        {"line": 2, "who": "K0", "column": "E-Mail", "message": "Bitte gültige E-Mail-Adresse eingeben."},
-        {"line": 7, "who": "K5", "column": "Gruppen", "message": "Unbekannte Gruppe: Stammkunden."},
+    # Kept as source and parameters, whichever process checked them; worded when shown.
+    assert [row["message"] for row in job.invalid_rows] == [
+        {"text": "Enter a valid email address.", "params": {"value": "no email"}},
+        {"text": "Unknown group: %(names)s.", "params": {"names": "Stammkunden"}},
     ]
+    with translation.override("de"):
+        assert refused_rows(job) == [
+            {"line": 2, "who": "K0", "column": "E-Mail", "message": "Bitte gültige E-Mail-Adresse eingeben."},
+            {"line": 7, "who": "K5", "column": "Gruppen", "message": "Unbekannte Gruppe: Stammkunden."},
+        ]
     confirm(client, job, import_valid_rows="on", sharing="all")
     assert sorted(Customer.objects.values_list("phone", flat=True)) == [f"+49170123456{i}" for i in (1, 2, 3, 4, 6)]
     assert Customer.objects.filter(groups__name="VIP").count() == 5
@@ -385,7 +391,7 @@ def test_duplicates_inside_the_file_are_reported(login, manager):
     rows = [["Name", "Email"], ["Anna", "A@example.com"], ["Anna S.", "a@example.com"]]
     job = job_of(upload(login(manager), "dups.csv", csv_bytes(rows)))
     assert job.counts["invalid"] == 1
-    assert job.invalid_rows == [{"line": 3, "who": "Anna S.", "column": "Email", "message": "The same value as line 2 of this file."}]
+    assert refused_rows(job) == [{"line": 3, "who": "Anna S.", "column": "Email", "message": "The same value as line 2 of this file."}]
 
 
 def test_two_existing_matches_are_refused_not_guessed(login, manager):
@@ -393,7 +399,7 @@ def test_two_existing_matches_are_refused_not_guessed(login, manager):
     make_customer(first_name="Twin2", email="twins@example.com")
     job = job_of(upload(login(manager), "twins.csv", csv_bytes([["Name", "Email"], ["Twin", "twins@example.com"]])))
     assert job.counts["invalid"] == 1
-    assert "Matches 2 customers" in job.invalid_rows[0]["message"]
+    assert "Matches 2 customers" in refused_rows(job)[0]["message"]
 
 
 # --- Scope ------------------------------------------------------------------------------------------------------
@@ -414,8 +420,8 @@ def test_branch_import_never_touches_another_branchs_customer(login, staff_a, br
     job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Bea from A", "bea@example.com"]])))
     assert job.counts["new"] == 1  # B's customer is not A's to update: A gets its own
     job = job_of(upload(client, "b.csv", csv_bytes([["Name", "External ID"], ["Bea", "B-1"]])))
-    assert job.invalid_rows[0]["message"] == "This external ID cannot be used."
-    assert "Bea" not in job.invalid_rows[0]["message"] and "beta" not in str(job.invalid_rows)
+    assert refused_rows(job)[0]["message"] == "This external ID cannot be used."
+    assert "Bea" not in refused_rows(job)[0]["message"] and "beta" not in str(refused_rows(job))
     hidden.refresh_from_db()
     assert hidden.first_name == "Bea"
 
@@ -425,7 +431,7 @@ def test_branch_import_of_global_customers_follows_the_setting(login, staff_a, b
     rows = [["Name", "Email", "Phone"], ["Gloria", "gloria@example.com", "0170 2222222"]]
     client = login(staff_a)
     job = job_of(upload(client, "g.csv", csv_bytes(rows)))
-    assert "read-only" in job.invalid_rows[0]["message"]
+    assert "read-only" in refused_rows(job)[0]["message"]
     settings_model.branches_may_edit_global_customers = True
     settings_model.save()
     job = job_of(upload(client, "g.csv", csv_bytes(rows)))
@@ -448,7 +454,7 @@ def test_branches_column_never_narrows_all_branches(login, manager, branch_a):
     rows = [["Name", "Email", "Branches"], ["Gloria", "gloria@example.com", "alpha"]]
     job = job_of(upload(login(manager), "g.csv", csv_bytes(rows)))
     assert job.counts["invalid"] == 1
-    assert "final" in job.invalid_rows[0]["message"]
+    assert "final" in refused_rows(job)[0]["message"]
     shared.refresh_from_db()
     assert shared.shared_with_all_branches
 
@@ -463,7 +469,7 @@ def test_tags_groups_and_branches_columns(login, manager, branch_a, branch_b):
     assert list(anna.groups.all()) == [vip]
     assert set(anna.branches.all()) == {branch_a, branch_b}
     job = job_of(upload(client, "t.csv", csv_bytes([*rows[:1], ["X", "x@example.com", "", "Unknown group", ""]])))
-    assert job.invalid_rows[0]["message"] == "Unknown group: Unknown group."
+    assert refused_rows(job)[0]["message"] == "Unknown group: Unknown group."
 
 
 
@@ -622,7 +628,7 @@ def test_cells_with_problems_are_refused_per_row(login, manager):
     ]
     job = job_of(upload(login(manager), "cells.csv", csv_bytes(rows)))
     assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 3}
-    messages = {row["line"]: row["message"] for row in job.invalid_rows}
+    messages = {row["line"]: row["message"] for row in refused_rows(job)}
     assert "NUL" in messages[2] and "at most 10000" in messages[3] and "no name, email, phone" in messages[5]
 
 
@@ -630,7 +636,7 @@ def test_formulas_without_computed_values_are_flagged(login, manager):
     rows = [["Name", "Email", "Notes"], ["Anna", "anna@example.com", "=1+1"], ["Bert", "bert@example.com", "ok"]]
     job = job_of(upload(login(manager), "formulas.xlsx", xlsx_bytes(rows)))
     assert job.counts["invalid"] == 1
-    assert job.invalid_rows[0]["line"] == 2 and "formula" in job.invalid_rows[0]["message"]
+    assert refused_rows(job)[0]["line"] == 2 and "formula" in refused_rows(job)[0]["message"]
 
 
 def test_title_row_above_the_headers(login, manager):
@@ -643,7 +649,7 @@ def test_styled_blank_rows_are_ignored_and_ragged_rows_reported(login, manager):
     rows = [["Name", "Email"], ["Anna", "anna@example.com"], ["", ""], ["Bert", "bert@example.com", "extra"], ["", ""], ["", ""]]
     job = job_of(upload(login(manager), "ragged.csv", csv_bytes(rows)))
     assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 1}
-    assert job.invalid_rows == [{"line": 4, "who": "Bert", "column": "(row)", "message": "The row has 1 more cells than the header row."}]
+    assert refused_rows(job) == [{"line": 4, "who": "Bert", "column": "(row)", "message": "The row has 1 more cells than the header row."}]
 
 
 def test_german_excel_semicolon_csv_with_decimal_commas(login, manager):
@@ -688,6 +694,25 @@ def test_large_files_run_in_the_background(login, manager, settings, django_capt
     job.refresh_from_db()
     assert job.status == "imported" and Customer.objects.count() == 3
     assert client.get(customer_url("import_status", job.pk)).json() == {"status": "imported", "rows_done": 3, "rows_total": 3, "running": False}
+
+
+def test_a_background_import_writes_its_report_in_the_language_of_who_started_it(
+    login, manager, settings, django_capture_on_commit_callbacks
+):
+    from wagtail.users.models import UserProfile
+
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_BACKGROUND_BYTES": 10}
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    client = login(manager)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Bea", "not-an-email"]])))
+    # The worker runs outside any request, in the site's default language.
+    for callback in callbacks:
+        callback()
+    report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+    assert report.startswith("Zeile,") and "Bitte gültige E-Mail-Adresse eingeben." in report
 
 
 def test_losing_the_branch_before_confirming_imports_nothing(login, staff_a, branch_a):
@@ -759,6 +784,28 @@ def test_notes_of_an_import_speak_the_readers_language(login, manager, make_user
     profile.save()
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
     assert "Encoding detected" not in html and "Erkannte Zeichenkodierung: utf-8." in html
+
+
+def test_refused_rows_speak_the_readers_language_not_the_importers(login, manager):
+    """The reasons of refused rows are kept as source and parameters, like the notes."""
+    from wagtail.users.models import UserProfile
+
+    rows = [["Name", "Email", "Birthday"], ["Anna", "anna@example.com", ""], ["Bea", "not-an-email", "31.02.1990"],
+            ["Anna Zwei", "anna@example.com", ""]]
+    job = job_of(upload(login(manager), "list.csv", csv_bytes(rows)))
+    messages = {row["message"]["text"] for row in job.invalid_rows}
+    assert {"Enter a valid email address.", "The same value as line %(line)s of this file."} <= messages
+    html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
+    assert "Enter a valid email address." in html and "The same value as line 2 of this file." in html
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    response = login(manager).get(customer_url("import_job", job.pk))
+    shown = {(row["column"], row["message"]) for row in response.context["invalid_rows"]}
+    assert {("Email", "Bitte gültige E-Mail-Adresse eingeben."), ("Email", "Derselbe Wert wie in Zeile 2 dieser Datei.")} <= shown
+    # The refused-rows report is worded for whoever ran the import, at the time.
+    report = b"".join(login(manager).get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+    assert "Email: Enter a valid email address." in report
 
 
 def test_a_managers_import_shares_new_customers_by_choice_never_with_nobody(login, manager, branch_a):

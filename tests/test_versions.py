@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tests.conftest import customer_url, make_customer
-from tests.import_files import csv_bytes
+from tests.import_files import refused_rows, csv_bytes
 from wagtail_clientdb import overrides, scope, versions
 from wagtail_clientdb.models import Customer, CustomerOverride, ImportJob
 
@@ -178,7 +178,7 @@ def test_import_refuses_rows_of_customers_changed_after_the_preview(login, manag
     client.post(customer_url("import_job", job.pk), {"sharing": "all"})
     job.refresh_from_db()
     assert job.status == "refused"
-    assert "changed at" in job.invalid_rows[0]["message"] and "after the preview" in job.invalid_rows[0]["message"]
+    assert "changed at" in refused_rows(job)[0]["message"] and "after the preview" in refused_rows(job)[0]["message"]
     anna.refresh_from_db()
     assert anna.notes == "Typed at the desk meanwhile" and not Customer.objects.filter(email="new@example.com").exists()
 

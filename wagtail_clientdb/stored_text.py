@@ -5,11 +5,21 @@ in the language of whoever ran the import.
 The source is marked with ``gettext_noop`` where it is written, so that it is translated.
 """
 
+from django.utils import translation
 from django.utils.translation import gettext
 
 
 def keep(source, **params):
     return {"text": str(source), "params": params}
+
+
+def keep_error(error):
+    """A :class:`~django.core.exceptions.ValidationError` with one message, kept as its source
+    text (untranslated, when the message is lazy) and its parameters."""
+    with translation.override(None):
+        text = str(error.message)
+    params = {name: value if isinstance(value, (int, float)) else str(value) for name, value in (error.params or {}).items()}
+    return {"text": text, "params": params}
 
 
 def show(stored):

@@ -4,10 +4,18 @@ In development the immediate backend runs tasks inline; in production configure 
 database backend and a worker (see docs/deployment.md).
 """
 
+from django.utils import translation
 from django_tasks import task
 
 from . import deletion, retention
 from .models import ExportJob, ImportJob
+
+
+def language_of(user):
+    """The admin language of whoever started a job: what its report and headers are written in."""
+    from wagtail.users.models import UserProfile
+
+    return UserProfile.get_for_user(user).get_preferred_language() if user else None
 
 
 @task()
@@ -28,7 +36,8 @@ def run_import_job(job_id: int, dry_run: bool):
     from .imports.runner import execute
 
     job = ImportJob.objects.select_related("created_by", "branch").get(pk=job_id)
-    return execute(job, dry_run=dry_run).status
+    with translation.override(language_of(job.created_by)):
+        return execute(job, dry_run=dry_run).status
 
 
 @task()
@@ -36,4 +45,6 @@ def run_export_job(job_id: int):
     """Write a large listing export to storage and offer it for download."""
     from .exports import run_export_job as run
 
-    return run(ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)).status
+    job = ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)
+    with translation.override(language_of(job.created_by)):
+        return run(job).status

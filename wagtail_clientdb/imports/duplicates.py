@@ -8,7 +8,8 @@ of that), read and written once per chunk.
 
 import sqlite3
 
-from django.utils.translation import gettext as _
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from . import columns
 
@@ -49,7 +50,7 @@ class SeenValues:
         for target, digest in digests(values):
             first = self.from_spilled.get(digest) or self.lines.setdefault(digest, line)
             if first != line:
-                errors[target] = [_("The same value as line %(line)s of this file.") % {"line": first}]
+                errors[target] = [ValidationError(_("The same value as line %(line)s of this file."), params={"line": first})]
         return errors
 
     def end_chunk(self):

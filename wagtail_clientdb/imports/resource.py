@@ -17,7 +17,7 @@ saving); this resource supplies what is ours:
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
@@ -208,11 +208,13 @@ class CustomerImportResource(resources.ModelResource):
             raise ValidationError(
                 {
                     "__all__": [
-                        _(
-                            "This customer was changed at %(time)s, after the preview. Check the file again "
-                            "(upload it anew) so that nothing changed meanwhile is overwritten."
+                        ValidationError(
+                            _(
+                                "This customer was changed at %(time)s, after the preview. Check the file again "
+                                "(upload it anew) so that nothing changed meanwhile is overwritten."
+                            ),
+                            params={"time": local_time},
                         )
-                        % {"time": local_time}
                     ]
                 }
             )

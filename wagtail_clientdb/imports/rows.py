@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
 from .. import attribute_types
@@ -201,7 +201,7 @@ def clean_row(cells, context):
                 return
             clean(value)
         except ValidationError as error:
-            errors.setdefault(target, []).extend(error.messages)
+            errors.setdefault(target, []).extend(error.error_list)
 
     def set_field(name, limit=None):
         def clean(text):
@@ -302,12 +302,13 @@ def check_row(cells, extra_cells, context):
         _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).e164),
     )
     if extra_cells > 0:
-        message = _("The row has %(count)s more cells than the header row.") % {"count": extra_cells}
+        message = ValidationError(_("The row has %(count)s more cells than the header row."), params={"count": extra_cells})
         return CheckedRow(keys, errors={"__all__": [message]})
     try:
         return CheckedRow(keys, values=clean_row(cells, context))
     except ValidationError as error:
-        return CheckedRow(keys, errors=error.message_dict)
+        # The errors themselves, not their words: a stored refused row is worded when shown.
+        return CheckedRow(keys, errors=error.error_dict if hasattr(error, "error_dict") else {"__all__": error.error_list})
 
 
 def _key(raw, clean):

@@ -132,14 +132,16 @@ class Outcome:
         for kind, total_key in (("new", "new"), ("updated", "update"), ("unchanged", "skip")):
             self.counts[kind] += result.totals[total_key]
         refused = [(row.number, self._invalid_messages(row)) for row in result.invalid_rows]
-        refused += [(number, [(_("(row)"), str(error.error)) for error in errors]) for number, errors in result.row_errors()]
-        for number, messages in sorted(refused):
+        refused += [
+            (number, [(None, stored_text.keep(str(error.error))) for error in errors]) for number, errors in result.row_errors()
+        ]
+        for number, messages in sorted(refused, key=lambda item: item[0]):
             line = lines[number]
             self.counts["invalid"] += 1
             for column, message in messages:
                 if len(self.invalid_rows) < MAX_LISTED_INVALID_ROWS:
                     self.invalid_rows.append({"line": line, "who": self.who(raws[line]), "column": column, "message": message})
-            reason = "; ".join(f"{column}: {message}" for column, message in messages)
+            reason = "; ".join(f"{column_label(column)}: {stored_text.show(message)}" for column, message in messages)
             self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], _report_cell(reason)])
 
     def who(self, raw):
@@ -151,15 +153,29 @@ class Outcome:
         return ""
 
     def _invalid_messages(self, invalid_row):
-        messages = []
-        for target, errors in invalid_row.error_dict.items():
-            column = self.column_of.get(target, _("(row)")) if target != "__all__" else _("(row)")
-            messages += [(column, str(error)) for error in errors]
-        return messages
+        """(column header or None for the whole row, the message kept to be worded when shown)."""
+        error = invalid_row.error
+        by_target = error.error_dict if hasattr(error, "error_dict") else {"__all__": error.error_list}
+        return [
+            (self.column_of.get(target) if target != "__all__" else None, stored_text.keep_error(single))
+            for target, errors in by_target.items()
+            for listed in errors
+            for single in listed.error_list
+        ]
 
     @property
     def total(self):
         return sum(self.counts.values())
+
+
+def column_label(column):
+    """A refused row's column as shown: the file's header, or "(row)" for the whole row."""
+    return column if column is not None else _("(row)")
+
+
+def shown_refused_row(row):
+    """A stored refused row in the reader's language."""
+    return {**row, "column": column_label(row["column"]), "message": stored_text.show(row["message"])}
 
 
 def _report_cell(value):

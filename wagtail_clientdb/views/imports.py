@@ -180,6 +180,7 @@ class JobView(ImportViewMixin, FormView):
             "can_confirm": job.status in (JobStatus.PREVIEWED, JobStatus.REFUSED) and self.has_rows_to_import,
             "refused_rows": self.refused_rows,
             "notes": [stored_text.show(note) for note in job.notes],
+            "invalid_rows": [runner.shown_refused_row(row) for row in job.invalid_rows],
         }
 
 

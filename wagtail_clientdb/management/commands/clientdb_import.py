@@ -134,7 +134,7 @@ class Command(BaseCommand):
             f"{prefix}{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged, "
             f"{counts['invalid']} refused."
         )
-        for row in job.invalid_rows:
+        for row in map(runner.shown_refused_row, job.invalid_rows):
             self.stdout.write(f"  line {row['line']}, {row['column']}: {row['message']}")
         if job.status == JobStatus.REFUSED:
             raise CommandError("Nothing was imported: some rows were refused (use --valid-rows-only to import the others).")
