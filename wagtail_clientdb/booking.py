@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from . import conf
+from . import booking_blocks, conf
 from .deletion import lock_customer_for_booking
 from .models import Appointment, AppointmentSource, AppointmentStatus, ClientDBSettings
 
@@ -45,9 +45,11 @@ def check_can_book(appointment):
 
 @transaction.atomic
 def save_appointment(appointment):
-    """Save an appointment; raises BookingRefused (and saves nothing) if its customer cannot be booked."""
+    """Save an appointment; raises BookingRefused (and saves nothing) if its customer cannot be
+    booked: on the way out of the deletion queue, or blocked from online booking."""
     if makes_new_booking(appointment):
         lock_customer_for_booking(appointment.customer_id)
+        booking_blocks.check_may_book(appointment)
     appointment.save()
     return appointment
 

@@ -60,6 +60,11 @@ def register_log_entry_model(actions):
     actions.register_action("wagtail_clientdb.create_via_api", _("Create via API"), _("Created via API"))
     actions.register_action("wagtail_clientdb.edit_via_api", _("Edit via API"), _("Changed via API"))
     actions.register_action("wagtail_clientdb.delete_via_api", _("Delete via API"), _("Deletion requested via API"))
+    actions.register_action("wagtail_clientdb.booking_block", _("Block from online booking"), _("Blocked from online booking"))
+    actions.register_action(
+        "wagtail_clientdb.booking_block_changed", _("Change online booking block"), _("Online booking block changed")
+    )
+    actions.register_action("wagtail_clientdb.booking_unblock", _("Lift online booking block"), _("Online booking allowed again"))
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

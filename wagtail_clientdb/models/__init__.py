@@ -1,6 +1,7 @@
 from .api import ApiIdempotencyKey
 from .appointment import Appointment, AppointmentQuerySet, AppointmentSource, AppointmentStatus
 from .attribute import AttributeDefinition, AttributeTarget, AttributeType
+from .booking_block import OnlineBookingBlock
 from .booking_page import BookingPage
 from .branch import Branch, BranchMembership, ClosedDay, OpeningHours, Weekday
 from .customer import (
@@ -35,6 +36,7 @@ __all__ = [
     "ClientDBLogEntry",
     "ClientDBSettings",
     "ClosedDay",
+    "OnlineBookingBlock",
     "BranchBookings",
     "ConsentChannel",
     "ConsentEvent",

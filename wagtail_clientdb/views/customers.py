@@ -13,7 +13,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColum
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, conf, deletion, export, exports, listing, overrides, scope
+from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, listing, overrides, scope
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -21,6 +21,7 @@ from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Custo
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
+from .booking_blocks import BookingBlockView
 from .common import SaveRefusalMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
@@ -393,6 +394,11 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             cancellations=sum(a.status == AppointmentStatus.CANCELLED for a in appointments),
             consent_events=self.object.consent_events.select_related("recorded_by"),
             local_values=local_values_summary(self.object) if self.viewer.is_manager else [],
+            booking_block=booking_blocks.block_of(self.object),
+            booking_block_url=(
+                reverse(Customer.snippet_viewset.get_url_name("booking_block"), args=(self.object.pk,))
+                if self.user_has_permission("change") else None
+            ),
         )
         return context
 
@@ -499,4 +505,5 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("import/<int:job_id>/report/", imports.ReportView.as_view(), name="import_report"),
             path("export/<int:job_id>/", imports.ExportJobView.as_view(), name="export_job"),
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
+            path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),
         ]
