@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_date
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.widgets import AdminDateInput
 
+from . import times
 from .models import AttributeType
 
 #: Longest value a regular expression is run against, and how long it may take.
@@ -251,7 +252,7 @@ class DateType(BaseType):
         )
 
     def display(self, definition, stored):
-        return "" if stored is None else formats.date_format(parse_date(stored), "SHORT_DATE_FORMAT")
+        return "" if stored is None else times.day(parse_date(stored))
 
 
 TYPES = {

@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attributes, overrides, scope, versions
+from . import attributes, overrides, scope, times, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
@@ -75,7 +75,7 @@ def clean_values(viewer, data):
     if "birthday" in data:
         birthday = data["birthday"]
         if birthday is not None and not datetime.date(1900, 1, 1) <= birthday <= datetime.date.today():
-            refuse("birthday", _("%(value)s is not a plausible birthday.") % {"value": birthday.isoformat()})
+            refuse("birthday", _("%(value)s is not a plausible birthday.") % {"value": times.day(birthday)})
         else:
             values["birthday"] = birthday
     if "marketing_consent" in data and data["marketing_consent"] is not None:

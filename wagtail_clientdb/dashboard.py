@@ -9,17 +9,15 @@ import datetime
 from django.forms import Media
 from django.template.loader import get_template
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from laces.components import Component
 from wagtail.admin.auth import user_has_any_page_permission
 from wagtail.admin.forms.search import SearchForm
 from wagtail.permissions import policy_registry
 
-from . import scope
+from . import scope, times
 from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
 from .permissions import ANY_ACTION
-from .views.appointments import local_time
 
 #: How many of today's appointments the panel lists before it links to the rest.
 TODAYS_APPOINTMENTS_SHOWN = 12
@@ -79,9 +77,8 @@ class TodaysAppointmentsPanel(DashboardPanel):
         viewer = self.viewer
         if viewer.sees_nothing or not may_view(self.request.user, Appointment):
             return None
-        zone = viewer.branch.zoneinfo if viewer.branch else timezone.get_current_timezone()
-        today = timezone.localdate(timezone=zone)
-        start = datetime.datetime.combine(today, datetime.time.min, tzinfo=zone)
+        today = times.today(viewer)
+        start = times.start_of_day(today, viewer)
         appointments = scope.visible_appointments(viewer).filter(
             start__gte=start, start__lt=start + datetime.timedelta(days=1)
         )
@@ -90,7 +87,7 @@ class TodaysAppointmentsPanel(DashboardPanel):
             "appointments": [
                 {
                     "appointment": appointment,
-                    "time": local_time(appointment.start, appointment.branch, "TIME_FORMAT"),
+                    "time": times.clock(appointment.start, appointment.branch),
                     "url": reverse(Appointment.snippet_viewset.get_url_name("inspect"), args=(appointment.pk,)),
                 }
                 for appointment in shown
@@ -139,7 +136,8 @@ class RecentImportsPanel(DashboardPanel):
             "jobs": [
                 {"job": job, "url": reverse(Customer.snippet_viewset.get_url_name("import_job"), args=(job.pk,))}
                 for job in jobs
-            ]
+            ],
+            "clientdb_zone": times.zone_of(self.viewer),
         }
 
 

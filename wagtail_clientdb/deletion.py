@@ -16,10 +16,10 @@ import logging
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import scope
+from . import scope, times
 from .models import Appointment, ClientDBLogEntry, Customer, DeletionRequest, DeletionStatus
 
 logger = logging.getLogger(__name__)
@@ -95,20 +95,23 @@ def blocking_error(appointment):
         "appointment": appointment.pk,
         "start": appointment.start.isoformat(),
         # The branch's own clock: how the branch knows the appointment.
-        "local_start": timezone.localtime(appointment.start, appointment.branch.zoneinfo).isoformat(),
+        "local_start": times.iso(appointment.start, appointment.branch),
         "service": appointment.service.name,
     }
 
 
 def describe_blocking(error):
     """One blocking appointment in the reader's language and date format."""
-    start = datetime.datetime.fromisoformat(error.get("local_start") or error["start"])
-    if "local_start" not in error:
-        start = timezone.localtime(start)
+    if "local_start" in error:
+        # Kept with the branch's offset: shown on the branch's clock.
+        start = datetime.datetime.fromisoformat(error["local_start"])
+        shown = times.moment(start, start.tzinfo)
+    else:  # kept by an earlier version, in UTC
+        shown = times.moment(datetime.datetime.fromisoformat(error["start"]))
     return _("%(branch)s: upcoming appointment “%(service)s” on %(start)s") % {
         "branch": error["branch_name"],
         "service": error["service"],
-        "start": formats.date_format(start, "SHORT_DATETIME_FORMAT"),
+        "start": shown,
     }
 
 

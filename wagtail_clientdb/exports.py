@@ -8,7 +8,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import conf, export, listing, scope
+from . import conf, export, listing, scope, times
 from .models import ExportJob, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -27,11 +27,15 @@ def start_export_job(request, viewer, export_format):
 
 
 def run_export_job(job):
+    from .filters import CustomerFilterSet
+
     viewer = scope.viewer_for_job(job.created_by, job.branch)
     params = QueryDict(job.query)
     queryset = listing.customers_as_listed(viewer, params)
+    # Creation times on the clock of the listing exported (:mod:`wagtail_clientdb.times`).
+    zone = times.zone_of(listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer)))
     try:
-        with tempfile.TemporaryFile() as output:
+        with tempfile.TemporaryFile() as output, timezone.override(zone):
             export.write_file(queryset, job.format, output, export.delimiter_named(params.get("delimiter")))
             output.seek(0)
             job.file.save(f"export.{job.format}", File(output), save=False)

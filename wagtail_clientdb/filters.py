@@ -1,3 +1,5 @@
+import datetime
+
 import django_filters
 from django import forms
 from django.db import models
@@ -5,12 +7,11 @@ from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
-from . import attributes, scope
+from . import attributes, scope, times
 from .models import (
     Appointment,
     AppointmentStatus,
@@ -118,7 +119,7 @@ class AppointmentFilterSet(WagtailFilterSet):
     period = django_filters.ChoiceFilter(
         label=_("Period"), choices=AppointmentPeriod.choices, empty_label=None, method="filter_period"
     )
-    start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
+    start = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget, method="filter_days")
     status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
     branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
     service = django_filters.ModelChoiceFilter(label=_("Service"), queryset=Service.objects.none())
@@ -135,23 +136,29 @@ class AppointmentFilterSet(WagtailFilterSet):
         super().__init__(data, *args, request=request, **kwargs)
         # The default period is not "filtering" (the listing says so only for other choices).
         self.filters["period"].extra["initial"] = AppointmentPeriod.TODAY_AND_LATER
-        viewer = scope.viewer_for_request(request)
+        self.viewer = viewer = scope.viewer_for_request(request)
         self.filters["branch"].queryset = scope.visible_branches(viewer).order_by("name")
         self.filters["staff"].queryset = scope.staff_choices(viewer)
         self.filters["service"].queryset = scope.visible_services(viewer).order_by("name")
 
+    # Days begin at midnight on the clock of the view: the branch's, or the company's
+    # (:mod:`wagtail_clientdb.times`).
+
     def filter_period(self, queryset, name, value):
-        today = start_of_today()
+        today = times.start_of_day(times.today(self.viewer), self.viewer)
         if value == AppointmentPeriod.TODAY_AND_LATER:
             return queryset.filter(start__gte=today)
         if value == AppointmentPeriod.PAST:
             return queryset.filter(start__lt=today)
         return queryset
 
-
-def start_of_today():
-    """Midnight of today in the admin's time zone."""
-    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    def filter_days(self, queryset, name, value):
+        if value and value.start is not None:
+            queryset = queryset.filter(start__gte=times.start_of_day(value.start.date(), self.viewer))
+        if value and value.stop is not None:
+            next_day = value.stop.date() + datetime.timedelta(days=1)
+            queryset = queryset.filter(start__lt=times.start_of_day(next_day, self.viewer))
+        return queryset
 
 
 def attribute_filter(definition):

@@ -19,11 +19,10 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import attributes, booking, conf, matching, registration, scope
+from . import attributes, booking, conf, matching, registration, scope, times
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .deletion import BookingRefused
 from .models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
@@ -55,7 +54,8 @@ class BookingForm(forms.Form):
 
     def __init__(self, *args, slots=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["start"].choices = [(slot.isoformat(), formats.time_format(slot, "TIME_FORMAT")) for slot in slots]
+        # The slots are on their branch's clock (booking.free_slots).
+        self.fields["start"].choices = [(slot.isoformat(), times.clock(slot, slot.tzinfo)) for slot in slots]
         self.customer_definitions = booking_definitions(AttributeTarget.CUSTOMER)
         self.booking_definitions = booking_definitions(AttributeTarget.BOOKING)
         required = lambda definition: definition.required_in_booking_form  # noqa: E731
@@ -103,7 +103,7 @@ def _chosen(page, request):
     """The service and day of the request (query string or form), or ``None`` for each."""
     params = request.POST if request.method == "POST" else request.GET
     service = Service.objects.offered_by(page.branch).filter(pk=params.get("service") or 0).first()
-    today = timezone.localdate(timezone.now(), page.branch.zoneinfo)
+    today = times.today(page.branch)
     try:
         day = datetime.date.fromisoformat(params.get("date", ""))
     except ValueError:
@@ -152,7 +152,7 @@ def booking_view(page, request):
             status = 400
         else:
             form = BookingForm(initial={"token": secrets.token_urlsafe(24)}, slots=slots)
-    today = timezone.localdate(timezone.now(), page.branch.zoneinfo)
+    today = times.today(page.branch)
     return TemplateResponse(
         request,
         TEMPLATE,
@@ -198,11 +198,11 @@ def booked_token(appointment):
 
 
 def _describe(appointment):
-    zone = appointment.branch.zoneinfo
+    """The appointment as its customer reads it: on the branch's clock, the day written out."""
+    branch = appointment.branch
     return {
         "appointment": appointment,
-        "start": timezone.localtime(appointment.start, zone),
-        "end": timezone.localtime(appointment.end, zone),
+        "when": f"{times.long_day(appointment.start, branch)}, {times.span(appointment.start, appointment.end, branch)}",
     }
 
 
@@ -242,11 +242,11 @@ def _send_confirmation(page, request, appointment):
         "branch": page.branch,
         "customer": customer,
         "cancel_url": cancel_url,
-        "cancel_until": timezone.localtime(booking.cancellation_deadline(appointment), page.branch.zoneinfo),
+        "cancel_until": times.moment(booking.cancellation_deadline(appointment), appointment.branch),
     }
     subject = _("Your appointment: %(service)s on %(day)s") % {
         "service": appointment.service,
-        "day": formats.date_format(context["start"], "SHORT_DATETIME_FORMAT"),
+        "day": times.moment(appointment.start, appointment.branch),
     }
     body = render_to_string("wagtail_clientdb/booking/confirmation_email.txt", context, request)
     transaction.on_commit(lambda: send_mail(subject, body, None, [customer.email]))

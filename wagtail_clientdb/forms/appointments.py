@@ -1,10 +1,14 @@
+import datetime
+
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attributes, booking, matching, registration, scope
+from .. import attributes, booking, matching, registration, scope, times
 from ..contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from ..deletion import BookingRefused
 from ..models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
@@ -17,6 +21,29 @@ NEW_CUSTOMER_FIELDS = {
     "new_email": "email",
     "new_notes": "notes",
 }
+
+
+class BranchClockDateTimeField(forms.DateTimeField):
+    """A date and time shown and typed on the clock of the appointment's branch
+    (:mod:`wagtail_clientdb.times`), not on the active time zone. ``clock()`` gives the zone."""
+
+    clock = staticmethod(times.company_zone)
+
+    def prepare_value(self, value):
+        if isinstance(value, datetime.datetime):
+            value = times.naive(value, self.clock())
+        return super().prepare_value(value)
+
+    def to_python(self, value):
+        with timezone.override(self.clock()):
+            return super().to_python(value)
+
+
+def on_branch_clock(field, clock):
+    """Make a form's DateTimeField a :class:`BranchClockDateTimeField` reading ``clock()``."""
+    field.__class__ = BranchClockDateTimeField
+    field.clock = clock
+    return field
 
 
 class AppointmentForm(WagtailAdminModelForm):
@@ -43,6 +70,9 @@ class AppointmentForm(WagtailAdminModelForm):
         self.fields["customer"].required = False
         self.fields["end"].required = False
         self.fields["end"].help_text = _("Empty: the start plus the service's duration.")
+        for name in ("start", "end"):
+            on_branch_clock(self.fields[name], self.branch_clock)
+        self.fields["start"].help_text = _("The branch's local time.")
         current_service = Service.objects.filter(pk=self.instance.service_id)
         self.fields["service"].queryset = (Service.objects.active() | current_service).order_by("name")
         if viewer is not None:
@@ -56,6 +86,26 @@ class AppointmentForm(WagtailAdminModelForm):
             current_staff = get_user_model().objects.filter(pk=self.instance.staff_id)
             self.fields["staff"].queryset = scope.staff_choices(viewer) | current_staff
             self.fields["staff"].label_from_instance = staff_name
+
+    def branch_clock(self):
+        """The clock start and end are shown and typed on: the chosen branch's (else the
+        appointment's, the viewer's branch's, the company's)."""
+        if getattr(self, "_branch_clock", None) is None:
+            self._branch_clock = self._find_branch_clock()
+        return self._branch_clock
+
+    def _find_branch_clock(self):
+        if self.is_bound:
+            chosen = self.data.get(self.add_prefix("branch"))
+            try:
+                branch = self.fields["branch"].queryset.filter(pk=chosen).first() if chosen else None
+            except (ValueError, TypeError, ValidationError):
+                branch = None
+            if branch is not None:
+                return branch.zoneinfo
+        if self.instance.branch_id:
+            return self.instance.branch.zoneinfo
+        return times.zone_of(self.viewer)
 
     def clean_new_email(self):
         return normalise_email(self.cleaned_data.get("new_email"))

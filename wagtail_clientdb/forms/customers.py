@@ -1,10 +1,12 @@
+import datetime
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attribute_types, attributes, overrides, scope, versions
+from .. import attribute_types, attributes, overrides, scope, times, versions
 from ..consent import record_consent
 from ..contact import PHONE_INVALID_MESSAGE, format_phone, normalise_email, normalise_text, parse_phone
 from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
@@ -141,6 +143,8 @@ class CustomerForm(WagtailAdminModelForm):
             else:
                 field_name = name
                 global_value = getattr(self.instance, name)
+                if isinstance(global_value, datetime.date):  # the birthday
+                    global_value = times.day(global_value)
             if field_name not in self.fields:
                 continue
             self.fields[field_name].help_text = _("Local value of %(branch)s. Global value: %(value)s") % {
@@ -281,5 +285,5 @@ def shown_text(bound_field):
     if choices is not None:
         labels = {str(key): str(label) for key, label in choices}
         values = [labels.get(str(v), str(v)) for v in values]
-    texts = [str(getattr(v, "name", v)) for v in values]
+    texts = [times.day(v) if isinstance(v, datetime.date) else str(getattr(v, "name", v)) for v in values]
     return ", ".join(sorted(texts)) if len(texts) > 1 else (texts[0] if texts else "")

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
-from .. import bulk, matching, overrides, scope
+from .. import bulk, matching, overrides, scope, times
 from ..models import (
     Branch,
     ConsentChannel,
@@ -204,7 +204,6 @@ class CustomerImportResource(resources.ModelResource):
         override = instance.branch_override
         changed_at = max(instance.updated_at, override.updated_at if override else instance.updated_at)
         if changed_at > previewed_at:
-            local_time = timezone.localtime(changed_at).strftime("%Y-%m-%d %H:%M")
             raise ValidationError(
                 {
                     "__all__": [
@@ -213,7 +212,7 @@ class CustomerImportResource(resources.ModelResource):
                                 "This customer was changed at %(time)s, after the preview. Check the file again "
                                 "(upload it anew) so that nothing changed meanwhile is overwritten."
                             ),
-                            params={"time": local_time},
+                            params={"time": times.moment(changed_at, self.settings.viewer)},
                         )
                     ]
                 }

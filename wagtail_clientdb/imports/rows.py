@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
-from .. import attribute_types
+from .. import attribute_types, times
 from ..contact import normalise_email, normalise_text, parse_phone
 from ..matching import IdentityKeys
 from ..models import Customer
@@ -159,7 +159,7 @@ def parse_birthday(value):
                 )
             raise ValidationError(_("“%(value)s” is not a valid date. Write dates as YYYY-MM-DD or DD.MM.YYYY."), params={"value": text})
     if not datetime.date(1900, 1, 1) <= value <= datetime.date.today():
-        raise ValidationError(_("%(value)s is not a plausible birthday."), params={"value": value.isoformat()})
+        raise ValidationError(_("%(value)s is not a plausible birthday."), params={"value": times.day(value)})
     return value
 
 

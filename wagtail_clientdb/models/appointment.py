@@ -4,6 +4,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .. import times
+
 
 class AppointmentStatus(models.TextChoices):
     BOOKED = "booked", _("Booked")
@@ -89,7 +91,7 @@ class Appointment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.service} – {timezone.localtime(self.start, self.branch.zoneinfo):%Y-%m-%d %H:%M}"
+        return f"{self.service} – {times.moment(self.start, self.branch)}"
 
     @property
     def is_upcoming(self):

@@ -9,6 +9,8 @@ from modelcluster.fields import ParentalKey
 from modelcluster.models import ClusterableModel
 from wagtail.models import Orderable
 
+from .. import times
+
 
 def timezone_choices():
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
@@ -124,7 +126,7 @@ class OpeningHours(Orderable):
         ]
 
     def __str__(self):
-        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+        return f"{self.get_weekday_display()} {times.span(self.opens, self.closes)}"
 
     def clean(self):
         if self.opens and self.closes and self.closes <= self.opens:
@@ -145,7 +147,7 @@ class ClosedDay(Orderable):
         verbose_name_plural = _("closed days")
 
     def __str__(self):
-        return f"{self.date:%Y-%m-%d} {self.reason}".strip()
+        return f"{times.day(self.date)} {self.reason}".strip()
 
 
 class BranchMembership(models.Model):

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .. import times
 from ..storage import PrivateFileName, get_private_storage
 
 
@@ -112,4 +113,4 @@ class ExportJob(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.format} {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.format} {times.moment(self.created_at, self.branch)}"

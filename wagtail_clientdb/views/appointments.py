@@ -7,7 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -22,7 +22,7 @@ from wagtail.admin.widgets.button import HeaderButton
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking, scope
+from .. import attribute_types, attributes, booking, scope, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
@@ -32,11 +32,6 @@ from .scoping import ScopedViewSetMixin
 
 #: The status buttons of a booked appointment, in the order shown.
 STATUS_ACTIONS = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED)
-
-
-def local_time(moment, branch, fmt="SHORT_DATETIME_FORMAT"):
-    """A moment as the branch's clock shows it, in the admin language's format."""
-    return formats.date_format(timezone.localtime(moment, branch.zoneinfo), fmt)
 
 
 class AppointmentStatusColumn(StatusTagColumn):
@@ -113,8 +108,8 @@ class AppointmentInspectView(snippet_views.InspectView):
         fields = [
             {"label": _("Customer"), "value": appointment.customer or _("(deleted customer)")},
             {"label": _("Branch"), "value": branch},
-            {"label": _("Start"), "value": local_time(appointment.start, branch)},
-            {"label": _("End"), "value": local_time(appointment.end, branch)},
+            {"label": _("Start"), "value": times.moment(appointment.start, branch)},
+            {"label": _("End"), "value": times.moment(appointment.end, branch)},
             {"label": _("Service"), "value": appointment.service},
             {"label": _("Staff member"), "value": staff_name(appointment.staff) if appointment.staff else ""},
             {"label": _("Status"), "value": appointment.get_status_display()},
@@ -151,7 +146,7 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
         try:
             day = datetime.date.fromisoformat(self.request.GET.get("week", ""))
         except ValueError:
-            day = timezone.localdate(timezone.now(), self.branch.zoneinfo if self.branch else None)
+            day = times.today(self.branch or self.viewer)
         return day - datetime.timedelta(days=day.weekday())
 
     def get_breadcrumbs_items(self):
@@ -168,8 +163,7 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
         days = [self.monday + datetime.timedelta(days=i) for i in range(7)]
         week = []
         if branch is not None:
-            zone = branch.zoneinfo
-            start = datetime.datetime.combine(days[0], datetime.time(0), tzinfo=zone)
+            start = times.start_of_day(days[0], branch)
             appointments = (
                 scope.visible_appointments(self.viewer)
                 .filter(branch=branch, start__gte=start, start__lt=start + datetime.timedelta(days=7))
@@ -178,14 +172,21 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
             )
             by_day = {day: [] for day in days}
             for appointment in appointments:
-                appointment.local_start = timezone.localtime(appointment.start, zone)
-                appointment.local_end = timezone.localtime(appointment.end, zone)
-                by_day[appointment.local_start.date()].append(appointment)
+                by_day[times.local(appointment.start, branch).date()].append(appointment)
             edit_url_name = Appointment.snippet_viewset.get_url_name("edit")
             for day in days:
                 for appointment in by_day[day]:
                     appointment.edit_url = reverse(edit_url_name, args=(appointment.pk,))
-                week.append({"day": day, "periods": booking.opening_periods(branch, day), "appointments": by_day[day]})
+                    appointment.shown_time = times.span(appointment.start, appointment.end, branch)
+                week.append(
+                    {
+                        "day": day,
+                        "weekday": times.weekday(day),
+                        "shown_day": times.day(day),
+                        "hours": [times.span(opens, closes, branch) for opens, closes in booking.opening_periods(branch, day)],
+                        "appointments": by_day[day],
+                    }
+                )
         list_url = reverse(Appointment.snippet_viewset.get_url_name("week"))
         context.update(
             branch=branch,
@@ -229,7 +230,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_view_class = AppointmentEditView
     inspect_view_class = AppointmentInspectView
     list_display = [
-        Column("start", label=gettext_lazy("Start"), accessor=lambda a: local_time(a.start, a.branch), sort_key="start"),
+        Column("start", label=gettext_lazy("Start"), accessor=lambda a: times.moment(a.start, a.branch), sort_key="start"),
         Column("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
         Column("service", label=gettext_lazy("Service"), sort_key="service__name"),
         Column("branch", label=gettext_lazy("Branch")),

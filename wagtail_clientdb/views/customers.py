@@ -9,11 +9,11 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
-from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, DateColumn, NumberColumn, TitleColumn
+from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberColumn, TitleColumn
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, listing, overrides, scope
+from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -22,7 +22,7 @@ from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
 from .booking_blocks import BookingBlockView
-from .common import SaveRefusalMixin, ViewerFormMixin, ViewerMixin
+from .common import MomentColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
 
@@ -95,10 +95,13 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             if listing.has_more_than(queryset, conf.get("EXPORT_BACKGROUND_ROWS")):
                 job = exports.start_export_job(request, self.viewer, export_format)
                 return redirect(reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,)))
-            filename = f"customers-{timezone.localdate():%Y-%m-%d}"
-            if export_format == "csv":
-                return export.csv_response(queryset, filename, export.delimiter_named(request.GET.get("delimiter")))
-            return export.xlsx_response(queryset, filename)
+            # Creation times (and the file's date) on the clock of this listing.
+            zone = times.zone_of(self.display_branch)
+            filename = f"customers-{times.today(zone):%Y-%m-%d}"
+            with timezone.override(zone):
+                if export_format == "csv":
+                    return export.csv_response(queryset, filename, export.delimiter_named(request.GET.get("delimiter")))
+                return export.xlsx_response(queryset, filename)
         return super().get(request, *args, **kwargs)
 
     @cached_property
@@ -152,7 +155,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 sort_key="bookings_count",
             ),
             Column("scope", label=_("Branches"), accessor=display_scope),
-            DateColumn("created_at", label=_("Created"), sort_key="created_at"),
+            MomentColumn("created_at", label=_("Created"), sort_key="created_at", zone=lambda c: self.display_branch),
             *self.attribute_columns,
         ]
 
@@ -337,7 +340,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             ("last_name", effective.last_name),
             ("email", effective.email),
             ("phone_raw", display_phone(effective)),
-            ("birthday", effective.birthday or ""),
+            ("birthday", times.day(effective.birthday)),
             ("notes", effective.notes),
         ]
         fields = [
@@ -355,7 +358,8 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             {"label": _("Branches"), "value": display_scope(customer)},
             {"label": _("Source"), "value": customer.get_source_display()},
             {"label": _("External ID"), "value": customer.external_id},
-            {"label": _("Created"), "value": customer.created_at},
+            {"label": _("Created"), "value": times.moment(customer.created_at, self.viewer)},
+            {"label": _("Updated"), "value": times.moment(customer.updated_at, self.viewer)},
         ]
         stored = effective.attributes
         for definition in attributes.active_definitions(AttributeTarget.CUSTOMER):
@@ -384,9 +388,8 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             .select_related("branch", "staff", "service")
             .order_by("-start")
         )
-        for appointment in appointments:
-            appointment.local_start = timezone.localtime(appointment.start, appointment.branch.zoneinfo)
         context.update(
+            clientdb_zone=times.zone_of(self.viewer),
             effective=self.effective,
             edit_mode=scope.edit_mode(self.viewer, self.object),
             appointments=appointments,

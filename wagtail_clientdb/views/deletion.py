@@ -4,12 +4,12 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from wagtail.admin import messages
-from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
+from wagtail.admin.ui.tables import Column, StatusTagColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import deletion, scope
 from ..models import DeletionRequest, DeletionStatus
-from .common import PostButton, PostButtonsColumn, redirect_back
+from .common import MomentColumn, PostButton, PostButtonsColumn, redirect_back
 from .scoping import ScopedViewSetMixin
 
 
@@ -46,9 +46,9 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         Column("customer", label=_("Customer"), accessor=str),
         StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
         Column("errors", label=_("Blocked by"), accessor=deletion.describe_errors),
-        DateColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
-        DateColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
-        DateColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
+        MomentColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
+        MomentColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
+        MomentColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
         Column("requested_by", label=_("Requested by")),
         PostButtonsColumn("actions", queue_buttons, label=_("Actions")),
     ]

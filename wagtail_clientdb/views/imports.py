@@ -13,8 +13,8 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import FormView, View
@@ -22,7 +22,7 @@ from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import conf, scope, stored_text
+from .. import conf, scope, stored_text, times
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import runner
 from ..imports.reading import FileProblem
@@ -35,6 +35,11 @@ RUNNING = (JobStatus.PREVIEWING, JobStatus.IMPORTING)
 
 def url(name, job=None):
     return reverse(Customer.snippet_viewset.get_url_name(name), args=(job.pk,) if job else ())
+
+
+def job_times(viewer, *moments):
+    """``(label, moment)`` of a job's times that are set, on the clock of the view."""
+    return [(capfirst(label), times.moment(value, viewer)) for label, value in moments if value]
 
 
 def start(job, *, dry_run):
@@ -181,6 +186,12 @@ class JobView(ImportViewMixin, FormView):
             "refused_rows": self.refused_rows,
             "notes": [stored_text.show(note) for note in job.notes],
             "invalid_rows": [runner.shown_refused_row(row) for row in job.invalid_rows],
+            "job_times": job_times(
+                self.viewer,
+                (_("uploaded at"), job.created_at),
+                (_("checked at"), job.previewed_at),
+                (_("finished at"), job.finished_at),
+            ),
         }
 
 
@@ -217,7 +228,7 @@ class ExportJobView(ImportViewMixin, View):
         if download:
             if job.status != JobStatus.EXPORTED or not job.file:
                 raise Http404
-            name = f"customers-{timezone.localdate(job.created_at):%Y-%m-%d}.{job.format}"
+            name = f"customers-{times.local(job.created_at, job.branch):%Y-%m-%d}.{job.format}"
             return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
         if request.GET.get("status"):
             running = job.status == JobStatus.EXPORTING
@@ -225,5 +236,10 @@ class ExportJobView(ImportViewMixin, View):
         return TemplateResponse(
             request,
             "wagtail_clientdb/imports/export_job.html",
-            self.get_context_data(job=job, download_url=url("export_download", job), status_url=request.path + "?status=1"),
+            self.get_context_data(
+                job=job,
+                download_url=url("export_download", job),
+                status_url=request.path + "?status=1",
+                job_times=job_times(self.viewer, (_("Created"), job.created_at), (_("finished at"), job.finished_at)),
+            ),
         )

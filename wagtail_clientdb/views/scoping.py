@@ -20,11 +20,12 @@ from django.urls import URLPattern
 from wagtail.log_actions import get_active_log_context
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import chooser as chooser_views
+from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
 from ..permissions import ANY_ACTION
-from .common import ProtectedDeleteView
+from .common import LocalTimesHistoryView, LocalTimesInspectMixin, ProtectedDeleteView
 
 
 def scoped_object_exists(queryset, pk):
@@ -112,12 +113,19 @@ class ScopedChooserViewSet(chooser_views.SnippetChooserViewSet):
     create_view_class = ScopedCreateView
 
 
+class LocalTimesInspectView(LocalTimesInspectMixin, snippet_views.InspectView):
+    pass
+
+
 class ScopedViewSetMixin:
     """For the app's snippet viewsets: every object the viewset serves is one of
-    ``visible(viewer)``, and only for users with a permission on the model."""
+    ``visible(viewer)``, and only for users with a permission on the model. Their inspect and
+    history views show times by the app's rule (:mod:`wagtail_clientdb.times`)."""
 
     chooser_viewset_class = ScopedChooserViewSet
     delete_view_class = ProtectedDeleteView
+    inspect_view_class = LocalTimesInspectView
+    history_view_class = LocalTimesHistoryView
 
     def visible(self, viewer):
         """The objects ``viewer`` may reach (all of them for models without branch rules)."""

@@ -29,7 +29,7 @@ from wagtail.api.v3.pagination import WagtailLimitOffsetPagination
 from wagtail.log_actions import log
 from wagtail.permissions import policy_registry
 
-from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, listing, matching, registration, scope
+from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, listing, matching, registration, scope, times
 from ...imports.records import import_records
 from ...permissions import ANY_ACTION
 from ...models import (
@@ -218,7 +218,7 @@ def _filtered(queryset, filters):
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
     if filters.updated_since is not None:
-        queryset = queryset.filter(updated_at__gte=filters.updated_since)
+        queryset = queryset.filter(updated_at__gte=times.aware(filters.updated_since))  # no offset: the company's clock
     definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
     for condition in filters.attribute:
         key, _sep, value = condition.partition(":")
@@ -455,10 +455,11 @@ def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(
     queryset = appointments_of(viewer)
     if branch is not None:
         queryset = queryset.filter(branch=branch)
+    # Times without an offset are read on the branch's clock (the company's without a branch).
     if filters.start_after:
-        queryset = queryset.filter(start__gte=filters.start_after)
+        queryset = queryset.filter(start__gte=times.aware(filters.start_after, branch))
     if filters.start_before:
-        queryset = queryset.filter(start__lt=filters.start_before)
+        queryset = queryset.filter(start__lt=times.aware(filters.start_before, branch))
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     return Mapped(queryset, appointment_out)
@@ -516,12 +517,13 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
                 ).customer
             except matching.NoSafeMatch as problem:
                 raise field_errors({f"customer.{key}": messages for key, messages in problem.message_dict.items()})
+        start = times.aware(payload.start, branch)  # without an offset: the branch's local time
         appointment = Appointment(
             customer=customer,
             branch=branch,
             service=service,
-            start=payload.start,
-            end=service.end_for(payload.start),
+            start=start,
+            end=service.end_for(start),
             source=AppointmentSource.API,
             notes=payload.notes,
             attributes=booking_attributes,

@@ -175,7 +175,7 @@ class NewCustomerIn(Strict):
 class AppointmentIn(Strict):
     branch: Text = Field(description="Slug of the branch.")
     service: Text = Field(description="Name of the service.")
-    start: datetime.datetime
+    start: datetime.datetime = Field(description="ISO 8601; a time without an offset is the branch's local time.")
     customer_id: int | None = Field(None, description="An existing customer …")
     customer: NewCustomerIn | None = Field(None, description="… or a person, found by the identity rule or created.")
     notes: Text = ""

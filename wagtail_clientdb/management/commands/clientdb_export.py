@@ -3,8 +3,9 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
+from django.utils import timezone
 
-from wagtail_clientdb import export, listing, scope
+from wagtail_clientdb import export, listing, scope, times
 from wagtail_clientdb.models import Branch, CustomerGroup, CustomerTag
 
 
@@ -43,6 +44,11 @@ class Command(BaseCommand):
             params["q"] = options["search"]
         params["ordering"] = options["ordering"]
         queryset = listing.customers_as_listed(viewer, params)
+        # Creation times on the clock of the view exported: the branch's or the company's.
+        with timezone.override(times.zone_of(viewer)):
+            self._write(queryset, options)
+
+    def _write(self, queryset, options):
         if options["output"]:
             with open(options["output"], "wb") as output:
                 export.write_file(queryset, options["format"], output, export.CSV_DELIMITERS[options["delimiter"]])
