@@ -5,6 +5,7 @@ some, is honoured by the booking page and the API with a polite note, and never 
 import datetime
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import Site
@@ -14,6 +15,14 @@ from tests.test_api import Api
 from tests.test_booking import at, book, tomorrow
 from wagtail_clientdb import booking, booking_blocks, overrides
 from wagtail_clientdb.models import Appointment, BookingPage, ClientDBLogEntry, Customer, OnlineBookingBlock, OpeningHours
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    # The booking pages count bookings per address in the cache; every test starts afresh.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from wagtail.models import Site
 from wagtail.users.models import UserProfile
 
 from tests.conftest import customer_url, make_customer, make_service
-from tests.import_files import csv_bytes
+from tests.import_files import csv_bytes, refused_rows
 from wagtail_clientdb import deletion, scope, times
 from wagtail_clientdb.models import (
     Appointment,
@@ -373,7 +373,8 @@ def test_an_import_refusing_a_row_changed_after_the_preview_says_when_on_the_bra
     Customer.objects.filter(pk=nora.pk).update(updated_at=changed)
     client.post(customer_url("import_job", job.pk), {})
     job.refresh_from_db()
-    assert SHOWN[language]["appointment"] in job.invalid_rows[0]["message"]
+    with translation.override(language):
+        assert SHOWN[language]["appointment"] in refused_rows(job)[0]["message"]
     report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
     assert SHOWN[language]["appointment"] in report
 
