@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.widgets import AdminDateInput
 
-from . import times
+from . import cell_values, times
 from .models import AttributeType
 
 #: Longest value a regular expression is run against, and how long it may take.
@@ -27,9 +27,6 @@ REGEX_MAX_INPUT = 2000
 REGEX_TIMEOUT_SECONDS = 0.1
 TEXT_MAX_LENGTH = 255
 TEXTAREA_MAX_LENGTH = 10_000
-
-TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "oui", "x", "wahr", "vrai"}
-FALSE_WORDS = {"0", "false", "no", "n", "nein", "non", "falsch", "faux"}
 
 
 def compile_pattern(pattern):
@@ -144,13 +141,12 @@ class BooleanType(BaseType):
     def parse_text(self, definition, text):
         if isinstance(text, bool):
             return text
-        word = str(text if text is not None else "").strip().lower()
+        word = str(text if text is not None else "").strip()
         if word == "":
             return None
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
+        value = cell_values.read_yes_no(word)
+        if value is not None:
+            return value
         raise ValidationError(_("Enter yes or no (or 1 or 0)."), code="invalid_boolean")
 
     def display(self, definition, stored):

@@ -18,7 +18,9 @@ FIELD_PREFIX = "attr__"
 
 
 def active_definitions(target):
-    return list(AttributeDefinition.objects.filter(applies_to=target, is_active=True).order_by("sort_order", "label"))
+    """The active definitions in their order (the same order wherever they are listed: an
+    export's attribute columns and an import's reading of their headings agree)."""
+    return list(AttributeDefinition.objects.filter(applies_to=target, is_active=True).order_by("sort_order", "label", "pk"))
 
 
 def holders(definition):

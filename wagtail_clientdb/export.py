@@ -3,6 +3,11 @@
 Rows are read from the database in chunks and written as they come (CSV streamed to the
 response, XLSX through openpyxl's write-only mode), so memory stays flat however many
 customers are exported.
+
+Headings and values are written for people, in the language of the user who asked
+(:mod:`wagtail_clientdb.cell_values`): attribute columns headed by their labels, yes/no
+words, branch names, sources by their labels, phone numbers as ``+49 170 1234567``; and
+the import reads all of it back, so an export re-imports unchanged.
 """
 
 import csv
@@ -19,11 +24,14 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
-from . import attribute_types, bulk
+from . import attribute_types, attributes, bulk, cell_values
+from .contact import spaced_international
 from .imports import columns as fields
-from .models import AttributeDefinition, AttributeTarget, Customer, TaggedCustomer
-from .spreadsheets import SUSPECT_START, clean_xlsx_text, neutralise_csv
+from .models import AttributeTarget, AttributeType, Branch, Customer, CustomerSource, TaggedCustomer
+from .spreadsheets import SUSPECT_START, clean_xlsx_text, neutralise_csv, neutralise_csv_phone
 
 CHUNK_SIZE = 2000
 CSV_BOM = "\ufeff"
@@ -61,7 +69,7 @@ ROW_FIELDS = (
     "external_id",
     "created_at",
     "eff_attributes",
-    "home_branch__slug",
+    "home_branch_id",
     "shared_with_all_branches",
 )
 (
@@ -80,6 +88,14 @@ TEXT_COLUMNS = {
     fields.GROUPS, fields.TAGS, fields.BRANCHES, fields.EXTERNAL_ID,
 }
 
+#: How XLSX shows dates and times, by admin language; the cells hold real dates, which an
+#: import reads as dates whatever they show. Other languages get ISO 8601.
+XLSX_DATE_FORMATS = {"de": "dd.mm.yyyy", "fr": "dd/mm/yyyy"}
+XLSX_ISO_DATE_FORMAT = "yyyy-mm-dd"
+#: XLSX column widths, in characters: enough for the longest value of the first rows
+#: (with a little room), within these bounds.
+XLSX_MIN_WIDTH, XLSX_MAX_WIDTH = 8, 50
+
 
 class ExportColumns:
     """The columns of one export: the standard ones, then one per active customer attribute.
@@ -89,54 +105,89 @@ class ExportColumns:
     """
 
     def __init__(self):
-        self.definitions = list(
-            AttributeDefinition.objects.filter(applies_to=AttributeTarget.CUSTOMER, is_active=True).order_by(
-                "sort_order", "label"
-            )
-        )
+        self.definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         self.headings = [str(fields.EXPORT_HEADINGS[target]) for target in STANDARD_COLUMNS]
-        self.headings += [definition.key for definition in self.definitions]
+        self.headings += fields.attribute_headings(self.definitions)
         self.timezone = timezone.get_current_timezone()
+        # Every word is worded now, in the language of the user who asked: the rows are
+        # written later (streamed after the view returned, or by a background task).
+        self.language = translation.get_language()
+        self.yes, self.no = str(cell_values.YES), str(cell_values.NO)
+        self.all_branches = str(cell_values.ALL_BRANCHES)
+        self.sources = {value: str(label) for value, label in CustomerSource.choices}
+        self.branches = cell_values.branch_labels(Branch.objects.only("pk", "name", "slug"))
+        self.decimal_separator = formats.get_format("DECIMAL_SEPARATOR", lang=self.language)
+        date_format = XLSX_DATE_FORMATS.get((self.language or "").split("-")[0], XLSX_ISO_DATE_FORMAT)
+        self.xlsx_date_format, self.xlsx_datetime_format = date_format, f"{date_format} hh:mm:ss"
+        self.sheet_title = _("Customers")
+        self.attribute_values = [self._attribute_value(definition) for definition in self.definitions]
+
+    def _attribute_value(self, definition):
+        """stored value → cell value: yes/no words for booleans, else the typed value."""
+        if definition.field_type == AttributeType.BOOLEAN:
+            return lambda stored: None if stored is None else (self.yes if stored else self.no)
+        return lambda stored: attribute_types.to_python(definition, stored)
 
     def row_chunks(self, queryset):
         """Lists of rows of cells (Python values), one list per chunk of customers.
 
-        Phones are written in E.164 (``+491701234567``): unambiguous, readable, and read
-        back by any import; a number that could not be read is written as it was typed.
-        Branches are written as import reads them back: ``*`` for all, else branch slugs.
-        The cells are in the order of :data:`STANDARD_COLUMNS`, then the attributes.
+        Phones are written as ``+49 170 1234567`` (:func:`~.contact.spaced_international`);
+        a number that could not be read is written as it was typed. Consent is a yes or
+        no; branches are "All branches" or branch names (slugs where a name would not
+        read back as its branch alone); the source is its label. The cells are in the
+        order of :data:`STANDARD_COLUMNS`, then the attributes.
         """
-        definitions = self.definitions
-        for chunk, groups, tags, slugs in _chunks(queryset, self.timezone, with_attributes=bool(definitions)):
+        yes, no, all_branches, sources, labels = self.yes, self.no, self.all_branches, self.sources, self.branches
+        attribute_values = self.attribute_values
+        keys = [definition.key for definition in self.definitions]
+        for chunk, groups, tags, branches in _chunks(queryset, self.timezone, labels, with_attributes=bool(keys)):
             rows = [
                 [
                     values[_FIRST_NAME],
                     values[_LAST_NAME],
                     values[_EMAIL],
-                    values[_PHONE] or values[_PHONE_RAW],
+                    spaced_international(values[_PHONE]) if values[_PHONE] else values[_PHONE_RAW],
                     values[_NOTES],
                     values[_BIRTHDAY],
-                    1 if values[_CONSENT] else 0,
+                    yes if values[_CONSENT] else no,
                     groups.get(values[_PK], ""),
                     tags.get(values[_PK], ""),
-                    values[_HOME_BRANCH] or ("*" if values[_ALL_BRANCHES] else slugs.get(values[_PK], "")),
+                    labels.get(values[_HOME_BRANCH], "")
+                    if values[_HOME_BRANCH]
+                    else (all_branches if values[_ALL_BRANCHES] else branches.get(values[_PK], "")),
                     values[_BOOKINGS],
-                    values[_SOURCE],
+                    sources.get(values[_SOURCE], values[_SOURCE]),
                     values[_EXTERNAL_ID],
                     values[_CREATED],
                 ]
                 for values in chunk
             ]
-            if definitions:
+            if keys:
                 for row, values in zip(rows, chunk):
                     stored = values[_ATTRIBUTES] or {}
-                    row += [attribute_types.to_python(d, stored.get(d.key)) for d in definitions]
+                    row += [value(stored.get(key)) for value, key in zip(attribute_values, keys)]
             yield rows
 
+    def csv_cell(self, value):
+        """An attribute value as CSV text (attribute types hold no datetimes): numbers with
+        the language's decimal separator, dates in ISO 8601, text neutralised."""
+        kind = type(value)
+        if kind is str:
+            return neutralise_csv(value)
+        if value is None:
+            return ""
+        if kind is datetime.date:
+            return value.isoformat()
+        if kind is Decimal:
+            return format(value, "f").replace(".", self.decimal_separator)
+        if kind in (int, float):
+            return str(value).replace(".", self.decimal_separator)
+        return self.csv_cell(str(value))
 
-def _chunks(queryset, tz, *, with_attributes=True):
+
+def _chunks(queryset, tz, branch_labels, *, with_attributes=True):
     """The customers of a listing queryset in chunks: ``(values of ROW_FIELDS per customer,
-    and by customer pk: group names, tag names, branch slugs, each sorted and joined)``.
+    and by customer pk: group names, tag names, branch labels, each sorted and joined)``.
     One query for the rows, one per relation and chunk. Without attribute columns, the
     attribute values are not even read. The creation time comes as text in ``tz`` to the
     second ("2026-03-01 14:05:09"), made by the database, which is cheaper than making a
@@ -152,31 +203,15 @@ def _chunks(queryset, tz, *, with_attributes=True):
             chunk,
             _names_by_customer(Customer.groups.through, "customer_id", "customergroup__name", pks),
             _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
-            _names_by_customer(Customer.branches.through, "customer_id", "branch__slug", pks),
+            _names_by_customer(Customer.branches.through, "customer_id", "branch_id", pks, branch_labels),
         )
 
 
-def _names_by_customer(model, owner, name, pks):
+def _names_by_customer(model, owner, name, pks, labels=None):
     names = {}
     for pk, value in model.objects.filter(bulk.any_of(owner, pks)).values_list(owner, name):
-        names.setdefault(pk, []).append(value)
+        names.setdefault(pk, []).append(labels.get(value, "") if labels is not None else value)
     return {pk: ", ".join(sorted(values)) for pk, values in names.items()}
-
-
-def _csv_cell(value):
-    """An attribute value as CSV text (attribute types hold no datetimes)."""
-    kind = type(value)
-    if kind is str:
-        return neutralise_csv(value)
-    if value is None:
-        return ""
-    if kind is bool:
-        return "1" if value else "0"
-    if kind is datetime.date:
-        return value.isoformat()
-    if kind in (int, Decimal, float):
-        return str(value)
-    return _csv_cell(str(value))
 
 
 def stream_csv(queryset, columns=None, delimiter=","):
@@ -187,48 +222,88 @@ def stream_csv(queryset, columns=None, delimiter=","):
     the first character is suspect, which spares the check for nearly every cell.
     """
     columns = columns or ExportColumns()
-    text_positions = [index for index, target in enumerate(STANDARD_COLUMNS) if target in TEXT_COLUMNS]
+    text_positions = [
+        (index, neutralise_csv_phone if target == fields.PHONE else neutralise_csv)
+        for index, target in enumerate(STANDARD_COLUMNS)
+        if target in TEXT_COLUMNS
+    ]
     attribute_positions = range(len(STANDARD_COLUMNS), len(columns.headings))
+    csv_cell = columns.csv_cell
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)
-    writer.writerow(columns.headings)
+    writer.writerow([neutralise_csv(heading) for heading in columns.headings])  # labels are typed by people
     yield CSV_BOM + buffer.getvalue()
     for rows in columns.row_chunks(queryset):
         for row in rows:
-            for index in text_positions:
+            for index, neutralise in text_positions:
                 text = row[index]
                 if text and text[0] in SUSPECT_START:
-                    row[index] = neutralise_csv(text)
+                    row[index] = neutralise(text)
             for index in attribute_positions:
-                row[index] = _csv_cell(row[index])
+                row[index] = csv_cell(row[index])
         buffer.seek(0)
         buffer.truncate()
         writer.writerows(rows)
         yield buffer.getvalue()
 
 
-def _xlsx_cell(sheet, value):
+def _xlsx_cell(sheet, value, columns, font=None):
     if isinstance(value, str):
         cell = WriteOnlyCell(sheet, value=clean_xlsx_text(value))
         cell.data_type = "s"  # never a formula, whatever the text starts with
-        return cell
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+    elif isinstance(value, datetime.datetime):
         cell = WriteOnlyCell(sheet, value=value)
-        cell.number_format = "yyyy-mm-dd"
-        return cell
-    return WriteOnlyCell(sheet, value=value)
+        cell.number_format = columns.xlsx_datetime_format
+    elif isinstance(value, datetime.date):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = columns.xlsx_date_format
+    else:
+        cell = WriteOnlyCell(sheet, value=value)
+    if font is not None:
+        cell.font = font
+    return cell
+
+
+def _shown_length(value):
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return max(map(len, value.splitlines()), default=0)
+    if isinstance(value, datetime.date):
+        return 10
+    return len(str(value))
+
+
+def column_widths(headings, rows):
+    """XLSX column widths for the headings (bold, so a little wider) and the first rows."""
+    widths = [len(heading) + 2 for heading in headings]
+    for row in rows:
+        for index, value in enumerate(row):
+            length = _shown_length(value)
+            if length > widths[index]:
+                widths[index] = length
+    return [min(max(width + 2, XLSX_MIN_WIDTH), XLSX_MAX_WIDTH) for width in widths]
 
 
 def write_xlsx(queryset, output, columns=None):
+    """The export as a workbook: a bold, frozen heading row, columns as wide as the values
+    of the first chunk of rows, phones and other text as text cells, dates as date cells."""
     columns = columns or ExportColumns()
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("Customers"))
-    sheet.append([_xlsx_cell(sheet, heading) for heading in columns.headings])
+    sheet = workbook.create_sheet(columns.sheet_title)
+    chunks = columns.row_chunks(queryset)
+    # Widths and panes come before the first row in the file: measured on the first chunk.
+    first = next(chunks, [])
+    for index, width in enumerate(column_widths(columns.headings, first), 1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    sheet.append([_xlsx_cell(sheet, heading, columns, bold) for heading in columns.headings])
     created = STANDARD_COLUMNS.index("created")
-    for rows in columns.row_chunks(queryset):
+    for rows in itertools.chain([first], chunks):
         for row in rows:
             row[created] = datetime.datetime.fromisoformat(row[created])
-            sheet.append([_xlsx_cell(sheet, value) for value in row])
+            sheet.append([_xlsx_cell(sheet, value, columns) for value in row])
     workbook.save(output)
 
 

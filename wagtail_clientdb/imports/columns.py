@@ -17,7 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import attributes
+from .. import attributes, cell_values
 from ..models import AttributeTarget
 
 IGNORE = ""
@@ -107,7 +107,7 @@ def normalise_header(text):
 def _known_headers():
     """Normalised header → target: the synonyms, plus our export headings in every admin language."""
     known = {normalise_header(synonym): target for target, synonyms in SYNONYMS.items() for synonym in synonyms}
-    for language in ("en", "de", "fr"):
+    for language in cell_values.LANGUAGES:
         with translation.override(language):
             for target, heading in EXPORT_HEADINGS.items():
                 known.setdefault(normalise_header(str(heading)), target)
@@ -159,17 +159,44 @@ def target_choices():
 
 
 def match_header(header, attribute_lookup=None):
-    """The target a header names (IGNORE when unknown or an export-only column)."""
+    """The target a header names (IGNORE when unknown or an export-only column): a field by
+    its names in English, German and French or its export heading in any language, an
+    attribute by its key or label."""
     normalised = normalise_header(header)
     target = _known_headers().get(normalised)
     if not normalised or target in EXPORT_ONLY_COLUMNS:
         return IGNORE
     if target:
         return target
-    for target, definition in (attribute_lookup if attribute_lookup is not None else attribute_targets()).items():
+    lookup = attribute_lookup if attribute_lookup is not None else attribute_targets()
+    for target, definition in lookup.items():
         if normalised in (normalise_header(definition.key), normalise_header(definition.label)):
             return target
+    # "Label (key)": how an export heads an attribute whose label and key both read as another column.
+    for target, definition in lookup.items():
+        if normalised == normalise_header(_label_and_key(definition)):
+            return target
     return IGNORE
+
+
+def _label_and_key(definition):
+    return f"{definition.label} ({definition.key})"
+
+
+def attribute_headings(definitions):
+    """The headings of an export's attribute columns: each attribute's label, unless an
+    import would read that label as another column (a field's heading in any language,
+    another attribute's key or label); then its key; then "label (key)"."""
+    lookup = {ATTRIBUTE + definition.key: definition for definition in definitions}
+    headings = []
+    for definition in definitions:
+        candidates = (definition.label, definition.key, _label_and_key(definition))
+        heading = next(
+            (text for text in candidates if match_header(text, lookup) == ATTRIBUTE + definition.key),
+            candidates[-1],
+        )
+        headings.append(heading)
+    return headings
 
 
 def detect_layout(first_rows):

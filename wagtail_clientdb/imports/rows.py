@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
-from .. import attribute_types, times
+from .. import attribute_types, cell_values, times
 from ..contact import normalise_email, normalise_text, parse_phone
 from ..matching import IdentityKeys
 from ..models import Customer
@@ -22,9 +22,6 @@ from ..spreadsheets import unneutralise_csv
 from . import columns
 from .reading import FormulaWithoutValue
 
-TRUE_WORDS = attribute_types.TRUE_WORDS
-FALSE_WORDS = attribute_types.FALSE_WORDS
-ALL_BRANCHES_WORDS = {"*", "all", "all branches", "alle", "alle filialen", "toutes", "toutes les filiales"}
 NAME_PARTICLES = {"von", "van", "de", "der", "den", "del", "della", "di", "da", "du", "la", "le", "zu", "vom", "zur", "ten", "ter"}
 NOTES_MAX_LENGTH = 10_000
 
@@ -64,10 +61,7 @@ class RowContext:
         self.phone_region = phone_region
         self.country_code = str(phonenumbers.country_code_for_region(phone_region))
         self.groups = {group.name.casefold(): group for group in groups}
-        self.branches = {}
-        for branch in branches:
-            self.branches[branch.slug.casefold()] = branch
-            self.branches[branch.name.casefold()] = branch
+        self.branches = cell_values.branch_lookup(list(branches))
         self.attribute_definitions = attribute_definitions
         self._phones = {}
         self._tags = {}
@@ -166,11 +160,9 @@ def parse_birthday(value):
 def parse_consent(text):
     """An explicit yes or no; an empty cell never gets here (it changes nothing, and a new
     customer starts without consent)."""
-    word = text.casefold()
-    if word in FALSE_WORDS:
-        return False
-    if word in TRUE_WORDS:
-        return True
+    value = cell_values.read_yes_no(text)
+    if value is not None:
+        return value
     raise ValidationError(
         _("Marketing consent must be 1 (yes), 0 (no) or empty (no change), not “%(value)s”."), params={"value": text}
     )
@@ -251,7 +243,7 @@ def clean_row(cells, context):
         values.tags = [tag[:100] for tag in text] if isinstance(text, list) else context.parse_tags(text)
 
     def clean_branches(text):
-        if isinstance(text, str) and text.casefold() in ALL_BRANCHES_WORDS:
+        if cell_values.means_all_branches(text):
             values.branches = "all"
             return
         names = _names(text)

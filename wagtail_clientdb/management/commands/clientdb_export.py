@@ -1,9 +1,10 @@
 import sys
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from wagtail_clientdb import export, listing, scope, times
 from wagtail_clientdb.models import Branch, CustomerGroup, CustomerTag
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
         parser.add_argument("--output", help="File to write (required for XLSX).")
         parser.add_argument("--delimiter", choices=sorted(export.CSV_DELIMITERS), default="comma", help="CSV separator.")
+        parser.add_argument(
+            "--language",
+            default=settings.LANGUAGE_CODE,
+            help="Language of the headings and of words such as yes/no (en, de, fr; default: LANGUAGE_CODE).",
+        )
         parser.add_argument("--branch", help="Export what this branch (slug) sees, with its local values.")
         parser.add_argument("--tag", action="append", default=[], help="Only customers with this tag (repeatable).")
         parser.add_argument("--group", action="append", default=[], help="Only customers in this group (repeatable).")
@@ -30,6 +36,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["format"] == "xlsx" and not options["output"]:
             raise CommandError("XLSX needs --output.")
+        with translation.override(options["language"]):
+            self._export(options)
+
+    def _export(self, options):
         viewer = self._viewer(options["branch"])
         params = QueryDict(mutable=True)
         for tag in options["tag"]:
