@@ -4,10 +4,21 @@ In development the immediate backend runs tasks inline; in production configure 
 database backend and a worker (see docs/deployment.md).
 """
 
+from django.conf import settings
+from django.utils import translation
 from django_tasks import task
 
 from . import deletion, retention
 from .models import ExportJob, ImportJob
+
+
+def language_of(user):
+    """The admin language of ``user``: background work on their job speaks it (refused rows,
+    errors, an export's headings), as the same work done in their request would."""
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.objects.filter(user=user).first()
+    return (profile.preferred_language if profile else "") or settings.LANGUAGE_CODE
 
 
 @task()
@@ -28,7 +39,8 @@ def run_import_job(job_id: int, dry_run: bool):
     from .imports.runner import execute
 
     job = ImportJob.objects.select_related("created_by", "branch").get(pk=job_id)
-    return execute(job, dry_run=dry_run).status
+    with translation.override(language_of(job.created_by)):
+        return execute(job, dry_run=dry_run).status
 
 
 @task()
@@ -36,4 +48,6 @@ def run_export_job(job_id: int):
     """Write a large listing export to storage and offer it for download."""
     from .exports import run_export_job as run
 
-    return run(ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)).status
+    job = ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)
+    with translation.override(language_of(job.created_by)):
+        return run(job).status
