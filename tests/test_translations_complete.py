@@ -5,18 +5,23 @@ Each page is rendered through its real URL with the Django test client, as a bra
 as branch staff or as a visitor, once in English and once in German and in French (the admin
 language is the user's Wagtail profile setting, which Wagtail's admin views activate; the
 booking page follows the visitor's Accept-Language through Django's LocaleMiddleware, as in a
-project). From each page the words a person reads are collected: text nodes, and the title,
-placeholder, aria-label, alt and tooltip attributes and the values of buttons. Then:
+project). Pages reached by a form (errors, messages after an action) are sent the form. From
+each page the words a person reads are collected: text nodes; the title, placeholder,
+aria-label, alt and tooltip attributes and the values of buttons; and the labels and widget
+HTML in the JSON that Wagtail's scripts render (menus, panels). Then:
 
 1. A string that reads the same in English and in German (or French) must be data: the names,
-   emails, numbers and dates of the world below, a brand or format word, or a string whose
-   translation is the same word (the German "Status", the French "Notes": translated to
-   itself in the app's or in Wagtail's and Django's catalogs). Anything else is English
-   that nobody translated: a string not marked for translation, or not translated.
+   emails, numbers and dates of the world below, a time zone or a country name (CLDR), a brand
+   or format word (:data:`SAME_IN_EVERY_LANGUAGE`), or words that the language's own catalogs
+   write (the app's, Wagtail's and Django's: the German "Status", the French "Notes").
+   Anything else is English that nobody translated: a string not marked for translation, or
+   not translated. :data:`WAGTAILS_OWN` lists the few strings Wagtail itself leaves in English.
 2. None of the app's own English sentences (the msgids of its catalogs) appears in the German
    or French page, not even in a script or an attribute.
 
-A failure names the page, the language and each English string found.
+The booking confirmation email is read the same way, line by line. A failure names the page,
+the language and each English string found. To look at the pages, set CLIENTDB_DUMP_PAGES to
+a folder: each is written there as <page>.<language>.html.
 """
 
 import datetime
