@@ -7,7 +7,9 @@ from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adapter_class
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
@@ -29,6 +31,31 @@ from .models import (
 ATTRIBUTE_FILTER_PREFIX = "attribute_"
 
 
+class YesNoFilter(django_filters.BooleanFilter):
+    """A yes/no filter, whose value the listing names "Yes" or "No" when it is in force
+    (Wagtail's own names it "True" or "False", in every language)."""
+
+
+class YesNoFilterAdapter(BaseFilterAdapter):
+    def get_active_filters(self):
+        value = gettext("Yes") if self.value else gettext("No")
+        return [active._replace(value=value) for active in super().get_active_filters()]
+
+
+register_filter_adapter_class(YesNoFilter, YesNoFilterAdapter)
+
+
+class ClientDBFilterSet(WagtailFilterSet):
+    """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field."""
+
+    @classmethod
+    def filter_for_lookup(cls, field, lookup_type):
+        filter_class, params = super().filter_for_lookup(field, lookup_type)
+        if filter_class is django_filters.BooleanFilter:
+            filter_class = YesNoFilter
+        return filter_class, params
+
+
 class AttributeNumberRangeWidget(NumberRangeWidget):
     """Wagtail's range widget, for any number: negative and decimal values too."""
 
@@ -39,7 +66,7 @@ class AttributeNumberRangeWidget(NumberRangeWidget):
             widget.attrs["step"] = "any"
 
 
-class CustomerFilterSet(WagtailFilterSet):
+class CustomerFilterSet(ClientDBFilterSet):
     """Filters of the customer listing; their options never reveal customers the viewer cannot see."""
 
     branch = django_filters.ModelChoiceFilter(
@@ -60,7 +87,7 @@ class CustomerFilterSet(WagtailFilterSet):
         method="filter_groups",
         widget=forms.CheckboxSelectMultiple,
     )
-    marketing_consent = django_filters.BooleanFilter(label=_("Marketing consent"), widget=BooleanRadioSelect)
+    marketing_consent = YesNoFilter(label=_("Marketing consent"), widget=BooleanRadioSelect)
     source = django_filters.ChoiceFilter(label=_("Source"), choices=CustomerSource.choices)
 
     class Meta:
@@ -109,7 +136,7 @@ class AppointmentPeriod(models.TextChoices):
     ALL = "all", _("All")
 
 
-class AppointmentFilterSet(WagtailFilterSet):
+class AppointmentFilterSet(ClientDBFilterSet):
     """Filters of the appointment listing; their options are the viewer's branches and staff.
 
     Without a choice of period the listing shows today's and later appointments: what a front
@@ -178,7 +205,7 @@ def attribute_filter(definition):
             method=lambda qs, name, value: qs.filter(**{f"{path}__in": value}) if value else qs,
         )
     if field_type == AttributeType.BOOLEAN:
-        return django_filters.BooleanFilter(
+        return YesNoFilter(
             label=label, widget=BooleanRadioSelect, method=lambda qs, name, value: qs.filter(**{path: value})
         )
     if field_type in (AttributeType.TEXT, AttributeType.TEXTAREA):
@@ -212,7 +239,7 @@ def attribute_filter(definition):
     raise ValueError(field_type)
 
 
-class ServiceFilterSet(WagtailFilterSet):
+class ServiceFilterSet(ClientDBFilterSet):
     branches = django_filters.ModelChoiceFilter(label=_("Offered by"), queryset=Branch.objects.none())
 
     class Meta:

@@ -4,6 +4,7 @@ In development the immediate backend runs tasks inline; in production configure 
 database backend and a worker (see docs/deployment.md).
 """
 
+from django.conf import settings
 from django.utils import translation
 from django_tasks import task
 
@@ -12,10 +13,12 @@ from .models import ExportJob, ImportJob
 
 
 def language_of(user):
-    """The admin language of whoever started a job: what its report and headers are written in."""
+    """The admin language of ``user``: background work on their job speaks it (refused rows,
+    errors, an export's headings), as the same work done in their request would."""
     from wagtail.users.models import UserProfile
 
-    return UserProfile.get_for_user(user).get_preferred_language() if user else None
+    profile = UserProfile.objects.filter(user=user).first()
+    return (profile.preferred_language if profile else "") or settings.LANGUAGE_CODE
 
 
 @task()

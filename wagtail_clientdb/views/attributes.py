@@ -2,13 +2,13 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
-from wagtail.admin.ui.tables import BooleanColumn, Column
+from wagtail.admin.ui.tables import Column
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attributes
 from ..forms.attributes import AttributeDefinitionForm
 from ..models import AttributeDefinition
-from .common import ProtectedDeleteView
+from .common import ProtectedDeleteView, YesNoColumn
 from .scoping import ScopedViewSetMixin
 
 
@@ -44,8 +44,8 @@ class AttributeDefinitionViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSe
         Column("key", label=_("Key")),
         Column("applies_to", label=_("Applies to"), accessor="get_applies_to_display"),
         Column("field_type", label=_("Type"), accessor="get_field_type_display"),
-        BooleanColumn("required", label=_("Required")),
-        BooleanColumn("is_active", label=_("Active")),
+        YesNoColumn("required", label=_("Required")),
+        YesNoColumn("is_active", label=_("Active")),
     ]
     list_filter = ["applies_to", "field_type", "is_active"]
     search_fields = ["label", "key"]

@@ -1,12 +1,17 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, InlinePanel, ObjectList, TabbedInterface
-from wagtail.admin.ui.tables import BooleanColumn, Column
+from wagtail.admin.ui.tables import Column
 from wagtail.snippets.views.snippets import SnippetViewSet
 
 from .. import scope
 from ..models import Branch
+from .common import ReadableInspectMixin, YesNoColumn
 from .scoping import ScopedViewSetMixin
+
+
+class BranchInspectView(ReadableInspectMixin, SnippetViewSet.inspect_view_class):
+    pass
 
 
 class BranchViewSet(ScopedViewSetMixin, SnippetViewSet):
@@ -16,12 +21,13 @@ class BranchViewSet(ScopedViewSetMixin, SnippetViewSet):
     menu_order = 400
     copy_view_enabled = False
     inspect_view_enabled = True
+    inspect_view_class = BranchInspectView
     list_display = [
         "name",
         "slug",
         Column("timezone", label=_("Time zone")),
         Column("member_count", label=_("Staff"), accessor=lambda b: len(b.members.all())),
-        BooleanColumn("is_active", label=_("Active")),
+        YesNoColumn("is_active", label=_("Active")),
     ]
     list_filter = ["is_active"]
     search_fields = ["name", "slug", "address"]

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from wagtail.admin import messages
-from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.admin.ui.tables import BooleanColumn, Column, DateColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import scope, times
@@ -124,6 +124,26 @@ class LocalTimesHistoryView(snippet_views.HistoryView):
             MomentColumn(column.name, label=column.label, width=column.width) if isinstance(column, DateColumn) else column
             for column in super().columns
         ]
+
+
+class YesNoColumn(BooleanColumn):
+    """Wagtail's tick or cross, named "Yes" or "No" in the reader's language (Wagtail's are
+    named "True" and "False")."""
+
+    cell_template_name = "wagtail_clientdb/tables/yes_no_cell.html"
+
+
+class ReadableInspectMixin:
+    """An inspect view that names yes/no values "Yes" or "No" in the reader's language and shows
+    an empty value as "–" (Wagtail's shows "True", "False" and "None")."""
+
+    def get_field_display_value(self, field_name, field):
+        value = super().get_field_display_value(field_name, field)
+        if value is None:
+            return "–"
+        if isinstance(value, bool):
+            return _("Yes") if value else _("No")
+        return value
 
 
 def redirect_back(request, fallback):

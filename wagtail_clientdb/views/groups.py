@@ -1,11 +1,12 @@
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, ObjectList
-from wagtail.admin.ui.tables import BooleanColumn, NumberColumn
+from wagtail.admin.ui.tables import NumberColumn
 from wagtail.snippets.views.snippets import SnippetViewSet
 
 from .. import scope
 from ..models import CustomerGroup
+from .common import YesNoColumn
 from .scoping import ScopedViewSetMixin
 
 
@@ -17,7 +18,7 @@ class CustomerGroupViewSet(ScopedViewSetMixin, SnippetViewSet):
     copy_view_enabled = False
     list_display = [
         "name",
-        BooleanColumn("is_default", label=_("Default group")),
+        YesNoColumn("is_default", label=_("Default group")),
         NumberColumn("customer_count", label=_("Customers"), sort_key="customer_count"),
     ]
     search_fields = ["name", "description"]

@@ -17,6 +17,8 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import URLPattern
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy
 from wagtail.log_actions import get_active_log_context
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import chooser as chooser_views
@@ -24,6 +26,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
+from ..filters import ClientDBFilterSet
 from ..permissions import ANY_ACTION
 from .common import LocalTimesHistoryView, LocalTimesInspectMixin, ProtectedDeleteView
 
@@ -87,9 +90,26 @@ class ScopedCreateView(ScopedChooserMixin, chooser_views.SnippetCreateView):
     pass
 
 
+def _worded(text, name):
+    return str(text) % {"object": name}
+
+
+#: ``text % {"object": name}``, worded when shown: in the reader's language.
+worded_lazily = lazy(_worded, str)
+
+
 class ScopedSnippetChooser(AdminSnippetChooser):
     """The chooser widget of the app's models: a form re-shown with an id someone posted
     names the object only if the acting admin user may reach it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Wagtail words its buttons when the widget is made, once at start-up for the forms of
+        # the edit handlers (in English): they are worded when shown instead.
+        name = self.model._meta.verbose_name
+        self.choose_one_text = worded_lazily(gettext_lazy("Choose %(object)s"), name)
+        self.choose_another_text = worded_lazily(gettext_lazy("Choose another %(object)s"), name)
+        self.link_to_chosen_text = worded_lazily(gettext_lazy("Edit this %(object)s"), name)
 
     def get_instance(self, value):
         if value is None or isinstance(value, self.model_class):
@@ -138,6 +158,17 @@ class ScopedViewSetMixin:
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request)
+
+    def get_index_view_kwargs(self, **kwargs):
+        # Filters made from ``list_filter`` name yes/no values in the reader's language.
+        return super().get_index_view_kwargs(base_filterset_class=ClientDBFilterSet, **kwargs)
+
+    @property
+    def breadcrumbs_items(self):
+        # Wagtail words "Home" once, when the views are made at start-up (in English): it is
+        # worded when shown instead.
+        home, *rest = super().breadcrumbs_items
+        return [{**home, "label": gettext_lazy("Home")}, *rest]
 
     def get_urlpatterns(self):
         return [

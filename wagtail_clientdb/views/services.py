@@ -2,14 +2,14 @@ from django import forms
 from django.db.models import Prefetch
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, ObjectList
-from wagtail.admin.ui.tables import BooleanColumn, Column
+from wagtail.admin.ui.tables import Column
 from wagtail.snippets.views.snippets import SnippetViewSet
 
 from .. import scope
 from ..filters import ServiceFilterSet
 from ..forms.services import ServiceForm
 from ..models import Service
-from .common import ViewerFormMixin
+from .common import ViewerFormMixin, YesNoColumn
 from .scoping import ScopedViewSetMixin
 
 
@@ -36,7 +36,7 @@ class ServiceViewSet(ScopedViewSetMixin, SnippetViewSet):
         "name",
         Column("duration", label=_("Minutes"), sort_key="duration"),
         Column("branches", label=_("Offered by"), accessor=lambda s: ", ".join(b.name for b in s.branches.all())),
-        BooleanColumn("is_active", label=_("Active")),
+        YesNoColumn("is_active", label=_("Active")),
     ]
     filterset_class = ServiceFilterSet
     search_fields = ["name"]
