@@ -160,7 +160,7 @@ def test_a_manager_names_the_branches_a_block_applies_to(login, manager, branch_
     client = login(manager)
     client.post(block_url(customer), {"reason": "Owes money", "branches": [branch_b.pk]})
     assert list(OnlineBookingBlock.objects.get().branches.all()) == [branch_b]
-    assert "in Beta Salon" in client.get(customer_url("inspect", customer.pk)).content.decode()
+    assert "only in Beta Salon" in client.get(customer_url("inspect", customer.pk)).content.decode()
 
 
 def test_nobody_blocks_a_customer_they_cannot_see(login, staff_b, branch_a):
