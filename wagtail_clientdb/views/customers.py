@@ -58,6 +58,12 @@ class CustomerNameColumn(TitleColumn):
     cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
 
 
+class MostBookingsColumn(NumberColumn):
+    """The booking count, whose header sorts by most bookings first."""
+
+    header_template_name = "wagtail_clientdb/tables/most_bookings_header.html"
+
+
 class BranchContextMixin(ViewerMixin):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -145,10 +151,12 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             Column("phone", label=_("Phone"), accessor=display_phone),
             Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(g.name for g in c.groups.all())),
             Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
-            NumberColumn(
+            MostBookingsColumn(
                 "bookings_count",
                 label=_("Bookings here") if self.display_branch else _("Bookings"),
                 sort_key="bookings_count",
+                ascending_title_text=_("Sort by fewest bookings"),
+                descending_title_text=_("Sort by most bookings"),
             ),
             Column("scope", label=_("Branches"), accessor=display_scope),
             DateColumn("created_at", label=_("Created"), sort_key="created_at"),
