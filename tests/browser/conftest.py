@@ -38,15 +38,29 @@ def browser(django_db_setup):
 
     # Playwright's synchronous API runs an event loop in this thread; the tests' own database
     # work is synchronous all the same.
+    # The test database's initial rows (Wagtail's root page, site and locale), which each test
+    # gets back (serialized_rollback), are kept on this thread's connection.
+    serialized = {alias: getattr(connections[alias], "_test_serialized_contents", None) for alias in connections}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
         with sync_playwright() as playwright:
+            # From here on Django keeps connections per context (see browser_context): the
+            # ones the tests use need the rows too.
+            for alias, contents in serialized.items():
+                if contents is not None:
+                    connections[alias]._test_serialized_contents = contents
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 yield chromium
             finally:
                 chromium.close()
                 connections.close_all()
+
+
+@pytest.fixture(autouse=True)
+def no_gravatar(settings):
+    """Wagtail's default avatar: the pages may load nothing from outside (no broken image)."""
+    settings.WAGTAIL_GRAVATAR_PROVIDER_URL = None
 
 
 @pytest.fixture
@@ -100,8 +114,21 @@ def admin_url(live_server):
 def save_screenshot(page, path, *, full_page=False):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The caret of a focused field and Wagtail's transitions would make every run differ.
-    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
+    viewport = page.viewport_size
+    if full_page:
+        # Wagtail's admin scrolls inside its main element, which Playwright's full_page
+        # misses: the viewport grows to the content instead.
+        height = page.evaluate(
+            "Math.max(document.documentElement.scrollHeight,"
+            " ...Array.from(document.querySelectorAll('main, #main, .content-wrapper'), (e) => e.scrollHeight))"
+        )
+        page.set_viewport_size({"width": viewport["width"], "height": min(max(height, viewport["height"]), 4000)})
+    try:
+        # The caret of a focused field and Wagtail's transitions would make every run differ.
+        page.screenshot(path=str(path), animations="disabled", caret="hide")
+    finally:
+        if full_page:
+            page.set_viewport_size(viewport)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from wagtail_clientdb import deletion, scope
 from wagtail_clientdb.models import AttributeDefinition, ClientDBSettings, CustomerGroup, ImportJob
 from wagtail_clientdb.overrides import save_local_values
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 #: (rule id, the CSS selector axe reports) -> why it is allowed. None is needed today: the
 #: serious and critical violations axe found were all in the app's markup, and are fixed.

@@ -9,7 +9,7 @@ from django.utils import timezone
 from wagtail_clientdb.models import Appointment, Customer
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_visitor_books_through_the_page(live_server, browser_page, booking_site, branch_a, screenshot):
     page = browser_page
     day = timezone.localdate(timezone.now(), branch_a.zoneinfo) + datetime.timedelta(days=2)

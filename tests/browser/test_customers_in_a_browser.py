@@ -9,7 +9,7 @@ from tests.conftest import make_customer
 from wagtail_clientdb import scope
 from wagtail_clientdb.models import Customer, CustomerOverride
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 CUSTOMERS = "wagtailsnippets_wagtail_clientdb_customer:list"
 RESULTS = "table.listing > tbody"

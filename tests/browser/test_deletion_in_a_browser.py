@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb.models import Customer, DeletionRequest
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_customer_with_an_upcoming_appointment_waits_blocked_in_customers_to_delete(browser_page, admin_url, log_in_as, manager, branch_a, branch_b, screenshot):

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from tests.conftest import make_customer
 from wagtail_clientdb.models import Customer, ImportJob
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 CUSTOMERS = "wagtailsnippets_wagtail_clientdb_customer:list"
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb.models import Appointment, Customer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 CUSTOMERS = "wagtailsnippets_wagtail_clientdb_customer:list"
 RESULTS = "table.listing > tbody"
@@ -38,6 +38,11 @@ def salon_customers(branch_a, branch_b):
     return {"anna": anna, "bernd": bernd, "clara": clara, "dora": dora}
 
 
+def names(page):
+    """The name links of the listing's rows."""
+    return page.locator(f"{RESULTS} tr td:nth-child(2) a")
+
+
 def listed(page):
     """The names in the listing's rows, in their order."""
     return [name.strip() for name in page.locator(f"{RESULTS} tr td:nth-child(2) a").all_inner_texts()]
@@ -53,26 +58,26 @@ def test_filter_by_tag_and_location_and_sort_by_most_bookings(browser_page, admi
     page = browser_page
     page.goto(admin_url(CUSTOMERS))
     expect(page.locator(RESULTS + " tr")).to_have_count(4)
-    assert listed(page) == ["Clara Adler", "Bernd Müller", "Anna Schmidt", "Dora Zander"]
+    expect(names(page)).to_have_text(["Clara Adler", "Bernd Müller", "Anna Schmidt", "Dora Zander"])
 
     open_filter(page, "Tags")
     page.get_by_label("blonde").check()
     expect(page.locator(RESULTS + " tr")).to_have_count(3)
-    assert listed(page) == ["Clara Adler", "Anna Schmidt", "Dora Zander"]
+    expect(names(page)).to_have_text(["Clara Adler", "Anna Schmidt", "Dora Zander"])
     page.keyboard.press("Escape")
 
     open_filter(page, "Location")
     page.get_by_label("Location").select_option(label="Alpha Salon")
     expect(page.locator("[data-clientdb-viewing-as]")).to_contain_text("as Alpha Salon sees them")
     expect(page.locator(RESULTS + " tr")).to_have_count(2)
-    assert listed(page) == ["Clara Adler", "Anna Schmidt"]
+    expect(names(page)).to_have_text(["Clara Adler", "Anna Schmidt"])
     page.keyboard.press("Escape")
     screenshot(page, "filtered")
 
     # The column sorts by most bookings first.
     page.locator("th a", has_text="Bookings here").click()
     expect(page).to_have_url(re.compile(r"ordering=-bookings_count"))
-    assert listed(page) == ["Clara Adler", "Anna Schmidt"]
+    expect(names(page)).to_have_text(["Clara Adler", "Anna Schmidt"])
 
     # Without the tag: every customer Alpha sees, most bookings there first.
     page.locator(".w-active-filters .w-pill", has_text="blonde").get_by_role("button", name="Clear").click()
