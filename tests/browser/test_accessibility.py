@@ -7,6 +7,7 @@ selector in ALLOWED, each with the reason.
 
 import datetime
 import json
+import re
 
 import pytest
 from django.utils import timezone
@@ -66,7 +67,7 @@ def salon(branch_a, branch_b, booking_site):
     return {"anna": anna, "local": local, "blocked": blocked}
 
 
-def test_admin_and_booking_pages_have_no_serious_violations(browser_page, admin_url, log_in_as, make_user, staff_group, manager, staff_a, salon, booking_site, branch_a, branch_b, tmp_path):
+def test_admin_and_booking_pages_have_no_serious_violations(browser_page, admin_url, log_in_as, make_user, staff_group, manager, staff_a, salon, booking_site, branch_a, branch_b, tmp_path, screenshot):
     deletion.request_deletion(scope.Viewer(manager, True, ()), salon["blocked"])
     page = browser_page
     log_in_as(manager)
@@ -90,9 +91,14 @@ def test_admin_and_booking_pages_have_no_serious_violations(browser_page, admin_
         "import upload": admin_url(f"{customer}:import"),
     }
     problems = {}
+
+    def check(name):
+        problems[name] = axe_violations(page)
+        screenshot(page, re.sub(r"\W+", "-", name).strip("-"), full_page=True)
+
     for name, url in pages.items():
         page.goto(url)
-        problems[name] = axe_violations(page)
+        check(name)
 
     # The import preview, with a refused row.
     page.goto(admin_url(f"{customer}:import"))
@@ -101,7 +107,7 @@ def test_admin_and_booking_pages_have_no_serious_violations(browser_page, admin_
     page.get_by_label("Customer list").set_input_files(path)
     page.click("button:has-text('Upload and check')")
     expect(page.locator("[data-clientdb-invalid-rows]")).to_be_visible()
-    problems["import preview"] = axe_violations(page)
+    check("import preview")
     assert ImportJob.objects.get().status == "previewed"
 
 
@@ -111,43 +117,43 @@ def test_admin_and_booking_pages_have_no_serious_violations(browser_page, admin_
     page.get_by_label("Customer list").set_input_files(path)
     page.click("button:has-text('Upload and check')")
     expect(page.locator("button:has-text('Check the file')")).to_be_visible()
-    problems["import mapping"] = axe_violations(page)
+    check("import mapping")
 
     # A branch's views: the branch bar, a shared customer read-only, then with a local value.
     log_in_as(staff_a)
     page.goto(admin_url(f"{customer}:list"))
-    problems["customers (branch)"] = axe_violations(page)
+    check("customers (branch)")
     page.goto(admin_url(f"{customer}:inspect", salon["anna"].pk))
-    problems["customer inspect (read-only)"] = axe_violations(page)
+    check("customer inspect (read-only)")
     settings = ClientDBSettings.load()
     settings.branches_may_edit_global_customers = True
     settings.save()
     save_local_values(salon["anna"], branch_a, {"notes": "Alpha's own note"})
     page.goto(admin_url(f"{customer}:edit", salon["anna"].pk))
     expect(page.locator("[data-clientdb-override-notice]")).to_be_visible()
-    problems["customer edit (local values)"] = axe_violations(page)
+    check("customer edit (local values)")
     page.goto(admin_url(f"{customer}:inspect", salon["anna"].pk))
-    problems["customer inspect (local values)"] = axe_violations(page)
+    check("customer inspect (local values)")
     log_in_as(make_user("both", groups=[staff_group], branches=[branch_a, branch_b]))
     page.goto(admin_url(f"{customer}:list"))
     expect(page.locator("#clientdb-current-branch")).to_be_visible()
-    problems["customers (two branches)"] = axe_violations(page)
+    check("customers (two branches)")
 
     # The public booking page, with free times and the form.
     day = timezone.localdate(timezone.now(), branch_a.zoneinfo) + datetime.timedelta(days=2)
     page.goto(admin_url(booking_site.url))
-    problems["booking page"] = axe_violations(page)
+    check("booking page")
     page.select_option("#booking-service", label="Cut & blow-dry (60 minutes)")
     page.fill("#booking-date", day.isoformat())
     page.click("text=Show free times")
     expect(page.locator("[data-clientdb-book]")).to_be_visible()
-    problems["booking form"] = axe_violations(page)
+    check("booking form")
 
     log_in_as(manager)
     page.emulate_media(color_scheme="dark")
     for name in ("dashboard", "appointments all", "customer inspect", "week", "customers to delete"):
         page.goto(pages[name])
-        problems[name + " (dark)"] = axe_violations(page)
+        check(name + " (dark)")
     page.emulate_media(color_scheme="light")
 
     problems = {name: found for name, found in problems.items() if found}
