@@ -115,8 +115,13 @@ def describe_blocking(error):
     }
 
 
+def describe_error_lines(request):
+    """What blocks a deletion request, one line per blocking appointment."""
+    return [describe_blocking(error) for error in request.errors]
+
+
 def describe_errors(request):
-    return "; ".join(describe_blocking(error) for error in request.errors)
+    return "; ".join(describe_error_lines(request))
 
 
 def _delete_customer(customer):

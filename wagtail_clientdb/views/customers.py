@@ -59,6 +59,12 @@ class CustomerNameColumn(TitleColumn):
     cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
 
 
+class MostBookingsColumn(NumberColumn):
+    """The booking count, whose header sorts by most bookings first."""
+
+    header_template_name = "wagtail_clientdb/tables/most_bookings_header.html"
+
+
 class BranchContextMixin(ViewerMixin):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -141,18 +147,21 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 "name",
                 label=_("Name"),
                 accessor=display_name,
+                classname="clientdb-name",
                 sort_key="name",
                 get_url=lambda c: self.get_edit_url(c) or self.get_inspect_url(c),
                 get_title_id=lambda c: f"snippet_{quote(c.pk)}_title",
             ),
             Column("email", label=_("Email"), accessor="eff_email", sort_key="email"),
-            Column("phone", label=_("Phone"), accessor=display_phone),
+            Column("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
             Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(g.name for g in c.groups.all())),
             Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
-            NumberColumn(
+            MostBookingsColumn(
                 "bookings_count",
                 label=_("Bookings here") if self.display_branch else _("Bookings"),
                 sort_key="bookings_count",
+                ascending_title_text=_("Sort by fewest bookings"),
+                descending_title_text=_("Sort by most bookings"),
             ),
             Column("scope", label=_("Branches"), accessor=display_scope),
             MomentColumn("created_at", label=_("Created"), sort_key="created_at", zone=lambda c: self.display_branch),

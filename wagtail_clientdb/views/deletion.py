@@ -1,6 +1,8 @@
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from wagtail.admin import messages
@@ -24,6 +26,16 @@ def queue_buttons(request):
     ]
 
 
+def blocked_by(request):
+    """One line per blocking appointment."""
+    return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in deletion.describe_error_lines(request)))
+
+
+def requested_by(request):
+    user = request.requested_by
+    return (user.get_full_name() or user.get_username()) if user else ""
+
+
 class DeletionQueueIndexView(snippet_views.IndexView):
     @cached_property
     def no_results_message(self):
@@ -45,11 +57,11 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     list_display = [
         Column("customer", label=_("Customer"), accessor=str),
         StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
-        Column("errors", label=_("Blocked by"), accessor=deletion.describe_errors),
+        Column("errors", label=_("Blocked by"), accessor=blocked_by),
         MomentColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
         MomentColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
         MomentColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
-        Column("requested_by", label=_("Requested by")),
+        Column("requested_by", label=_("Requested by"), accessor=requested_by),
         PostButtonsColumn("actions", queue_buttons, label=_("Actions")),
     ]
     list_filter = ["status"]

@@ -25,7 +25,6 @@ from django.utils import timezone
 from wagtail.models import Page, Site
 from wagtail.users.models import UserProfile
 
-from demo.models import HomePage
 from wagtail_clientdb import booking_counts
 from wagtail_clientdb.consent import record_consent
 from wagtail_clientdb.models import (
@@ -445,6 +444,10 @@ class Command(BaseCommand):
 
     def create_pages(self, branches):
         """A home page in place of Wagtail's welcome page, with a booking page per branch."""
+        # Imported here: the browser tests load the rest of the demo data without this app
+        # (tests/browser/test_screenshots.py).
+        from demo.models import HomePage
+
         site = Site.objects.get(is_default_site=True)
         welcome = site.root_page
         home = Page.get_first_root_node().add_child(
