@@ -412,7 +412,7 @@ def world(db, make_user, manager_group, staff_group, settings):
         "Gerd Spezi", "Gloria", "Globalall", "Gerd", "Specifica", "Spezi", "Lena", "Locala", "Lars", "Localb",
         "Ines", "Importa", "Ivo", "Importb", "Dora Deletia", "Clara", "neu", "kein-mail",
         "customers.csv", "unknown-columns.csv", "refused.csv", "clean.csv",
-        *IMPORT_HEADER, "Kundennr", "Kasse", "Farbe", "Kasse 1", "rot",
+        *IMPORT_HEADER, "Kundennr", "Kasse", "Farbe", "Kasse 1", "rot", "Drei Termine nicht erschienen",
     }
     return w
 
@@ -576,6 +576,14 @@ PAGES = [
         post=lambda w, c, u: {"sharing": "specific", "phone_raw": "abc"},
     ),
     Page("customer history", "manager", lambda w, c: customer_url("history", w.gloria.pk)),
+    Page("online booking block", "manager", lambda w, c: customer_url("booking_block", w.gloria.pk)),
+    Page(
+        "customer inspect, blocked from online booking",
+        "manager",
+        lambda w, c: customer_url("booking_block", w.gerd.pk),
+        post=lambda w, c, u: {"reason": "Drei Termine nicht erschienen", "branches": [w.alpha.pk]},
+        follow=True,
+    ),
     Page("customer delete", "manager", lambda w, c: customer_url("delete", w.gloria.pk)),
     Page("customer deleted, blocked", "manager", fresh_customer_with_upcoming_appointment, post=lambda w, c, u: {}, follow=True),
     Page("customers to delete", "manager", lambda w, c: snippet("deletionrequest", "list")),

@@ -58,7 +58,7 @@ def test_a_refused_row_of_the_preview_is_left_out_and_the_valid_rows_imported(br
     # A manager chooses whom the new customers are shared with; "specific" needs a branch.
     page.get_by_label("Specific branches").check()
     page.click("button:has-text('Import the valid rows')")
-    expect(page.get_by_text("Tick the branches that should see the new customers")).to_be_visible()
+    expect(page.get_by_text("Choose the branches that should see the new customers")).to_be_visible()
     page.get_by_label("Beta Salon").check()
     screenshot(page, "preview", full_page=True)
     page.click("button:has-text('Import the valid rows')")

@@ -96,10 +96,10 @@ def test_filter_by_tag_and_location_and_sort_by_most_bookings(browser_page, admi
 
 
 def header_download(page, label):
-    """Click a download of the header's "Actions" menu (opening it when it is closed)."""
+    """Click a download of the header's labelled "Export" menu (opening it when it is closed)."""
     link = page.get_by_role("link", name=label)
     if not link.is_visible():
-        page.locator("#w-slim-header-buttons").get_by_role("button", name="Actions").click()
+        page.locator("#w-slim-header-buttons").get_by_role("button", name="Export").click()
     link.click()
 
 
