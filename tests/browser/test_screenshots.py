@@ -49,7 +49,9 @@ def load_demo_data():
                     intro="<p>Choose a service and a time; we look forward to seeing you.</p>",
                 ))
 
-    Command().load(random.Random(demo.SEED))
+    command = Command()
+    command.language = "en"
+    command.load(random.Random(demo.SEED))
 
 
 def add_todays_appointments():

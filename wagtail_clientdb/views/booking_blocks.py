@@ -5,7 +5,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.generic import FormView
 from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
@@ -25,7 +24,6 @@ class BookingBlockView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplate
     permission_required = "change"
     template_name = "wagtail_clientdb/customers/booking_block.html"
     header_icon = "user"
-    page_title = gettext_lazy("Online booking")
 
     @cached_property
     def customer(self):
@@ -35,8 +33,8 @@ class BookingBlockView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplate
     def block(self):
         return booking_blocks.block_of(self.customer)
 
-    def get_page_subtitle(self):
-        return str(self.customer)
+    def get_page_title(self):
+        return _("Online booking of %(customer)s") % {"customer": self.customer}
 
     def inspect_url(self):
         return reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(self.customer.pk,))
