@@ -65,6 +65,9 @@ def register_log_entry_model(actions):
         "wagtail_clientdb.booking_block_changed", _("Change online booking block"), _("Online booking block changed")
     )
     actions.register_action("wagtail_clientdb.booking_unblock", _("Lift online booking block"), _("Online booking allowed again"))
+    actions.register_action(
+        "wagtail_clientdb.personal_data_export", _("Download personal data"), _("Personal data downloaded")
+    )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

@@ -22,6 +22,7 @@ from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
 from .booking_blocks import BookingBlockView
+from .personal_data import PersonalDataView
 from .common import MomentColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
@@ -337,6 +338,20 @@ def local_values_summary(customer):
 class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
 
     @cached_property
+    def header_more_buttons(self):
+        buttons = super().header_more_buttons
+        if self.viewer.is_manager:
+            buttons.append(
+                Button(
+                    _("Personal data"),
+                    url=reverse(Customer.snippet_viewset.get_url_name("personal_data"), args=(self.object.pk,)),
+                    icon_name="download",
+                    priority=30,
+                )
+            )
+        return buttons
+
+    @cached_property
     def effective(self):
         return overrides.effective_customer(self.object, self.viewer.branch)
 
@@ -518,4 +533,5 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("export/<int:job_id>/", imports.ExportJobView.as_view(), name="export_job"),
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
             path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),
+            path("personal-data/<int:pk>/", PersonalDataView.as_view(), name="personal_data"),
         ]
