@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.widgets import AdminDateInput
 
 from . import cell_values, times
+from .contact import normalise_text
 from .models import AttributeType
 
 #: Longest value a regular expression is run against, and how long it may take.
@@ -111,7 +112,8 @@ class TextType(BaseType):
         return field
 
     def to_json(self, definition, value):
-        return value or None
+        # Stored in NFC like names and notes, so that "Zoë" typed two ways is one value.
+        return normalise_text(value) or None
 
 
 class TextareaType(TextType):
