@@ -12,6 +12,7 @@ question to the user.
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from . import bulk, scope
@@ -107,8 +108,31 @@ def candidates(visible, many_keys, *, lock=False, prepare=None):
     return Candidates(customers, foreign)
 
 
+#: The namespace of the app's advisory locks (any number unlikely to be another app's).
+IDENTITY_LOCKS = 0x434C4442
+
+
+def lock_identity(keys):
+    """Let requests that may create the same person take turns: two bookings with one email at
+    the same moment would otherwise both find nobody and both create a customer. PostgreSQL's
+    advisory locks last until the transaction ends, after the customer is written; SQLite
+    writes one transaction at a time anyway. Taken in a fixed order, so no two requests
+    wait for each other."""
+    if connection.vendor != "postgresql":
+        return
+    values = sorted(f"{column}:{getattr(keys, column)}" for column in (EXTERNAL_ID, EMAIL, PHONE) if getattr(keys, column))
+    with connection.cursor() as cursor:
+        for value in values:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [IDENTITY_LOCKS, value])
+
+
 def find_customer(viewer, keys, *, lock=False):
-    """The visible customer ``keys`` mean, ``None`` for a new person; raises :class:`NoSafeMatch`."""
+    """The visible customer ``keys`` mean, ``None`` for a new person; raises :class:`NoSafeMatch`.
+
+    With ``lock`` (a write follows), the keys are locked first (:func:`lock_identity`), then the
+    customer found."""
     if not keys:
         return None
+    if lock:
+        lock_identity(keys)
     return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
