@@ -172,6 +172,8 @@ def test_merging_a_global_customer_with_a_local_duplicate(login, manager, staff_
         branch_a.pk: 2, branch_b.pk: 2
     }
     assert ClientDBLogEntry.objects.filter(action="wagtail_clientdb.merge", object_id=str(survivor.pk)).exists()
+    history = client.get(customer_url("history", survivor.pk)).content.decode()
+    assert f"Merged with customers #{local_anna.pk}" in history
 
     # Each branch sees the one customer with its own values.
     inspect_a = login(staff_a).get(customer_url("inspect", survivor.pk)).content.decode()
