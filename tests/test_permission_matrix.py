@@ -198,3 +198,34 @@ def test_chooser_lists_and_chooses_only_visible_customers(login, users, scope_cu
     assert (customer.last_name in listing.content.decode()) == (name in VISIBLE[role])
     chosen = client.get(reverse("wagtailsnippetchoosers_wagtail_clientdb_customer:chosen", args=(customer.pk,)))
     assert chosen.status_code == (200 if name in VISIBLE[role] else 404)
+
+
+#: Whom each role may merge (with a duplicate of the same scope) and undo the merge of.
+MERGEABLE = {
+    "manager": set(CUSTOMERS),
+    "staff_a": {"local_a"},
+    "staff_b": {"local_b"},
+    "editor": set(),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", CUSTOMERS)
+def test_merge(login, users, scope_customers, role, name):
+    customer = scope_customers[name]
+    duplicate = Customer.objects.create(
+        first_name=customer.first_name, last_name=customer.last_name, home_branch=customer.home_branch,
+        shared_with_all_branches=customer.shared_with_all_branches,
+    )
+    duplicate.branches.set(customer.branches.all())
+    client = login(users[role])
+    url = reverse("wagtailsnippets_wagtail_clientdb_customer:merge") + f"?id={customer.pk}&id={duplicate.pk}"
+    response = client.get(url)
+    if name in MERGEABLE[role]:
+        assert response.status_code == 200
+    elif name in VISIBLE[role]:
+        assert response.status_code == 302  # back to the listing, with the reason
+    else:
+        assert response.status_code in (403, 404) and customer.last_name not in response.content.decode()
+    client.post(url, {"survivor": customer.pk, "versions": f'{{"{customer.pk}": {customer.version}, "{duplicate.pk}": {duplicate.version}}}', "confirm": "1"})
+    assert Customer.objects.filter(pk=duplicate.pk).exists() == (name not in MERGEABLE[role])

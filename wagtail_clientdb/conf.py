@@ -38,6 +38,8 @@ DEFAULTS = {
     # and how many days they are kept.
     "PRIVATE_ROOT": None,
     "FILE_RETENTION_DAYS": 7,
+    # A merge of customers can be undone for this many days.
+    "MERGE_UNDO_DAYS": 30,
 }
 
 

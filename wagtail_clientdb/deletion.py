@@ -131,6 +131,10 @@ def _delete_customer(customer):
     ClientDBLogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk)
     ).update(label=_("Customer #%(number)s (deleted)") % {"number": customer.pk})
+    # What a merge kept of the customers merged into this one goes with it.
+    from .merging import forget_merges_of
+
+    forget_merges_of(customer)
     customer.delete()
 
 

@@ -3,14 +3,16 @@ for ``FILE_RETENTION_DAYS`` (default 7), then deleted by :func:`delete_expired_f
 the ``clientdb_delete_expired_files`` command and the ``delete_expired_files`` task run.
 
 The jobs stay, with who ran them, when and their counts; the examples and refused rows they
-showed, which name customers, go with the files.
+showed, which name customers, go with the files. Merges of customers older than
+``MERGE_UNDO_DAYS`` lose the values the merged customers had, kept only for undoing them
+(:func:`wagtail_clientdb.merging.forget_expired_snapshots`).
 """
 
 import datetime
 
 from django.utils import timezone
 
-from . import conf
+from . import conf, merging
 from .models import ExportJob, ImportJob
 from .storage import private_storage
 
@@ -33,6 +35,8 @@ def delete_expired_files(now=None):
     for job in ExportJob.objects.filter(created_at__lt=before).exclude(file=""):
         deleted += _delete(job.file)
         job.save(update_fields=["file"])
+    # Merges past their undo period no longer keep the merged customers' former values.
+    merging.forget_expired_snapshots(now)
     return deleted + _delete_unreferenced(before)
 
 

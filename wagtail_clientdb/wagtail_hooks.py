@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
+from wagtail.log_actions import LogFormatter
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
@@ -17,6 +18,7 @@ from .views.bulk_actions import (
     AddToGroupBulkAction,
     AttributeDeleteBulkAction,
     ChangeAppointmentStatusBulkAction,
+    MergeBulkAction,
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,
@@ -53,6 +55,31 @@ def admin_css():
     return format_html('<link rel="stylesheet" href="{}">', static("wagtail_clientdb/css/admin.css"))
 
 
+def _numbers(ids):
+    return ", ".join(f"#{pk}" for pk in ids or [])
+
+
+class MergeFormatter(LogFormatter):
+    label = _("Merge customers")
+
+    def format_message(self, log_entry):
+        return _("Merged with customers %(numbers)s") % {"numbers": _numbers(log_entry.data.get("merged"))}
+
+
+class MergedIntoFormatter(LogFormatter):
+    label = _("Merge into another customer")
+
+    def format_message(self, log_entry):
+        return _("Merged into customer #%(number)s") % {"number": log_entry.data.get("survivor")}
+
+
+class MergeUndoneFormatter(LogFormatter):
+    label = _("Undo merge")
+
+    def format_message(self, log_entry):
+        return _("Merge undone: customers %(numbers)s restored") % {"numbers": _numbers(log_entry.data.get("restored"))}
+
+
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""
@@ -68,6 +95,12 @@ def register_log_entry_model(actions):
     actions.register_action(
         "wagtail_clientdb.personal_data_export", _("Download personal data"), _("Personal data downloaded")
     )
+    actions.register_action("wagtail_clientdb.merge")(MergeFormatter)
+    actions.register_action("wagtail_clientdb.merged_into")(MergedIntoFormatter)
+    actions.register_action("wagtail_clientdb.merge_undone")(MergeUndoneFormatter)
+    actions.register_action(
+        "wagtail_clientdb.merge_restored", _("Restore by undoing a merge"), _("Restored by undoing a merge")
+    )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 
@@ -81,6 +114,7 @@ for action_class in (
     AddTagsBulkAction,
     AddToGroupBulkAction,
     ShareWithBranchesBulkAction,
+    MergeBulkAction,
     # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,

@@ -18,6 +18,7 @@ from .deletion import DeletionRequest, DeletionStatus
 from .group import CustomerGroup
 from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
+from .merge import CustomerMerge
 from .service import Service
 from .settings import ClientDBSettings
 
@@ -42,6 +43,7 @@ __all__ = [
     "ConsentEvent",
     "Customer",
     "CustomerGroup",
+    "CustomerMerge",
     "CustomerOverride",
     "CustomerSource",
     "CustomerTag",

@@ -10,6 +10,8 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.shortcuts import redirect
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin import messages
@@ -17,7 +19,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, booking, deletion, scope, versions
+from .. import attributes, booking, deletion, merging, scope, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -276,6 +278,33 @@ class RequestDeletionBulkAction(CustomerBulkAction):
             "deleted": num_parent_objects,
             "queued": num_child_objects,
         }
+
+
+class MergeBulkAction(CustomerBulkAction):
+    """Leads to the side-by-side merge view with the selected customers
+    (:mod:`wagtail_clientdb.views.merges`): managers merge any customers, branch staff those
+    local to their branch."""
+
+    display_name = _("Merge")
+    action_type = "merge"
+    aria_label = _("Merge the selected customers into one")
+    action_priority = 40
+
+    def check_perm(self, customer):
+        return merging.may_merge(self.viewer, customer)
+
+    def get(self, request, *args, **kwargs):
+        from .merges import merge_url
+
+        if "all" in request.GET.getlist("id"):
+            messages.error(request, _("Select the customers to merge, two or more."))
+            return redirect(self.next_url)
+        objects, no_access = self.get_actionable_objects()
+        url = merge_url([*objects, *no_access["items_with_no_access"]])
+        next_url = request.GET.get("next")
+        return redirect(f"{url}&{urlencode({'next': next_url})}" if next_url else url)
+
+    post = get
 
 
 class AppointmentStatusForm(forms.Form):

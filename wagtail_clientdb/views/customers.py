@@ -22,6 +22,7 @@ from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import imports
 from .booking_blocks import BookingBlockView
+from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
 from .common import MomentColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
@@ -422,6 +423,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             consent_events=self.object.consent_events.select_related("recorded_by"),
             local_values=local_values_summary(self.object) if self.viewer.is_manager else [],
             booking_block=booking_blocks.block_of(self.object),
+            merges=merges_panel(self.viewer, self.request.user, self.object),
             booking_block_url=(
                 reverse(Customer.snippet_viewset.get_url_name("booking_block"), args=(self.object.pk,))
                 if self.user_has_permission("change") else None
@@ -534,4 +536,6 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
             path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),
             path("personal-data/<int:pk>/", PersonalDataView.as_view(), name="personal_data"),
+            path("merge/", MergeView.as_view(), name="merge"),
+            path("merges/<int:merge_id>/undo/", MergeUndoView.as_view(), name="merge_undo"),
         ]
