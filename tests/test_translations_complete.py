@@ -577,6 +577,8 @@ PAGES = [
     ),
     Page("customer history", "manager", lambda w, c: customer_url("history", w.gloria.pk)),
     Page("online booking block", "manager", lambda w, c: customer_url("booking_block", w.gloria.pk)),
+    Page("personal data", "manager", lambda w, c: customer_url("personal_data", w.gerd.pk)),
+    Page("merge, side by side", "manager", lambda w, c: customer_url("merge") + f"?id={w.gloria.pk}&id={w.gerd.pk}"),
     Page(
         "customer inspect, blocked from online booking",
         "manager",
