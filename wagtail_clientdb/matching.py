@@ -7,6 +7,12 @@ customers the acting viewer may see, never among the others. The keys are normal
 An external ID that belongs to a customer the viewer cannot see is refused without saying
 whose it is; an email or phone shared by several visible customers is no match but a
 question to the user.
+
+A new person who is no match may still be someone already there under another email or a
+misspelt name: :func:`possible_duplicates` names the visible customers who may be the same
+person (same email or phone in a branch's local values, or a similar name with the same
+birthday or the same end of the phone number), by the rules of :mod:`.duplicates`, which
+the duplicate scan applies to all customers.
 """
 
 from dataclasses import dataclass
@@ -14,8 +20,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from . import bulk, scope
+from . import bulk, duplicates, scope
 from .contact import normalise_email, normalise_text, parse_phone
+from .duplicates import Person, PossibleDuplicate  # noqa: F401 - part of this module's interface
 from .models import Customer
 
 EXTERNAL_ID, EMAIL, PHONE = "external_id", "email", "phone"
@@ -112,3 +119,10 @@ def find_customer(viewer, keys, *, lock=False):
     if not keys:
         return None
     return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+
+
+def possible_duplicates(viewer, people, *, limit=5, exclude=()):
+    """For each of ``people`` (new customers, :class:`Person`): up to ``limit`` customers visible
+    to ``viewer`` who may be the same person, best first (:class:`PossibleDuplicate`); customers
+    whose ids are in ``exclude`` are left out."""
+    return duplicates.find(viewer, people, limit=limit, exclude=exclude)

@@ -23,6 +23,7 @@ from .views.bulk_actions import (
 )
 from .views.customers import CustomerViewSet
 from .views.deletion import DeletionRequestViewSet
+from .views.duplicates import DuplicatePairViewSet
 from .views.groups import CustomerGroupViewSet
 from .views.services import ServiceViewSet
 
@@ -33,6 +34,7 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
     menu_order = 150
     items = (
         CustomerViewSet,
+        DuplicatePairViewSet,
         AppointmentViewSet,
         CustomerGroupViewSet,
         ServiceViewSet,
@@ -65,6 +67,9 @@ def register_log_entry_model(actions):
         "wagtail_clientdb.booking_block_changed", _("Change online booking block"), _("Online booking block changed")
     )
     actions.register_action("wagtail_clientdb.booking_unblock", _("Lift online booking block"), _("Online booking allowed again"))
+    actions.register_action(
+        "wagtail_clientdb.not_a_duplicate", _("Mark as not a duplicate"), _("Marked as not a duplicate of another customer")
+    )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

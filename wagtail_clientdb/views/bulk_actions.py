@@ -28,6 +28,7 @@ from ..models import (
     CustomerTag,
     DeletionRequest,
     DeletionStatus,
+    DuplicatePair,
     Service,
 )
 from .common import ProtectedDeletionMixin
@@ -56,7 +57,7 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch, CustomerGroup, DeletionRequest, Service]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Service]
 
     def refused_deletion_url(self):
         return self.next_url
