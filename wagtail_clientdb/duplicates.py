@@ -35,7 +35,6 @@ import time
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
@@ -155,7 +154,7 @@ def similarities(pairs):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT similarity(a, b) FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(a, b, n) ORDER BY n",
-            [[a for a, _b in pairs], [b for _a, b in pairs]],
+            [bulk._text_array(a for a, _b in pairs), bulk._text_array(b for _a, b in pairs)],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -489,7 +488,6 @@ class Person:
     def from_values(cls, values):
         return cls(**{name: values.get(name) or default for name, default in PERSON_DEFAULTS.items()})
 
-    @cached_property
     def keys(self):
         return Keys(
             0, None, self.email or "", self.phone or "", phone_suffix(self.phone, self.phone_raw),
@@ -519,18 +517,25 @@ class PossibleDuplicate:
         return [rule for rule in RULES if rule in met]
 
 
-def find(viewer, people, *, limit=5, exclude=()):
+def find(viewer, people, *, limit=5, exclude=(), unmatched=False):
     """For each of ``people``: up to ``limit`` customers visible to ``viewer`` who may be the same
     person (:class:`PossibleDuplicate`, best first), by the records' values and the local values
     of the viewer's branch (of every branch, for the head office). Customers in ``exclude`` (ids)
-    are not considered."""
+    are not considered.
+
+    ``unmatched``: the identity rule has already looked for ``people`` among the viewer's
+    customers and found nobody (an import's new rows), so no visible record has their email
+    or phone number but one with another external ID, which that rule calls another person:
+    those two lookups are left out.
+    """
     people = list(people)
     results = [[] for _person in people]
-    wanted = [person.keys for person in people]
+    wanted = [person.keys() for person in people]
     if viewer.sees_nothing or not any(_lookup_values(wanted).values()):
         return results
     branches = None if viewer.is_central else [branch.pk for branch in viewer.branches]
-    candidate_ids = _candidate_ids(_lookup_values(wanted), branches) - set(exclude)
+    skipped = ("email", "phone") if unmatched else ()
+    candidate_ids = _candidate_ids(_lookup_values(wanted), branches, skipped) - set(exclude)
     if not candidate_ids:
         return results
     customers = {
@@ -594,19 +599,23 @@ def _lookup_values(wanted):
     }
 
 
-def _candidate_ids(values, branches):
-    """Ids of the customers whose own values, or whose local values in ``branches`` (``None``:
-    any branch), hold one of ``values`` (attribute → values): through indexes, one lookup each."""
+def _candidate_ids(values, branches, skipped=()):
+    """Ids of the customers whose own values (but for the ``skipped`` attributes), or whose local
+    values in ``branches`` (``None``: any branch), hold one of ``values`` (attribute → values):
+    through indexes, one lookup each."""
     if connection.vendor == "postgresql":
-        return _candidate_ids_sql(values, branches)
+        return _candidate_ids_sql(values, branches, skipped)
     found = set()
-    by_value = Q()
+    by_value, by_record_value = Q(), Q()
     for attribute in ("email", "phone", "birthday"):
         if values[attribute]:
             by_value |= Q(**{f"{attribute}__in": values[attribute]})
+            if attribute not in skipped:
+                by_record_value |= Q(**{f"{attribute}__in": values[attribute]})
     local_values = CustomerOverride.objects.all() if branches is None else CustomerOverride.objects.filter(branch_id__in=branches)
+    if by_record_value:
+        found |= set(Customer.objects.filter(by_record_value).values_list("pk", flat=True))
     if by_value:
-        found |= set(Customer.objects.filter(by_value).values_list("pk", flat=True))
         found |= set(local_values.filter(by_value).values_list("customer_id", flat=True))
     if values["suffix"]:
         suffixes = set(values["suffix"])
@@ -625,7 +634,7 @@ def _candidate_ids(values, branches):
     return found
 
 
-def _candidate_ids_sql(values, branches):
+def _candidate_ids_sql(values, branches, skipped=()):
     quote = connection.ops.quote_name
     customers, overrides = quote(Customer._meta.db_table), quote(CustomerOverride._meta.db_table)
     lookups = [
@@ -634,15 +643,21 @@ def _candidate_ids_sql(values, branches):
         ("birthday", "c.birthday", "date"),
         ("suffix", _suffix_sql("c.phone", "c.phone_raw"), "text"),
     ]
+    # Arrays in their text form: cheaper to build than the driver's adaptation item by item.
+    arrays = {
+        attribute: bulk._text_array(str(value) for value in values[attribute])
+        for attribute, _expression, _type in lookups
+        if values[attribute]
+    }
     parts, params = [], []
     for attribute, expression, array_type in lookups:
-        if values[attribute]:
+        if values[attribute] and attribute not in skipped:
             # One index lookup per value (OFFSET 0 keeps the planner from flattening it into a scan).
             parts.append(
                 f"SELECT found.id FROM unnest(%s::{array_type}[]) AS wanted(value) CROSS JOIN LATERAL "
                 f"(SELECT c.id FROM {customers} c WHERE {expression} = wanted.value OFFSET 0) AS found"
             )
-            params.append(values[attribute])
+            params.append(arrays[attribute])
     for attribute, _expression, array_type in lookups:
         if values[attribute]:
             # The partial indexes of migration 0015 (local values are few: an array lookup will do).
@@ -652,7 +667,7 @@ def _candidate_ids_sql(values, branches):
                 condition = f"o.{attribute} IS NOT NULL AND o.{attribute}"
             in_branches = "" if branches is None else "AND o.branch_id = ANY(%s::bigint[])"
             parts.append(f"SELECT o.customer_id FROM {overrides} o WHERE {condition} = ANY(%s::{array_type}[]) {in_branches}")
-            params += [values[attribute]] + ([list(branches)] if branches is not None else [])
+            params += [arrays[attribute]] + ([bulk._bigint_array(branches)] if branches is not None else [])
     with connection.cursor() as cursor:
         cursor.execute(" UNION ".join(parts), params)
         return {row[0] for row in cursor.fetchall()}

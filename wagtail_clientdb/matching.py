@@ -121,8 +121,9 @@ def find_customer(viewer, keys, *, lock=False):
     return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
 
 
-def possible_duplicates(viewer, people, *, limit=5, exclude=()):
+def possible_duplicates(viewer, people, *, limit=5, exclude=(), unmatched=False):
     """For each of ``people`` (new customers, :class:`Person`): up to ``limit`` customers visible
     to ``viewer`` who may be the same person, best first (:class:`PossibleDuplicate`); customers
-    whose ids are in ``exclude`` are left out."""
-    return duplicates.find(viewer, people, limit=limit, exclude=exclude)
+    whose ids are in ``exclude`` are left out. ``unmatched``: :func:`candidates` found no match
+    for any of ``people`` (see :func:`.duplicates.find`)."""
+    return duplicates.find(viewer, people, limit=limit, exclude=exclude, unmatched=unmatched)

@@ -175,6 +175,8 @@ class CustomerImportResource(resources.ModelResource):
                 [matching.Person.from_values(self.new_people[line]) for line in lines],
                 limit=3,
                 exclude=self.created_in_chunk,
+                # The rows matched nobody by the identity rule (MatchingLoader), or they would not be new.
+                unmatched=True,
             )
             self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
             self.new_people = {}
