@@ -380,8 +380,9 @@ def measure_import_default_resource(args):
     return measured.result
 
 
-def measure_import_clientdb(args, name):
-    """The app's engine, as the admin's background task runs it: inspect the upload, then import."""
+def measure_import_clientdb(args, name, *, dry_run=False):
+    """The app's engine, as the admin's background task runs it: inspect the upload, then import
+    (or, with ``dry_run``, preview: what the import page shows before the user confirms)."""
     from django.core.files import File
 
     from wagtail_clientdb.imports import runner
@@ -397,9 +398,9 @@ def measure_import_clientdb(args, name):
         inspected = time.perf_counter()
         if runner.needs_mapping(job, data_rows):
             raise RuntimeError(f"columns not recognised: {job.headers} -> {job.targets}")
-        outcome = runner.run(job, dry_run=False)
+        outcome = runner.run(job, dry_run=dry_run)
         ran = time.perf_counter()
-        runner.finish(job, outcome, dry_run=False)
+        runner.finish(job, outcome, dry_run=dry_run)
     measured.result["inspect_seconds"] = round(inspected - start, 3)
     measured.result["run_seconds"] = round(ran - inspected, 3)
     measured.result["finish_seconds"] = round(measured.result["seconds"] - (ran - start), 3)
@@ -544,6 +545,7 @@ ONE = {
     "import-default-resource": measure_import_default_resource,
     "import-clientdb-csv": lambda args: measure_import_clientdb(args, "import-clientdb-csv"),
     "import-clientdb-xlsx": lambda args: measure_import_clientdb(args, "import-clientdb-xlsx"),
+    "preview-clientdb-csv": lambda args: measure_import_clientdb(args, "preview-clientdb-csv", dry_run=True),
     "import-memory-1m": lambda args: measure_import_clientdb(args, "import-memory-1m"),
     "import-clientdb-api": measure_import_clientdb_api,
     "export-plain-writer": measure_export_plain_writer,
@@ -851,6 +853,7 @@ MEASUREMENTS = [
     "import-plain-bulk",
     "import-default-resource",
     "import-clientdb-csv",
+    "preview-clientdb-csv",
     "import-clientdb-xlsx",
     "import-clientdb-api",
     "import-memory-1m",
@@ -897,7 +900,9 @@ def main(argv=None):
         facts = {"machine": machine_facts(), "server": server_facts()}
 
         files = {}
-        import_names = {"import-plain-bulk", "import-default-resource", "import-clientdb-csv", "import-clientdb-xlsx"}
+        import_names = {
+            "import-plain-bulk", "import-default-resource", "import-clientdb-csv", "preview-clientdb-csv", "import-clientdb-xlsx"
+        }
         if import_names & set(wanted):
             files["csv"] = os.path.join(workdir, f"customers-{args.rows}.csv")
             log(f"writing {files['csv']}")
@@ -924,6 +929,7 @@ def main(argv=None):
             ("import-plain-bulk", {"file": files.get("csv"), "rows": args.rows}),
             ("import-default-resource", {"file": files.get("csv"), "rows": args.default_rows}),
             ("import-clientdb-csv", {"file": files.get("csv"), "rows": args.rows, "expect_updates": updates}),
+            ("preview-clientdb-csv", {"file": files.get("csv"), "rows": args.rows, "expect_updates": updates}),
             ("import-clientdb-xlsx", {"file": files.get("xlsx"), "rows": args.rows, "expect_updates": updates}),
             ("import-clientdb-api", {"rows": args.rows, "expect_updates": updates}),
         ]

@@ -40,7 +40,7 @@ from tests.conftest import (
     permissions,
 )
 from tests.import_files import csv_bytes
-from wagtail_clientdb import deletion, overrides, scope
+from wagtail_clientdb import deletion, duplicates, overrides, scope
 from wagtail_clientdb.models import (
     Appointment,
     AttributeDefinition,
@@ -54,6 +54,7 @@ from wagtail_clientdb.models import (
     CustomerOverride,
     DeletionRequest,
     DeletionStatus,
+    DuplicatePair,
     ExportJob,
     ImportJob,
 )
@@ -296,6 +297,16 @@ def build_world():
     deletion_request = deletion.request_deletion(scope.Viewer(staff_b, False, (branch_b,)), queued_b)
     assert deletion_request.status == DeletionStatus.BLOCKED
 
+    # B's customer entered twice (the same name and email): a possible duplicate only B sees.
+    twice_b = make_customer(
+        first_name=MARKERS["local customer first name"],
+        last_name=MARKERS["local customer last name"],
+        email=MARKERS["local customer email"] + "@example.com",
+        home_branch=branch_b,
+    )
+    duplicates.scan()
+    duplicate_pair = DuplicatePair.objects.get(customer_a=local_b, customer_b=twice_b)
+
     # An import previewed in B, with one refused row (so that there is a report to download).
     upload = SimpleUploadedFile(
         MARKERS["import file name"] + ".csv",
@@ -333,7 +344,7 @@ def build_world():
     )
     tag_model = Customer.tags.through.tag_model()
     tagged_items = Customer.tags.through.objects.filter(**Customer.tags.through.lookup_kwargs(local_b))
-    b_customers = [local_b.pk, queued_b.pk, global_customer.pk]
+    b_customers = [local_b.pk, queued_b.pk, global_customer.pk, twice_b.pk]
     world.b_pks = {
         Customer: b_customers,
         Appointment: list(Appointment.objects.filter(branch=branch_b).values_list("pk", flat=True)),
@@ -342,6 +353,7 @@ def build_world():
         CustomerOverride: list(CustomerOverride.objects.filter(branch=branch_b).values_list("pk", flat=True)),
         ConsentEvent: list(ConsentEvent.objects.filter(customer__in=b_customers).values_list("pk", flat=True)),
         DeletionRequest: [deletion_request.pk],
+        DuplicatePair: [duplicate_pair.pk],
         ImportJob: [import_job.pk],
         ExportJob: [export_job.pk],
         Customer.tags.through: list(tagged_items.values_list("pk", flat=True)),
@@ -412,6 +424,9 @@ def b_state(world):
             DeletionRequest.blocking_branches.through.objects.filter(branch=branch_b).values_list(
                 "deletionrequest", "branch"
             )
+        ),
+        "possible duplicates": _rows(
+            DuplicatePair.objects.filter(customer_a__in=customer_ids) | DuplicatePair.objects.filter(customer_b__in=customer_ids)
         ),
         "import jobs": _rows(imports.distinct()),
         "export jobs": _rows(exports.distinct()),

@@ -175,6 +175,11 @@ SEEN_BY_B = [
         [name for name in MARKERS if name.startswith("appointment")],
     ),
     (
+        "wagtailsnippets_wagtail_clientdb_duplicatepair:list",
+        "staff_b",
+        ["local customer first name", "local customer last name", "local customer email"],
+    ),
+    (
         "wagtailsnippets_wagtail_clientdb_deletionrequest:list",
         "staff_b",
         [name for name in MARKERS if name.startswith("customer queued for deletion")],

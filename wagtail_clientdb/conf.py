@@ -31,6 +31,9 @@ DEFAULTS = {
     "BOOKING_RATE_LIMIT": 10,
     # Requests one API token may make (django-ninja's rate notation: "600/m", "10000/h").
     "API_RATE_LIMIT": "600/m",
+    # Possible duplicates: how similar two names must be (pg_trgm's trigram similarity, 0–1) to
+    # count as "similar" beside the same birthday or the same end of the phone number.
+    "DUPLICATE_NAME_SIMILARITY": 0.5,
     # The django-tasks queue the app's tasks go to.
     "TASK_QUEUE": "default",
     # Uploaded lists, refused-rows reports and exports: the folder they are kept in when

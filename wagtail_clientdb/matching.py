@@ -7,6 +7,12 @@ customers the acting viewer may see, never among the others. The keys are normal
 An external ID that belongs to a customer the viewer cannot see is refused without saying
 whose it is; an email or phone shared by several visible customers is no match but a
 question to the user.
+
+A new person who is no match may still be someone already there under another email or a
+misspelt name: :func:`possible_duplicates` names the visible customers who may be the same
+person (same email or phone in a branch's local values, or a similar name with the same
+birthday or the same end of the phone number), by the rules of :mod:`.duplicates`, which
+the duplicate scan applies to all customers.
 """
 
 from dataclasses import dataclass
@@ -15,8 +21,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils.translation import gettext as _
 
-from . import bulk, scope
+from . import bulk, duplicates, scope
 from .contact import normalise_email, normalise_text, parse_phone
+from .duplicates import Person, PossibleDuplicate  # noqa: F401 - part of this module's interface
 from .models import Customer
 
 EXTERNAL_ID, EMAIL, PHONE = "external_id", "email", "phone"
@@ -136,3 +143,11 @@ def find_customer(viewer, keys, *, lock=False):
     if lock:
         lock_identity(keys)
     return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+
+
+def possible_duplicates(viewer, people, *, limit=5, exclude=(), unmatched=False):
+    """For each of ``people`` (new customers, :class:`Person`): up to ``limit`` customers visible
+    to ``viewer`` who may be the same person, best first (:class:`PossibleDuplicate`); customers
+    whose ids are in ``exclude`` are left out. ``unmatched``: :func:`candidates` found no match
+    for any of ``people`` (see :func:`.duplicates.find`)."""
+    return duplicates.find(viewer, people, limit=limit, exclude=exclude, unmatched=unmatched)

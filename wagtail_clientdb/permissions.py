@@ -67,10 +67,39 @@ class DeletionRequestPermissionPolicy(ScopedPermissionPolicy):
         return action not in ("add", "change", "delete") and super().user_has_permission(user, action)
 
 
+class DuplicatePairPermissionPolicy(ScopedPermissionPolicy):
+    """Possible duplicates have no permissions of their own: whoever may reach customers may see
+    the pairs of customers they see. Nobody adds, changes or deletes pairs in Wagtail's views (the
+    scan does); "not a duplicate" asks for the permission to change customers."""
+
+    def __init__(self, model):
+        from . import duplicates
+
+        super().__init__(model, duplicates.visible_pairs)
+
+    @property
+    def customers(self):
+        from .models import Customer
+
+        return ModelPermissionPolicy(Customer)
+
+    def user_has_permission(self, user, action):
+        return action == "view" and self.customers.user_has_any_permission(user, ANY_ACTION)
+
+    def users_with_any_permission(self, actions):
+        if "view" not in actions:
+            return self.customers.users_with_any_permission([]).none()
+        return self.customers.users_with_any_permission(ANY_ACTION)
+
+    def may_dismiss(self, user):
+        return self.customers.user_has_permission(user, "change")
+
+
 def register_permission_policies():
-    from .models import Appointment, Branch, Customer, DeletionRequest
+    from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
     register_permission_policy(Appointment, ScopedPermissionPolicy(Appointment, scope.visible_appointments))
     register_permission_policy(Branch, ScopedPermissionPolicy(Branch, scope.visible_branches))
     register_permission_policy(DeletionRequest, DeletionRequestPermissionPolicy(DeletionRequest))
+    register_permission_policy(DuplicatePair, DuplicatePairPermissionPolicy(DuplicatePair))

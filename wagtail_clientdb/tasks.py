@@ -28,6 +28,15 @@ def process_deletion_queue():
 
 
 @task()
+def find_duplicates():
+    """Look for possible duplicates among all customers (for a periodic schedule, e.g. nightly)."""
+    from . import duplicates
+
+    result = duplicates.scan()
+    return {"found": result.found, "new": result.new, "gone": result.gone}
+
+
+@task()
 def delete_expired_files():
     """Delete uploads, reports and exports older than the retention period (for a daily schedule)."""
     return retention.delete_expired_files()

@@ -25,6 +25,7 @@ from .views.bulk_actions import (
 )
 from .views.customers import CustomerViewSet
 from .views.deletion import DeletionRequestViewSet
+from .views.duplicates import DuplicatePairViewSet
 from .views.groups import CustomerGroupViewSet
 from .views.services import ServiceViewSet
 
@@ -35,6 +36,7 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
     menu_order = 150
     items = (
         CustomerViewSet,
+        DuplicatePairViewSet,
         AppointmentViewSet,
         CustomerGroupViewSet,
         ServiceViewSet,
@@ -100,6 +102,9 @@ def register_log_entry_model(actions):
     actions.register_action("wagtail_clientdb.merge_undone")(MergeUndoneFormatter)
     actions.register_action(
         "wagtail_clientdb.merge_restored", _("Restore by undoing a merge"), _("Restored by undoing a merge")
+    )
+    actions.register_action(
+        "wagtail_clientdb.not_a_duplicate", _("Mark as not a duplicate"), _("Marked as not a duplicate of another customer")
     )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attribute_types, attributes, overrides, scope, times, versions
+from .. import attribute_types, attributes, matching, overrides, scope, times, versions
 from ..consent import record_consent
 from ..contact import PHONE_INVALID_MESSAGE, format_phone, normalise_email, normalise_text, parse_phone
 from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
@@ -50,8 +50,14 @@ class CustomerForm(WagtailAdminModelForm):
     #: The versions and values the form was made from (:mod:`wagtail_clientdb.versions`).
     edit_base = forms.CharField(widget=forms.HiddenInput, required=False)
 
+    #: The button that creates a new customer although it may be someone already there sends
+    #: the ids of the customers the warning named.
+    CREATE_ANYWAY = "create_anyway"
+
     def __init__(self, *args, viewer=None, **kwargs):
         self.viewer = viewer
+        #: Customers a new one may be (:func:`wagtail_clientdb.matching.possible_duplicates`).
+        self.possible_duplicates = []
         instance = kwargs.get("instance")
         self.mode = scope.edit_mode(viewer, instance) if instance and instance.pk else scope.EditMode.DIRECT
         self.effective = None
@@ -227,7 +233,34 @@ class CustomerForm(WagtailAdminModelForm):
                 self.check_not_stale()
             except versions.StaleEdit as stale:
                 self.add_error(None, stale)
+        if not self.instance.pk and not self.errors and self.viewer is not None:
+            self.check_possible_duplicates(cleaned)
         return cleaned
+
+    def check_possible_duplicates(self, cleaned):
+        """A new customer who may be someone the viewer already has is not created yet: the form
+        comes back naming them, with a button to create it anyway. That button counts for the
+        customers it named; another one found meanwhile is named again."""
+        phone = parse_phone(cleaned.get("phone_raw"), self.phone_region)
+        person = matching.Person(
+            first_name=cleaned.get("first_name") or "",
+            last_name=cleaned.get("last_name") or "",
+            email=cleaned.get("email") or "",
+            phone=phone.e164,
+            phone_raw=phone.raw,
+            birthday=cleaned.get("birthday"),
+        )
+        (found,) = matching.possible_duplicates(self.viewer, [person])
+        confirmed = set(self.data.get(self.CREATE_ANYWAY, "").split(","))
+        if found and not {str(match.customer.pk) for match in found} <= confirmed:
+            self.possible_duplicates = found
+            self.add_error(
+                None,
+                ValidationError(
+                    _("This may be a customer you already have. Open it, or create the new customer anyway."),
+                    code="possible_duplicate",
+                ),
+            )
 
     @transaction.atomic
     def save(self, commit=True):

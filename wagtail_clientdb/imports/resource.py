@@ -47,7 +47,9 @@ class ImportSettings:
 
     ``previewed_at``: when the preview the user confirmed began; a row that would change a
     customer (or the branch's local values) changed after it is refused, because the user
-    confirmed what the preview showed, not what is there now.
+    confirmed what the preview showed, not what is there now. ``report_duplicates``: new rows
+    are checked for customers they may be (:func:`wagtail_clientdb.matching.possible_duplicates`),
+    for the preview.
     """
 
     def __init__(
@@ -60,8 +62,10 @@ class ImportSettings:
         previewed_at=None,
         source=CustomerSource.IMPORT,
         consent_channel=ConsentChannel.IMPORT,
+        report_duplicates=False,
     ):
         self.viewer = viewer
+        self.report_duplicates = report_duplicates
         #: What new customers say they came from, and the channel of consents given or withdrawn.
         self.source, self.consent_channel = source, consent_channel
         self.all_branches = all_branches
@@ -147,6 +151,11 @@ class CustomerImportResource(resources.ModelResource):
         self.now = timezone.now()
         self.consent_user = viewer.user if getattr(viewer.user, "is_authenticated", False) else None
         self.unreadable_phones = 0
+        #: line → the values of each new row of the chunk, and then the customers they may be.
+        self.new_people = {}
+        self.possible_duplicates = {}
+        #: Ids of the customers written for the chunk being imported.
+        self.created_in_chunk = set()
 
     def get_queryset(self):
         return self.visible
@@ -156,6 +165,27 @@ class CustomerImportResource(resources.ModelResource):
 
     def after_import(self, dataset, result, **kwargs):
         self.seen.end_chunk()
+        if self.new_people:
+            # The chunk's new rows, looked up together: a few index lookups for all of them. A
+            # preview writes the chunk's customers too (django-import-export rolls its dry runs
+            # back afterwards): they are not what the rows may duplicate.
+            lines = list(self.new_people)
+            found = matching.possible_duplicates(
+                self.settings.viewer,
+                [matching.Person.from_values(self.new_people[line]) for line in lines],
+                limit=3,
+                exclude=self.created_in_chunk,
+                # The rows matched nobody by the identity rule (MatchingLoader), or they would not be new.
+                unmatched=True,
+            )
+            self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
+            self.new_people = {}
+        self.created_in_chunk = set()
+
+    def take_possible_duplicates(self):
+        """line → :class:`~wagtail_clientdb.matching.PossibleDuplicate` list of the chunk's new rows."""
+        found, self.possible_duplicates = self.possible_duplicates, {}
+        return found
 
     def init_instance(self, row=None):
         return Customer(source=self.settings.source)
@@ -182,6 +212,8 @@ class CustomerImportResource(resources.ModelResource):
             self.unreadable_phones += 1
         if instance.pk is None:
             self._new_customer(instance, values, plan)
+            if self.settings.report_duplicates:
+                self.new_people[row[LINE]] = values.fields
             return
         mode = scope.edit_mode(self.settings.viewer, instance, may_edit_global=self.settings.may_edit_global)
         if mode == scope.EditMode.OVERRIDE:
@@ -336,6 +368,8 @@ class CustomerImportResource(resources.ModelResource):
                 bulk.insert(Customer, written)
             except Exception as error:
                 self.handle_import_error(result, error, raise_errors)
+            if self.settings.report_duplicates:
+                self.created_in_chunk.update(customer.pk for customer in written)
         self._save_related(written, result, raise_errors, new=True)
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):

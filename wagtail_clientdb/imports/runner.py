@@ -32,6 +32,7 @@ CHUNK_ROWS = 2000
 FIRST_CHUNK_ROWS = 250
 SAMPLES_PER_KIND = 5
 MAX_LISTED_INVALID_ROWS = 500
+MAX_LISTED_POSSIBLE_DUPLICATES = 500
 PREVIEW_ROWS = 25
 
 
@@ -109,6 +110,8 @@ class Outcome:
 
     def __init__(self, headers, targets, delimiter=","):
         self.counts = {"new": 0, "updated": 0, "unchanged": 0, "invalid": 0}
+        #: New rows that may be customers already there (the preview's, see ImportJob.possible_duplicates).
+        self.possible_duplicates = {"count": 0, "rows": []}
         self.samples = {"new": [], "updated": [], "unchanged": []}
         self.invalid_rows = []
         self.headers = headers
@@ -144,6 +147,21 @@ class Outcome:
             reason = "; ".join(f"{column_label(column)}: {stored_text.show(message)}" for column, message in messages)
             self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], _report_cell(reason)])
 
+    def add_possible_duplicates(self, found, chunk):
+        """``found``: line → the customers a new row may be (from the resource, per chunk)."""
+        raws = dict(chunk)
+        listed = self.possible_duplicates
+        for line, matches in sorted(found.items()):
+            listed["count"] += 1
+            if len(listed["rows"]) < MAX_LISTED_POSSIBLE_DUPLICATES:
+                listed["rows"].append(
+                    {
+                        "line": line,
+                        "who": self.who(raws[line]),
+                        "matches": [{"customer": match.customer.pk, "rules": match.rules} for match in matches],
+                    }
+                )
+
     def who(self, raw):
         """Who a refused row is, as the file says: the name, else the email, else the phone."""
         for indexes in self.naming_columns:
@@ -171,6 +189,30 @@ class Outcome:
 def column_label(column):
     """A refused row's column as shown: the file's header, or "(row)" for the whole row."""
     return column if column is not None else _("(row)")
+
+
+def shown_possible_duplicates(job, viewer):
+    """The preview's new rows that may be customers already there, with those customers as
+    ``viewer`` sees them now (any that it no longer sees are left out)."""
+    from .. import overrides
+    from ..models import Customer, DuplicateRule
+
+    rows = (job.possible_duplicates or {}).get("rows", [])
+    wanted = {match["customer"] for row in rows for match in row["matches"]}
+    if not wanted:
+        return []
+    visible = scope.visible_customers(viewer, Customer.objects.filter(pk__in=wanted))
+    seen = {customer.pk: customer for customer in overrides.with_effective_values(visible, viewer.branch)}
+    shown = []
+    for row in rows:
+        matches = [
+            {"customer": seen[match["customer"]], "why": "; ".join(str(DuplicateRule(rule).label) for rule in match["rules"])}
+            for match in row["matches"]
+            if match["customer"] in seen
+        ]
+        if matches:
+            shown.append({"line": row["line"], "who": row["who"], "matches": matches})
+    return shown
 
 
 def shown_refused_row(row):
@@ -207,6 +249,7 @@ def run(job, *, dry_run, on_progress=None):
         share_branches=Branch.objects.filter(pk__in=job.share_branch_ids),
         phone_region=ClientDBSettings.load().default_phone_region,
         previewed_at=None if dry_run else job.previewed_at,
+        report_duplicates=dry_run,
     )
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     # The refused rows go back as the upload came: a CSV's own separator, else the language's.
@@ -215,6 +258,7 @@ def run(job, *, dry_run, on_progress=None):
 
     def collect(result, chunk):
         outcome.add(result, chunk)
+        outcome.add_possible_duplicates(resource.take_possible_duplicates(), chunk)
         if on_progress:
             on_progress(outcome.total)
         return outcome.counts["invalid"]
@@ -309,6 +353,7 @@ def finish(job, outcome, *, dry_run):
     job.counts = outcome.counts
     job.samples = outcome.samples
     job.invalid_rows = outcome.invalid_rows
+    job.possible_duplicates = outcome.possible_duplicates
     job.rows_total = job.rows_done = outcome.total
     job.notes = [note for note in job.notes if note not in outcome.notes] + outcome.notes
     if dry_run:

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wagtail_clientdb', '0014_online_booking_block'),
+        ('wagtail_clientdb', '0015_duplicates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -15,6 +15,7 @@ from .customer import (
     TaggedCustomer,
 )
 from .deletion import DeletionRequest, DeletionStatus
+from .duplicates import DuplicatePair, DuplicateReason, DuplicateRule
 from .group import CustomerGroup
 from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
@@ -49,6 +50,9 @@ __all__ = [
     "CustomerTag",
     "DeletionRequest",
     "DeletionStatus",
+    "DuplicatePair",
+    "DuplicateReason",
+    "DuplicateRule",
     "ExportJob",
     "ImportJob",
     "JobStatus",

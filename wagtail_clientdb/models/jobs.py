@@ -54,6 +54,9 @@ class ImportJob(models.Model):
     counts = models.JSONField(_("counts"), default=dict)
     samples = models.JSONField(_("examples"), default=dict)
     invalid_rows = models.JSONField(_("invalid rows"), default=list)
+    #: New rows of the preview that may be customers already there (``imports.runner.Outcome``):
+    #: ``{"count": n, "rows": [{"line", "who", "customer": id, "rules": [...]}, ...]}``.
+    possible_duplicates = models.JSONField(_("possible duplicates"), default=dict, blank=True)
     notes = models.JSONField(_("notes"), default=list)
     error = models.TextField(_("error"), blank=True)
     report = models.FileField(

@@ -30,6 +30,7 @@ from ..models import (
     CustomerTag,
     DeletionRequest,
     DeletionStatus,
+    DuplicatePair,
     Service,
 )
 from .common import ProtectedDeletionMixin
@@ -58,7 +59,7 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch, CustomerGroup, DeletionRequest, Service]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Service]
 
     def refused_deletion_url(self):
         return self.next_url

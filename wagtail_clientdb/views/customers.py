@@ -1,6 +1,6 @@
 from django import forms
 from django.contrib.admin.utils import quote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -17,9 +17,10 @@ from .. import attribute_types, attributes, booking_blocks, conf, deletion, expo
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
-from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus
+from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
+from . import duplicates as duplicates_view
 from . import imports
 from .booking_blocks import BookingBlockView
 from .merges import MergeUndoView, MergeView, merges_panel
@@ -246,6 +247,29 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
         if self.viewer.sees_nothing:
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
+
+    def is_valid(self, form):
+        valid = super().is_valid(form)
+        if not valid and form.possible_duplicates and set(form.errors) == {NON_FIELD_ERRORS}:
+            # The form says it all (who, and what to do); no error banner above it.
+            self.produced_error_message = None
+        return valid
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context.get("form")
+        found = getattr(form, "possible_duplicates", [])
+        context["possible_duplicates"] = [
+            {
+                "name": duplicates_view.describe_effective(overrides.effective_customer(match.customer, self.viewer.branch)),
+                "why": "; ".join(str(DuplicateRule(rule).label) for rule in match.rules),
+                "url": reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(match.customer.pk,)),
+            }
+            for match in found
+        ]
+        context["create_anyway_name"] = CustomerForm.CREATE_ANYWAY
+        context["create_anyway_value"] = ",".join(str(match.customer.pk) for match in found)
+        return context
 
 
 class CustomerEditView(SaveRefusalMixin, BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
@@ -487,6 +511,7 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     chooser_viewset_class = CustomerChooserViewSet
     index_template_name = "wagtail_clientdb/customers/index.html"
     index_results_template_name = "wagtail_clientdb/customers/index_results.html"
+    create_template_name = "wagtail_clientdb/customers/create.html"
     edit_template_name = "wagtail_clientdb/customers/edit.html"
     inspect_template_name = "wagtail_clientdb/customers/inspect.html"
 

@@ -186,6 +186,7 @@ class JobView(ImportViewMixin, FormView):
             "refused_rows": self.refused_rows,
             "notes": [stored_text.show(note) for note in job.notes],
             "invalid_rows": [runner.shown_refused_row(row) for row in job.invalid_rows],
+            "possible_duplicates": self.possible_duplicates() if job.status == JobStatus.PREVIEWED else [],
             "job_times": job_times(
                 self.viewer,
                 (_("uploaded at"), job.created_at),
@@ -193,6 +194,16 @@ class JobView(ImportViewMixin, FormView):
                 (_("finished at"), job.finished_at),
             ),
         }
+
+
+    def possible_duplicates(self):
+        rows = runner.shown_possible_duplicates(self.job, self.viewer)
+        for row in rows:
+            for match in row["matches"]:
+                customer = match["customer"]
+                match["name"] = " ".join(p for p in (customer.eff_first_name, customer.eff_last_name) if p) or customer.eff_email
+                match["url"] = reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(customer.pk,))
+        return rows
 
 
 class StatusView(ImportViewMixin, View):
