@@ -39,7 +39,7 @@ def describe_effective(seen):
     details = [seen.email, format_phone(seen.phone, seen.phone_raw)]
     details = [detail for detail in details if detail]
     if not name:
-        return ", ".join(details) or str(customer)
+        return ", ".join(details) or str(seen.customer)
     return f"{name} ({', '.join(details)})" if details else name
 
 
