@@ -432,3 +432,19 @@ def test_the_import_preview_names_possible_duplicates_of_new_rows(login, manager
     job.refresh_from_db()
     assert job.status == "imported" and job.counts["new"] == 3
     assert job.possible_duplicates == {"count": 0, "rows": []}
+
+
+def test_a_pair_leads_to_the_merge_of_its_two_customers(login, manager):
+    from django.utils.html import escape
+
+    from wagtail_clientdb.views.merges import merge_url
+
+    first = make_customer(first_name="Gloria", last_name="Global", email="gloria@example.com", shared_with_all_branches=True)
+    second = make_customer(first_name="Gloriana", last_name="Global", email="gloria@example.com", shared_with_all_branches=True)
+    duplicates.scan()
+    client = login(manager)
+    html = client.get(pairs_url()).content.decode()
+    link = merge_url([first, second])
+    assert escape(link) in html
+    merge_page = client.get(link)
+    assert merge_page.status_code == 200 and "Gloriana" in merge_page.content.decode()

@@ -59,6 +59,8 @@ class PostButton:
     label: str
     url: str
     serious: bool = False
+    #: A link (GET) to a page that asks before it changes anything, instead of a POST.
+    is_link: bool = False
 
 
 class PostButtonsColumn(Column):

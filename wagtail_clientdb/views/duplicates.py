@@ -19,6 +19,7 @@ from .. import duplicates, overrides, scope
 from ..contact import format_phone
 from ..models import Customer, CustomerOverride, DuplicatePair, DuplicateRule
 from .common import MomentColumn, PostButton, PostButtonsColumn, redirect_back
+from .merges import merge_url
 from .scoping import ScopedViewSetMixin
 
 
@@ -74,11 +75,19 @@ class DuplicatePairIndexView(snippet_views.IndexView):
     def may_dismiss(self):
         return policy_registry.get_by_type(DuplicatePair).may_dismiss(self.request.user)
 
+    @cached_property
+    def may_merge(self):
+        policy = policy_registry.get_by_type(Customer)
+        return policy.user_has_permission(self.request.user, "change") and policy.user_has_permission(self.request.user, "delete")
+
     def dismiss_buttons(self, pair):
-        if not self.may_dismiss:
-            return []
-        url = reverse(DuplicatePair.snippet_viewset.get_url_name("dismiss"), args=(pair.pk,))
-        return [PostButton(_("Not a duplicate"), url)]
+        buttons = []
+        if self.may_merge:
+            buttons.append(PostButton(_("Merge"), merge_url([pair.customer_a_id, pair.customer_b_id]), is_link=True))
+        if self.may_dismiss:
+            url = reverse(DuplicatePair.snippet_viewset.get_url_name("dismiss"), args=(pair.pk,))
+            buttons.append(PostButton(_("Not a duplicate"), url))
+        return buttons
 
     @cached_property
     def columns(self):
