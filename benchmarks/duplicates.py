@@ -145,8 +145,9 @@ class Generator:
         self.branch_links = Table(Customer.branches.through, ("customer", "branch"))
         self.local_values = Table(CustomerOverride, self.OVERRIDE_FIELDS)
         self.originals = customers - int(customers * PLANTED_SHARE)
-        #: (original id, twin id, kind)
+        #: (original id, twin id, kind); each original is entered twice at most.
         self.planted = []
+        self.twinned = set()
         #: id → (first, last, email, e164, birthday, scope, branch index, local email)
         self.people = {}
         self.used_numbers = set()
@@ -227,7 +228,8 @@ class Generator:
                 "name_phone": bool(e164),
                 "local_email": bool(local_email),
             }[kind]
-            if usable and original not in {o for o, _t, _k in self.planted[-2000:]}:
+            if usable and original not in self.twinned:
+                self.twinned.add(original)
                 break
         # The twin is entered where the original is seen: the same branch.
         twin_scope = LOCAL if kind == "local_email" else scope

@@ -186,7 +186,7 @@ def test_a_birthday_far_more_common_than_others_is_a_placeholder(manager):
     assert lookup(central(manager), first_name="Anna", last_name="Schmidt", birthday=placeholder) == {}
 
 
-def test_a_branch_finds_duplicates_by_the_values_it_sees(manager, staff_a, branch_a, branch_b, allow_branch_edits):
+def test_a_branch_finds_duplicates_by_the_values_it_sees(login, manager, staff_a, staff_b, branch_a, branch_b, allow_branch_edits):
     """Branch B's local email of a global customer is another customer's email: the pair is found
     through B's local values, listed for B and the head office, not for A (which sees both)."""
     gloria = make_customer(first_name="Gloria", last_name="Global", email="gloria@example.com", shared_with_all_branches=True)
@@ -203,6 +203,11 @@ def test_a_branch_finds_duplicates_by_the_values_it_sees(manager, staff_a, branc
         "Greta": {"email"},
     }
     assert lookup(in_branch(staff_a, branch_a), first_name="New", email="g.private@example.com") == {"Greta": {"email"}}
+    # The list: B sees Gloria as B sees her; the head office learns where the match was found.
+    html = login(staff_b).get(pairs_url()).content.decode()
+    assert "Gloria Global (g.private@example.com)" in html and "Greta Other (g.private@example.com)" in html
+    assert "Same email, in the local values of Beta Salon" in login(manager).get(pairs_url()).content.decode()
+    assert "Greta" not in login(staff_a).get(pairs_url()).content.decode()
 
 
 def test_a_branch_never_learns_of_another_branch_s_customers(staff_a, branch_a, branch_b):

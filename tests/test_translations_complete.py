@@ -410,7 +410,7 @@ def world(db, make_user, manager_group, staff_group, settings):
         *(d.label for d in w.attributes), *(d.key for d in w.attributes),
         *(f"{c.first_name} {c.last_name}" for c in (w.gloria, w.gerd, w.lena, w.lars)),
         "Gerd Spezi", "Gloria", "Globalall", "Gerd", "Specifica", "Spezi", "Lena", "Locala", "Lars", "Localb",
-        "Ines", "Importa", "Ivo", "Importb", "Dora Deletia", "Clara", "neu", "kein-mail",
+        "Ines", "Importa", "Ivo", "Importb", "Dora Deletia", "Clara", "neu", "kein-mail", "Globalal",
         "customers.csv", "unknown-columns.csv", "refused.csv", "clean.csv",
         *IMPORT_HEADER, "Kundennr", "Kasse", "Farbe", "Kasse 1", "rot", "Drei Termine nicht erschienen",
     }
@@ -481,6 +481,22 @@ class Page:
 
     def __str__(self):
         return self.name
+
+
+def gloria_twice(world, client=None):
+    """Gloria entered a second time, found by the duplicate scan."""
+    from wagtail_clientdb import duplicates
+
+    make_customer(first_name="Gloria", last_name="Globall", email="gloria@example.com", shared_with_all_branches=True)
+    world.data |= {"Gloria Globall", "Globall"}
+    duplicates.scan()
+    return snippet("duplicatepair", "list")
+
+
+def import_with_possible_duplicate(world, client):
+    job = upload(client, "twins.csv", [["Vorname", "Nachname", "Telefon"], ["Gloria", "Globall", "+43 660 1234567"]])
+    world.data |= {"twins.csv", "Gloria Globall", "Globall"}
+    return customer_url("import_job", job.pk)
 
 
 def job_url(name, which):
@@ -575,6 +591,13 @@ PAGES = [
         lambda w, c: customer_url("add"),
         post=lambda w, c, u: {"sharing": "specific", "phone_raw": "abc"},
     ),
+    Page(
+        "customer create, possible duplicate",
+        "manager",
+        lambda w, c: customer_url("add"),
+        post=lambda w, c, u: {"first_name": "Gloria", "last_name": "Globalal", "email": "gloria@example.com", "sharing": "all"},
+    ),
+    Page("possible duplicates", "manager", gloria_twice),
     Page("customer history", "manager", lambda w, c: customer_url("history", w.gloria.pk)),
     Page("online booking block", "manager", lambda w, c: customer_url("booking_block", w.gloria.pk)),
     Page("personal data", "manager", lambda w, c: customer_url("personal_data", w.gerd.pk)),
@@ -631,6 +654,7 @@ PAGES = [
     Page("import preview", "manager", job_url("import_job", "preview")),
     Page("import refused", "manager", job_url("import_job", "refused")),
     Page("import result", "manager", job_url("import_job", "clean")),
+    Page("import preview, possible duplicates", "manager", import_with_possible_duplicate),
     Page("import failed", "manager", failed_import),
     Page("export running", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exporting").pk)),
     Page("export ready", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exported").pk)),
@@ -693,6 +717,7 @@ PAGES = [
     Page("staff: create", "staff", lambda w, c: customer_url("add")),
     Page("staff: delete a local customer", "staff", lambda w, c: customer_url("delete", w.lena.pk)),
     Page("staff: customers to delete", "staff", lambda w, c: snippet("deletionrequest", "list")),
+    Page("staff: possible duplicates", "staff", gloria_twice),
     Page("staff: appointments", "staff", lambda w, c: snippet("appointment", "list")),
     Page("staff: appointments, week", "staff", lambda w, c: snippet("appointment", "week")),
     Page("staff: appointment create", "staff", lambda w, c: snippet("appointment", "add")),

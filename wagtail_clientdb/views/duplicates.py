@@ -50,9 +50,9 @@ def reason_texts(reasons):
     for reason in sorted(reasons, key=lambda r: (duplicates.RULES.index(r.rule), r.branch_id or 0)):
         text = str(DuplicateRule(reason.rule).label)
         if reason.similarity is not None:
-            text += _(" (names %(percent)s %% alike)") % {"percent": round(reason.similarity * 100)}
+            text = _("%(reason)s (names %(percent)s %% alike)") % {"reason": text, "percent": round(reason.similarity * 100)}
         if reason.branch_id:
-            text += " – " + _("in the local values of %(branch)s") % {"branch": reason.branch}
+            text = _("%(reason)s, in the local values of %(branch)s") % {"reason": text, "branch": reason.branch}
         texts.append(text)
     return "; ".join(texts)
 
