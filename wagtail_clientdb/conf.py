@@ -38,6 +38,9 @@ DEFAULTS = {
     # and how many days they are kept.
     "PRIVATE_ROOT": None,
     "FILE_RETENTION_DAYS": 7,
+    # What a confirmed import changed (the previous values of the customers it updated) is kept
+    # this many days, so that it can be rolled back; then the record is deleted.
+    "IMPORT_ROLLBACK_DAYS": 30,
 }
 
 

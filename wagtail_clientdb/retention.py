@@ -4,6 +4,11 @@ the ``clientdb_delete_expired_files`` command and the ``delete_expired_files`` t
 
 The jobs stay, with who ran them, when and their counts; the examples and refused rows they
 showed, which name customers, go with the files.
+
+What a confirmed import changed (:class:`~wagtail_clientdb.models.ImportBatchPart`: the
+values before and after of the customers it updated) is kept for ``IMPORT_ROLLBACK_DAYS``
+(default 30) so that the import can be rolled back, then deleted by
+:func:`delete_expired_import_records` (run with the files); the batch stays with its counts.
 """
 
 import datetime
@@ -11,7 +16,7 @@ import datetime
 from django.utils import timezone
 
 from . import conf
-from .models import ExportJob, ImportJob
+from .models import ExportJob, ImportBatch, ImportBatchPart, ImportJob
 from .storage import private_storage
 
 #: The folders of the private storage the app writes to (see ``PrivateFileName``).
@@ -33,7 +38,20 @@ def delete_expired_files(now=None):
     for job in ExportJob.objects.filter(created_at__lt=before).exclude(file=""):
         deleted += _delete(job.file)
         job.save(update_fields=["file"])
+    delete_expired_import_records(now)
     return deleted + _delete_unreferenced(before)
+
+
+def delete_expired_import_records(now=None):
+    """Delete the record of what imports older than ``IMPORT_ROLLBACK_DAYS`` changed; they can
+    no longer be rolled back. Returns how many batches lost their record."""
+    now = now or timezone.now()
+    expired = ImportBatch.objects.filter(
+        created_at__lt=now - datetime.timedelta(days=conf.get("IMPORT_ROLLBACK_DAYS")), records_deleted_at__isnull=True
+    )
+    ids = list(expired.values_list("pk", flat=True))
+    ImportBatchPart.objects.filter(batch_id__in=ids).delete()
+    return ImportBatch.objects.filter(pk__in=ids).update(records_deleted_at=now)
 
 
 def _delete(field_file):

@@ -65,6 +65,12 @@ def register_log_entry_model(actions):
         "wagtail_clientdb.booking_block_changed", _("Change online booking block"), _("Online booking block changed")
     )
     actions.register_action("wagtail_clientdb.booking_unblock", _("Lift online booking block"), _("Online booking allowed again"))
+    actions.register_action(
+        "wagtail_clientdb.import_rollback_restore", _("Roll back an import: restore"), _("Values from before an import restored")
+    )
+    actions.register_action(
+        "wagtail_clientdb.import_rollback_delete", _("Roll back an import: delete"), _("Deletion requested: import rolled back")
+    )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

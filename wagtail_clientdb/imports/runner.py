@@ -23,8 +23,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from .. import conf, export, scope, stored_text
-from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
+from ..models import Branch, ClientDBSettings, CustomerSource, JobStatus, SavedImportMapping
 from . import checking, columns
+from .batches import BatchRecorder
 from .reading import FileProblem, open_spreadsheet
 from .resource import LINE, CustomerImportResource, ImportSettings
 
@@ -109,6 +110,8 @@ class Outcome:
 
     def __init__(self, headers, targets, delimiter=","):
         self.counts = {"new": 0, "updated": 0, "unchanged": 0, "invalid": 0}
+        #: The :class:`~wagtail_clientdb.models.ImportBatch` of a confirmed import that wrote something.
+        self.batch = None
         self.samples = {"new": [], "updated": [], "unchanged": []}
         self.invalid_rows = []
         self.headers = headers
@@ -208,6 +211,9 @@ def run(job, *, dry_run, on_progress=None):
         phone_region=ClientDBSettings.load().default_phone_region,
         previewed_at=None if dry_run else job.previewed_at,
     )
+    if not dry_run:
+        # What the import changes is kept as a batch that can be rolled back.
+        settings.recorder = BatchRecorder(source=CustomerSource.IMPORT, user=job.created_by, branch=viewer.branch, job=job)
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     # The refused rows go back as the upload came: a CSV's own separator, else the language's.
     outcome = Outcome(job.headers, targets, delimiter=job.delimiter or export.default_delimiter())
@@ -232,6 +238,7 @@ def run(job, *, dry_run, on_progress=None):
             all_or_nothing=not job.import_valid_rows,
             collect=collect,
         )
+        outcome.batch = None if dry_run or refuse_all else settings.recorder.finish()
     if resource.unreadable_phones:
         outcome.notes = [
             stored_text.keep(

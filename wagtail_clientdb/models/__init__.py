@@ -16,7 +16,7 @@ from .customer import (
 )
 from .deletion import DeletionRequest, DeletionStatus
 from .group import CustomerGroup
-from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
+from .jobs import ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .service import Service
 from .settings import ClientDBSettings
@@ -48,6 +48,8 @@ __all__ = [
     "DeletionRequest",
     "DeletionStatus",
     "ExportJob",
+    "ImportBatch",
+    "ImportBatchPart",
     "ImportJob",
     "JobStatus",
     "OpeningHours",
