@@ -14,17 +14,14 @@ from tests.import_files import csv_bytes, xlsx_bytes
 from tests.test_import import confirm, job_of, upload
 from wagtail_clientdb import import_rollback, overrides, retention
 from wagtail_clientdb.models import (
-    Appointment,
     AttributeDefinition,
     BranchMembership,
     ClientDBLogEntry,
-    ConsentEvent,
     Customer,
     CustomerGroup,
     CustomerOverride,
     DeletionRequest,
     ImportBatch,
-    ImportJob,
 )
 
 API = "/api/v3/clientdb"
@@ -455,3 +452,70 @@ def test_a_bulk_call_that_changes_nothing_has_no_batch(client, manager):
     body = Api(client, manager).call("post", "/customers/bulk/", {"customers": [{"first_name": "Ada", "email": "ada@example.com"}]}).json()
     assert body["unchanged"] == 1 and body["batch"] is None
     assert not ImportBatch.objects.exists()
+
+
+# --- Large imports: the rollback runs in the background ---------------------------------------------------------
+
+
+def test_a_large_rollback_runs_as_a_background_task(login, manager, settings, django_capture_on_commit_callbacks):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "ROLLBACK_BACKGROUND_CUSTOMERS": 2}
+    rows = [["Name", "Email"], *([f"Person {n}", f"p{n}@example.com"] for n in range(5))]
+    client = login(manager)
+    job = job_of(upload(client, "a.csv", csv_bytes(rows)))
+    confirm(client, job)
+    batch = ImportBatch.objects.get(job=job)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(rollback_url(batch), {"confirm": "1"}, follow=True)
+    text = page_text(response)
+    assert "Rolling back" in text and "The rollback has started" in text
+    assert Customer.objects.count() == 5
+    # A second click while it waits is refused.
+    assert "being rolled back" in page_text(client.post(rollback_url(batch), {"confirm": "1"}, follow=True))
+    assert "being rolled back" in page_text(client.get(customer_url("import_job", job.pk)))
+    for callback in callbacks:  # the worker runs the task
+        callback()
+    assert not Customer.objects.exists()
+    text = page_text(client.get(rollback_url(batch)))
+    assert "What the rollback did" in text and counts(text)["deleted"] == 5 and "Rolling back" not in text
+    batch.refresh_from_db()
+    assert batch.rollback_queued_at is None and batch.rollback_error == "" and batch.rolled_back_by == manager
+
+
+def test_a_background_rollback_that_fails_changes_nothing_and_says_why(login, manager, settings, monkeypatch, django_capture_on_commit_callbacks):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "ROLLBACK_BACKGROUND_CUSTOMERS": 0}
+    client = login(manager)
+    job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Ada", "ada@example.com"]])))
+    confirm(client, job)
+    batch = ImportBatch.objects.get(job=job)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(import_rollback, "_restore", fail)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(rollback_url(batch), {"confirm": "1"})
+    text = page_text(client.get(rollback_url(batch)))
+    assert "The rollback failed unexpectedly; nothing was changed." in text
+    assert Customer.objects.filter(email="ada@example.com").exists()
+    batch.refresh_from_db()
+    assert batch.rolled_back_at is None and batch.rollback_queued_at is None
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(rollback_url(batch), {"confirm": "1"})
+    assert not Customer.objects.filter(email="ada@example.com").exists()
+
+
+def test_a_large_bulk_batch_is_rolled_back_in_the_background_through_the_api(client, manager, settings, django_capture_on_commit_callbacks):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "ROLLBACK_BACKGROUND_CUSTOMERS": 0}
+    api = Api(client, manager)
+    body = api.call("post", "/customers/bulk/", {"customers": [{"first_name": "Ada", "email": "ada@example.com"}]}).json()
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.call("post", f"/customers/bulk/{body['batch']}/rollback/")
+    assert response.status_code == 202 and response.json()["rolling_back"] is True
+    assert "being rolled back" in response.json()["refusal"]
+    assert api.call("post", f"/customers/bulk/{body['batch']}/rollback/").status_code == 409
+    for callback in callbacks:
+        callback()
+    done = api.call("get", f"/customers/bulk/{body['batch']}/").json()
+    assert done["rolling_back"] is False and done["rollback"]["done"] is True and done["rollback"]["deleted"] == 1
+    assert not Customer.objects.filter(email="ada@example.com").exists()

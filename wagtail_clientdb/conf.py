@@ -41,6 +41,8 @@ DEFAULTS = {
     # What a confirmed import changed (the previous values of the customers it updated) is kept
     # this many days, so that it can be rolled back; then the record is deleted.
     "IMPORT_ROLLBACK_DAYS": 30,
+    # Rollbacks of imports that created and changed more customers than this run as a background task.
+    "ROLLBACK_BACKGROUND_CUSTOMERS": 2500,
 }
 
 

@@ -38,7 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.permissions import policy_registry
 
-from . import bulk, deletion, scope, times
+from . import bulk, conf, deletion, scope, times
 from .consent import record_consent
 from .models import (
     Appointment,
@@ -107,21 +107,63 @@ def viewer_for(batch, user):
     return scope.Viewer(user, False, (batch.branch,))
 
 
-def refusal(batch, viewer=None):
-    """Why ``batch`` cannot be rolled back now (a message), or ``None``."""
+def refusal(batch, viewer=None, *, queued_ok=False):
+    """Why ``batch`` cannot be rolled back now (a message), or ``None``. ``queued_ok``: the
+    background task of a rollback that was queued asks."""
     if batch.rolled_back_at is not None:
         return _("This import was already rolled back (%(time)s).") % {"time": times.moment(batch.rolled_back_at, viewer)}
     if batch.records_deleted_at is not None:
         return _("This import can no longer be rolled back: the record of what it changed was deleted after %(days)s days.") % {
-            "days": _retention_days()
+            "days": conf.get("IMPORT_ROLLBACK_DAYS")
         }
+    if batch.rollback_queued_at is not None and not queued_ok:
+        return _("This import is being rolled back (since %(time)s).") % {"time": times.moment(batch.rollback_queued_at, viewer)}
     return None
 
 
-def _retention_days():
-    from . import conf
+def runs_in_background(batch):
+    """Rollbacks of large imports run as a background task (``ROLLBACK_BACKGROUND_CUSTOMERS``)."""
+    return batch.created + batch.updated > conf.get("ROLLBACK_BACKGROUND_CUSTOMERS")
 
-    return conf.get("IMPORT_ROLLBACK_DAYS")
+
+def queue_roll_back(batch, user, *, channel=ConsentChannel.ADMIN):
+    """Have :func:`roll_back` run by a background task (django-tasks); refused as it would be."""
+    from .tasks import run_import_rollback
+
+    with transaction.atomic():
+        batch = ImportBatch.objects.select_for_update(of=("self",)).get(pk=batch.pk)
+        if viewer_for(batch, user) is None:
+            raise PermissionDenied
+        refused = refusal(batch)
+        if refused:
+            raise RollbackRefused(refused)
+        batch.rollback_queued_at, batch.rollback_error = timezone.now(), ""
+        batch.save(update_fields=["rollback_queued_at", "rollback_error"])
+        task = run_import_rollback.using(queue_name=conf.get("TASK_QUEUE"))
+        transaction.on_commit(lambda: task.enqueue(batch.pk, user.pk, channel))
+    return batch
+
+
+def run_queued(batch_id, user_id, channel):
+    """The background task's work: the rollback, or the reason it did not happen kept on the batch."""
+    from django.contrib.auth import get_user_model
+
+    batch = ImportBatch.objects.get(pk=batch_id)
+    user = get_user_model().objects.filter(pk=user_id).first()
+    error = ""
+    try:
+        if user is None:
+            raise PermissionDenied
+        batch = roll_back(batch, user, channel=channel, queued=True)
+    except RollbackRefused as refused:
+        error = str(refused)
+    except PermissionDenied:
+        error = _("You may not roll back this import.")
+    except Exception:
+        logger.exception("Rolling back import batch %s failed", batch_id)
+        error = _("The rollback failed unexpectedly; nothing was changed.")
+    ImportBatch.objects.filter(pk=batch_id).update(rollback_queued_at=None, rollback_error=error)
+    return error or "done"
 
 
 # --- What the batch changed ----------------------------------------------------------------------------------
@@ -256,7 +298,7 @@ def assess(batch, viewer, *, lock=False):
             if not may_change or mode != scope.EditMode.DIRECT:
                 result.not_restored.append({"customer": change.pk, "reason": NOT_ALLOWED})
                 continue
-            changed = [] if customer.version == change.version else changed_fields(change.changes, record_values(customer))
+            changed = [] if customer.version == change.version else changed_fields(change.changes, CurrentValues(customer))
             if changed:
                 result.not_restored.append({"customer": change.pk, "reason": CHANGED_SINCE, "fields": changed})
                 continue
@@ -285,7 +327,7 @@ def assess(batch, viewer, *, lock=False):
                 continue
             override = held.get(change.pk)
             version = override.version if override is not None else 0
-            changed = [] if version == change.version else changed_fields(change.changes, local_values(override))
+            changed = [] if version == change.version else changed_fields(change.changes, CurrentValues(override))
             if changed:
                 result.not_restored.append({"customer": change.pk, "reason": CHANGED_SINCE, "fields": changed})
             else:
@@ -293,18 +335,12 @@ def assess(batch, viewer, *, lock=False):
     return result
 
 
-def record_values(customer):
-    """The values of a customer now, as the batch records them (JSON-like)."""
-    return _Values(customer, local=False)
+class CurrentValues:
+    """The values of a customer (or of a branch's local values; ``None``: none) now, in the
+    form the batch records them."""
 
-
-def local_values(override):
-    return _Values(override, local=True)
-
-
-class _Values:
-    def __init__(self, obj, *, local):
-        self.obj, self.local = obj, local
+    def __init__(self, obj):
+        self.obj = obj
 
     def get(self, name, keys=()):
         obj = self.obj
@@ -365,21 +401,24 @@ def preview(batch, user):
         result,
         deleted=sum(1 for c in result.to_delete if c.pk not in blocking),
         blocked=[{"customer": pk, "errors": errors} for pk, errors in blocking.items()],
+        restored=len(result.to_restore) + len(result.to_restore_local),
+        partly=[{"customer": customer.pk, "notes": notes} for customer, _change, notes in result.to_restore if notes],
     )
 
 
-def roll_back(batch, user, *, channel=ConsentChannel.ADMIN):
+def roll_back(batch, user, *, channel=ConsentChannel.ADMIN, queued=False):
     """Roll ``batch`` back as ``user``, in one transaction; returns the batch with its report.
 
     Raises PermissionDenied when ``user`` may not, :class:`RollbackRefused` when it was rolled
-    back already or its record is gone.
+    back already, is being rolled back (unless ``queued``: the task of :func:`queue_roll_back`)
+    or its record is gone.
     """
     with transaction.atomic():
         batch = ImportBatch.objects.select_for_update(of=("self",)).select_related("branch").get(pk=batch.pk)
         viewer = viewer_for(batch, user)
         if viewer is None:
             raise PermissionDenied
-        refused = refusal(batch, viewer)
+        refused = refusal(batch, viewer, queued_ok=queued)
         if refused:
             raise RollbackRefused(refused)
         now = timezone.now()
@@ -391,10 +430,12 @@ def roll_back(batch, user, *, channel=ConsentChannel.ADMIN):
             result,
             deleted=sum(1 for r in requests.values() if r.status == DeletionStatus.DONE),
             blocked=[{"customer": pk, "errors": r.errors} for pk, r in requests.items() if r.status != DeletionStatus.DONE],
-            restored=restored,
+            restored=len(result.to_restore) + len(result.to_restore_local),
+            partly=restored,
         )
         batch.rolled_back_at, batch.rolled_back_by, batch.rollback_report = now, user, report
-        batch.save(update_fields=["rolled_back_at", "rolled_back_by", "rollback_report"])
+        batch.rollback_queued_at, batch.rollback_error = None, ""
+        batch.save(update_fields=["rolled_back_at", "rolled_back_by", "rollback_report", "rollback_queued_at", "rollback_error"])
     logger.info(
         "Import batch %s rolled back by %s: %s deleted, %s blocked, %s restored, %s not restored",
         batch.pk, user.pk, report["deleted"], len(report["blocked"]), report["restored"], len(report["not_restored"]),
@@ -402,26 +443,22 @@ def roll_back(batch, user, *, channel=ConsentChannel.ADMIN):
     return batch
 
 
-def _report(result, *, deleted, blocked, restored=None):
+def _report(result, *, deleted, blocked, restored, partly):
+    """What a rollback does (stored on the batch): counts, and customer ids with reasons."""
     return {
         "deleted": deleted,
         "blocked": blocked,
         "kept": result.kept,
         "gone": result.gone,
-        "restored": len(result.to_restore) + len(result.to_restore_local) if restored is None else restored["count"],
-        "partly": [
-            {"customer": customer.pk, "notes": notes}
-            for customer, _change, notes in result.to_restore
-            if notes
-        ]
-        if restored is None
-        else restored["partly"],
+        "restored": restored,
+        "partly": partly,
         "not_restored": result.not_restored,
     }
 
 
 def _restore(result, batch, user, channel, now):
-    """Put back the recorded values (rows locked by :func:`assess`); returns counts and notes."""
+    """Put back the recorded values (rows locked by :func:`assess`); returns the customers
+    restored except for something (``[{"customer": id, "notes": [...]}]``)."""
     partly = defaultdict(list)
     for customer, _change, notes in result.to_restore:
         partly[customer.pk] += notes
@@ -436,24 +473,23 @@ def _restore(result, batch, user, channel, now):
         attributes = change.changes.get("attributes", [{}])[0]
         restore_local_values(customer, batch.branch, fields, attributes=attributes, user=user)
     _log_restored(batch, user, now, result)
-    return {
-        "count": len(result.to_restore) + len(result.to_restore_local),
-        "partly": [{"customer": pk, "notes": sorted(set(notes))} for pk, notes in partly.items() if notes],
-    }
+    return [{"customer": pk, "notes": sorted(set(notes))} for pk, notes in partly.items() if notes]
 
 
 def _log(action, user, now, rows):
     """History entries of customers: ``rows`` of (customer id, label, data)."""
-    content_type = ContentType.objects.get_for_model(Customer)
-    ClientDBLogEntry.objects.bulk_create(
-        [
-            ClientDBLogEntry(
-                content_type=content_type, object_id=str(pk), label=label, action=action, data=data,
-                timestamp=now, user=user, content_changed=True,
-            )
-            for pk, label, data in rows
-        ],
-        batch_size=bulk.BATCH_SIZE,
+    bulk.insert_rows(
+        ClientDBLogEntry,
+        ("object_id", "label", "data"),
+        [(str(pk), label, data) for pk, label, data in rows],
+        constants={
+            "action": action,
+            "content_type": ContentType.objects.get_for_model(Customer),
+            "timestamp": now,
+            "user": user,
+            "content_changed": True,
+            "deleted": False,
+        },
     )
 
 

@@ -143,6 +143,10 @@ class ImportBatch(models.Model):
     created = models.PositiveIntegerField(_("customers created"), default=0)
     updated = models.PositiveIntegerField(_("customers changed"), default=0)
     rolled_back_at = models.DateTimeField(_("rolled back at"), null=True, blank=True)
+    #: A large rollback runs as a background task: set while it waits or runs.
+    rollback_queued_at = models.DateTimeField(_("rollback started at"), null=True, blank=True)
+    #: Why the last background rollback did not happen (nothing was changed).
+    rollback_error = models.TextField(_("rollback error"), blank=True)
     rolled_back_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("rolled back by")
     )

@@ -197,6 +197,7 @@ class JobView(ImportViewMixin, FormView):
                 batch and not import_rollback.refusal(batch) and import_rollback.viewer_for(batch, self.request.user)
             ),
             "rolled_back_at": times.moment(batch.rolled_back_at, self.viewer) if batch and batch.rolled_back_at else "",
+            "rollback_running": bool(batch and batch.rollback_queued_at and not batch.rolled_back_at),
             "running": job.status in RUNNING,
             "status_url": url("import_status", job),
             "report_url": url("import_report", job) if job.report else "",
@@ -249,6 +250,10 @@ class RollbackView(BatchMixin, TemplateView):
             # The import page's button: the confirmation first.
             return self.get(request, batch_id=batch_id)
         try:
+            if import_rollback.runs_in_background(self.batch):
+                import_rollback.queue_roll_back(self.batch, request.user)
+                messages.success(request, _("The rollback has started. This page shows what it did when it is done."))
+                return redirect(rollback_url(self.batch))
             batch = import_rollback.roll_back(self.batch, request.user)
         except import_rollback.RollbackRefused as refused:
             messages.error(request, str(refused))
@@ -264,6 +269,7 @@ class RollbackView(BatchMixin, TemplateView):
     def get_context_data(self, **kwargs):
         batch, viewer = self.batch, self.viewer
         refusal = import_rollback.refusal(batch, viewer)
+        running = bool(batch.rollback_queued_at and not batch.rolled_back_at)
         report = None
         if batch.rolled_back_at:
             report = batch.rollback_report
@@ -277,6 +283,8 @@ class RollbackView(BatchMixin, TemplateView):
             "batch": batch,
             "label": batch_label(batch),
             "done": bool(batch.rolled_back_at),
+            "running": running,
+            "rollback_error": batch.rollback_error,
             "refusal": "" if batch.rolled_back_at else refusal,
             "report": import_rollback.describe(report, viewer) if report is not None else None,
             "job_url": url("import_job", batch.job) if batch.job_id and batch.job.created_by_id == self.request.user.pk else "",

@@ -451,6 +451,7 @@ def batch_out(batch, viewer, user):
         "created": batch.created,
         "updated": batch.updated,
         "rolled_back_at": batch.rolled_back_at,
+        "rolling_back": bool(batch.rollback_queued_at and not batch.rolled_back_at),
         "refusal": None if batch.rolled_back_at else refusal,
         "rollback": rollback,
     }
@@ -466,15 +467,20 @@ def read_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None 
 
 @router.post(
     "/customers/bulk/{int:batch_id}/rollback/",
-    response={200: schemas.ImportBatchOut},
+    response={200: schemas.ImportBatchOut, 202: schemas.ImportBatchOut},
     url_name="clientdb_import_batch_rollback",
     summary="Roll back an import batch",
 )
 def roll_back_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None = None):
     """Delete the customers the batch created (through the deletion queue: upcoming appointments
-    keep a customer there) and restore the values it changed, unless changed since; once."""
+    keep a customer there) and restore the values it changed, unless changed since; once. A
+    large batch is rolled back in the background: 202, then read the batch until it is done."""
     viewer, batch = _batch(request, batch_id, branch)
     try:
+        if import_rollback.runs_in_background(batch):
+            batch = import_rollback.queue_roll_back(batch, request.user, channel=ConsentChannel.API)
+            batch.refresh_from_db()  # done already where tasks run at once
+            return Status(200 if batch.rolled_back_at else 202, batch_out(batch, viewer, request.user))
         batch = import_rollback.roll_back(batch, request.user, channel=ConsentChannel.API)
     except import_rollback.RollbackRefused as refused:
         raise HttpError(409, str(refused))

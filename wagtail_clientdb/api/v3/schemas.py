@@ -194,6 +194,7 @@ class ImportBatchOut(Schema):
     created: int
     updated: int
     rolled_back_at: datetime.datetime | None
+    rolling_back: bool = Field(description="A large rollback runs in the background: true until it is done.")
     refusal: str | None = Field(description="Why the batch cannot be rolled back (any more); null when it can.")
     rollback: RollbackOut | None
 
