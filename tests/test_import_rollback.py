@@ -519,3 +519,17 @@ def test_a_large_bulk_batch_is_rolled_back_in_the_background_through_the_api(cli
     done = api.call("get", f"/customers/bulk/{body['batch']}/").json()
     assert done["rolling_back"] is False and done["rollback"]["done"] is True and done["rollback"]["deleted"] == 1
     assert not Customer.objects.filter(email="ada@example.com").exists()
+
+
+def test_an_external_id_and_a_birthday_the_import_added_are_taken_back(login, manager):
+    # A row with an external ID matches a customer without one by email, and gives it the ID.
+    anna = make_customer(first_name="Anna", email="anna@example.com", birthday=datetime.date(1990, 4, 1), shared_with_all_branches=True)
+    rows = [["Email", "External ID", "Birthday"], ["anna@example.com", "CRM-1", "1991-05-02"]]
+    client = login(manager)
+    job = job_of(upload(client, "a.csv", csv_bytes(rows)))
+    confirm(client, job)
+    anna.refresh_from_db()
+    assert (anna.external_id, anna.birthday) == ("CRM-1", datetime.date(1991, 5, 2))
+    roll_back_in_the_admin(client, job)
+    anna.refresh_from_db()
+    assert (anna.external_id, anna.birthday) == ("", datetime.date(1990, 4, 1))

@@ -198,13 +198,12 @@ def read_record(batch):
                 seen_created.add(pk)
                 record.created.append(pk)
         for target, entries in ((record.updated, part.updated), (record.local, part.local)):
-            for pk, version, changes in json.loads(entries):
+            for pk, version, noted in json.loads(entries):
                 known = target.get(pk)
                 if known is None:
-                    target[pk] = Change(pk, version, changes)
-                    continue
+                    known = target[pk] = Change(pk, version, {})
                 known.version = version
-                for name, (before, after) in changes.items():
+                for name, before, after in noted:
                     if name in known.changes:
                         known.changes[name][1] = after
                     else:

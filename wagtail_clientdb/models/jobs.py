@@ -177,7 +177,7 @@ class ImportBatchPart(models.Model):
     """What one chunk of an import wrote, as JSON text (written once per chunk, read once by a
     rollback: text costs the import less than ``jsonb``, which the database would parse).
 
-    ``created``: ``[id, …]``. ``updated``: ``[[id, version after, {field: [before, after]}], …]``
+    ``created``: ``[id, …]``. ``updated``: ``[[id, version after, [[field, before, after], …]], …]``
     for changes of the customer's record (fields, ``attributes`` (the keys changed; ``null`` for
     a key that was absent), ``tags``, ``groups``, ``branches``, ``home_branch``). ``local``: the
     same for the batch branch's local values, with the local values' version (0: none).
