@@ -56,6 +56,8 @@ from wagtail_clientdb.models import (
     DeletionStatus,
     DuplicatePair,
     ExportJob,
+    ImportBatch,
+    ImportBatchPart,
     ImportJob,
 )
 
@@ -322,6 +324,14 @@ def build_world():
     import_job = ImportJob.objects.get(created_by=staff_b)
     assert import_job.branch == branch_b and import_job.report, import_job.status
 
+    # A bulk import of B's staff: an import batch that can be rolled back.
+    from wagtail_clientdb.imports.records import import_records
+
+    _saved, _results, import_batch = import_records(
+        scope.Viewer(staff_b, False, (branch_b,)), [{"first_name": "Bulk", "last_name": "Imported", "email": "bulk-b@example.com"}]
+    )
+    assert import_batch.branch == branch_b and import_batch.created == 1
+
     # A large export of B: written to storage by a background task (inline in tests).
     with override_settings(WAGTAIL_CLIENTDB={**settings.WAGTAIL_CLIENTDB, "EXPORT_BACKGROUND_ROWS": 0}):
         response = client.get(_snippet_url(Customer, "list"), {"export": "xlsx"})
@@ -355,6 +365,7 @@ def build_world():
         DeletionRequest: [deletion_request.pk],
         DuplicatePair: [duplicate_pair.pk],
         ImportJob: [import_job.pk],
+        ImportBatch: [import_batch.pk],
         ExportJob: [export_job.pk],
         Customer.tags.through: list(tagged_items.values_list("pk", flat=True)),
         tag_model: list(local_b.tags.values_list("pk", flat=True)),
@@ -429,6 +440,8 @@ def b_state(world):
             DuplicatePair.objects.filter(customer_a__in=customer_ids) | DuplicatePair.objects.filter(customer_b__in=customer_ids)
         ),
         "import jobs": _rows(imports.distinct()),
+        "import batches": _rows(ImportBatch.objects.filter(branch=branch_b)),
+        "import batch parts": _rows(ImportBatchPart.objects.filter(batch__branch=branch_b)),
         "export jobs": _rows(exports.distinct()),
         "files": [
             _file_bytes(field_file)

@@ -547,5 +547,6 @@ def test_the_schema_is_served_and_names_every_endpoint(client, db):
     paths = {path for path in schema["paths"] if "/clientdb/" in path}
     assert paths == {
         "/api/v3/clientdb/customers/", "/api/v3/clientdb/customers/{customer_id}/", "/api/v3/clientdb/customers/bulk/",
+        "/api/v3/clientdb/customers/bulk/{batch_id}/", "/api/v3/clientdb/customers/bulk/{batch_id}/rollback/",
         "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
     }

@@ -106,13 +106,16 @@ def test_every_example_in_the_api_docs_works(client, variables):
             assert response.has_header(name), (command, name)
         if body is not None:
             assert_documented_fields_present(body, response.json(), command.splitlines()[0])
+            if isinstance(body, dict) and body.get("batch"):
+                # $BATCH_ID: the import batch of the bulk call just made.
+                variables["BATCH_ID"] = response.json()["batch"]
 
 
 def test_every_endpoint_has_an_example(client, db):
     schema = client.get("/api/v3/openapi.json").json()
     documented = set()
     for command, _answer in examples():
-        method, path, _headers, _data = parse_command(command, {"CUSTOMER_ID": 1, "APPOINTMENT_ID": 1})
+        method, path, _headers, _data = parse_command(command, {"CUSTOMER_ID": 1, "APPOINTMENT_ID": 1, "BATCH_ID": 1})
         documented.add((method, re.sub(r"/\d+/", "/{id}/", path.split("?")[0])))
     for path, operations in schema["paths"].items():
         if "/clientdb/" not in path:

@@ -11,7 +11,9 @@ from django.forms.models import model_to_dict
 from wagtail.models import APIToken
 
 from tests.conftest import make_appointment
-from wagtail_clientdb.models import Appointment, BranchBookings, Customer, CustomerOverride, DeletionRequest
+from wagtail_clientdb import scope
+from wagtail_clientdb.imports.records import import_records
+from wagtail_clientdb.models import Appointment, BranchBookings, Customer, CustomerOverride, DeletionRequest, ImportBatch
 
 MARKERS = ("Lars", "Localb", "lars@example.com")
 
@@ -34,14 +36,21 @@ def b_state(local_b, appointment_b):
         "bookings": list(BranchBookings.objects.filter(customer=local_b).values()),
         "deletion requests": list(DeletionRequest.objects.filter(customer=local_b).values()),
         "customers": Customer.objects.count(),
+        "import batches": list(ImportBatch.objects.values()),
     }
 
 
-def test_a_branch_token_reaches_nothing_of_another_branch_through_any_route(client, staff_a, scope_customers, branch_a, branch_b, settings):
+def test_a_branch_token_reaches_nothing_of_another_branch_through_any_route(
+    client, staff_a, scope_customers, branch_a, branch_b, settings, make_user, staff_group
+):
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "API_RATE_LIMIT": "100000/m"}
     cache.clear()
     local_b = scope_customers["local_b"]
     appointment_b = make_appointment(local_b, branch_b, days=3)
+    # An import batch of B (a bulk call by B's staff that changed B's local customer).
+    staff_b = make_user("staff_b_walk", groups=[staff_group], branches=[branch_b])
+    _saved, _results, batch_b = import_records(scope.Viewer(staff_b, False, (branch_b,)), [{"email": "lars@example.com", "notes": "from B"}])
+    assert batch_b is not None and batch_b.updated == 1
     _token, secret = APIToken.create_token(user=staff_a, name="walk")
     headers = {"Authorization": f"Bearer {secret}", "If-Match": '"1.0"'}
     # Bodies that would change B's objects if a route let them through; the bulk records match
@@ -59,7 +68,11 @@ def test_a_branch_token_reaches_nothing_of_another_branch_through_any_route(clie
     walked = routes(client)
     assert len(walked) >= 9
     for path, method in walked:
-        url = path.replace("{customer_id}", str(local_b.pk)).replace("{appointment_id}", str(appointment_b.pk))
+        url = (
+            path.replace("{customer_id}", str(local_b.pk))
+            .replace("{appointment_id}", str(appointment_b.pk))
+            .replace("{batch_id}", str(batch_b.pk))
+        )
         for query in ("", f"?branch={branch_b.slug}", "?q=Lars"):
             response = client.generic(method.upper(), url + query, json.dumps(body), content_type="application/json", headers=headers)
             text = response.content.decode()

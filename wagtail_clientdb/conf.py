@@ -43,6 +43,11 @@ DEFAULTS = {
     "FILE_RETENTION_DAYS": 7,
     # A merge of customers can be undone for this many days.
     "MERGE_UNDO_DAYS": 30,
+    # What a confirmed import changed (the previous values of the customers it updated) is kept
+    # this many days, so that it can be rolled back; then the record is deleted.
+    "IMPORT_ROLLBACK_DAYS": 30,
+    # Rollbacks of imports that created and changed more customers than this run as a background task.
+    "ROLLBACK_BACKGROUND_CUSTOMERS": 2500,
 }
 
 

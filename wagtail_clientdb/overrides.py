@@ -114,6 +114,7 @@ def save_local_values(customer, branch, values, *, attributes=None, user=None):
     A value equal to the global one is no local value: it is cleared, so the branch
     follows later central changes of that field again. The global values are read from
     the database, not from ``customer``, which a bound form may have changed in memory.
+    Returns the saved local values (``None`` when none are left).
     """
     customer = type(customer).objects.select_for_update().get(pk=customer.pk)
     phone_region = ClientDBSettings.load().default_phone_region
@@ -135,7 +136,7 @@ def save_local_values(customer, branch, values, *, attributes=None, user=None):
             override.attributes.pop(key, None)
         else:
             override.attributes[key] = value
-    _save_or_drop(override, user)
+    return _save_or_drop(override, user)
 
 
 @transaction.atomic
@@ -155,11 +156,37 @@ def reset_to_global(customer, branch, names, *, user=None):
 
 
 def _save_or_drop(override, user):
-    """Save the branch's local values (callers hold the row lock), or drop them when none are left."""
+    """Save the branch's local values (callers hold the row lock), or drop them when none are left.
+
+    Returns the saved local values, or ``None``.
+    """
     if EffectiveCustomer(override.customer, override).local_fields:
         override.updated_by = user
         if override.pk is not None:
             override.version += 1
         override.save()
-    elif override.pk is not None:
+        return override
+    if override.pk is not None:
         override.delete()
+    return None
+
+
+@transaction.atomic
+def restore_local_values(customer, branch, fields, *, attributes=None, user=None):
+    """Put back local values as they were (an import rolled back): ``fields`` maps a field
+    (``phone`` with ``phone_raw``) to its local value then, ``None`` for none; ``attributes``
+    maps a key to its local value then, ``None`` for none. Returns the local values, or ``None``.
+    """
+    override = CustomerOverride.objects.select_for_update().filter(customer=customer, branch=branch).first()
+    if override is None:
+        override = CustomerOverride(customer=customer, branch=branch)
+    for name, value in fields.items():
+        if name not in (*OVERRIDABLE_FIELDS, "phone"):
+            raise ValueError(f"{name} cannot hold a local value")
+        setattr(override, name, value)
+    for key, value in (attributes or {}).items():
+        if value is None:
+            override.attributes.pop(key, None)
+        else:
+            override.attributes[key] = value
+    return _save_or_drop(override, user)

@@ -6,6 +6,11 @@ The jobs stay, with who ran them, when and their counts; the examples and refuse
 showed, which name customers, go with the files. Merges of customers older than
 ``MERGE_UNDO_DAYS`` lose the values the merged customers had, kept only for undoing them
 (:func:`wagtail_clientdb.merging.forget_expired_snapshots`).
+
+What a confirmed import changed (:class:`~wagtail_clientdb.models.ImportBatchPart`: the
+values before and after of the customers it updated) is kept for ``IMPORT_ROLLBACK_DAYS``
+(default 30) so that the import can be rolled back, then deleted by
+:func:`delete_expired_import_records` (run with the files); the batch stays with its counts.
 """
 
 import datetime
@@ -13,7 +18,7 @@ import datetime
 from django.utils import timezone
 
 from . import conf, merging
-from .models import ExportJob, ImportJob
+from .models import ExportJob, ImportBatch, ImportBatchPart, ImportJob
 from .storage import private_storage
 
 #: The folders of the private storage the app writes to (see ``PrivateFileName``).
@@ -37,7 +42,20 @@ def delete_expired_files(now=None):
         job.save(update_fields=["file"])
     # Merges past their undo period no longer keep the merged customers' former values.
     merging.forget_expired_snapshots(now)
+    delete_expired_import_records(now)
     return deleted + _delete_unreferenced(before)
+
+
+def delete_expired_import_records(now=None):
+    """Delete the record of what imports older than ``IMPORT_ROLLBACK_DAYS`` changed; they can
+    no longer be rolled back. Returns how many batches lost their record."""
+    now = now or timezone.now()
+    expired = ImportBatch.objects.filter(
+        created_at__lt=now - datetime.timedelta(days=conf.get("IMPORT_ROLLBACK_DAYS")), records_deleted_at__isnull=True
+    )
+    ids = list(expired.values_list("pk", flat=True))
+    ImportBatchPart.objects.filter(batch_id__in=ids).delete()
+    return ImportBatch.objects.filter(pk__in=ids).update(records_deleted_at=now)
 
 
 def _delete(field_file):

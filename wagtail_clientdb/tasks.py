@@ -53,6 +53,18 @@ def run_import_job(job_id: int, dry_run: bool):
 
 
 @task()
+def run_import_rollback(batch_id: int, user_id: int, channel: str):
+    """Roll back a large import (see :func:`wagtail_clientdb.import_rollback.queue_roll_back`)."""
+    from django.contrib.auth import get_user_model
+
+    from .import_rollback import run_queued
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    with translation.override(language_of(user) if user else settings.LANGUAGE_CODE):
+        return run_queued(batch_id, user_id, channel)
+
+
+@task()
 def run_export_job(job_id: int):
     """Write a large listing export to storage and offer it for download."""
     from .exports import run_export_job as run

@@ -106,6 +106,12 @@ def register_log_entry_model(actions):
     actions.register_action(
         "wagtail_clientdb.not_a_duplicate", _("Mark as not a duplicate"), _("Marked as not a duplicate of another customer")
     )
+    actions.register_action(
+        "wagtail_clientdb.import_rollback_restore", _("Roll back an import: restore"), _("Values from before an import restored")
+    )
+    actions.register_action(
+        "wagtail_clientdb.import_rollback_delete", _("Roll back an import: delete"), _("Deletion requested: import rolled back")
+    )
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 

@@ -12,6 +12,7 @@ and it never uses this process's database connection. On other systems than Linu
 checked here, one after the other.
 """
 
+import gc
 import itertools
 import multiprocessing
 import sys
@@ -37,6 +38,9 @@ def check_chunk(chunk, targets, context):
 
 def _start_helper(targets, context, language):
     _helper_state.update(targets=targets, context=context, language=language)
+    # The importing process collects garbage once per chunk (runner.gc_frozen); its helper,
+    # which keeps no rows, collects as usual.
+    gc.enable()
 
 
 def _check_in_helper(chunk):

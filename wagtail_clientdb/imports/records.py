@@ -12,6 +12,7 @@ from django.db import transaction
 
 from ..models import ClientDBSettings, ConsentChannel, CustomerSource
 from . import checking, columns
+from .batches import BatchRecorder
 from .resource import CustomerImportResource, ImportSettings
 from .runner import gc_frozen, import_chunks, in_chunks
 
@@ -51,8 +52,10 @@ def _field_of(target):
 def import_records(viewer, records, *, partial=False):
     """Import ``records`` (dicts of :data:`FIELD_TARGETS` fields and ``attributes``) as ``viewer``.
 
-    Returns ``(saved, [RecordResult])``; with ``partial`` the valid records are saved and the
-    others reported, else a refused record saves nothing at all.
+    Returns ``(saved, [RecordResult], batch)``; with ``partial`` the valid records are saved and
+    the others reported, else a refused record saves nothing at all. ``batch``: the
+    :class:`~wagtail_clientdb.models.ImportBatch` that can roll the call back (``None`` when
+    nothing was written).
     """
     # Only the fields some record carries are columns: a field a record leaves out (or
     # sends as null) is an empty cell, which changes nothing.
@@ -73,6 +76,7 @@ def import_records(viewer, records, *, partial=False):
         source=CustomerSource.API,
         consent_channel=ConsentChannel.API,
     )
+    settings.recorder = BatchRecorder(source=CustomerSource.API, user=viewer.user, branch=viewer.branch)
     resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
     results = {}
 
@@ -94,7 +98,8 @@ def import_records(viewer, records, *, partial=False):
             all_or_nothing=not partial,
             collect=collect,
         )
+        batch = None if refused else settings.recorder.finish()
     for index, instance in resource.instance_by_line.items():
         if not refused and results[index].result != "error":
             results[index].id, results[index].label = instance.pk, str(instance)
-    return not refused, [results[index] for index in range(1, len(records) + 1)]
+    return not refused, [results[index] for index in range(1, len(records) + 1)], batch

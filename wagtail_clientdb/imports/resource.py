@@ -34,6 +34,7 @@ from ..models import (
     TaggedCustomer,
 )
 from . import columns
+from .batches import note
 from .duplicates import SeenValues
 from .rows import RowContext
 
@@ -73,6 +74,8 @@ class ImportSettings:
         self.phone_region = phone_region
         self.previewed_at = previewed_at
         self.may_edit_global = scope.branches_may_edit_global_customers()
+        #: Keeps what a confirmed import writes, for a rollback (:class:`.batches.BatchRecorder`).
+        self.recorder = None
 
 
 class MatchingLoader(BaseInstanceLoader):
@@ -181,6 +184,8 @@ class CustomerImportResource(resources.ModelResource):
             self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
             self.new_people = {}
         self.created_in_chunk = set()
+        if self.settings.recorder is not None:
+            self.settings.recorder.flush()
 
     def take_possible_duplicates(self):
         """line → :class:`~wagtail_clientdb.matching.PossibleDuplicate` list of the chunk's new rows."""
@@ -269,21 +274,30 @@ class CustomerImportResource(resources.ModelResource):
 
     def _update(self, instance, values, plan):
         for name, value in same_number_unchanged(values.fields, instance.phone).items():
-            if getattr(instance, name) != value:
+            before = getattr(instance, name)
+            if before != value:
                 setattr(instance, name, value)
                 plan.change(name)
-        new_attributes = {**instance.attributes, **{k: v for k, v in values.attributes.items() if v is not None}}
-        if new_attributes != instance.attributes:
+                note(instance, name, before, value)
+        given = {k: v for k, v in values.attributes.items() if v is not None}
+        old_attributes = instance.attributes
+        new_attributes = {**old_attributes, **given}
+        if new_attributes != old_attributes:
             instance.attributes = new_attributes
             plan.change("attributes")
+            changed_keys = [key for key, value in given.items() if old_attributes.get(key) != value]
+            note(instance, "attributes", {k: old_attributes.get(k) for k in changed_keys}, {k: given[k] for k in changed_keys})
         if values.consent is not None and values.consent != instance.marketing_consent:
+            note(instance, "marketing_consent", instance.marketing_consent, values.consent)
             instance.marketing_consent = values.consent
             plan.consent = values.consent
             plan.change("marketing_consent")
         if values.tags is not None and sorted(values.tags) != sorted(instance.tag_names):
+            note(instance, "tags", sorted(instance.tag_names), sorted(set(values.tags)))
             plan.tags = values.tags
             plan.changed = True
-        if values.groups is not None and {g.pk for g in values.groups} != instance.group_ids:
+        if values.groups is not None and (group_ids := {g.pk for g in values.groups}) != instance.group_ids:
+            note(instance, "groups", sorted(instance.group_ids), sorted(group_ids))
             plan.groups = values.groups
             plan.changed = True
         if values.branches is not None:
@@ -297,6 +311,7 @@ class CustomerImportResource(resources.ModelResource):
                 return
             if wanted != "all":
                 wanted = list({*wanted, instance.home_branch})
+            note(instance, "home_branch", instance.home_branch_id, None)
             instance.home_branch = None
             plan.change("home_branch")
         elif instance.shared_with_all_branches:
@@ -306,9 +321,11 @@ class CustomerImportResource(resources.ModelResource):
         elif wanted != "all" and {b.pk for b in wanted} == instance.branch_ids:
             return
         if instance.shared_with_all_branches != (wanted == "all"):
+            note(instance, "shared_with_all_branches", instance.shared_with_all_branches, wanted == "all")
             instance.shared_with_all_branches = wanted == "all"
             plan.change("shared_with_all_branches")
         plan.branches = [] if wanted == "all" else list(wanted)
+        note(instance, "branches", sorted(instance.branch_ids), sorted({b.pk for b in plan.branches}))
         plan.changed = True
 
     def _local_values(self, instance, values, plan):
@@ -335,6 +352,14 @@ class CustomerImportResource(resources.ModelResource):
         if changed or changed_attributes:
             plan.local_values = (changed, changed_attributes)
             plan.changed = True
+            # What the branch held before (``None``: no local value); the values after are
+            # read from the saved local values (:func:`.batches.local_after`).
+            override = instance.branch_override
+            for name in (*changed, *(("phone",) if "phone_raw" in changed else ())):
+                note(instance, name, getattr(override, name) if override else None, None)
+            if changed_attributes:
+                held = override.attributes if override else {}
+                note(instance, "attributes", {key: held.get(key) for key in changed_attributes}, None)
 
     def skip_row(self, instance, original, row, import_validation_errors=None):
         if import_validation_errors:
@@ -371,6 +396,8 @@ class CustomerImportResource(resources.ModelResource):
             if self.settings.report_duplicates:
                 self.created_in_chunk.update(customer.pk for customer in written)
         self._save_related(written, result, raise_errors, new=True)
+        if written and self.settings.recorder is not None:
+            self.settings.recorder.created(written)
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
         written = list(self.update_instances) if (using_transactions or not dry_run) else []
@@ -383,6 +410,8 @@ class CustomerImportResource(resources.ModelResource):
         written += self.local_value_instances if (using_transactions or not dry_run) else []
         self.local_value_instances.clear()
         self._save_related(written, result, raise_errors, new=False)
+        if written and self.settings.recorder is not None:
+            self.settings.recorder.updated(written)
 
     def _save_related(self, instances, result, raise_errors, *, new):
         if not instances:
@@ -426,11 +455,11 @@ def save_related(instances, settings, user, *, new):
     """
     plans = [(customer, customer._import) for customer in instances]
     # Links are replaced only where a customer had some (loaded by attach_relations).
-    _replace_links(
+    replace_links(
         Customer.groups.through, "customer", "customergroup",
         [(c.pk, [g.pk for g in p.groups], not new and c.group_ids) for c, p in plans if p.groups is not None],
     )
-    _replace_links(
+    replace_links(
         Customer.branches.through, "customer", "branch",
         [(c.pk, [b.pk for b in p.branches], not new and c.branch_ids) for c, p in plans if p.branches is not None],
     )
@@ -440,7 +469,7 @@ def save_related(instances, settings, user, *, new):
         tags = {tag.name: tag for tag in CustomerTag.all_tags.filter(name__in=names)}
         for name in names - set(tags):
             tags[name], _created = CustomerTag.all_tags.get_or_create(name=name)
-        _replace_links(
+        replace_links(
             TaggedCustomer, "content_object", "tag",
             [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],
         )
@@ -452,10 +481,12 @@ def save_related(instances, settings, user, *, new):
     for customer, plan in plans:
         if plan.local_values:
             fields, attribute_values = plan.local_values
-            overrides.save_local_values(customer, settings.viewer.branch, fields, attributes=attribute_values, user=user)
+            customer._import_override = overrides.save_local_values(
+                customer, settings.viewer.branch, fields, attributes=attribute_values, user=user
+            )
 
 
-def _replace_links(model, owner, target, rows):
+def replace_links(model, owner, target, rows):
     """``rows``: (customer pk, target pks, whether the customer has links to remove first)."""
     if not rows:
         return

@@ -23,8 +23,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from .. import conf, export, scope, stored_text
-from ..models import Branch, ClientDBSettings, JobStatus, SavedImportMapping
+from ..models import Branch, ClientDBSettings, CustomerSource, JobStatus, SavedImportMapping
 from . import checking, columns
+from .batches import BatchRecorder
 from .reading import FileProblem, open_spreadsheet
 from .resource import LINE, CustomerImportResource, ImportSettings
 
@@ -112,6 +113,8 @@ class Outcome:
         self.counts = {"new": 0, "updated": 0, "unchanged": 0, "invalid": 0}
         #: New rows that may be customers already there (the preview's, see ImportJob.possible_duplicates).
         self.possible_duplicates = {"count": 0, "rows": []}
+        #: The :class:`~wagtail_clientdb.models.ImportBatch` of a confirmed import that wrote something.
+        self.batch = None
         self.samples = {"new": [], "updated": [], "unchanged": []}
         self.invalid_rows = []
         self.headers = headers
@@ -251,6 +254,9 @@ def run(job, *, dry_run, on_progress=None):
         previewed_at=None if dry_run else job.previewed_at,
         report_duplicates=dry_run,
     )
+    if not dry_run:
+        # What the import changes is kept as a batch that can be rolled back.
+        settings.recorder = BatchRecorder(source=CustomerSource.IMPORT, user=job.created_by, branch=viewer.branch, job=job)
     resource = CustomerImportResource(settings, lock_rows=not dry_run)
     # The refused rows go back as the upload came: a CSV's own separator, else the language's.
     outcome = Outcome(job.headers, targets, delimiter=job.delimiter or export.default_delimiter())
@@ -276,6 +282,7 @@ def run(job, *, dry_run, on_progress=None):
             all_or_nothing=not job.import_valid_rows,
             collect=collect,
         )
+        outcome.batch = None if dry_run or refuse_all else settings.recorder.finish()
     if resource.unreadable_phones:
         outcome.notes = [
             stored_text.keep(
@@ -306,6 +313,9 @@ def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect)
             raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
         refused_so_far = collect(result, chunk)
         refuse_all = refuse_all or bool(refused_so_far and all_or_nothing)
+        # What the chunk left behind in reference cycles (see gc_frozen), once it is let go.
+        del result, dataset
+        gc.collect(0)
     if refuse_all and not dry_run:
         transaction.set_rollback(True)
     return refuse_all
@@ -337,15 +347,26 @@ def in_chunks(rows):
 
 @contextlib.contextmanager
 def gc_frozen():
-    """Keep the objects that exist before the import out of garbage collection while it runs.
+    """Keep the objects that exist before the import out of garbage collection while it runs,
+    and collect once per chunk instead of whenever allocations pass a threshold.
 
     An import allocates millions of short-lived objects, and each full collection walked
     every object of Django, Wagtail and the app again: about a fifth of an import's time.
+    With only the objects made since then walked (``gc.freeze``), the collections that the
+    allocations set off still took about 2 s of a 100,000-row import (5,000 young, 450 middle
+    and 40 full collections, each walking the chunk's live rows). Automatic collection is off
+    while the import runs; after each chunk, once its rows are let go,
+    :func:`import_chunks` collects the youngest generation, which then holds little more
+    than the chunk's reference cycles: 0.7 s. Memory stays bounded by a chunk.
     """
     gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
+        if enabled:
+            gc.enable()
         gc.unfreeze()
 
 

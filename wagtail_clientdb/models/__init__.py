@@ -17,7 +17,7 @@ from .customer import (
 from .deletion import DeletionRequest, DeletionStatus
 from .duplicates import DuplicatePair, DuplicateReason, DuplicateRule
 from .group import CustomerGroup
-from .jobs import ExportJob, ImportJob, JobStatus, SavedImportMapping
+from .jobs import ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .merge import CustomerMerge
 from .service import Service
@@ -54,6 +54,8 @@ __all__ = [
     "DuplicateReason",
     "DuplicateRule",
     "ExportJob",
+    "ImportBatch",
+    "ImportBatchPart",
     "ImportJob",
     "JobStatus",
     "OpeningHours",

@@ -117,3 +117,85 @@ class ExportJob(models.Model):
 
     def __str__(self):
         return f"{self.format} {times.moment(self.created_at, self.branch)}"
+
+
+class ImportBatch(models.Model):
+    """One confirmed import — a file (``job``) or an API bulk call — and what it changed,
+    so that it can be rolled back (:mod:`wagtail_clientdb.import_rollback`).
+
+    What each chunk of the import wrote is kept in :class:`ImportBatchPart` rows: the ids of
+    the customers it created, and for the customers it changed the values before and after
+    and their version after the import. They hold personal data and are deleted after
+    ``IMPORT_ROLLBACK_DAYS`` (:mod:`wagtail_clientdb.retention`); the batch stays with its
+    counts and can no longer be rolled back.
+    """
+
+    job = models.OneToOneField(
+        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch", verbose_name=_("import")
+    )
+    #: ``import`` (a file) or ``api`` (a bulk call), as the customers' source says.
+    source = models.CharField(_("source"), max_length=20)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("imported by")
+    )
+    #: The branch the import acted in (its local customers and local values); none for the head office.
+    branch = models.ForeignKey(
+        "wagtail_clientdb.Branch", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("branch")
+    )
+    created_at = models.DateTimeField(_("imported at"), auto_now_add=True, db_index=True)
+    created = models.PositiveIntegerField(_("customers created"), default=0)
+    updated = models.PositiveIntegerField(_("customers changed"), default=0)
+    rolled_back_at = models.DateTimeField(_("rolled back at"), null=True, blank=True)
+    #: A large rollback runs as a background task: set while it waits or runs.
+    rollback_queued_at = models.DateTimeField(_("rollback started at"), null=True, blank=True)
+    #: Why the last background rollback did not happen (nothing was changed).
+    rollback_error = models.TextField(_("rollback error"), blank=True)
+    rolled_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("rolled back by")
+    )
+    #: What the rollback did (see :func:`wagtail_clientdb.import_rollback.roll_back`): counts,
+    #: and customer ids with reasons, worded when shown.
+    rollback_report = models.JSONField(_("rollback report"), default=dict, blank=True)
+    #: When the record of what changed was deleted (retention): the batch can no longer be rolled back.
+    records_deleted_at = models.DateTimeField(_("record deleted at"), null=True, blank=True)
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("import batch")
+        verbose_name_plural = _("import batches")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        if self.job_id:
+            return self.job.original_name
+        return _("API bulk import %(number)s") % {"number": self.pk}
+
+    @property
+    def is_rolled_back(self):
+        return self.rolled_back_at is not None
+
+
+class ImportBatchPart(models.Model):
+    """What one chunk of an import wrote, as JSON text (written once per chunk, read once by a
+    rollback: text costs the import less than ``jsonb``, which the database would parse).
+
+    ``created``: ``[id, …]``. ``updated``: ``[[id, version after, [[field, before, after], …]], …]``
+    for changes of the customer's record (fields, ``attributes`` (the keys changed; ``null`` for
+    a key that was absent), ``tags``, ``groups``, ``branches``, ``home_branch``). ``local``: the
+    same for the batch branch's local values, with the local values' version (0: none).
+    """
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="parts")
+    created = models.TextField(default="[]")
+    updated = models.TextField(default="[]")
+    local = models.TextField(default="[]")
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("import batch part")
+        verbose_name_plural = _("import batch parts")
+
+    def __str__(self):
+        return f"{self.batch_id}/{self.pk}"

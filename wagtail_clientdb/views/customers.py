@@ -557,6 +557,8 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("import/<int:job_id>/mapping/", imports.MappingView.as_view(), name="import_mapping"),
             path("import/<int:job_id>/status/", imports.StatusView.as_view(), name="import_status"),
             path("import/<int:job_id>/report/", imports.ReportView.as_view(), name="import_report"),
+            path("import/batches/", imports.BatchListView.as_view(), name="import_batches"),
+            path("import/batches/<int:batch_id>/", imports.RollbackView.as_view(), name="import_rollback"),
             path("export/<int:job_id>/", imports.ExportJobView.as_view(), name="export_job"),
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
             path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),

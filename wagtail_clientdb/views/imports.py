@@ -8,6 +8,7 @@ progress the pages poll (and which survives reloads: it is kept on the job).
 import itertools
 
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -17,16 +18,16 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.generic import FormView, View
+from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import conf, scope, stored_text, times
+from .. import conf, import_rollback, scope, stored_text, times
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import runner
 from ..imports.reading import FileProblem
-from ..models import Customer, ExportJob, ImportJob, JobStatus
+from ..models import Customer, ExportJob, ImportBatch, ImportJob, JobStatus
 from ..tasks import run_import_job
 from .common import ViewerMixin
 
@@ -35,6 +36,10 @@ RUNNING = (JobStatus.PREVIEWING, JobStatus.IMPORTING)
 
 def url(name, job=None):
     return reverse(Customer.snippet_viewset.get_url_name(name), args=(job.pk,) if job else ())
+
+
+def rollback_url(batch):
+    return url("import_rollback", batch)
 
 
 def job_times(viewer, *moments):
@@ -87,6 +92,9 @@ class ImportViewMixin(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateM
 class UploadView(ImportViewMixin, FormView):
     template_name = "wagtail_clientdb/imports/upload.html"
     form_class = UploadForm
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "history_url": url("import_batches")}
 
     def form_valid(self, form):
         upload = form.cleaned_data["file"]
@@ -172,11 +180,24 @@ class JobView(ImportViewMixin, FormView):
     def has_rows_to_import(self):
         return bool(self.job.counts.get("new") or self.job.counts.get("updated"))
 
+    @cached_property
+    def batch(self):
+        """What the confirmed import changed, while it can still be rolled back or was."""
+        return ImportBatch.objects.filter(job=self.job).select_related("rolled_back_by").first()
+
     def get_context_data(self, **kwargs):
         job = self.job
+        batch = self.batch if job.status == JobStatus.IMPORTED else None
         return {
             **super().get_context_data(**kwargs),
             "job": job,
+            "batch": batch,
+            "rollback_url": rollback_url(batch) if batch else "",
+            "can_roll_back": bool(
+                batch and not import_rollback.refusal(batch) and import_rollback.viewer_for(batch, self.request.user)
+            ),
+            "rolled_back_at": times.moment(batch.rolled_back_at, self.viewer) if batch and batch.rolled_back_at else "",
+            "rollback_running": bool(batch and batch.rollback_queued_at and not batch.rolled_back_at),
             "running": job.status in RUNNING,
             "status_url": url("import_status", job),
             "report_url": url("import_report", job) if job.report else "",
@@ -204,6 +225,115 @@ class JobView(ImportViewMixin, FormView):
                 match["name"] = " ".join(p for p in (customer.eff_first_name, customer.eff_last_name) if p) or customer.eff_email
                 match["url"] = reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(customer.pk,))
         return rows
+
+
+class BatchMixin(ImportViewMixin):
+    """An import batch the user may roll back: any for branch managers; for branch staff
+    their own, of their current branch. Anyone else gets 404."""
+
+    @cached_property
+    def batch(self):
+        batches = import_rollback.visible_batches(self.viewer).select_related("job", "created_by", "rolled_back_by", "branch")
+        return get_object_or_404(batches, pk=self.kwargs["batch_id"])
+
+
+def batch_label(batch):
+    return batch.job.original_name if batch.job_id else _("API bulk import %(number)s") % {"number": batch.pk}
+
+
+def batch_state(batch, viewer):
+    if batch.rolled_back_at:
+        return _("Rolled back %(time)s") % {"time": times.moment(batch.rolled_back_at, viewer)}
+    if batch.records_deleted_at:
+        return _("Can no longer be rolled back")
+    return _("Can be rolled back")
+
+
+class RollbackView(BatchMixin, TemplateView):
+    """"Roll back this import": what it will do (a confirmation), then what it did."""
+
+    template_name = "wagtail_clientdb/imports/rollback.html"
+    page_title = gettext_lazy("Roll back an import")
+    header_icon = "rotate"
+
+    def post(self, request, batch_id):
+        if not request.POST.get("confirm"):
+            # The import page's button: the confirmation first.
+            return self.get(request, batch_id=batch_id)
+        try:
+            if import_rollback.runs_in_background(self.batch):
+                import_rollback.queue_roll_back(self.batch, request.user)
+                messages.success(request, _("The rollback has started. This page shows what it did when it is done."))
+                return redirect(rollback_url(self.batch))
+            batch = import_rollback.roll_back(self.batch, request.user)
+        except import_rollback.RollbackRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            report = batch.rollback_report
+            messages.success(
+                request,
+                _("Import rolled back: %(deleted)s customers deleted, %(restored)s restored. The report below says what could not be undone.")
+                % {"deleted": report["deleted"], "restored": report["restored"]},
+            )
+        return redirect(rollback_url(self.batch))
+
+    def get_context_data(self, **kwargs):
+        batch, viewer = self.batch, self.viewer
+        refusal = import_rollback.refusal(batch, viewer)
+        running = bool(batch.rollback_queued_at and not batch.rolled_back_at)
+        report = None
+        if batch.rolled_back_at:
+            report = batch.rollback_report
+        elif not refusal:
+            try:
+                report = import_rollback.preview(batch, self.request.user)
+            except PermissionDenied:
+                refusal = _("You may not roll back this import.")
+        return {
+            **super().get_context_data(**kwargs),
+            "batch": batch,
+            "label": batch_label(batch),
+            "done": bool(batch.rolled_back_at),
+            "running": running,
+            "rollback_error": batch.rollback_error,
+            "refusal": "" if batch.rolled_back_at else refusal,
+            "report": import_rollback.describe(report, viewer) if report is not None else None,
+            "job_url": url("import_job", batch.job) if batch.job_id and batch.job.created_by_id == self.request.user.pk else "",
+            "history_url": url("import_batches"),
+            "job_times": job_times(
+                viewer, (_("imported at"), batch.created_at), (_("rolled back at"), batch.rolled_back_at)
+            ),
+        }
+
+
+class BatchListView(ImportViewMixin, TemplateView):
+    """Confirmed imports (files and API bulk calls) that the user may roll back."""
+
+    template_name = "wagtail_clientdb/imports/batches.html"
+    page_title = gettext_lazy("Earlier imports")
+    header_icon = "history"
+
+    def get_context_data(self, **kwargs):
+        viewer = self.viewer
+        batches = import_rollback.visible_batches(viewer).select_related("job", "created_by", "branch")
+        page = Paginator(batches, 50).get_page(self.request.GET.get("p"))
+        return {
+            **super().get_context_data(**kwargs),
+            "page": page,
+            "rows": [
+                {
+                    "label": batch_label(batch),
+                    "url": rollback_url(batch),
+                    "at": times.moment(batch.created_at, viewer),
+                    "by": batch.created_by.get_full_name() or batch.created_by.get_username() if batch.created_by else "",
+                    "branch": batch.branch.name if batch.branch else "",
+                    "created": batch.created,
+                    "updated": batch.updated,
+                    "state": batch_state(batch, viewer),
+                }
+                for batch in page
+            ],
+        }
 
 
 class StatusView(ImportViewMixin, View):

@@ -29,7 +29,7 @@ from wagtail.api.v3.pagination import WagtailLimitOffsetPagination
 from wagtail.log_actions import log
 from wagtail.permissions import policy_registry
 
-from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, listing, matching, registration, scope, times
+from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
 from ...imports.records import import_records
 from ...permissions import ANY_ACTION
 from ...models import (
@@ -370,7 +370,7 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         return replay
     try:
         with transaction.atomic():
-            saved, results = import_records(viewer, payload.customers, partial=payload.partial)
+            saved, results, batch = import_records(viewer, payload.customers, partial=payload.partial)
             if saved:
                 _audit_bulk(results, request.user)
     except BaseException:
@@ -382,6 +382,7 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         "saved": saved,
         **{kind: sum(r.result == kind for r in results) for kind in ("created", "updated", "unchanged")},
         "errors": sum(r.result == "error" for r in results),
+        "batch": batch.pk if batch is not None else None,
         "records": [{"index": r.index - 1, "result": r.result, "id": r.id, "errors": r.errors} for r in results],
     }
     status = 200 if saved else 422
@@ -407,6 +408,83 @@ def _audit_bulk(results, user):
             "deleted": False,
         },
     )
+
+
+# --- Rolling back an import batch -------------------------------------------------------------------------
+
+
+def _batch(request, batch_id, branch_slug):
+    """A batch the token's user may roll back: any for the head office, a branch user's own
+    of the branch it acts in; 404 otherwise."""
+    require(request, Customer, "add")
+    viewer, _shown = viewer_of(request, branch_slug)
+    return viewer, get_object_or_404(import_rollback.visible_batches(viewer), pk=batch_id)
+
+
+def batch_out(batch, viewer, user):
+    refusal = import_rollback.refusal(batch, viewer)
+    report = None
+    if batch.rolled_back_at:
+        report = batch.rollback_report
+    elif not refusal:
+        report = import_rollback.preview(batch, user)
+    rollback = None
+    if report is not None:
+        shown = import_rollback.describe(report, viewer)
+        rollback = {
+            "done": bool(batch.rolled_back_at),
+            "deleted": shown["deleted"],
+            "restored": shown["restored"],
+            "gone": shown["gone"],
+            "blocked": [{"customer_id": e["customer"], "errors": e["errors"]} for e in shown["blocked"]],
+            "kept": [{"customer_id": e["customer"], "reason": e["reason"], "message": e["message"]} for e in shown["kept"]],
+            "partly": [{"customer_id": e["customer"], "notes": e["notes"]} for e in shown["partly"]],
+            "not_restored": [
+                {"customer_id": e["customer"], "reason": e["reason"], "fields": e["fields"], "message": e["message"]}
+                for e in shown["not_restored"]
+            ],
+        }
+    return {
+        "id": batch.pk,
+        "source": batch.source,
+        "created_at": batch.created_at,
+        "created": batch.created,
+        "updated": batch.updated,
+        "rolled_back_at": batch.rolled_back_at,
+        "rolling_back": bool(batch.rollback_queued_at and not batch.rolled_back_at),
+        "refusal": None if batch.rolled_back_at else refusal,
+        "rollback": rollback,
+    }
+
+
+@router.get("/customers/bulk/{int:batch_id}/", response=schemas.ImportBatchOut, url_name="clientdb_import_batch", summary="Read an import batch")
+def read_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None = None):
+    """A bulk call (or file import) as a batch: what it created and changed, and what rolling it
+    back would do now — or, once rolled back, what the rollback did."""
+    viewer, batch = _batch(request, batch_id, branch)
+    return batch_out(batch, viewer, request.user)
+
+
+@router.post(
+    "/customers/bulk/{int:batch_id}/rollback/",
+    response={200: schemas.ImportBatchOut, 202: schemas.ImportBatchOut},
+    url_name="clientdb_import_batch_rollback",
+    summary="Roll back an import batch",
+)
+def roll_back_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None = None):
+    """Delete the customers the batch created (through the deletion queue: upcoming appointments
+    keep a customer there) and restore the values it changed, unless changed since; once. A
+    large batch is rolled back in the background: 202, then read the batch until it is done."""
+    viewer, batch = _batch(request, batch_id, branch)
+    try:
+        if import_rollback.runs_in_background(batch):
+            batch = import_rollback.queue_roll_back(batch, request.user, channel=ConsentChannel.API)
+            batch.refresh_from_db()  # done already where tasks run at once
+            return Status(200 if batch.rolled_back_at else 202, batch_out(batch, viewer, request.user))
+        batch = import_rollback.roll_back(batch, request.user, channel=ConsentChannel.API)
+    except import_rollback.RollbackRefused as refused:
+        raise HttpError(409, str(refused))
+    return batch_out(batch, viewer, request.user)
 
 
 # --- Appointments --------------------------------------------------------------------------------------

@@ -146,7 +146,57 @@ class BulkOut(BaseModel):
     updated: int
     unchanged: int
     errors: int
+    batch: int | None = Field(
+        description="The import batch of this call, which can be rolled back (customers/bulk/{batch_id}/rollback/); "
+        "null when nothing was saved."
+    )
     records: list[BulkRecordResult]
+
+
+class RollbackBlockedOut(Schema):
+    customer_id: int
+    errors: list[str] = Field(description="The upcoming appointments that keep the customer in the deletion queue.")
+
+
+class RollbackKeptOut(Schema):
+    customer_id: int
+    reason: Literal["changed_since", "not_allowed"]
+    message: str
+
+
+class RollbackPartlyOut(Schema):
+    customer_id: int
+    notes: list[str]
+
+
+class RollbackNotRestoredOut(Schema):
+    customer_id: int
+    reason: Literal["changed_since", "not_allowed", "gone"]
+    fields: list[str] = Field(description="With changed_since: the fields changed since the import.")
+    message: str
+
+
+class RollbackOut(Schema):
+    done: bool = Field(description="true: what the rollback did; false: what rolling back would do now.")
+    deleted: int = Field(description="Customers the import created that are (or would be) deleted.")
+    blocked: list[RollbackBlockedOut] = Field(description="Created customers not deleted: upcoming appointments.")
+    kept: list[RollbackKeptOut] = Field(description="Created customers kept: changed since the import, or not yours to delete.")
+    restored: int = Field(description="Customers the import changed whose values from before are (or would be) restored.")
+    partly: list[RollbackPartlyOut] = Field(description="Restored customers of which something could not be restored.")
+    not_restored: list[RollbackNotRestoredOut]
+    gone: int = Field(description="Created customers deleted since the import.")
+
+
+class ImportBatchOut(Schema):
+    id: int
+    source: Literal["import", "api"] = Field(description="A file import (import) or a bulk call (api).")
+    created_at: datetime.datetime
+    created: int
+    updated: int
+    rolled_back_at: datetime.datetime | None
+    rolling_back: bool = Field(description="A large rollback runs in the background: true until it is done.")
+    refusal: str | None = Field(description="Why the batch cannot be rolled back (any more); null when it can.")
+    rollback: RollbackOut | None
 
 
 class AppointmentOut(Schema):
