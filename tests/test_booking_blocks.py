@@ -169,3 +169,12 @@ def test_nobody_blocks_a_customer_they_cannot_see(login, staff_b, branch_a):
     assert client.get(block_url(customer)).status_code == 404
     assert client.post(block_url(customer), {"reason": "x"}).status_code == 404
     assert not OnlineBookingBlock.objects.exists()
+
+
+def test_the_duplicate_rules_find_a_blocked_person_under_a_misspelt_name(blocked, branch_b):
+    # Another email, no phone, a misspelt name, the same birthday: the duplicate rules' "similar
+    # name and same birthday" — the same person for the block, in any branch.
+    lookalike = make_customer(first_name="Norah", last_name="Neukundin", email="norah@example.org", birthday=datetime.date(1990, 5, 17), home_branch=branch_b)
+    stranger = make_customer(first_name="Bert", last_name="Neumann", email="bert@example.org", birthday=datetime.date(1990, 5, 17), home_branch=branch_b)
+    assert booking_blocks.block_for(lookalike, branch_b) is not None
+    assert booking_blocks.block_for(stranger, branch_b) is None

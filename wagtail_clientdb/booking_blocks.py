@@ -2,7 +2,8 @@
 
 A block belongs to a customer but follows the person: someone booking online is refused when
 any blocked customer shares an identity key with them — the external ID, an email or a phone
-number, of the record or of a branch's local values — or has the same name and birthday.
+number, of the record or of a branch's local values — or has the same name and birthday, or
+the duplicate rules say it may be them (:mod:`wagtail_clientdb.duplicates`).
 So a new email does not get round it while the phone number is the same. A block applies in
 every branch unless a manager names the branches it applies to. Bookings that staff make in
 the admin are not affected: the block is about the business taking bookings unseen.
@@ -16,6 +17,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import log
 
+from . import duplicates, scope
 from .deletion import BookingRefused
 from .models import AppointmentSource, OnlineBookingBlock
 
@@ -52,9 +54,23 @@ def _same_person(customer):
 
 def block_for(customer, branch):
     """The block that keeps ``customer`` (or someone who is the same person) from booking
-    online in ``branch``, or ``None``."""
+    online in ``branch``, or ``None``: by the identity keys, then by the duplicate rules
+    (a similar name with the same birthday or the same end of the phone number)."""
     applies_here = Q(branches=None) | Q(branches=branch)
-    return OnlineBookingBlock.objects.filter(_same_person(customer)).filter(applies_here).order_by("pk").first()
+    blocks = OnlineBookingBlock.objects.filter(applies_here)
+    found = blocks.filter(_same_person(customer)).order_by("pk").first()
+    if found is not None or not blocks.exists():
+        return found
+    # Everyone counts, whichever branch they belong to: the head office's view of the company.
+    company = scope.Viewer(None, True)
+    person = duplicates.Person(
+        first_name=customer.first_name, last_name=customer.last_name, email=customer.email or "",
+        phone=customer.phone or "", phone_raw=customer.phone_raw or "", birthday=customer.birthday,
+    )
+    (alike,) = duplicates.find(company, [person], limit=20, exclude=[customer.pk])
+    if not alike:
+        return None
+    return blocks.filter(customer__in=[match.customer.pk for match in alike]).order_by("pk").first()
 
 
 def check_may_book(appointment):
