@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attributes, overrides, scope, times, versions
+from . import attributes, audit, overrides, scope, times, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
@@ -150,6 +150,7 @@ def create_customer(viewer, values, *, source, channel, user):
         scope.set_sharing(customer, all_branches=values.get("shared_with_all_branches", False), branches=values.get("branches", ()))
     if values.get("marketing_consent"):
         record_consent(customer, True, channel, user, previous=False)
+    audit.customer_created([customer.pk], source=source)
     return customer
 
 
@@ -169,6 +170,13 @@ def update_customer(viewer, customer, values, *, expected_version, shown_branch,
     mode = scope.edit_mode(viewer, customer)
     if mode == scope.EditMode.READ_ONLY:
         raise PermissionDenied(_("This customer is shared by the head office and is read-only in your branch."))
+    local_branch = branch if mode == scope.EditMode.OVERRIDE else None
+    with audit.edit_of(customer.pk, user=user, local_branch=local_branch, action="wagtail_clientdb.edit_via_api", source="api"):
+        _apply(customer, values, mode, branch, channel=channel, user=user)
+    return customer
+
+
+def _apply(customer, values, mode, branch, *, channel, user):
     if mode == scope.EditMode.OVERRIDE:
         shared = [name for name in values if name not in (*overrides.OVERRIDABLE_FIELDS, "attributes")]
         if shared:
@@ -180,7 +188,7 @@ def update_customer(viewer, customer, values, *, expected_version, shown_branch,
             attributes=values.get("attributes"),
             user=user,
         )
-        return customer
+        return
     if "external_id" in values:
         _check_external_id(values["external_id"], customer)
     for name in ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id"):
@@ -195,7 +203,6 @@ def update_customer(viewer, customer, values, *, expected_version, shown_branch,
         scope.set_sharing(customer, all_branches=all_branches, branches=values.get("branches", customer.branches.all()))
     if "marketing_consent" in values:
         record_consent(customer, values["marketing_consent"], channel, user)
-    return customer
 
 
 def _check_external_id(external_id, customer):

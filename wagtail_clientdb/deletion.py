@@ -21,13 +21,16 @@ from django.db.models import CharField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from wagtail.log_actions import log
 
-from . import bulk, scope, times
+from . import audit, bulk, scope, times
 from .models import Appointment, ClientDBLogEntry, Customer, DeletionRequest, DeletionStatus
 
 logger = logging.getLogger(__name__)
 
 OPEN = [DeletionStatus.PENDING, DeletionStatus.BLOCKED]
+
+REQUESTED = "wagtail_clientdb.deletion_requested"
 
 
 class BookingRefused(ValidationError):
@@ -38,11 +41,12 @@ def open_request(customer):
     return DeletionRequest.objects.filter(customer=customer, status__in=OPEN).first()
 
 
-def request_deletion(viewer, customer):
+def request_deletion(viewer, customer, *, log_action=REQUESTED):
     """Queue ``customer`` for deletion and process the request at once.
 
     Returns the request (``status`` tells whether the customer is gone or blocked).
-    Raises PermissionDenied when the viewer may not delete this customer.
+    Raises PermissionDenied when the viewer may not delete this customer. The request is
+    logged as ``log_action`` (the API's says "via API").
     """
     if not scope.can_delete(viewer, customer):
         raise PermissionDenied
@@ -54,6 +58,7 @@ def request_deletion(viewer, customer):
                 requested_by=viewer.user,
                 requested_in_branch=viewer.branch,
             )
+            log(customer, log_action, user=viewer.user)
     except IntegrityError:
         request = open_request(customer)
     return process(request)
@@ -74,6 +79,8 @@ def process(request, now=None):
         )
         request.last_attempt_at = now
         if blocking:
+            if request.status != DeletionStatus.BLOCKED:
+                log(customer, "wagtail_clientdb.deletion_blocked", user=None, data=_blocked_data(blocking))
             request.status = DeletionStatus.BLOCKED
             request.errors = [blocking_error(appointment) for appointment in blocking]
             request.save(update_fields=["status", "errors", "last_attempt_at"])
@@ -85,8 +92,14 @@ def process(request, now=None):
         request.errors = []
         request.save(update_fields=["status", "errors", "last_attempt_at", "completed_at"])
         request.blocking_branches.clear()
+        request.customer = None  # gone with the customer (SET_NULL); the entry names only the number
+        log(request, "wagtail_clientdb.deletion_completed", user=None, data={"customer": request.customer_number})
     logger.info("Customer %s deleted (deletion request %s)", request.customer_number, request.pk)
     return request
+
+
+def _blocked_data(appointments):
+    return {"branches": sorted({appointment.branch.name for appointment in appointments})}
 
 
 def blocking_error(appointment):
@@ -138,10 +151,12 @@ def _delete_customer(customer):
     from .merging import forget_merges_of
 
     forget_merges_of(customer)
+    customer_id = customer.pk
     customer.delete()
+    audit.customers_deleted([customer_id], reason="deletion_request")
 
 
-def request_deletions(viewer, customers, now=None):
+def request_deletions(viewer, customers, now=None, *, log_action=REQUESTED):
     """:func:`request_deletion` for many customers at once (an import rolled back), with the
     same rules and one query per step instead of one per customer.
 
@@ -149,7 +164,8 @@ def request_deletions(viewer, customers, now=None):
     its open one is tried again); one with upcoming appointments stays, blocked, with an
     error per appointment; the others are deleted as :func:`process` deletes them. Customers
     gone meanwhile are left out. Returns ``{customer id: request}``. Raises PermissionDenied
-    when the viewer may not delete one of them.
+    when the viewer may not delete one of them. New requests are logged as ``log_action``
+    (``None``: the caller logs them).
     """
     now = now or timezone.now()
     if not all(scope.can_delete(viewer, customer) for customer in customers):
@@ -182,6 +198,7 @@ def request_deletions(viewer, customers, now=None):
                 new.append(request)
             requests[pk] = request
         DeletionRequest.objects.bulk_create(new, batch_size=bulk.BATCH_SIZE)
+        _log_bulk_requests(locked, new, open_requests, blocking, log_action, viewer.user)
         for request in open_requests.values():
             request.save(update_fields=["status", "errors", "last_attempt_at", "completed_at"])
         through = DeletionRequest.blocking_branches.through
@@ -197,8 +214,29 @@ def request_deletions(viewer, customers, now=None):
         done = [pk for pk in locked if not blocking[pk]]
         if done:
             _delete_customers(done)
+            for pk in done:
+                requests[pk].customer = None  # gone with the customer; the entry names only the number
+            audit.log_many(
+                [requests[pk] for pk in done],
+                "wagtail_clientdb.deletion_completed",
+                data=lambda request: {"customer": request.customer_number},
+            )
     logger.info("%s customers deleted, %s blocked (bulk deletion request)", len(done), len(locked) - len(done))
     return requests
+
+
+def _log_bulk_requests(locked, new, open_requests, blocking, log_action, user):
+    customers = Customer.objects.in_bulk(locked)
+    if log_action:
+        audit.log_many([customers[request.customer_id] for request in new], log_action, user=user)
+    newly_blocked = [
+        pk for pk in locked if blocking[pk] and getattr(open_requests.get(pk), "status", None) != DeletionStatus.BLOCKED
+    ]
+    audit.log_many(
+        [customers[pk] for pk in newly_blocked],
+        "wagtail_clientdb.deletion_blocked",
+        data=lambda customer: _blocked_data(blocking[customer.pk]),
+    )
 
 
 def _delete_customers(ids):
@@ -210,6 +248,7 @@ def _delete_customers(ids):
     ).update(label=Concat(Value(before), "object_id", Value(after), output_field=CharField()))
     for start in range(0, len(ids), bulk.BATCH_SIZE):
         Customer.objects.filter(bulk.any_of("id", ids[start : start + bulk.BATCH_SIZE])).delete()
+    audit.customers_deleted(ids, reason="deletion_request")
 
 
 def cancel(request):
@@ -222,6 +261,8 @@ def cancel(request):
         request.errors = []
         request.save(update_fields=["status", "errors"])
         request.blocking_branches.clear()
+        if request.customer is not None:
+            log(request.customer, "wagtail_clientdb.deletion_cancelled")
     return request
 
 

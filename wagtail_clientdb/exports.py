@@ -1,4 +1,6 @@
-"""Large exports: written by a background task to Django's storage, then downloaded."""
+"""Exports: large ones written by a background task to Django's storage, then downloaded;
+every one recorded (who, which filters, how many rows) as an :class:`ExportJob` with an entry in
+the audit trail."""
 
 import logging
 import tempfile
@@ -8,6 +10,7 @@ from django.core.files import File
 from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from wagtail.log_actions import log
 
 from . import conf, export, listing, scope, times
 from .models import ExportJob, JobStatus
@@ -16,6 +19,44 @@ logger = logging.getLogger(__name__)
 
 #: A job's parameter besides the listing's: the language of who asked.
 LANGUAGE = "language"
+#: Parameters that choose how the file is written, not which customers it holds.
+NOT_FILTERS = {LANGUAGE, "export", "delimiter", "p"}
+
+
+def filters_of(params):
+    """The listing's filters of an export, readable: ``q: müller; tag: 3``."""
+    return "; ".join(
+        f"{name}: {', '.join(values)}" for name, values in sorted(params.lists()) if name not in NOT_FILTERS and any(values)
+    )
+
+
+def log_export(job, rows):
+    log(
+        job,
+        "wagtail_clientdb.export",
+        user=job.created_by,
+        branch=job.branch,
+        data={"rows": rows, "format": job.format, "filters": filters_of(QueryDict(job.query))},
+    )
+
+
+def record_export(user, viewer, params, export_format, rows):
+    """An export downloaded at once: kept as a finished job without a file, and logged."""
+    params = params.copy()
+    params.pop("export", None)
+    now = timezone.now()
+    job = ExportJob.objects.create(
+        created_by=user,
+        branch=viewer.branch,
+        query=params.urlencode(),
+        format=export_format,
+        status=JobStatus.EXPORTED,
+        rows_total=rows,
+        rows_done=rows,
+        finished_at=now,
+    )
+    log_export(job, rows)
+    return job
 
 
 def start_export_job(request, viewer, export_format):
@@ -43,6 +84,7 @@ def run_export_job(job):
     zone = times.zone_of(listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer)))
     try:
         with tempfile.TemporaryFile() as output, translation.override(language), timezone.override(zone):
+            rows = listing.count_exactly(queryset)
             export.write_file(queryset, job.format, output, export.delimiter_named(params.get("delimiter")))
             output.seek(0)
             job.file.save(f"export.{job.format}", File(output), save=False)
@@ -51,6 +93,8 @@ def run_export_job(job):
         job.status, job.error = JobStatus.FAILED, _("The export failed.")
     else:
         job.status = JobStatus.EXPORTED
+        job.rows_total = job.rows_done = rows
+        log_export(job, rows)
     job.finished_at = timezone.now()
     job.save()
     return job

@@ -38,7 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.permissions import policy_registry
 
-from . import bulk, conf, deletion, scope, times
+from . import audit, bulk, conf, deletion, scope, times
 from .consent import record_consent
 from .models import (
     Appointment,
@@ -423,7 +423,7 @@ def roll_back(batch, user, *, channel=ConsentChannel.ADMIN, queued=False):
         now = timezone.now()
         result = assess(batch, viewer, lock=True)
         restored = _restore(result, batch, user, channel, now)
-        requests = deletion.request_deletions(viewer, result.to_delete, now=now) if result.to_delete else {}
+        requests = deletion.request_deletions(viewer, result.to_delete, now=now, log_action=None) if result.to_delete else {}
         _log_deletions(batch, user, requests, {c.pk: c for c in result.to_delete}, now)
         report = _report(
             result,
@@ -475,7 +475,7 @@ def _restore(result, batch, user, channel, now):
     return [{"customer": pk, "notes": sorted(set(notes))} for pk, notes in partly.items() if notes]
 
 
-def _log(action, user, now, rows):
+def _log(action, user, now, rows, *, branch):
     """History entries of customers: ``rows`` of (customer id, label, data)."""
     bulk.insert_rows(
         ClientDBLogEntry,
@@ -488,6 +488,7 @@ def _log(action, user, now, rows):
             "user": user,
             "content_changed": True,
             "deleted": False,
+            "branch": branch,
         },
     )
 
@@ -502,7 +503,12 @@ def _log_restored(batch, user, now, result):
             (customer.pk, str(customer), {"batch": batch.pk, "fields": sorted(change.changes), "local_values_of_branch": branch})
             for customer, change, branch in rows
         ],
+        branch=batch.branch,
     )
+    for customer, change, branch in rows:
+        audit.announce_change(
+            [customer.pk], sorted(change.changes), source="import_rollback", branch=batch.branch if branch else None
+        )
 
 
 def _log_deletions(batch, user, requests, customers, now):
@@ -519,6 +525,7 @@ def _log_deletions(batch, user, requests, customers, now):
             )
             for pk, request in requests.items()
         ],
+        branch=batch.branch,
     )
 
 

@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from wagtail.log_actions import log
 
-from . import booking_counts, conf, overrides, scope, times
+from . import audit, booking_counts, conf, overrides, scope, times
 from .models import (
     Appointment,
     Branch,
@@ -507,6 +507,8 @@ def _execute(plan, user):
         merged_by=user if user is not None and user.is_authenticated else None,
     )
     log(survivor, "wagtail_clientdb.merge", user=user, data={"merged": merged_pks, "merge": record.pk})
+    audit.customers_deleted(merged_pks, reason="merged", merged_into=survivor.pk)
+    audit.announce_change([survivor.pk], ["merge"], source="merge")
     return record
 
 
@@ -896,6 +898,8 @@ def undo(viewer, merge, *, user=None):
                 customer, "wagtail_clientdb.merge_restored", user=user,
                 data={"survivor": survivor.pk, "merge": merge.pk},
             )
+        audit.customer_created([customer.pk for customer in restored], source="merge_undone")
+        audit.announce_change([survivor.pk], ["merge_undone"], source="merge")
     return restored
 
 

@@ -67,15 +67,9 @@ class DeletionRequestPermissionPolicy(ScopedPermissionPolicy):
         return action not in ("add", "change", "delete") and super().user_has_permission(user, action)
 
 
-class DuplicatePairPermissionPolicy(ScopedPermissionPolicy):
-    """Possible duplicates have no permissions of their own: whoever may reach customers may see
-    the pairs of customers they see. Nobody adds, changes or deletes pairs in Wagtail's views (the
-    scan does); "not a duplicate" asks for the permission to change customers."""
-
-    def __init__(self, model):
-        from . import duplicates
-
-        super().__init__(model, duplicates.visible_pairs)
+class SeenThroughCustomersPolicy(ScopedPermissionPolicy):
+    """Objects with no permissions of their own: whoever may reach customers may see those of
+    them that ``visible`` gives; nobody adds, changes or deletes them in Wagtail's views."""
 
     @property
     def customers(self):
@@ -91,15 +85,30 @@ class DuplicatePairPermissionPolicy(ScopedPermissionPolicy):
             return self.customers.users_with_any_permission([]).none()
         return self.customers.users_with_any_permission(ANY_ACTION)
 
+
+class DuplicatePairPermissionPolicy(SeenThroughCustomersPolicy):
+    """Possible duplicates: the pairs of customers the user sees (the scan finds them); "not a
+    duplicate" asks for the permission to change customers."""
+
+    def __init__(self, model):
+        from . import duplicates
+
+        super().__init__(model, duplicates.visible_pairs)
+
     def may_dismiss(self, user):
         return self.customers.user_has_permission(user, "change")
 
 
 def register_permission_policies():
-    from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair
+    from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair, ExportJob, ImportJob
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
     register_permission_policy(Appointment, ScopedPermissionPolicy(Appointment, scope.visible_appointments))
     register_permission_policy(Branch, ScopedPermissionPolicy(Branch, scope.visible_branches))
     register_permission_policy(DeletionRequest, DeletionRequestPermissionPolicy(DeletionRequest))
     register_permission_policy(DuplicatePair, DuplicatePairPermissionPolicy(DuplicatePair))
+    # Imports and exports, as the history shows them (who ran them, with which filters, how many).
+    for job_model in (ImportJob, ExportJob):
+        register_permission_policy(
+            job_model, SeenThroughCustomersPolicy(job_model, lambda viewer, model=job_model: scope.visible_jobs(viewer, model))
+        )

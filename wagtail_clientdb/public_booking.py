@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import attributes, booking, conf, matching, registration, scope, times
+from . import attributes, booking, conf, consent, matching, registration, scope, times
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .deletion import BookingRefused
 from .models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
@@ -179,7 +179,7 @@ def _book(page, service, form):
     found = registration.register(
         page_viewer(page), form.details(), source=CustomerSource.ONLINE_BOOKING, channel=ConsentChannel.FORM
     )
-    return booking.book_online(
+    appointment = booking.book_online(
         page.branch,
         service,
         form.cleaned_data["start"],
@@ -187,6 +187,8 @@ def _book(page, service, form):
         booking_token=form.cleaned_data["token"],
         attributes={k: v for k, v in form.booking_attributes().items() if v is not None},
     )
+    consent.link_to_booking(found.consent, appointment)
+    return appointment
 
 
 def _refusal(page, request):

@@ -9,9 +9,10 @@ consent they gave (with its history), and, when they booked online, the default 
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from wagtail.log_actions import log
 
 from . import attributes as attribute_rules
-from . import matching, overrides, scope
+from . import audit, matching, overrides, scope
 from .consent import record_consent
 from .models import ClientDBSettings, Customer, CustomerGroup, CustomerSource
 
@@ -36,6 +37,8 @@ class Registration:
     customer: Customer
     #: Whether an existing customer was found (and by which key: "external_id", "email", "phone").
     matched_by: str = ""
+    #: The consent this booking gave, to be linked to the booking once it is made.
+    consent: object = None
 
 
 def _matched_key(customer, keys):
@@ -58,8 +61,8 @@ def register(viewer, details, *, source, channel, user=None, share_with=None):
     keys = matching.IdentityKeys.from_input(email=details.email, phone=details.phone, region=region)
     found = matching.find_customer(viewer, keys, lock=True)
     if found is not None:
-        _update_from_booking(viewer, found, details, channel, user)
-        return Registration(found, _matched_key(found, keys))
+        consent = _update_from_booking(viewer, found, details, channel, user)
+        return Registration(found, _matched_key(found, keys), consent)
     customer = Customer(
         first_name=details.first_name,
         last_name=details.last_name,
@@ -76,13 +79,14 @@ def register(viewer, details, *, source, channel, user=None, share_with=None):
     customer.save(phone_region=region)
     if customer.is_global and not customer.shared_with_all_branches and share_with is not None:
         customer.branches.add(share_with)
-    if details.consent:
-        record_consent(customer, True, channel, user, previous=False)
+    consent = record_consent(customer, True, channel, user, previous=False) if details.consent else None
     if online:
         default_group = CustomerGroup.objects.filter(is_default=True).first()
         if default_group is not None:
             customer.groups.add(default_group)
-    return Registration(customer)
+    log(customer, "wagtail_clientdb.create_by_booking", user=user, data={"source": source})
+    audit.customer_created([customer.pk], source=source)
+    return Registration(customer, consent=consent)
 
 
 def _update_from_booking(viewer, customer, details, channel, user):
@@ -90,7 +94,7 @@ def _update_from_booking(viewer, customer, details, channel, user):
 
     Nothing else of the record changes (a booking is no place to rename someone). Where the
     customer is global and branches keep local values, the answers are the branch's local
-    values; otherwise the record's own.
+    values; otherwise the record's own. Returns the consent given, if any.
     """
     asked = dict(details.attributes)
     if asked:
@@ -102,4 +106,5 @@ def _update_from_booking(viewer, customer, details, channel, user):
                 customer.attributes = merged
                 customer.save(update_fields=["attributes"])
     if details.consent and not customer.marketing_consent:
-        record_consent(customer, True, channel, user, previous=False)
+        return record_consent(customer, True, channel, user, previous=False)
+    return None

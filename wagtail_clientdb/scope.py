@@ -255,6 +255,7 @@ def set_sharing(customer, *, all_branches, branches=()):
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     if locked.shared_with_all_branches and not all_branches:
         raise ValidationError(ALL_BRANCHES_IS_FINAL, code="all_branches_final")
+    before = (locked.shared_with_all_branches, locked.home_branch_id, set(locked.branches.values_list("pk", flat=True)))
     branches = set(branches)
     if locked.home_branch_id is not None and (all_branches or branches):
         branches.add(locked.home_branch)
@@ -267,6 +268,11 @@ def set_sharing(customer, *, all_branches, branches=()):
         updated_at=timezone.now(),
     )
     customer.branches.set([] if all_branches else branches)
+    shared_with = set() if all_branches else branches
+    if before != (bool(all_branches), customer.home_branch_id, {branch.pk for branch in shared_with}):
+        from . import audit
+
+        audit.sharing_changed(customer, all_branches=all_branches, branches=shared_with)
 
 
 @transaction.atomic
@@ -316,6 +322,16 @@ def visible_deletion_requests(viewer, queryset=None):
     if viewer.is_manager:
         return queryset
     return queryset.filter(requested_in_branch__in=viewer.branches)
+
+
+def visible_jobs(viewer, model):
+    """Imports and exports (``model``: ImportJob or ExportJob), as their history shows them:
+    managers see all; branch staff those they started and those of their branches."""
+    if viewer.is_manager:
+        return model.objects.all()
+    if viewer.user is None:
+        return model.objects.none()
+    return model.objects.filter(Q(created_by=viewer.user) | Q(branch__in=viewer.branches))
 
 
 def staff_choices(viewer):

@@ -1,9 +1,12 @@
 from django.urls import path
 
 from .views.branch_switcher import switch_branch
+from .views.history import CustomerHistoryView
 
 app_name = "wagtail_clientdb"
 
 urlpatterns = [
     path("switch-branch/", switch_branch, name="switch_branch"),
+    path("history/", CustomerHistoryView.as_view(), name="history"),
+    path("history/results/", CustomerHistoryView.as_view(results_only=True), name="history_results"),
 ]

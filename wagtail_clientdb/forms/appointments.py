@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attributes, booking, matching, registration, scope, times
+from .. import attributes, booking, consent, matching, registration, scope, times
 from ..contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from ..deletion import BookingRefused
 from ..models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
@@ -190,6 +190,8 @@ class AppointmentForm(WagtailAdminModelForm):
         if commit:
             booking.save_appointment(appointment)
             self.save_m2m()
+            if details is not None:
+                consent.link_to_booking(self.registration.consent, appointment)
         return appointment
 
 

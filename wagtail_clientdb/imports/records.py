@@ -77,6 +77,7 @@ def import_records(viewer, records, *, partial=False):
         consent_channel=ConsentChannel.API,
     )
     settings.recorder = BatchRecorder(source=CustomerSource.API, user=viewer.user, branch=viewer.branch)
+    settings.consent_reference = "POST /api/v3/clientdb/customers/bulk/"
     resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
     results = {}
 

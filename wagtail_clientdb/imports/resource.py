@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
-from .. import bulk, matching, overrides, scope, times
+from .. import audit, bulk, matching, overrides, scope, times
 from ..models import (
     Branch,
     ConsentChannel,
@@ -76,6 +76,8 @@ class ImportSettings:
         self.may_edit_global = scope.branches_may_edit_global_customers()
         #: Keeps what a confirmed import writes, for a rollback (:class:`.batches.BatchRecorder`).
         self.recorder = None
+        #: The source document of consents given without an import file (the API's bulk import).
+        self.consent_reference = ""
 
 
 class MatchingLoader(BaseInstanceLoader):
@@ -397,6 +399,7 @@ class CustomerImportResource(resources.ModelResource):
                 self.created_in_chunk.update(customer.pk for customer in written)
         self._save_related(written, result, raise_errors, new=True)
         if written and self.settings.recorder is not None:
+            audit.imported(written, new=True, job=self.settings.recorder.job, branch=self.settings.viewer.branch)
             self.settings.recorder.created(written)
 
     def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
@@ -411,6 +414,7 @@ class CustomerImportResource(resources.ModelResource):
         self.local_value_instances.clear()
         self._save_related(written, result, raise_errors, new=False)
         if written and self.settings.recorder is not None:
+            audit.imported(written, new=False, job=self.settings.recorder.job, branch=self.settings.viewer.branch)
             self.settings.recorder.updated(written)
 
     def _save_related(self, instances, result, raise_errors, *, new):
@@ -473,11 +477,20 @@ def save_related(instances, settings, user, *, new):
             TaggedCustomer, "content_object", "tag",
             [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],
         )
-    ConsentEvent.objects.bulk_create(
-        ConsentEvent(customer=c, given=p.consent, channel=settings.consent_channel, recorded_by=user)
+    job = settings.recorder.job if settings.recorder is not None else None
+    events = ConsentEvent.objects.bulk_create(
+        ConsentEvent(
+            customer=c,
+            given=p.consent,
+            channel=settings.consent_channel,
+            recorded_by=user,
+            import_job=job,
+            reference="" if job is not None else settings.consent_reference,
+        )
         for c, p in plans
         if p.consent is not None
     )
+    audit.consents_imported(events, branch=settings.viewer.branch)
     for customer, plan in plans:
         if plan.local_values:
             fields, attribute_values = plan.local_values

@@ -21,6 +21,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from wagtail.log_actions import log
 
 from .. import conf, export, scope, stored_text
 from ..models import Branch, ClientDBSettings, CustomerSource, JobStatus, SavedImportMapping
@@ -383,6 +384,8 @@ def finish(job, outcome, *, dry_run):
     else:
         job.status = JobStatus.REFUSED if outcome.refused_everything else JobStatus.IMPORTED
         job.finished_at = timezone.now()
+        counts = {"file": job.original_name, "counts": outcome.counts, "refused_everything": outcome.refused_everything}
+        log(job, "wagtail_clientdb.import", user=job.created_by, branch=job.branch, data=counts)
     outcome.report.flush()
     outcome.report.detach()
     if job.report:

@@ -274,6 +274,24 @@ class ConsentEvent(models.Model):
         related_name="+",
         verbose_name=_("recorded by"),
     )
+    # Where the consent was given or withdrawn: the import, the booking or the API call.
+    import_job = models.ForeignKey(
+        "wagtail_clientdb.ImportJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("import"),
+    )
+    appointment = models.ForeignKey(
+        "wagtail_clientdb.Appointment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("booking"),
+    )
+    reference = models.CharField(_("source document"), max_length=255, blank=True)
 
     class Meta:
         verbose_name = _("consent event")

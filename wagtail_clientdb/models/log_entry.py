@@ -30,6 +30,13 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
             allowed |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids)
         return self.filter(allowed)
 
+    def log_action(self, instance, action, **kwargs):
+        from ..audit import acting_branch
+
+        if "branch" not in kwargs:
+            kwargs["branch"] = acting_branch(kwargs.get("user"))
+        return super().log_action(instance, action, **kwargs)
+
     def for_instance(self, instance):
         return super().for_instance(instance).order_by("-timestamp", "-id")
 
@@ -38,6 +45,16 @@ class ClientDBLogEntry(BaseLogEntry):
     """Audit log of the app's branch-scoped models, readable only within the branch rules."""
 
     object_id = models.CharField(max_length=255, db_index=True)
+    #: The branch the action was taken in (``None``: the head office, or a branch user of several
+    #: branches acting outside the admin), for the history's branch filter.
+    branch = models.ForeignKey(
+        "wagtail_clientdb.Branch",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("branch"),
+    )
 
     objects = ClientDBLogEntryManager()
 
@@ -53,9 +70,9 @@ class ClientDBLogEntry(BaseLogEntry):
 
 def logged_models():
     """The models whose log entries are ClientDBLogEntry rows (registered in wagtail_hooks)."""
-    from . import Appointment, Branch, Customer, DeletionRequest
+    from . import Appointment, Branch, Customer, DeletionRequest, ExportJob, ImportJob
 
-    return (Customer, Appointment, DeletionRequest, Branch)
+    return (Customer, Appointment, DeletionRequest, Branch, ImportJob, ExportJob)
 
 
 class LogModelsInOrder(dict):

@@ -19,7 +19,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, booking, deletion, merging, scope, versions
+from .. import attributes, audit, booking, deletion, merging, scope, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -160,6 +160,7 @@ class AddTagsBulkAction(CustomerBulkAction):
         for customer in objects:
             customer.tags.add(*tags)
         versions.touch(customer.pk for customer in objects)
+        audit.customers_edited(objects, ["tags"])
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
@@ -187,6 +188,7 @@ class AddToGroupBulkAction(CustomerBulkAction):
     def execute_action(cls, objects, group=None, **kwargs):
         group.customers.add(*objects)
         versions.touch(customer.pk for customer in objects)
+        audit.customers_edited(objects, ["groups"])
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):

@@ -18,7 +18,7 @@ from wagtail.admin import messages
 from wagtail.admin.ui.tables import BooleanColumn, Column, DateColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import scope, times
+from .. import audit, scope, times
 from ..deletion import BookingRefused
 from ..templatetags.clientdb_times import moment_ago_context
 from ..versions import StaleEdit
@@ -30,6 +30,12 @@ class ViewerMixin:
     @property
     def viewer(self):
         return scope.viewer_for_request(self.request)
+
+    def dispatch(self, request, *args, **kwargs):
+        # What the view logs happened in the branch the user works in now (the branch switcher's).
+        branch = self.viewer.branch if request.user.is_authenticated else None
+        with audit.acting_in(branch):
+            return super().dispatch(request, *args, **kwargs)
 
 
 class ViewerFormMixin(ViewerMixin):

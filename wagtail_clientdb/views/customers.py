@@ -13,7 +13,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberCol
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
+from .. import attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -104,6 +104,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             if listing.has_more_than(queryset, conf.get("EXPORT_BACKGROUND_ROWS")):
                 job = exports.start_export_job(request, self.viewer, export_format)
                 return redirect(reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,)))
+            exports.record_export(request.user, self.viewer, request.GET, export_format, listing.count_exactly(queryset))
             # Creation times (and the file's date) on the clock of this listing.
             zone = times.zone_of(self.display_branch)
             filename = f"customers-{times.today(zone):%Y-%m-%d}"
@@ -248,6 +249,11 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
+    def save_instance(self):
+        customer = super().save_instance()
+        audit.customer_created([customer.pk], source=customer.source)
+        return customer
+
     def is_valid(self, form):
         valid = super().is_valid(form)
         if not valid and form.possible_duplicates and set(form.errors) == {NON_FIELD_ERRORS}:
@@ -291,6 +297,15 @@ class CustomerEditView(SaveRefusalMixin, BranchContextMixin, ViewerFormMixin, sn
     @cached_property
     def can_delete(self):
         return self.user_has_permission("delete") and scope.can_delete(self.viewer, self.object)
+
+    def save_instance(self):
+        # Logged with the fields the save changed, on the record or as the branch's local values.
+        local_branch = self.viewer.branch if self.edit_mode == scope.EditMode.OVERRIDE else None
+        with audit.edit_of(self.object.pk, user=self.request.user, local_branch=local_branch):
+            self.action_class(self.form.instance, user=self.request.user, form=self.form, log_action=None).execute(
+                skip_permission_checks=True
+            )
+        return self.form.instance
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -7,10 +7,10 @@ with exactly that user's permissions and branch scope; the errors are Wagtail's
 """
 
 import datetime
+import functools
 import hashlib
 import json
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
@@ -26,10 +26,11 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from wagtail.api.v3.auth import BearerTokenAuth
 from wagtail.api.v3.pagination import WagtailLimitOffsetPagination
-from wagtail.log_actions import log
+from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
 
-from ... import attribute_types, attributes, booking, bulk, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
+from ... import audit as audit_trail
+from ... import attribute_types, attributes, booking, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
 from ...imports.records import import_records
 from ...permissions import ANY_ACTION
 from ...models import (
@@ -39,7 +40,6 @@ from ...models import (
     AppointmentStatus,
     AttributeTarget,
     Branch,
-    ClientDBLogEntry,
     ConsentChannel,
     Customer,
     CustomerOverride,
@@ -124,11 +124,24 @@ def viewer_of(request, branch_slug):
             {"branch": [_("You work in several branches: %(slugs)s. Choose one.") % {"slugs": ", ".join(b.slug for b in own)}]},
             "query",
         )
+    audit_trail.act_in(chosen)
     return scope.Viewer(user, False, (chosen,)), chosen
 
 
 def audit(instance, action, user, **data):
     log(instance, f"wagtail_clientdb.{action}_via_api", user=user, data=data)
+
+
+def recorded(handler):
+    """A write: everything it logs names the token's user, and the branch the call acts in
+    (:func:`viewer_of` sets it)."""
+
+    @functools.wraps(handler)
+    def wrapped(request, *args, **kwargs):
+        with LogContext(user=request.user), audit_trail.acting_in(None):
+            return handler(request, *args, **kwargs)
+
+    return wrapped
 
 
 class Mapped:
@@ -270,6 +283,7 @@ def read_customer(request: HttpRequest, response: HttpResponse, customer_id: int
 
 
 @router.post("/customers/", response={201: schemas.CustomerDetailOut}, url_name="clientdb_customers_create", summary="Create a customer")
+@recorded
 def create_customer(request: HttpRequest, response: HttpResponse, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     require(request, Customer, "add")
     viewer, shown_branch = viewer_of(request, branch)
@@ -293,6 +307,7 @@ def expected_version(request):
 
 
 @router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", summary="Change a customer")
+@recorded
 def update_customer(request: HttpRequest, response: HttpResponse, customer_id: int, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     require(request, Customer, "change")
     viewer, shown_branch, customer = _customer(request, customer_id, branch)
@@ -307,20 +322,17 @@ def update_customer(request: HttpRequest, response: HttpResponse, customer_id: i
         raise HttpError(412, _("The customer changed since you read it. Read it again and repeat your change."))
     except changes.Refused as refused:
         raise field_errors(refused.message_dict)
-    audit(customer, "edit", request.user, fields=sorted(given), branch=viewer.branch.slug if viewer.branch else None)
     return _detail(customers_queryset(viewer, shown_branch).get(pk=customer.pk), response)
 
 
 @router.delete("/customers/{int:customer_id}/", response={202: schemas.DeletionOut}, url_name="clientdb_customer_delete", summary="Delete a customer")
+@recorded
 def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text | None = None):
     """Through the "Customers to delete" queue: the answer is the request's state (deleted at
     once, or blocked by upcoming appointments until they are over)."""
     require(request, Customer, "delete")
     viewer, _branch, customer = _customer(request, customer_id, branch)
-    # One transaction: a request the queue refuses is not recorded as one.
-    with transaction.atomic():
-        audit(customer, "delete", request.user)
-        queued = deletion.request_deletion(viewer, customer)
+    queued = deletion.request_deletion(viewer, customer, log_action="wagtail_clientdb.delete_via_api")
     return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [deletion.describe_blocking(e) for e in queued.errors]})
 
 
@@ -347,6 +359,7 @@ def _replayed(request, payload_bytes):
 
 
 @router.post("/customers/bulk/", response={200: schemas.BulkOut, 422: schemas.BulkOut}, url_name="clientdb_customers_bulk", summary="Import customers in bulk")
+@recorded
 def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.Text | None = None):
     """Up to 10,000 customers, matched by external ID, then email, then phone among the
     customers the token's user may see: the same payload twice changes nothing the second
@@ -371,8 +384,6 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
     try:
         with transaction.atomic():
             saved, results, batch = import_records(viewer, payload.customers, partial=payload.partial)
-            if saved:
-                _audit_bulk(results, request.user)
     except BaseException:
         # A call that failed did nothing: a retry with its key must do the work, not wait a day.
         if record is not None:
@@ -390,24 +401,6 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         record.status, record.response = status, json.loads(json.dumps(out, default=str))
         record.save(update_fields=["status", "response"])
     return Status(status, out)
-
-
-def _audit_bulk(results, user):
-    """One log entry per customer written, in the import's transaction."""
-    action = {"created": "wagtail_clientdb.create_via_api", "updated": "wagtail_clientdb.edit_via_api"}
-    bulk.insert_rows(
-        ClientDBLogEntry,
-        ("object_id", "label", "action"),
-        [(str(r.id), r.label, action[r.result]) for r in results if r.id and r.result in action],
-        constants={
-            "content_type": ContentType.objects.get_for_model(Customer),
-            "timestamp": timezone.now(),
-            "user": user,
-            "data": {"bulk": True},
-            "content_changed": False,
-            "deleted": False,
-        },
-    )
 
 
 # --- Rolling back an import batch -------------------------------------------------------------------------
@@ -471,6 +464,7 @@ def read_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None 
     url_name="clientdb_import_batch_rollback",
     summary="Roll back an import batch",
 )
+@recorded
 def roll_back_batch(request: HttpRequest, batch_id: int, branch: schemas.Text | None = None):
     """Delete the customers the batch created (through the deletion queue: upcoming appointments
     keep a customer there) and restore the values it changed, unless changed since; once. A
@@ -551,6 +545,7 @@ def read_appointment(request: HttpRequest, response: HttpResponse, appointment_i
 
 
 @router.post("/appointments/", response={201: schemas.AppointmentOut}, url_name="clientdb_appointments_create", summary="Book an appointment")
+@recorded
 def create_appointment(request: HttpRequest, response: HttpResponse, payload: schemas.AppointmentIn):
     """For an existing customer (``customer_id``) or a person (``customer``), found by the
     identity rule among the branch's customers or created, as the booking page does."""
@@ -620,6 +615,7 @@ def _booking_attributes(given):
 
 
 @router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", summary="Change an appointment's status")
+@recorded
 def update_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, payload: schemas.AppointmentStatusIn, branch: schemas.Text | None = None):
     require(request, Appointment, "change")
     viewer, _branch = viewer_of(request, branch)

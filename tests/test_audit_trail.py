@@ -1,0 +1,170 @@
+"""The audit trail (issue #16): who changed what about a customer, where and through which door,
+in the customer's history and the history report, scoped by the branch rules; and the signals
+a project connects to, sent once a change is committed."""
+
+import pytest
+from django.urls import reverse
+from wagtail.log_actions import LogContext
+
+from tests.conftest import customer_url, make_appointment, make_customer, post_bulk, post_edit
+from tests.import_files import csv_bytes
+from tests.test_import import confirm, job_of, upload
+from wagtail_clientdb import deletion, scope, signals
+from wagtail_clientdb.models import ClientDBLogEntry, ConsentEvent, Customer, CustomerGroup, DeletionStatus, ExportJob
+
+
+def entries(customer, action):
+    return list(ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action=action).order_by("pk"))
+
+
+def history_of(client, customer):
+    return client.get(customer_url("history", customer.pk)).content.decode()
+
+
+def test_an_edit_names_the_fields_it_changed_and_the_branch(login, manager, branch_a):
+    anna = make_customer(first_name="Anna", last_name="Alt", email="anna@example.com", home_branch=branch_a)
+    client = login(manager)
+    response = post_edit(client, anna, {"first_name": "Anna", "last_name": "Neu", "email": anna.email, "notes": "VIP", "sharing": "specific"})
+    assert response.status_code == 302
+    (entry,) = entries(anna, "wagtail_clientdb.edit")
+    assert entry.data["fields"] == ["last_name", "notes"] and entry.user == manager and entry.branch is None
+    assert entry.message == "Changed: last name, notes"
+    assert "Changed: last name, notes" in history_of(client, anna)
+    # Saving without a change logs nothing.
+    post_edit(client, anna, {"first_name": "Anna", "last_name": "Neu", "email": anna.email, "notes": "VIP", "sharing": "specific"})
+    assert len(entries(anna, "wagtail_clientdb.edit")) == 1
+
+
+def test_a_branchs_local_values_are_logged_as_the_branchs(login, staff_a, manager, branch_a, allow_branch_edits):
+    gloria = make_customer(first_name="Gloria", last_name="Global", email="gloria@example.com", shared_with_all_branches=True)
+    response = post_edit(login(staff_a), gloria, {"first_name": "Glo", "last_name": "Global", "email": gloria.email})
+    assert response.status_code == 302
+    (entry,) = entries(gloria, "wagtail_clientdb.edit")
+    assert entry.data["fields"] == ["first_name"] and entry.data["local_branch"] == branch_a.pk
+    assert entry.branch == branch_a and entry.message == "Changed the local values of Alpha Salon: first name"
+    gloria.refresh_from_db()
+    assert gloria.first_name == "Gloria"
+
+
+def test_sharing_consent_and_bulk_changes_are_logged(login, manager, branch_a, branch_b):
+    lena = make_customer(first_name="Lena", email="lena@example.com", home_branch=branch_a)
+    client = login(manager)
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "share_with_branches")) + f"?id={lena.pk}"
+    assert post_bulk(client, url, {"branches": [branch_b.pk]}).status_code == 302
+    (shared,) = entries(lena, "wagtail_clientdb.sharing")
+    assert shared.data == {"all_branches": False, "branches": ["Alpha Salon", "Beta Salon"]}
+    assert shared.message == "Shared with: Alpha Salon, Beta Salon"
+    group = CustomerGroup.objects.create(name="VIP")
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "add_to_group")) + f"?id={lena.pk}"
+    assert post_bulk(client, url, {"group": group.pk}).status_code == 302
+    assert [e.message for e in entries(lena, "wagtail_clientdb.edit")] == ["Changed: groups"]
+    post_edit(client, lena, {"first_name": "Lena", "email": lena.email, "marketing_consent": "on", "sharing": "specific", "share_branches": [branch_b.pk]})
+    (given,) = entries(lena, "wagtail_clientdb.consent_given")
+    assert given.user == manager and given.message == "Marketing consent given (Admin)"
+
+
+def test_an_import_is_logged_with_its_counts_and_each_customer_with_its_fields(login, manager):
+    kept = make_customer(first_name="Kept", email="kept@example.com")
+    client = login(manager)
+    rows = [["First name", "Email", "Notes", "Marketing consent"], ["Kept", "kept@example.com", "new note", "1"], ["New", "new@example.com", "", ""]]
+    job = job_of(upload(client, "people.csv", csv_bytes(rows)))
+    confirm(client, job)
+    (summary,) = ClientDBLogEntry.objects.filter(action="wagtail_clientdb.import", object_id=str(job.pk))
+    assert summary.user == manager and summary.data["counts"] == {"new": 1, "updated": 1, "unchanged": 0, "invalid": 0}
+    assert summary.message == "Imported “people.csv”: 1 new, 1 updated, 0 unchanged, 0 refused"
+    (changed,) = entries(kept, "wagtail_clientdb.import_edit")
+    assert changed.data["job"] == job.pk and changed.message == f"Changed by import #{job.pk}: notes, marketing consent"
+    new = Customer.objects.get(email="new@example.com")
+    assert entries(new, "wagtail_clientdb.import_create")[0].message == f"Created by import #{job.pk}"
+    # The consent names the import as its source document.
+    event = ConsentEvent.objects.get(customer=kept)
+    assert event.import_job_id == job.pk
+    assert entries(kept, "wagtail_clientdb.consent_given")[0].message == f"Marketing consent given (Import, import #{job.pk})"
+    # Nobody without the import in their scope sees it in the history.
+    assert ClientDBLogEntry.objects.viewable_by_user(manager).filter(pk=summary.pk).exists()
+
+
+def test_an_export_is_logged_with_who_which_filters_and_how_many_rows(login, manager, staff_a, staff_b, branch_a):
+    make_customer(first_name="Anna", last_name="Alpha", home_branch=branch_a)
+    make_customer(first_name="Berta", last_name="Alpha", home_branch=branch_a)
+    client = login(staff_a)
+    response = client.get(customer_url("list") + "?q=Alpha&export=csv")
+    assert response.status_code == 200
+    job = ExportJob.objects.get()
+    (entry,) = ClientDBLogEntry.objects.filter(action="wagtail_clientdb.export", object_id=str(job.pk))
+    assert (entry.user, entry.branch, entry.data["rows"], entry.data["format"]) == (staff_a, branch_a, 2, "csv")
+    assert entry.message == "Exported 2 customers as CSV; filters: q: Alpha"
+    assert ClientDBLogEntry.objects.viewable_by_user(manager).filter(pk=entry.pk).exists()
+    assert not ClientDBLogEntry.objects.viewable_by_user(staff_b).filter(pk=entry.pk).exists()
+
+
+def test_deletion_requested_blocked_cancelled_and_completed_are_logged(manager, branch_a):
+    viewer = scope.Viewer(manager, True)
+    carla = make_customer(first_name="Carla", email="carla@example.com", home_branch=branch_a)
+    visit = make_appointment(carla, branch_a, days=2)
+    with LogContext(user=manager):
+        request = deletion.request_deletion(viewer, carla)
+        assert request.status == DeletionStatus.BLOCKED
+        deletion.cancel(request)
+        request = deletion.request_deletion(viewer, carla)
+    assert [e.action.rsplit(".", 1)[1] for e in ClientDBLogEntry.objects.filter(object_id=str(carla.pk)).order_by("pk")] == [
+        "deletion_requested", "deletion_blocked", "deletion_cancelled", "deletion_requested", "deletion_blocked",
+    ]
+    assert entries(carla, "wagtail_clientdb.deletion_blocked")[0].message == "Deletion blocked by upcoming appointments in: Alpha Salon"
+    visit.status = "cancelled"
+    visit.save()
+    deletion.process(request)
+    request.refresh_from_db()
+    assert request.status == DeletionStatus.DONE and not Customer.objects.filter(pk=carla.pk).exists()
+    (done,) = ClientDBLogEntry.objects.filter(action="wagtail_clientdb.deletion_completed", object_id=str(request.pk))
+    assert done.label == f"Customer #{carla.pk} (deleted)" and done.message == f"Customer #{carla.pk} deleted"
+    # The customer's own entries no longer carry the name.
+    assert set(ClientDBLogEntry.objects.filter(object_id=str(carla.pk), content_type__model="customer").values_list("label", flat=True)) == {
+        f"Customer #{carla.pk} (deleted)"
+    }
+
+
+def test_the_history_report_filters_by_branch_and_shows_only_what_the_reader_may_see(login, manager, staff_a, staff_b, branch_a, branch_b):
+    lena = make_customer(first_name="Lena", last_name="Localalpha", home_branch=branch_a)
+    lars = make_customer(first_name="Lars", last_name="Localbeta", home_branch=branch_b)
+    post_edit(login(staff_a), lena, {"first_name": "Lena", "last_name": "Localalpha", "notes": "Alpha note"})
+    post_edit(login(staff_b), lars, {"first_name": "Lars", "last_name": "Localbeta", "notes": "Beta note"})
+    # The results alone: the page around them would also show the messages of the saves above.
+    url = reverse("wagtail_clientdb:history_results")
+    assert login(manager).get(reverse("wagtail_clientdb:history")).status_code == 200
+    page = login(manager).get(url, {"branch": branch_a.pk}).content.decode()
+    assert "Localalpha" in page and "Localbeta" not in page
+    page = login(manager).get(url).content.decode()
+    assert "Localalpha" in page and "Localbeta" in page
+    page = login(staff_b).get(url).content.decode()
+    assert "Localbeta" in page and "Localalpha" not in page
+    # Another branch as a filter value is no way in.
+    assert "Localalpha" not in login(staff_b).get(url, {"branch": branch_a.pk}).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, branch_a):
+    received = []
+
+    def remember(signal_name):
+        def receiver(sender, customer_id, **kwargs):
+            received.append((signal_name, customer_id, kwargs.get("changed_fields"), kwargs.get("reason")))
+
+        return receiver
+
+    receivers = {name: remember(name) for name in ("created", "changed", "deleted")}
+    signals.customer_created.connect(receivers["created"], sender=Customer)
+    signals.customer_changed.connect(receivers["changed"], sender=Customer)
+    signals.customer_deleted.connect(receivers["deleted"], sender=Customer)
+    try:
+        client = login(manager)
+        client.post(customer_url("add"), {"first_name": "Sina", "last_name": "Signal", "sharing": "specific", "share_branches": [branch_a.pk]})
+        sina = Customer.objects.get(last_name="Signal")
+        post_edit(client, sina, {"first_name": "Sina", "last_name": "Signal", "email": "sina@example.com", "sharing": "specific", "share_branches": [branch_a.pk]})
+        client.post(customer_url("delete", sina.pk))
+    finally:
+        for name, signal in (("created", signals.customer_created), ("changed", signals.customer_changed), ("deleted", signals.customer_deleted)):
+            signal.disconnect(receivers[name], sender=Customer)
+    assert ("created", sina.pk, None, None) in received
+    assert ("changed", sina.pk, ["email"], None) in received
+    assert received[-1] == ("deleted", sina.pk, None, "deletion_request")
