@@ -96,6 +96,9 @@ def test_an_export_is_logged_with_who_which_filters_and_how_many_rows(login, man
     assert entry.message == "Exported 2 customers as CSV; filters: q: Alpha"
     assert ClientDBLogEntry.objects.viewable_by_user(manager).filter(pk=entry.pk).exists()
     assert not ClientDBLogEntry.objects.viewable_by_user(staff_b).filter(pk=entry.pk).exists()
+    # The export's own page says there is no file to download again.
+    page = client.get(customer_url("export_job", job.pk)).content.decode()
+    assert "2 customers exported. The file is not kept here" in page and "data-clientdb-export-download" not in page
 
 
 def test_deletion_requested_blocked_cancelled_and_completed_are_logged(manager, branch_a):

@@ -104,9 +104,10 @@ def test_control_characters_do_not_break_the_listing_or_its_exports(login, manag
 
 @pytest.mark.parametrize("params", LISTING_PARAMS, ids=lambda params: "&".join(f"{k}={v[:12]}" for k, v in params.items()))
 def test_odd_pagination_and_unknown_filter_values_never_fail(login, staff_a, scope_customers, params):
+    # Odd values are ignored (the first page, no filter, the default order): the listing answers.
     response = login(staff_a).get(customer_url("list"), params)
-    assert response.status_code in (200, 302, 400, 404)
-    if response.status_code == 200 and not getattr(response, "streaming", False):
+    assert response.status_code == 200
+    if not getattr(response, "streaming", False):
         html = response.content.decode()
         assert "<script>" not in html and "Localb" not in html and "lars@example.com" not in html
 
@@ -116,17 +117,18 @@ def test_odd_pagination_and_unknown_filter_values_never_fail(login, staff_a, sco
                                     {"start_after": "31.02.2020"}, {"week": "9999-99"}, {"date": "0000-00-00"}])
 def test_the_appointment_listings_take_odd_parameters_calmly(login, staff_a, branch_a, url_name, params):
     response = login(staff_a).get(reverse(f"wagtailsnippets_wagtail_clientdb_appointment:{url_name}"), params)
-    assert response.status_code in (200, 302, 400, 404)
+    assert response.status_code == 200
 
 
 def test_invalid_utf8_in_the_query_string_and_a_form(login, manager, client):
     client = login(manager)
-    assert client.get(customer_url("list") + "?q=%FF%FE%FD").status_code in (200, 400)
+    assert client.get(customer_url("list") + "?q=%FF%FE%FD").status_code == 200
     response = client.post(
         customer_url("add"), "first_name=%FF%FEAnna&sharing=all", content_type="application/x-www-form-urlencoded"
     )
-    assert response.status_code in (200, 302, 400)
-    assert not Customer.objects.filter(first_name__contains="\ufffd\ufffd\ufffd").exists() or response.status_code == 302
+    # Bytes that are no UTF-8 arrive as replacement characters: stored as such, never as mojibake.
+    assert response.status_code == 302
+    assert Customer.objects.get().first_name == "\ufffd\ufffdAnna"
 
 
 # --- Forged posts with another branch's ids ---------------------------------------------------------
@@ -165,10 +167,17 @@ def test_the_api_refuses_another_branchs_ids(client, staff_a, scope_customers):
     assert Customer.objects.get(pk=theirs.pk).first_name == theirs.first_name
 
 
-@pytest.mark.parametrize("params", ["limit=-1", "offset=-5", "limit=100000000000000000000", "offset=99999999999", "limit=abc"])
-def test_the_api_takes_odd_pagination_calmly(client, staff_a, scope_customers, params):
+@pytest.mark.parametrize(
+    "params, status",
+    [("limit=-1", 422), ("offset=-5", 422), ("limit=100000000000000000000", 400), ("offset=99999999999", 200), ("limit=abc", 422)],
+)
+def test_the_api_takes_odd_pagination_calmly(client, staff_a, scope_customers, params, status):
     response = Api(client, staff_a).get(f"/customers/?{params}")
-    assert response.status_code in (200, 400, 422)
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["items"] == []
+    else:
+        assert response.headers["Content-Type"].startswith("application/") and response.json()
 
 
 def test_forged_api_tokens_are_refused(client, scope_customers):

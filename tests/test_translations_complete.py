@@ -431,6 +431,23 @@ def import_jobs(world, client):
     return types.SimpleNamespace(mapping=mapping, preview=preview, refused=refused, clean=clean)
 
 
+def import_rollback_url(world, client):
+    """The rollback page of the first confirmed import (which created Clara; the page is rendered
+    once per language, and the same import again changes nobody)."""
+    import_jobs(world, client)
+    world.data |= {"Clara", "clara@example.com", "clean.csv"}
+    return customer_url("import_rollback", ImportJob.objects.filter(batch__isnull=False).order_by("pk").first().batch.pk)
+
+
+def history_with_entries(world, client):
+    """The customer database's history after imports, an edit, a consent and an export."""
+    import_jobs(world, client)
+    client.get(customer_url("list") + "?q=glo&export=csv")
+    world.data |= {"Clara", "Nora", "clara@example.com", "clean.csv", "refused.csv", "customers.csv"}
+    world.data |= {job.file_name for job in ExportJob.objects.all()}
+    return reverse("wagtail_clientdb:history")
+
+
 def failed_import(world, client):
     """An import whose background task found its file gone (deleted after the retention period)."""
     job = upload(client, "clean.csv", [["E-Mail", "Vorname"], ["clara@example.com", "Clara"]])
@@ -656,6 +673,9 @@ PAGES = [
     Page("import result", "manager", job_url("import_job", "clean")),
     Page("import preview, possible duplicates", "manager", import_with_possible_duplicate),
     Page("import failed", "manager", failed_import),
+    Page("import batches", "manager", lambda w, c: import_jobs(w, c) and customer_url("import_batches")),
+    Page("import rollback", "manager", import_rollback_url),
+    Page("customer database history", "manager", history_with_entries),
     Page("export running", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exporting").pk)),
     Page("export ready", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exported").pk)),
     Page("export failed", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "failed").pk)),

@@ -560,23 +560,17 @@ def _restore_records(rows, partly, user, channel, now):
         customer.version += 1
         customer.updated_at = now
     bulk.bulk_update(Customer, [customer for customer, _change, _notes in rows], sorted(fields) + ["version", "updated_at"])
-    if links["groups"]:
-        existing = set(CustomerGroup.objects.values_list("pk", flat=True))
-        for customer, before in links["groups"]:
+    # Groups and branches deleted since the import cannot be linked again: the customer is noted.
+    for name, model, target, gone in (("groups", CustomerGroup, "customergroup", GROUPS_GONE), ("branches", Branch, "branch", BRANCHES_GONE)):
+        if not links[name]:
+            continue
+        existing = set(model.objects.values_list("pk", flat=True))
+        for customer, before in links[name]:
             if set(before) - existing:
-                partly[customer.pk].append(GROUPS_GONE)
+                partly[customer.pk].append(gone)
         replace_links(
-            Customer.groups.through, "customer", "customergroup",
-            [(customer.pk, [pk for pk in before if pk in existing], True) for customer, before in links["groups"]],
-        )
-    if links["branches"]:
-        existing = set(Branch.objects.values_list("pk", flat=True))
-        for customer, before in links["branches"]:
-            if set(before) - existing:
-                partly[customer.pk].append(BRANCHES_GONE)
-        replace_links(
-            Customer.branches.through, "customer", "branch",
-            [(customer.pk, [pk for pk in before if pk in existing], True) for customer, before in links["branches"]],
+            getattr(Customer, name).through, "customer", target,
+            [(customer.pk, [pk for pk in before if pk in existing], True) for customer, before in links[name]],
         )
     if links["tags"]:
         names = {name for _customer, before in links["tags"] for name in before}

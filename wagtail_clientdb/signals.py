@@ -4,7 +4,7 @@ Each is sent once the change is committed — never for a change that was rolled
 ``sender`` the :class:`~wagtail_clientdb.models.Customer` class and these arguments:
 
 ``customer_created``
-    ``customer_id``, ``source`` (``"admin"``, ``"import"``, ``"api"``, ``"online_booking"``…).
+    ``customer_id``, ``source`` (``"manual"``, ``"import"``, ``"api"``, ``"online_booking"``…).
 ``customer_changed``
     ``customer_id``, ``changed_fields`` (field names; ``attributes.<key>`` for an attribute,
     ``groups``, ``tags``, ``sharing``, ``marketing_consent``), ``branch`` (the branch whose local

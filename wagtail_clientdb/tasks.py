@@ -69,6 +69,5 @@ def run_export_job(job_id: int):
     """Write a large listing export to storage and offer it for download."""
     from .exports import run_export_job as run
 
-    job = ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)
-    with translation.override(language_of(job.created_by)):
-        return run(job).status
+    # In the language the user saw when asking for it (kept with the job's parameters).
+    return run(ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)).status

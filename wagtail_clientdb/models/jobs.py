@@ -116,7 +116,12 @@ class ExportJob(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.format} {times.moment(self.created_at, self.branch)}"
+        return self.file_name
+
+    @property
+    def file_name(self):
+        """The name the file is downloaded as (and the export's name in the history, in any language)."""
+        return f"customers-{times.local(self.created_at, self.branch):%Y-%m-%d}.{self.format}"
 
 
 class ImportBatch(models.Model):

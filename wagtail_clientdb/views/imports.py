@@ -369,8 +369,7 @@ class ExportJobView(ImportViewMixin, View):
         if download:
             if job.status != JobStatus.EXPORTED or not job.file:
                 raise Http404
-            name = f"customers-{times.local(job.created_at, job.branch):%Y-%m-%d}.{job.format}"
-            return FileResponse(job.file.open("rb"), as_attachment=True, filename=name)
+            return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.file_name)
         if request.GET.get("status"):
             running = job.status == JobStatus.EXPORTING
             return JsonResponse({"status": job.status, "running": running})
