@@ -16,10 +16,14 @@ from .views.branches import BranchViewSet
 from .views.bulk_actions import (
     AddTagsBulkAction,
     AddToGroupBulkAction,
+    ArchiveBulkAction,
     AttributeDeleteBulkAction,
     ChangeAppointmentStatusBulkAction,
     MergeBulkAction,
+    RemoveFromGroupBulkAction,
+    RemoveTagsBulkAction,
     RequestDeletionBulkAction,
+    RestoreBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,
 )
@@ -82,6 +86,15 @@ class MergeUndoneFormatter(LogFormatter):
         return _("Merge undone: customers %(numbers)s restored") % {"numbers": _numbers(log_entry.data.get("restored"))}
 
 
+class RestoreFormatter(LogFormatter):
+    label = _("Restore from the archive")
+
+    def format_message(self, log_entry):
+        if log_entry.data.get("booking"):
+            return _("Restored from the archive by a booking")
+        return _("Restored from the archive")
+
+
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""
@@ -112,6 +125,8 @@ def register_log_entry_model(actions):
     actions.register_action(
         "wagtail_clientdb.import_rollback_delete", _("Roll back an import: delete"), _("Deletion requested: import rolled back")
     )
+    actions.register_action("wagtail_clientdb.archive", _("Archive"), _("Archived"))
+    actions.register_action("wagtail_clientdb.restore")(RestoreFormatter)
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 
@@ -123,8 +138,12 @@ def register_admin_urls():
 
 for action_class in (
     AddTagsBulkAction,
+    RemoveTagsBulkAction,
     AddToGroupBulkAction,
+    RemoveFromGroupBulkAction,
     ShareWithBranchesBulkAction,
+    ArchiveBulkAction,
+    RestoreBulkAction,
     MergeBulkAction,
     # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
     RequestDeletionBulkAction,

@@ -19,7 +19,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, booking, deletion, merging, scope, versions
+from .. import archive, attributes, booking, deletion, merging, scope, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -168,6 +168,30 @@ class AddTagsBulkAction(CustomerBulkAction):
         }
 
 
+class RemoveTagsBulkAction(CustomerBulkAction):
+    display_name = _("Remove tags")
+    action_type = "remove_tags"
+    aria_label = _("Remove tags from the selected customers")
+    action_title = _("Remove tags")
+    action_question = _("Remove these tags from the following customers?")
+    form_class = AddTagsForm
+
+    def get_execution_context(self):
+        return {"tags": self.cleaned_form.cleaned_data["tags"]}
+
+    @classmethod
+    def execute_action(cls, objects, tags=(), **kwargs):
+        for customer in objects:
+            customer.tags.remove(*tags)
+        versions.touch(customer.pk for customer in objects)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "Tags removed from %(count)d customer.", "Tags removed from %(count)d customers.", num_parent_objects
+        ) % {"count": num_parent_objects}
+
+
 class AddToGroupForm(CustomerBulkForm):
     group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
 
@@ -193,6 +217,77 @@ class AddToGroupBulkAction(CustomerBulkAction):
         return ngettext(
             "%(count)d customer added to the group.", "%(count)d customers added to the group.", num_parent_objects
         ) % {"count": num_parent_objects}
+
+
+class RemoveFromGroupBulkAction(CustomerBulkAction):
+    display_name = _("Remove from group")
+    action_type = "remove_from_group"
+    aria_label = _("Remove the selected customers from a group")
+    action_title = _("Remove from group")
+    action_question = _("Remove the following customers from the group?")
+    form_class = AddToGroupForm
+
+    def get_execution_context(self):
+        return {"group": self.cleaned_form.cleaned_data["group"]}
+
+    @classmethod
+    def execute_action(cls, objects, group=None, **kwargs):
+        group.customers.remove(*objects)
+        versions.touch(customer.pk for customer in objects)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "%(count)d customer removed from the group.", "%(count)d customers removed from the group.", num_parent_objects
+        ) % {"count": num_parent_objects}
+
+
+class ArchiveBulkAction(CustomerBulkAction):
+    """Archive the selected customers (:mod:`wagtail_clientdb.archive`): the head office any,
+    a branch its own local customers."""
+
+    display_name = _("Archive")
+    action_type = "archive"
+    aria_label = _("Archive the selected customers")
+    action_title = _("Archive customers")
+    action_question = _(
+        "Archive the following customers? They are left out of the customer lists until they are "
+        "restored or book again; nothing of them is deleted."
+    )
+    action_priority = 25
+
+    def check_perm(self, customer):
+        return archive.may_archive(self.viewer, customer)
+
+    def get_execution_context(self):
+        return {"viewer": self.viewer}
+
+    @classmethod
+    def execute_action(cls, objects, viewer=None, **kwargs):
+        return archive.archive(viewer, objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("%(count)d customer archived.", "%(count)d customers archived.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
+
+
+class RestoreBulkAction(ArchiveBulkAction):
+    display_name = _("Restore")
+    action_type = "restore"
+    aria_label = _("Restore the selected customers from the archive")
+    action_title = _("Restore customers")
+    action_question = _("Bring the following customers back into the customer lists?")
+    action_priority = 26
+
+    @classmethod
+    def execute_action(cls, objects, viewer=None, **kwargs):
+        return archive.restore(viewer, objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("%(count)d customer restored.", "%(count)d customers restored.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
 
 
 class ShareForm(CustomerBulkForm):
