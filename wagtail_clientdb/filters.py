@@ -3,7 +3,7 @@ import datetime
 import django_filters
 from django import forms
 from django.db import models
-from django.db.models import DecimalField, Exists, OuterRef, Q
+from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
@@ -186,17 +186,10 @@ class CustomerFilterSet(ClientDBFilterSet):
         return queryset.filter(visit_rules.last_visit_q(self.shown_branch, since, before))
 
     def filter_visits(self, queryset, name, value):
-        queryset = queryset.alias(number_of_visits=visit_rules.number_of_visits(self.shown_branch))
-        if value.start is not None:
-            queryset = queryset.filter(number_of_visits__gte=value.start)
-        if value.stop is not None:
-            queryset = queryset.filter(number_of_visits__lte=value.stop)
-        return queryset
+        return queryset.filter(visit_rules.number_of_visits_q(self.shown_branch, value.start, value.stop))
 
     def filter_no_shows(self, queryset, name, value):
-        return queryset.alias(number_of_no_shows=visit_rules.number_of_no_shows(self.shown_branch)).filter(
-            number_of_no_shows__gte=value
-        )
+        return queryset.filter(visit_rules.no_shows_q(self.shown_branch, value))
 
     def filter_upcoming_appointment(self, queryset, name, value):
         upcoming = visit_rules.upcoming_appointment_q(self.shown_branch)
@@ -216,10 +209,11 @@ class CustomerFilterSet(ClientDBFilterSet):
         return queryset
 
     def filter_local_values(self, queryset, name, value):
-        local = CustomerOverride.objects.filter(customer=OuterRef("pk"))
+        local = CustomerOverride.objects.all()
         if self.shown_branch is not None:
             local = local.filter(branch=self.shown_branch)
-        return queryset.filter(Exists(local) if value else ~Exists(local))
+        kept = Q(pk__in=local.values("customer_id"))
+        return queryset.filter(kept if value else ~kept)
 
     def filter_tags(self, queryset, name, value):
         if not value:
