@@ -248,3 +248,27 @@ def test_exports_leave_archived_customers_out_unless_asked(login, manager, scope
     asked = b"".join(client.get(customer_url("list"), {"export": "csv", "archived": "yes"}).streaming_content).decode("utf-8-sig")
     assert "gloria@example.com" not in default and "lena@example.com" in default
     assert "gloria@example.com" in asked and "lena@example.com" not in asked
+
+
+def test_the_selected_customers_download_as_xlsx(login, staff_a, branch_a, scope_customers, allow_branch_edits):
+    import io
+
+    import openpyxl
+
+    from wagtail_clientdb.models import CustomerOverride
+
+    lena, gloria, lars = scope_customers["local_a"], scope_customers["global_all"], scope_customers["local_b"]
+    CustomerOverride.objects.create(customer=gloria, branch=branch_a, email="gloria.alpha@example.com")
+    client = login(staff_a)
+    response = client.get(bulk_url("export", lena, gloria))
+    assert response.status_code == 200
+    rows = list(openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).active.values)
+    # The branch's own values, in the listing's order.
+    assert [row[2] for row in rows[1:]] == ["gloria.alpha@example.com", "lena@example.com"]
+    # Another branch's customer is not found; "select all" is the listing's export, with its filters.
+    assert client.get(bulk_url("export", lars)).status_code == 404
+    listing = customer_url("list") + "?archived=yes&q=Locala"
+    everything = client.get(
+        reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "export")), {"id": "all", "next": listing}
+    )
+    assert everything.status_code == 302 and everything.url == customer_url("list") + "?archived=yes&q=Locala&export=xlsx"

@@ -19,6 +19,7 @@ from .views.bulk_actions import (
     ArchiveBulkAction,
     AttributeDeleteBulkAction,
     ChangeAppointmentStatusBulkAction,
+    ExportBulkAction,
     MergeBulkAction,
     RemoveFromGroupBulkAction,
     RemoveTagsBulkAction,
@@ -145,6 +146,7 @@ for action_class in (
     ArchiveBulkAction,
     RestoreBulkAction,
     MergeBulkAction,
+    ExportBulkAction,
     # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,

@@ -6,11 +6,14 @@ else and reveals nothing of it. Every model of the app has its bulk actions repl
 """
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -19,7 +22,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import archive, attributes, booking, deletion, merging, scope, versions
+from .. import archive, attributes, booking, conf, deletion, export, listing, merging, scope, times, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -399,6 +402,39 @@ class MergeBulkAction(CustomerBulkAction):
         url = merge_url([*objects, *no_access["items_with_no_access"]])
         next_url = request.GET.get("next")
         return redirect(f"{url}&{urlencode({'next': next_url})}" if next_url else url)
+
+    post = get
+
+
+class ExportBulkAction(CustomerBulkAction):
+    """The selected customers as an XLSX file, with the columns and values of the listing's
+    export (as the viewer's branch sees them). "Select all" is the listing's own export."""
+
+    display_name = _("Download XLSX")
+    action_type = "export"
+    aria_label = _("Download the selected customers as an XLSX file")
+    action_priority = 50
+
+    def check_perm(self, customer):
+        return True
+
+    def get(self, request, *args, **kwargs):
+        if "all" in request.GET.getlist("id"):
+            # The listing the selection was made in, with its filters and search.
+            listing_url = reverse(Customer.snippet_viewset.get_url_name("list"))
+            came_from = urlsplit(self.next_url)
+            query = QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+            query["export"] = "xlsx"
+            return redirect(f"{listing_url}?{query.urlencode()}")
+        objects, _no_access = self.get_actionable_objects()
+        if len(objects) > conf.get("EXPORT_BACKGROUND_ROWS"):
+            messages.error(request, _("Too many customers selected: use the listing's Export."))
+            return redirect(self.next_url)
+        viewer = self.viewer
+        customers = listing.listing_queryset(viewer, viewer.branch).filter(pk__in=[customer.pk for customer in objects])
+        zone = times.zone_of(viewer.branch)
+        with timezone.override(zone):
+            return export.xlsx_response(listing.order(customers, listing.DEFAULT_ORDERING), f"customers-{times.today(zone):%Y-%m-%d}")
 
     post = get
 
