@@ -109,7 +109,9 @@ def test_odd_pagination_and_unknown_filter_values_never_fail(login, staff_a, sco
     assert response.status_code == 200
     if not getattr(response, "streaming", False):
         html = response.content.decode()
-        assert "<script>" not in html and "Localb" not in html and "lars@example.com" not in html
+        # The only scripts are Wagtail's own date pickers of the date filters.
+        assert html.count("<script>") == html.count('<script>initDateChooser("id_')
+        assert "Localb" not in html and "lars@example.com" not in html
 
 
 @pytest.mark.parametrize("url_name", ["list", "week"])

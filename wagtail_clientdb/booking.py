@@ -7,6 +7,9 @@ row lock and is refused for customers queued for deletion; see :mod:`wagtail_cli
 The booking page offers the free times of a branch (opening hours, closed days, the
 service's duration, the branch's parallel bookings) and books with the branch's row locked,
 so that two people racing for the last place never both get it.
+
+A booking of an archived customer brings the customer back into the lists
+(:func:`wagtail_clientdb.archive.restore_by_booking`).
 """
 
 import datetime
@@ -18,7 +21,7 @@ from django.utils import timezone
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from . import booking_blocks, conf
+from . import archive, booking_blocks, conf
 from .deletion import lock_customer_for_booking
 from .models import Appointment, AppointmentSource, AppointmentStatus, ClientDBSettings
 
@@ -46,11 +49,20 @@ def check_can_book(appointment):
 @transaction.atomic
 def save_appointment(appointment):
     """Save an appointment; raises BookingRefused (and saves nothing) if its customer cannot be
-    booked: on the way out of the deletion queue, or blocked from online booking."""
-    if makes_new_booking(appointment):
+    booked: on the way out of the deletion queue, or blocked from online booking.
+
+    A new booking — one still to come, or a new appointment entered afterwards that was not
+    cancelled (a walk-in) — brings its customer back from the archive."""
+    new_booking = makes_new_booking(appointment)
+    if new_booking:
         lock_customer_for_booking(appointment.customer_id)
         booking_blocks.check_may_book(appointment)
+    comes_again = new_booking or (
+        appointment.pk is None and appointment.customer_id is not None and appointment.status != AppointmentStatus.CANCELLED
+    )
     appointment.save()
+    if comes_again:
+        archive.restore_by_booking(appointment)
     return appointment
 
 

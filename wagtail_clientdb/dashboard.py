@@ -16,6 +16,7 @@ from wagtail.admin.forms.search import SearchForm
 from wagtail.permissions import policy_registry
 
 from . import scope, times
+from .archive import ArchivedChoice
 from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
 from .permissions import ANY_ACTION
 
@@ -62,6 +63,8 @@ class CustomerSearchPanel(DashboardPanel):
         return {
             "search_form": SearchForm(placeholder=_("Search customers by name, email or phone…")),
             "listing_url": reverse(Customer.snippet_viewset.get_url_name("list")),
+            # Looking someone up finds them archived or not (the listing marks the archived).
+            "archived": ArchivedChoice.ANY,
         }
 
 

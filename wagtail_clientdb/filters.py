@@ -13,7 +13,8 @@ from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adap
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
-from . import attributes, scope, times
+from . import archive, attributes, scope, times
+from . import visits as visit_rules
 from .models import (
     Appointment,
     AppointmentStatus,
@@ -22,6 +23,7 @@ from .models import (
     Branch,
     Customer,
     CustomerGroup,
+    CustomerOverride,
     CustomerSource,
     CustomerTag,
     Service,
@@ -54,6 +56,14 @@ class ClientDBFilterSet(WagtailFilterSet):
         if filter_class is django_filters.BooleanFilter:
             filter_class = YesNoFilter
         return filter_class, params
+
+
+class WholeNumberFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class BirthdayPeriod(models.TextChoices):
+    THIS_MONTH = "this_month", _("This month")
 
 
 class AttributeNumberRangeWidget(NumberRangeWidget):
@@ -89,14 +99,50 @@ class CustomerFilterSet(ClientDBFilterSet):
     )
     marketing_consent = YesNoFilter(label=_("Marketing consent"), widget=BooleanRadioSelect)
     source = django_filters.ChoiceFilter(label=_("Source"), choices=CustomerSource.choices)
+    archived = django_filters.ChoiceFilter(
+        label=_("Archived"), choices=archive.ArchivedChoice.choices, empty_label=None, method="filter_archived"
+    )
+    # Appointments count in the branch shown (see wagtail_clientdb.visits).
+    last_visit = django_filters.DateFromToRangeFilter(
+        label=_("Last visit"), widget=DateRangePickerWidget, method="filter_last_visit"
+    )
+    visits = django_filters.RangeFilter(label=_("Number of visits"), widget=NumberRangeWidget, method="filter_visits")
+    no_shows = WholeNumberFilter(label=_("No-shows (at least)"), min_value=1, method="filter_no_shows")
+    upcoming_appointment = YesNoFilter(
+        label=_("Has an upcoming appointment"), widget=BooleanRadioSelect, method="filter_upcoming_appointment"
+    )
+    birthday = django_filters.ChoiceFilter(
+        label=_("Birthday"), choices=BirthdayPeriod.choices, method="filter_birthday"
+    )
+    birthday_within = WholeNumberFilter(
+        label=_("Birthday within (days)"),
+        min_value=0,
+        max_value=visit_rules.MAX_BIRTHDAY_DAYS,
+        method="filter_birthday_within",
+        help_text=_("0 is today, 7 is today and the next seven days."),
+    )
+    created = django_filters.DateFromToRangeFilter(
+        label=_("Created"), widget=DateRangePickerWidget, method="filter_created"
+    )
+    local_values = YesNoFilter(
+        label=_("Has local values"),
+        widget=BooleanRadioSelect,
+        method="filter_local_values",
+        help_text=_("Values the branch shown keeps for itself (any branch's, company-wide)."),
+    )
 
     class Meta:
         model = Customer
-        fields = ["branch", "tags", "groups", "marketing_consent", "source"]
+        fields = ["branch", "tags", "groups", "marketing_consent", "source", "archived"]
 
-    def __init__(self, *args, request=None, viewer=None, **kwargs):
-        super().__init__(*args, request=request, **kwargs)
-        viewer = viewer or scope.viewer_for_request(request)
+    def __init__(self, data=None, *args, request=None, viewer=None, **kwargs):
+        if data is not None and not data.get("archived"):
+            data = data.copy()
+            data["archived"] = archive.DEFAULT_CHOICE
+        super().__init__(data, *args, request=request, **kwargs)
+        # The default choice is not "filtering" (the listing says so only for the others).
+        self.filters["archived"].extra["initial"] = archive.DEFAULT_CHOICE
+        self.viewer = viewer = viewer or scope.viewer_for_request(request)
         if viewer.is_manager:
             self.filters["branch"].queryset = Branch.objects.order_by("name")
         else:
@@ -118,6 +164,56 @@ class CustomerFilterSet(ClientDBFilterSet):
 
     def filter_branch(self, queryset, name, value):
         return queryset.filter(scope.visible_in_branches_q([value])) if value else queryset
+
+    @property
+    def shown_branch(self):
+        """The branch whose values the listing shows (``None``: the company's)."""
+        if not self.viewer.is_manager:
+            return self.viewer.branch
+        return self.form.cleaned_data.get("branch")
+
+    def filter_archived(self, queryset, name, value):
+        return archive.in_list(queryset, value)
+
+    # Days begin at midnight on the clock of the listing: the branch's, or the company's.
+
+    def _midnight(self, day):
+        return times.start_of_day(day, self.shown_branch)
+
+    def filter_last_visit(self, queryset, name, value):
+        since = self._midnight(value.start.date()) if value.start is not None else None
+        before = self._midnight(value.stop.date() + datetime.timedelta(days=1)) if value.stop is not None else None
+        return queryset.filter(visit_rules.last_visit_q(self.shown_branch, since, before))
+
+    def filter_visits(self, queryset, name, value):
+        return queryset.filter(visit_rules.number_of_visits_q(self.shown_branch, value.start, value.stop))
+
+    def filter_no_shows(self, queryset, name, value):
+        return queryset.filter(visit_rules.no_shows_q(self.shown_branch, value))
+
+    def filter_upcoming_appointment(self, queryset, name, value):
+        upcoming = visit_rules.upcoming_appointment_q(self.shown_branch)
+        return queryset.filter(upcoming if value else ~upcoming)
+
+    def filter_birthday(self, queryset, name, value):
+        return queryset.filter(visit_rules.birthday_this_month_q("eff_birthday", times.today(self.shown_branch)))
+
+    def filter_birthday_within(self, queryset, name, value):
+        return queryset.filter(visit_rules.birthday_q("eff_birthday", times.today(self.shown_branch), value))
+
+    def filter_created(self, queryset, name, value):
+        if value.start is not None:
+            queryset = queryset.filter(created_at__gte=self._midnight(value.start.date()))
+        if value.stop is not None:
+            queryset = queryset.filter(created_at__lt=self._midnight(value.stop.date() + datetime.timedelta(days=1)))
+        return queryset
+
+    def filter_local_values(self, queryset, name, value):
+        local = CustomerOverride.objects.all()
+        if self.shown_branch is not None:
+            local = local.filter(branch=self.shown_branch)
+        kept = Q(pk__in=local.values("customer_id"))
+        return queryset.filter(kept if value else ~kept)
 
     def filter_tags(self, queryset, name, value):
         if not value:

@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from wagtail.admin.paginator import WagtailPaginator
 
-from . import conf, overrides, scope
+from . import archive, conf, overrides, scope
 from .name_order import NameKey
 from .models import ClientDBSettings, DeletionRequest, DeletionStatus
 from .search import customer_search_q
@@ -85,14 +85,20 @@ def display_branch(viewer, filters):
     return None
 
 
+def filtered(filters, queryset):
+    """The filters in force. Filters the form refuses (shown with their errors) are not
+    applied, but archived customers stay out all the same, as by default."""
+    if filters is not None and filters.is_valid():
+        return filters.filter_queryset(queryset)
+    return archive.in_list(queryset)
+
+
 def customers_as_listed(viewer, params):
     """The listing of ``viewer`` for query parameters ``params`` (filters, ``q``, ``ordering``)."""
     from .filters import CustomerFilterSet
 
     filters = CustomerFilterSet(data=params, viewer=viewer)
-    queryset = listing_queryset(viewer, display_branch(viewer, filters))
-    if filters.is_valid():
-        queryset = filters.filter_queryset(queryset)
+    queryset = filtered(filters, listing_queryset(viewer, display_branch(viewer, filters)))
     return order(search(queryset, params.get("q", "").strip()), params.get("ordering"))
 
 

@@ -192,6 +192,15 @@ class MergeUndoneFormatter(LogFormatter):
         return _("Merge undone: customers %(numbers)s restored") % {"numbers": numbers(log_entry.data.get("restored"))}
 
 
+class RestoreFormatter(LogFormatter):
+    label = gettext_lazy("Restore from the archive")
+
+    def format_message(self, log_entry):
+        if log_entry.data.get("booking"):
+            return _("Restored from the archive by a booking")
+        return _("Restored from the archive")
+
+
 #: action → formatter class
 FORMATTERS = {
     "wagtail_clientdb.edit": EditFormatter,
@@ -208,6 +217,7 @@ FORMATTERS = {
     "wagtail_clientdb.merge": MergeFormatter,
     "wagtail_clientdb.merged_into": MergedIntoFormatter,
     "wagtail_clientdb.merge_undone": MergeUndoneFormatter,
+    "wagtail_clientdb.restore": RestoreFormatter,
 }
 
 #: action → (label, message) of the actions whose message needs no facts.
@@ -220,6 +230,7 @@ SIMPLE_ACTIONS = {
     "wagtail_clientdb.booking_block": (gettext_lazy("Block from online booking"), gettext_lazy("Blocked from online booking")),
     "wagtail_clientdb.booking_block_changed": (gettext_lazy("Change online booking block"), gettext_lazy("Online booking block changed")),
     "wagtail_clientdb.booking_unblock": (gettext_lazy("Lift online booking block"), gettext_lazy("Online booking allowed again")),
+    "wagtail_clientdb.archive": (gettext_lazy("Archive"), gettext_lazy("Archived")),
     "wagtail_clientdb.personal_data_export": (gettext_lazy("Download personal data"), gettext_lazy("Personal data downloaded")),
     "wagtail_clientdb.merge_restored": (gettext_lazy("Restore by undoing a merge"), gettext_lazy("Restored by undoing a merge")),
     "wagtail_clientdb.not_a_duplicate": (

@@ -18,10 +18,15 @@ from .views.branches import BranchViewSet
 from .views.bulk_actions import (
     AddTagsBulkAction,
     AddToGroupBulkAction,
+    ArchiveBulkAction,
     AttributeDeleteBulkAction,
     ChangeAppointmentStatusBulkAction,
+    ExportBulkAction,
     MergeBulkAction,
+    RemoveFromGroupBulkAction,
+    RemoveTagsBulkAction,
     RequestDeletionBulkAction,
+    RestoreBulkAction,
     ScopedDeleteBulkAction,
     ShareWithBranchesBulkAction,
 )
@@ -91,9 +96,14 @@ def register_admin_urls():
 
 for action_class in (
     AddTagsBulkAction,
+    RemoveTagsBulkAction,
     AddToGroupBulkAction,
+    RemoveFromGroupBulkAction,
     ShareWithBranchesBulkAction,
+    ArchiveBulkAction,
+    RestoreBulkAction,
     MergeBulkAction,
+    ExportBulkAction,
     # After Wagtail's own snippet delete (order 0), so that ours replaces it for our models.
     RequestDeletionBulkAction,
     ScopedDeleteBulkAction,

@@ -149,6 +149,18 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     #: Appointments in every branch that were not cancelled, kept by :mod:`wagtail_clientdb.booking_counts`.
     bookings_total = models.PositiveIntegerField(_("bookings"), default=0, editable=False)
+    #: Set while the customer is archived (:mod:`wagtail_clientdb.archive`): out of the daily
+    #: lists, not erased. Empty for active customers, the ones the listing walks.
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
+    archived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("archived by"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     #: Raised by every change (see :mod:`wagtail_clientdb.versions`): a save based on an
     #: older version is refused instead of overwriting what someone else saved meanwhile.
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
@@ -185,6 +197,15 @@ class Customer(models.Model):
             models.Index(
                 F("bookings_total").desc(), Lower("last_name"), Lower("first_name"), "id", name="clientdb_most_bookings"
             ),
+            # "Archived only" in name order: the few archived customers, without walking the
+            # whole name index past the active ones (which the other lists walk).
+            models.Index(
+                Lower("last_name"),
+                Lower("first_name"),
+                "id",
+                condition=models.Q(archived_at__isnull=False),
+                name="clientdb_archived_name_order",
+            ),
         ]
 
     def __str__(self):
@@ -201,6 +222,10 @@ class Customer(models.Model):
     @property
     def phone_is_valid(self):
         return bool(self.phone) or not self.phone_raw
+
+    @property
+    def is_archived(self):
+        return self.archived_at is not None
 
     @property
     def is_global(self):

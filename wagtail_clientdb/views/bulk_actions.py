@@ -6,11 +6,14 @@ else and reveals nothing of it. Every model of the app has its bulk actions repl
 """
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -19,7 +22,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, audit, booking, deletion, merging, scope, versions
+from .. import archive, attributes, audit, booking, conf, deletion, export, listing, merging, scope, times, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -169,6 +172,30 @@ class AddTagsBulkAction(CustomerBulkAction):
         }
 
 
+class RemoveTagsBulkAction(CustomerBulkAction):
+    display_name = _("Remove tags")
+    action_type = "remove_tags"
+    aria_label = _("Remove tags from the selected customers")
+    action_title = _("Remove tags")
+    action_question = _("Remove these tags from the following customers?")
+    form_class = AddTagsForm
+
+    def get_execution_context(self):
+        return {"tags": self.cleaned_form.cleaned_data["tags"]}
+
+    @classmethod
+    def execute_action(cls, objects, tags=(), **kwargs):
+        for customer in objects:
+            customer.tags.remove(*tags)
+        versions.touch(customer.pk for customer in objects)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "Tags removed from %(count)d customer.", "Tags removed from %(count)d customers.", num_parent_objects
+        ) % {"count": num_parent_objects}
+
+
 class AddToGroupForm(CustomerBulkForm):
     group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
 
@@ -195,6 +222,77 @@ class AddToGroupBulkAction(CustomerBulkAction):
         return ngettext(
             "%(count)d customer added to the group.", "%(count)d customers added to the group.", num_parent_objects
         ) % {"count": num_parent_objects}
+
+
+class RemoveFromGroupBulkAction(CustomerBulkAction):
+    display_name = _("Remove from group")
+    action_type = "remove_from_group"
+    aria_label = _("Remove the selected customers from a group")
+    action_title = _("Remove from group")
+    action_question = _("Remove the following customers from the group?")
+    form_class = AddToGroupForm
+
+    def get_execution_context(self):
+        return {"group": self.cleaned_form.cleaned_data["group"]}
+
+    @classmethod
+    def execute_action(cls, objects, group=None, **kwargs):
+        group.customers.remove(*objects)
+        versions.touch(customer.pk for customer in objects)
+        return len(objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "%(count)d customer removed from the group.", "%(count)d customers removed from the group.", num_parent_objects
+        ) % {"count": num_parent_objects}
+
+
+class ArchiveBulkAction(CustomerBulkAction):
+    """Archive the selected customers (:mod:`wagtail_clientdb.archive`): the head office any,
+    a branch its own local customers."""
+
+    display_name = _("Archive")
+    action_type = "archive"
+    aria_label = _("Archive the selected customers")
+    action_title = _("Archive customers")
+    action_question = _(
+        "Archive the following customers? They are left out of the customer lists until they are "
+        "restored or book again; nothing of them is deleted."
+    )
+    action_priority = 25
+
+    def check_perm(self, customer):
+        return archive.may_archive(self.viewer, customer)
+
+    def get_execution_context(self):
+        return {"viewer": self.viewer}
+
+    @classmethod
+    def execute_action(cls, objects, viewer=None, **kwargs):
+        return archive.archive(viewer, objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("%(count)d customer archived.", "%(count)d customers archived.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
+
+
+class RestoreBulkAction(ArchiveBulkAction):
+    display_name = _("Restore")
+    action_type = "restore"
+    aria_label = _("Restore the selected customers from the archive")
+    action_title = _("Restore customers")
+    action_question = _("Bring the following customers back into the customer lists?")
+    action_priority = 26
+
+    @classmethod
+    def execute_action(cls, objects, viewer=None, **kwargs):
+        return archive.restore(viewer, objects), 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext("%(count)d customer restored.", "%(count)d customers restored.", num_parent_objects) % {
+            "count": num_parent_objects
+        }
 
 
 class ShareForm(CustomerBulkForm):
@@ -306,6 +404,39 @@ class MergeBulkAction(CustomerBulkAction):
         url = merge_url([*objects, *no_access["items_with_no_access"]])
         next_url = request.GET.get("next")
         return redirect(f"{url}&{urlencode({'next': next_url})}" if next_url else url)
+
+    post = get
+
+
+class ExportBulkAction(CustomerBulkAction):
+    """The selected customers as an XLSX file, with the columns and values of the listing's
+    export (as the viewer's branch sees them). "Select all" is the listing's own export."""
+
+    display_name = _("Download XLSX")
+    action_type = "export"
+    aria_label = _("Download the selected customers as an XLSX file")
+    action_priority = 50
+
+    def check_perm(self, customer):
+        return True
+
+    def get(self, request, *args, **kwargs):
+        if "all" in request.GET.getlist("id"):
+            # The listing the selection was made in, with its filters and search.
+            listing_url = reverse(Customer.snippet_viewset.get_url_name("list"))
+            came_from = urlsplit(self.next_url)
+            query = QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+            query["export"] = "xlsx"
+            return redirect(f"{listing_url}?{query.urlencode()}")
+        objects, _no_access = self.get_actionable_objects()
+        if len(objects) > conf.get("EXPORT_BACKGROUND_ROWS"):
+            messages.error(request, _("Too many customers selected: use the listing's Export."))
+            return redirect(self.next_url)
+        viewer = self.viewer
+        customers = listing.listing_queryset(viewer, viewer.branch).filter(pk__in=[customer.pk for customer in objects])
+        zone = times.zone_of(viewer.branch)
+        with timezone.override(zone):
+            return export.xlsx_response(listing.order(customers, listing.DEFAULT_ORDERING), f"customers-{times.today(zone):%Y-%m-%d}")
 
     post = get
 

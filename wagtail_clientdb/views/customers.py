@@ -13,7 +13,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberCol
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
+from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -22,6 +22,7 @@ from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import duplicates as duplicates_view
 from . import imports
+from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
@@ -124,6 +125,9 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
     def active_filters(self):
         shown_only = {self.filters.form[name].auto_id for name in DISPLAY_CHOICES if name in self.filters.form.fields}
         return [active for active in super().active_filters if active.auto_id not in shown_only]
+
+    def filter_queryset(self, queryset):
+        return listing.filtered(self.filters, queryset)
 
     def search_queryset(self, queryset):
         if not self.is_searching:
@@ -380,6 +384,16 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
     @cached_property
     def header_more_buttons(self):
         buttons = super().header_more_buttons
+        if self.user_has_permission("change") and archive.may_archive(self.viewer, self.object):
+            name = "restore" if self.object.is_archived else "archive"
+            buttons.append(
+                Button(
+                    _("Restore") if self.object.is_archived else _("Archive"),
+                    url=reverse(Customer.snippet_viewset.get_url_name(name), args=(self.object.pk,)),
+                    icon_name="rotate" if self.object.is_archived else "folder-inverse",
+                    priority=25,
+                )
+            )
         if self.viewer.is_manager:
             buttons.append(
                 Button(
@@ -462,6 +476,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             consent_events=self.object.consent_events.select_related("recorded_by"),
             local_values=local_values_summary(self.object) if self.viewer.is_manager else [],
             booking_block=booking_blocks.block_of(self.object),
+            archived_at=times.moment(self.object.archived_at, self.viewer) if self.object.is_archived else None,
             merges=merges_panel(self.viewer, self.request.user, self.object),
             booking_block_url=(
                 reverse(Customer.snippet_viewset.get_url_name("booking_block"), args=(self.object.pk,))
@@ -496,6 +511,14 @@ class CustomerChooseMixin(ViewerMixin):
 
     def get_object_list(self):
         return overrides.with_effective_values(super().get_object_list(), self.viewer.branch)
+
+    @property
+    def columns(self):
+        # Archived customers are found too (booking one brings it back), and marked.
+        return [
+            *super().columns,
+            Column("archived", label=_("Archived"), accessor=lambda c: _("archived") if c.is_archived else ""),
+        ]
 
 
 class CustomerChooseView(CustomerChooseMixin, ScopedChooseView):
@@ -578,6 +601,8 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
             path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),
             path("personal-data/<int:pk>/", PersonalDataView.as_view(), name="personal_data"),
+            path("archive/<int:pk>/", ArchiveView.as_view(), name="archive"),
+            path("restore/<int:pk>/", ArchiveView.as_view(), {"restoring": True}, name="restore"),
             path("merge/", MergeView.as_view(), name="merge"),
             path("merges/<int:merge_id>/undo/", MergeUndoView.as_view(), name="merge_undo"),
         ]

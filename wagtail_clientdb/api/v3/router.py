@@ -30,7 +30,7 @@ from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
 
 from ... import audit as audit_trail
-from ... import attribute_types, attributes, booking, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
+from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
 from ...imports.records import import_records
 from ...permissions import ANY_ACTION
 from ...models import (
@@ -208,6 +208,7 @@ def customer_out(customer):
         "external_id": customer.external_id,
         "created_at": customer.created_at,
         "updated_at": customer.updated_at,
+        "archived_at": customer.archived_at,
         "version": f"{customer.version}.{customer.local_version or 0}",
         "local_fields": local,
     }
@@ -221,9 +222,11 @@ class CustomerFilters(Schema):
     consent: bool | None = None
     attribute: list[schemas.Text] = []
     updated_since: datetime.datetime | None = None
+    archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
 def _filtered(queryset, filters):
+    queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
     for name in filters.group:

@@ -72,6 +72,9 @@ class CustomerOut(Schema):
     external_id: str
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None = Field(
+        description="When the customer was archived; empty for customers in the lists."
+    )
     version: str = Field(description="Send it back as If-Match to change the customer.")
     local_fields: list[str] = Field(description="Fields whose values are the branch's own (local values).")
 

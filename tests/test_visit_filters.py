@@ -1,0 +1,206 @@
+"""The listing's filters by visits, no-shows, upcoming appointments, birthdays, creation and
+local values: real appointments, through the admin listing's query string, in the viewer's scope."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.conftest import customer_url, make_appointment, make_customer
+from tests.test_query_counts import grow_the_company
+from wagtail_clientdb import times, visits
+from wagtail_clientdb.models import Customer, CustomerOverride
+
+
+def listed(client, **params):
+    response = client.get(customer_url("list"), params)
+    assert response.status_code == 200
+    return {customer.first_name for customer in response.context["object_list"]}
+
+
+def day(offset, branch):
+    return (times.today(branch) + datetime.timedelta(days=offset)).isoformat()
+
+
+@pytest.fixture
+def people(branch_a, branch_b):
+    """Customers shared with both branches, with appointments in either."""
+    made = {
+        name: make_customer(first_name=name, last_name="Kunde", shared_with_all_branches=True)
+        for name in ("Regular", "Drifter", "Misser", "Newbie", "Booked")
+    }
+    # Regular: two visits in A, the last five days ago (one completed, one never marked).
+    make_appointment(made["Regular"], branch_a, days=-40, status="completed")
+    make_appointment(made["Regular"], branch_a, days=-5, status="booked")
+    # Drifter: a visit in A forty days ago, one in B since, and a cancelled one in A.
+    make_appointment(made["Drifter"], branch_a, days=-40, status="completed")
+    make_appointment(made["Drifter"], branch_b, days=-5, status="completed")
+    make_appointment(made["Drifter"], branch_a, days=-3, status="cancelled")
+    # Misser: missed two appointments in A, one in B; never came.
+    make_appointment(made["Misser"], branch_a, days=-20, status="no_show")
+    make_appointment(made["Misser"], branch_a, days=-10, status="no_show")
+    make_appointment(made["Misser"], branch_b, days=-8, status="no_show")
+    # Booked: comes to B next week; Newbie has nothing at all.
+    make_appointment(made["Booked"], branch_b, days=7)
+    return made
+
+
+def test_last_visit_counts_the_visits_of_the_branch_shown(login, staff_a, manager, branch_a, people):
+    forty_days_ago = {"last_visit_from": day(-50, branch_a), "last_visit_to": day(-30, branch_a)}
+    # Branch A knows Drifter's last visit in A forty days ago, not the visit in B.
+    assert listed(login(staff_a), **forty_days_ago) == {"Drifter"}
+    # The company saw Drifter five days ago in B.
+    assert listed(login(manager), **forty_days_ago) == set()
+    assert listed(login(manager), branch=branch_a.pk, **forty_days_ago) == {"Drifter"}
+    recently = {"last_visit_from": day(-7, branch_a)}
+    assert listed(login(manager), **recently) == {"Regular", "Drifter"}
+    assert listed(login(staff_a), **recently) == {"Regular"}
+    # Only an end: the last visit was before it (no-shows and cancelled ones are no visits).
+    assert listed(login(staff_a), last_visit_to=day(-1, branch_a)) == {"Regular", "Drifter"}
+
+
+def test_number_of_visits_and_no_shows(login, staff_a, manager, branch_a, people):
+    staff = login(staff_a)
+    assert listed(staff, visits_min=2) == {"Regular"}
+    assert listed(staff, visits_min=1, visits_max=1) == {"Drifter"}
+    assert listed(staff, visits_max=0) == {"Misser", "Newbie", "Booked"}
+    assert listed(staff, no_shows=2) == {"Misser"}
+    assert listed(staff, no_shows=3) == set()
+    manager_client = login(manager)
+    assert listed(manager_client, visits_min=2) == {"Regular", "Drifter"}
+    assert listed(manager_client, no_shows=3) == {"Misser"}
+
+
+def test_has_an_upcoming_appointment(login, staff_a, staff_b, manager, people, branch_a):
+    assert listed(login(staff_b), upcoming_appointment="true") == {"Booked"}
+    assert listed(login(staff_a), upcoming_appointment="true") == set()
+    make_appointment(people["Newbie"], branch_a, days=2)
+    assert listed(login(staff_a), upcoming_appointment="true") == {"Newbie"}
+    assert listed(login(manager), upcoming_appointment="true") == {"Newbie", "Booked"}
+    assert listed(login(manager), upcoming_appointment="false") == {"Regular", "Drifter", "Misser"}
+
+
+def test_birthdays_this_month_and_within_days_as_the_branch_sees_them(login, staff_a, branch_a, allow_branch_edits):
+    today = times.today(branch_a)
+
+    def born(name, offset):
+        date = today + datetime.timedelta(days=offset)
+        # Born in a leap year, so that a 29 February birthday can be made.
+        return make_customer(first_name=name, birthday=datetime.date(1988, date.month, date.day), shared_with_all_branches=True)
+
+    born("Today", 0)
+    born("Soon", 5)
+    born("Later", 20)
+    make_customer(first_name="Unknown", shared_with_all_branches=True)
+    # Branch A keeps its own date for this one: the one it sees counts.
+    local = born("Local", 200)
+    CustomerOverride.objects.create(customer=local, branch=branch_a, birthday=datetime.date(1980, today.month, today.day))
+    staff = login(staff_a)
+    assert listed(staff, birthday_within=0) == {"Today", "Local"}
+    assert listed(staff, birthday_within=7) == {"Today", "Soon", "Local"}
+    this_month = {
+        name for name, offset in (("Today", 0), ("Soon", 5), ("Later", 20))
+        if (today + datetime.timedelta(days=offset)).month == today.month
+    }
+    assert listed(staff, birthday="this_month") == this_month | {"Local"}
+    # Bad input: a clear message, and no filter applied.
+    refused = staff.get(customer_url("list"), {"birthday_within": "400"})
+    assert "Ensure this value is less than or equal to 366." in refused.content.decode()
+    assert len(refused.context["object_list"]) == 5
+
+
+@pytest.mark.parametrize(
+    "today, days, expected",
+    [
+        # Across the new year.
+        (datetime.date(2026, 12, 28), 7, {(12, 28), (12, 29), (12, 30), (12, 31), (1, 1), (1, 2), (1, 3), (1, 4)}),
+        # Born on 29 February: on the 28th where the year has none …
+        (datetime.date(2027, 2, 28), 0, {(2, 28), (2, 29)}),
+        # … and on the day itself in a leap year.
+        (datetime.date(2028, 2, 28), 0, {(2, 28)}),
+        (datetime.date(2028, 2, 28), 1, {(2, 28), (2, 29)}),
+    ],
+)
+def test_birthday_days(today, days, expected):
+    assert visits.birthday_days(today, days) == expected
+
+
+def test_birthday_filter_from_a_fixed_day_across_the_new_year(db):
+    for name, month, day_ in (("Silvester", 12, 31), ("Neujahr", 1, 2), ("Leap", 2, 29), ("Summer", 7, 1), ("Dec27", 12, 27)):
+        make_customer(first_name=name, birthday=datetime.date(1988, month, day_))
+    customers = Customer.objects.all()
+    found = customers.filter(visits.birthday_q("birthday", datetime.date(2026, 12, 28), 7)).values_list("first_name", flat=True)
+    assert set(found) == {"Silvester", "Neujahr"}
+    found = customers.filter(visits.birthday_q("birthday", datetime.date(2027, 2, 27), 1)).values_list("first_name", flat=True)
+    assert set(found) == {"Leap"}
+
+
+def test_created_in_a_date_range(login, manager, branch_a):
+    old = make_customer(first_name="Old", shared_with_all_branches=True)
+    make_customer(first_name="New", shared_with_all_branches=True)
+    Customer.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=100))
+    client = login(manager)
+    assert listed(client, created_from=day(-1, None)) == {"New"}
+    assert listed(client, created_from=day(-120, None), created_to=day(-90, None)) == {"Old"}
+    assert listed(client, created_to=day(-1, None)) == {"Old"}
+
+
+def test_local_values_present(login, staff_a, staff_b, manager, branch_a, branch_b, allow_branch_edits):
+    kept_in_a = make_customer(first_name="KeptInA", shared_with_all_branches=True)
+    kept_in_b = make_customer(first_name="KeptInB", shared_with_all_branches=True)
+    make_customer(first_name="Plain", shared_with_all_branches=True)
+    CustomerOverride.objects.create(customer=kept_in_a, branch=branch_a, notes="A's note")
+    CustomerOverride.objects.create(customer=kept_in_b, branch=branch_b, notes="B's note")
+    assert listed(login(staff_a), local_values="true") == {"KeptInA"}
+    assert listed(login(staff_a), local_values="false") == {"KeptInB", "Plain"}
+    assert listed(login(manager), local_values="true") == {"KeptInA", "KeptInB"}
+    assert listed(login(manager), local_values="true", branch=branch_b.pk) == {"KeptInB"}
+
+
+def test_the_filters_are_shown_as_active_filters(login, staff_a, branch_a, people):
+    response = login(staff_a).get(customer_url("list"), {"no_shows": 2, "upcoming_appointment": "false", "visits_max": 0})
+    active = {str(f.field_label): f.value for f in response.context["view"].active_filters}
+    assert active == {"No-shows (at least)": "2", "Has an upcoming appointment": "No", "Number of visits": "any - 0"}
+
+
+ALL_FILTERS = {
+    "last_visit_from": "2000-01-01",
+    "last_visit_to": "2100-01-01",
+    "visits_min": 0,
+    "visits_max": 100,
+    "no_shows": 1,
+    "upcoming_appointment": "false",
+    "birthday": "this_month",
+    "birthday_within": 30,
+    "created_from": "2000-01-01",
+    "local_values": "false",
+    "archived": "any",
+}
+
+
+def queries_of(client, url):
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_filters_take_the_same_queries_for_a_bigger_company(login, manager, staff_a, branch_a):
+    from urllib.parse import urlencode
+
+    url = customer_url("list") + "?" + urlencode(ALL_FILTERS)
+    filters = login(manager).get(url).context["view"].filters
+    assert filters.is_valid() and set(filters.form.changed_data) == {
+        "last_visit", "visits", "no_shows", "upcoming_appointment", "birthday", "birthday_within", "created", "local_values", "archived"
+    }
+    grow_the_company(2, branch_a, start=0)
+    for customer in Customer.objects.all():
+        make_appointment(customer, branch_a, days=-3, status="no_show")
+    small = {user: queries_of(login(user), url) for user in (manager, staff_a)}
+    grow_the_company(8, branch_a, start=2)
+    for customer in Customer.objects.filter(appointments__status="booked"):
+        make_appointment(customer, branch_a, days=-3, status="no_show")
+    big = {user: queries_of(login(user), url) for user in (manager, staff_a)}
+    assert big == small
