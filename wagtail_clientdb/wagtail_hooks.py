@@ -2,6 +2,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from wagtail import hooks
 from wagtail.log_actions import LogFormatter
 from wagtail.snippets.models import register_snippet
@@ -82,6 +83,18 @@ class MergeUndoneFormatter(LogFormatter):
         return _("Merge undone: customers %(numbers)s restored") % {"numbers": _numbers(log_entry.data.get("restored"))}
 
 
+class RetentionDeletionFormatter(LogFormatter):
+    label = _("Delete after years without an appointment")
+
+    def format_message(self, log_entry):
+        years = log_entry.data.get("years")
+        return ngettext(
+            "Deletion requested: no appointment for %(years)s year",
+            "Deletion requested: no appointment for %(years)s years",
+            years,
+        ) % {"years": years}
+
+
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""
@@ -112,6 +125,7 @@ def register_log_entry_model(actions):
     actions.register_action(
         "wagtail_clientdb.import_rollback_delete", _("Roll back an import: delete"), _("Deletion requested: import rolled back")
     )
+    actions.register_action("wagtail_clientdb.retention_deletion")(RetentionDeletionFormatter)
     for model in logged_models():
         actions.register_model(model, ClientDBLogEntry)
 
