@@ -119,7 +119,9 @@ def test_rollback_of_an_import_that_created_3_and_updated_2_customers_one_edited
 
     # The 3 created customers are gone; Anna has everything back; Bert keeps the desk's edit.
     assert not Customer.objects.filter(pk__in=[c.pk for c in created]).exists()
-    assert DeletionRequest.objects.filter(customer_number__in=[c.pk for c in created], status="done").count() == 3
+    assert DeletionRequest.objects.filter(
+        customer_number__in=[c.pk for c in created], status="done", reason="import_rollback"
+    ).count() == 3
     anna.refresh_from_db()
     assert (anna.first_name, anna.last_name, anna.phone, anna.phone_raw, anna.notes, anna.attributes) == (
         "Anna", "Alt", "+491701111111", "+49 170 1111111", "likes tea", {"hair": "fine"}

@@ -237,7 +237,7 @@ def import_fields(customer):
     return list(dict.fromkeys(names))
 
 
-def log_many(instances, action, *, user=None, branch=None, data=lambda instance: {}, content_changed=False):
+def log_many(instances, action, *, user=None, branch=None, data=lambda instance: {}, label=str, content_changed=False):
     """One entry per instance, written together (an import's thousands of customers)."""
     instances = list(instances)
     if not instances:
@@ -247,7 +247,7 @@ def log_many(instances, action, *, user=None, branch=None, data=lambda instance:
     bulk.insert_rows(
         ClientDBLogEntry,
         ("object_id", "label", "data"),
-        [(str(instance.pk), str(instance), data(instance)) for instance in instances],
+        [(str(instance.pk), label(instance), data(instance)) for instance in instances],
         constants={
             "action": action,
             "content_type": ContentType.objects.get_for_model(type(instances[0]), for_concrete_model=False),

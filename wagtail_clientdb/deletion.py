@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 
 from . import audit, bulk, scope, times
-from .models import Appointment, ClientDBLogEntry, Customer, DeletionRequest, DeletionStatus
+from .models import Appointment, ClientDBLogEntry, Customer, DeletionReason, DeletionRequest, DeletionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +156,10 @@ def _delete_customer(customer):
     audit.customers_deleted([customer_id], reason="deletion_request")
 
 
-def request_deletions(viewer, customers, now=None, *, log_action=REQUESTED):
-    """:func:`request_deletion` for many customers at once (an import rolled back), with the
-    same rules and one query per step instead of one per customer.
+def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQUESTED, log_action=REQUESTED):
+    """:func:`request_deletion` for many customers at once (an import rolled back, customers
+    with no appointment for years), with the same rules and one query per step instead of
+    one per customer. New requests record ``reason``; open ones keep theirs.
 
     In one transaction holding the customers' row locks: each customer gets a request (or
     its open one is tried again); one with upcoming appointments stays, blocked, with an
@@ -187,7 +188,7 @@ def request_deletions(viewer, customers, now=None, *, log_action=REQUESTED):
         new = []
         for pk in locked:
             request = open_requests.get(pk) or DeletionRequest(
-                customer_id=pk, customer_number=pk, requested_by=viewer.user, requested_in_branch=viewer.branch
+                customer_id=pk, customer_number=pk, requested_by=viewer.user, requested_in_branch=viewer.branch, reason=reason
             )
             request.last_attempt_at = now
             if blocking[pk]:

@@ -50,6 +50,7 @@ from .models import (
     CustomerGroup,
     CustomerOverride,
     CustomerTag,
+    DeletionReason,
     DeletionStatus,
     ImportBatch,
     TaggedCustomer,
@@ -423,7 +424,13 @@ def roll_back(batch, user, *, channel=ConsentChannel.ADMIN, queued=False):
         now = timezone.now()
         result = assess(batch, viewer, lock=True)
         restored = _restore(result, batch, user, channel, now)
-        requests = deletion.request_deletions(viewer, result.to_delete, now=now, log_action=None) if result.to_delete else {}
+        requests = (
+            deletion.request_deletions(
+                viewer, result.to_delete, now=now, reason=DeletionReason.IMPORT_ROLLBACK, log_action=None
+            )
+            if result.to_delete
+            else {}
+        )
         _log_deletions(batch, user, requests, {c.pk: c for c in result.to_delete}, now)
         report = _report(
             result,

@@ -5,7 +5,7 @@ here when an entry is shown.
 """
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from wagtail.log_actions import LogFormatter
 
 from .models import AttributeDefinition, ConsentChannel, Customer
@@ -201,6 +201,18 @@ class RestoreFormatter(LogFormatter):
         return _("Restored from the archive")
 
 
+class RetentionDeletionFormatter(LogFormatter):
+    label = gettext_lazy("Delete after years without an appointment")
+
+    def format_message(self, log_entry):
+        years = log_entry.data.get("years")
+        return ngettext(
+            "Deletion requested: no appointment for %(years)s year",
+            "Deletion requested: no appointment for %(years)s years",
+            years,
+        ) % {"years": years}
+
+
 #: action → formatter class
 FORMATTERS = {
     "wagtail_clientdb.edit": EditFormatter,
@@ -218,6 +230,7 @@ FORMATTERS = {
     "wagtail_clientdb.merged_into": MergedIntoFormatter,
     "wagtail_clientdb.merge_undone": MergeUndoneFormatter,
     "wagtail_clientdb.restore": RestoreFormatter,
+    "wagtail_clientdb.retention_deletion": RetentionDeletionFormatter,
 }
 
 #: action → (label, message) of the actions whose message needs no facts.

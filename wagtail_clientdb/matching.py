@@ -115,8 +115,10 @@ def candidates(visible, many_keys, *, lock=False, prepare=None):
     return Candidates(customers, foreign)
 
 
-#: The namespace of the app's advisory locks (any number unlikely to be another app's).
+#: The namespaces of the app's advisory locks (any numbers unlikely to be another app's): the
+#: keys of a person, and confirmed imports.
 IDENTITY_LOCKS = 0x434C4442
+IMPORT_LOCKS = 0x434C4443
 
 
 def lock_identity(keys):
@@ -133,16 +135,43 @@ def lock_identity(keys):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [IDENTITY_LOCKS, value])
 
 
+def lock_for_import():
+    """A confirmed import (a file, the API's bulk import) may create any number of people, too
+    many to lock each one's keys: it holds this one lock until it commits instead, and whoever
+    is about to create a person found nowhere waits for it (:func:`wait_for_imports`), then
+    looks again. Imports take turns too."""
+    _advisory_lock("pg_advisory_xact_lock")
+
+
+def wait_for_imports():
+    """Wait until a confirmed import that is writing has committed or rolled back: the people
+    it creates are invisible until then. Shared: creations do not wait for each other (their
+    keys' locks order them, :func:`lock_identity`)."""
+    _advisory_lock("pg_advisory_xact_lock_shared")
+
+
+def _advisory_lock(function):
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, 0)", [IMPORT_LOCKS])
+
+
 def find_customer(viewer, keys, *, lock=False):
     """The visible customer ``keys`` mean, ``None`` for a new person; raises :class:`NoSafeMatch`.
 
-    With ``lock`` (a write follows), the keys are locked first (:func:`lock_identity`), then the
-    customer found."""
+    With ``lock`` (a write follows, maybe the creation of the person), the keys are locked
+    first (:func:`lock_identity`), then the customer found; a person found nowhere is looked
+    for again once no import is writing (:func:`wait_for_imports`)."""
     if not keys:
         return None
     if lock:
         lock_identity(keys)
-    return candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+    found = candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+    if found is None and lock and connection.vendor == "postgresql":
+        wait_for_imports()
+        found = candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+    return found
 
 
 def possible_duplicates(viewer, people, *, limit=5, exclude=(), unmatched=False):

@@ -43,6 +43,17 @@ def delete_expired_files():
 
 
 @task()
+def delete_inactive_customers():
+    """Delete, through the deletion queue, customers with no appointment for the years set in the
+    Client DB settings (for a daily schedule); does nothing while that setting is empty."""
+    years = retention.years_setting()
+    if years is None:
+        return None
+    result = retention.delete_inactive_customers(years)
+    return {"years": years, "deleted": result.deleted, "blocked": result.blocked}
+
+
+@task()
 def run_import_job(job_id: int, dry_run: bool):
     """Preview or import an uploaded customer list (large files)."""
     from .imports.runner import execute

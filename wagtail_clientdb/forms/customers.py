@@ -15,6 +15,11 @@ SHARING_ALL = "all"
 SHARING_SPECIFIC = "specific"
 
 
+class FoundMeanwhile(Exception):
+    """While a new customer was being saved, someone they may be was created (a booking, an
+    import): nothing was saved, and the form names them (``possible_duplicates``)."""
+
+
 class CustomerForm(WagtailAdminModelForm):
     """The customer edit form; what it shows and how it saves depends on the viewer.
 
@@ -240,7 +245,9 @@ class CustomerForm(WagtailAdminModelForm):
     def check_possible_duplicates(self, cleaned):
         """A new customer who may be someone the viewer already has is not created yet: the form
         comes back naming them, with a button to create it anyway. That button counts for the
-        customers it named; another one found meanwhile is named again."""
+        customers it named; another one found meanwhile is named again.
+
+        Checked again when saving (:meth:`check_none_created_meanwhile`)."""
         phone = parse_phone(cleaned.get("phone_raw"), self.phone_region)
         person = matching.Person(
             first_name=cleaned.get("first_name") or "",
@@ -262,14 +269,37 @@ class CustomerForm(WagtailAdminModelForm):
                 ),
             )
 
+    def check_none_created_meanwhile(self):
+        """In the saving transaction, with the person's keys locked as a booking locks them
+        (:func:`wagtail_clientdb.matching.lock_identity`) and no import writing
+        (:func:`~wagtail_clientdb.matching.wait_for_imports`): raise :class:`FoundMeanwhile` when
+        someone the new customer may be was created since :meth:`clean` looked."""
+        cleaned = self.cleaned_data
+        keys = matching.IdentityKeys.from_input(
+            external_id=cleaned.get("external_id") or "",
+            email=cleaned.get("email") or "",
+            phone=cleaned.get("phone_raw") or "",
+            region=self.phone_region,
+        )
+        if not keys:
+            return
+        matching.lock_identity(keys)
+        matching.wait_for_imports()
+        self.check_possible_duplicates(cleaned)
+        if self.possible_duplicates:
+            raise FoundMeanwhile
+
     @transaction.atomic
     def save(self, commit=True):
         """Raises :class:`~wagtail_clientdb.versions.StaleEdit` (and saves nothing) when the
-        customer changed since :meth:`clean`; the view shows it as a form error."""
+        customer changed since :meth:`clean`, :class:`FoundMeanwhile` when a new customer may
+        be someone created since; the view shows them as form errors."""
         user = self.for_user
         if self.instance.pk:
             Customer.objects.select_for_update().filter(pk=self.instance.pk).first()
             self.check_not_stale()
+        elif self.viewer is not None:
+            self.check_none_created_meanwhile()
         if self.mode == scope.EditMode.OVERRIDE:
             values = {name: self.cleaned_data[name] for name in overrides.OVERRIDABLE_FIELDS if name in self.fields}
             overrides.save_local_values(

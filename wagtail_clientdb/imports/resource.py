@@ -5,7 +5,9 @@ saving); this resource supplies what is ours:
 
 * matching by the identity rule of :mod:`wagtail_clientdb.matching` (external ID, then
   email, then phone, among the customers the importing user may see), prefetched once per
-  chunk (:class:`MatchingLoader`);
+  chunk (:class:`MatchingLoader`); a confirmed import holds the import lock
+  (:func:`wagtail_clientdb.matching.lock_for_import`), so that a booking or the desk creating
+  one of its new people meanwhile waits for it and then finds them;
 * the rows' values, checked beforehand with the domain rules (:mod:`.rows`, by
   :mod:`.checking`), applied with the scope rules of :mod:`wagtail_clientdb.scope`: a
   branch creates local customers and changes global ones only as local values where the
@@ -166,6 +168,9 @@ class CustomerImportResource(resources.ModelResource):
         return self.visible
 
     def before_import(self, dataset, **kwargs):
+        if self.lock_rows:
+            # Before the chunk's customers are looked up: who creates a person meanwhile waits.
+            matching.lock_for_import()
         self.seen.start_chunk(self.checked.values())
 
     def after_import(self, dataset, result, **kwargs):

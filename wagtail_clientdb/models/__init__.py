@@ -14,7 +14,7 @@ from .customer import (
     CustomerTag,
     TaggedCustomer,
 )
-from .deletion import DeletionRequest, DeletionStatus
+from .deletion import DeletionReason, DeletionRequest, DeletionStatus
 from .duplicates import DuplicatePair, DuplicateReason, DuplicateRule
 from .group import CustomerGroup
 from .jobs import ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
@@ -48,6 +48,7 @@ __all__ = [
     "CustomerOverride",
     "CustomerSource",
     "CustomerTag",
+    "DeletionReason",
     "DeletionRequest",
     "DeletionStatus",
     "DuplicatePair",

@@ -10,6 +10,14 @@ class DeletionStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class DeletionReason(models.TextChoices):
+    """Why a customer is in the queue: a person asked, or a rule of the company did."""
+
+    REQUESTED = "requested", _("Requested")
+    IMPORT_ROLLBACK = "import_rollback", _("Import rolled back")
+    RETENTION = "retention", _("No appointment for a long time")
+
+
 class DeletionRequest(models.Model):
     """An entry of the "Customers to delete" queue.
 
@@ -39,6 +47,9 @@ class DeletionRequest(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+    )
+    reason = models.CharField(
+        _("reason"), max_length=20, choices=DeletionReason.choices, default=DeletionReason.REQUESTED
     )
     requested_in_branch = models.ForeignKey(
         "wagtail_clientdb.Branch",

@@ -1,4 +1,5 @@
 from django.conf import settings as django_settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
@@ -43,6 +44,17 @@ class ClientDBSettings(BaseGenericSetting):
         _("online cancellation until (hours before the start)"),
         default=24,
         help_text=_("Customers can cancel an online booking with the link in their confirmation email until then."),
+    )
+    anonymise_after_years = models.PositiveSmallIntegerField(
+        _("delete customers with no appointment for (years)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "When set, customers with no appointment for that many years (and entered at least that long ago) "
+            "are deleted through the “Customers to delete” queue; their past appointments are kept without "
+            "their name. Empty: customers are kept until someone deletes them."
+        ),
     )
 
     class Meta:

@@ -16,7 +16,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
-from ..forms.customers import CustomerForm
+from ..forms.customers import CustomerForm, FoundMeanwhile
 from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
@@ -264,6 +264,14 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
             # The form says it all (who, and what to do); no error banner above it.
             self.produced_error_message = None
         return valid
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except FoundMeanwhile:
+            # Created by a booking or an import since the form was checked: named as above.
+            self.produced_error_message = None
+            return self.form_invalid(form)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

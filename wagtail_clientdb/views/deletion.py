@@ -62,11 +62,12 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         MomentColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
         MomentColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
         Column("requested_by", label=_("Requested by"), accessor=requested_by),
+        Column("reason", label=_("Reason"), accessor="get_reason_display"),
         PostButtonsColumn("actions", queue_buttons, label=_("Actions")),
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "reason"]
     ordering = ["-requested_at"]
-    inspect_view_fields = ["status", "requested_by", "requested_in_branch", "requested_at", "last_attempt_at", "completed_at"]
+    inspect_view_fields = ["status", "reason", "requested_by", "requested_in_branch", "requested_at", "last_attempt_at", "completed_at"]
 
     def visible(self, viewer):
         return scope.visible_deletion_requests(viewer)
