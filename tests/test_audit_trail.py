@@ -8,6 +8,8 @@ from wagtail.log_actions import LogContext
 
 from tests.conftest import customer_url, make_appointment, make_customer, post_bulk, post_edit
 from tests.import_files import csv_bytes
+from tests.test_api import Api
+from tests.test_booking import at, book, haircut, open_branch, page, tomorrow  # noqa: F401 - fixtures
 from tests.test_import import confirm, job_of, upload
 from wagtail_clientdb import deletion, scope, signals
 from wagtail_clientdb.models import ClientDBLogEntry, ConsentEvent, Customer, CustomerGroup, DeletionStatus, ExportJob
@@ -171,3 +173,37 @@ def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, b
     assert ("created", sina.pk, None, None) in received
     assert ("changed", sina.pk, ["email"], None) in received
     assert received[-1] == ("deleted", sina.pk, None, "deletion_request")
+
+
+# --- Consent semantics: only an explicit yes or no changes it -----------------------------------------
+
+
+def test_a_booking_form_consent_names_the_booking_and_an_unticked_box_withdraws_nothing(client, page, haircut, open_branch):
+    book(client, page, haircut, at(open_branch, tomorrow(open_branch), 9), marketing_consent="on")
+    nora = Customer.objects.get(email="nora@example.com")
+    first = nora.appointments.get()
+    event = ConsentEvent.objects.get(customer=nora)
+    assert (event.given, event.channel, event.appointment) == (True, "form", first)
+    (entry,) = entries(nora, "wagtail_clientdb.consent_given")
+    assert entry.message == f"Marketing consent given (Booking form, appointment #{first.pk})"
+    # She books again without ticking the box: her consent stays, and nothing is recorded.
+    assert book(client, page, haircut, at(open_branch, tomorrow(open_branch), 11)).status_code == 302
+    nora.refresh_from_db()
+    assert nora.marketing_consent and nora.appointments.count() == 2 and ConsentEvent.objects.filter(customer=nora).count() == 1
+
+
+def test_the_api_changes_consent_only_when_it_is_sent(client, manager, scope_customers):
+    gloria = scope_customers["global_all"]
+    api = Api(client, manager)
+
+    def patch(data):
+        version = api.get(f"/customers/{gloria.pk}/").headers["ETag"]
+        return api.send("patch", f"/customers/{gloria.pk}/", data, {"If-Match": version})
+
+    assert patch({"marketing_consent": True}).status_code == 200
+    assert patch({"notes": "no word on consent"}).status_code == 200
+    gloria.refresh_from_db()
+    assert gloria.marketing_consent
+    assert patch({"marketing_consent": False}).status_code == 200
+    assert list(gloria.consent_events.order_by("pk").values_list("given", "channel")) == [(True, "api"), (False, "api")]
+    assert [e.message for e in entries(gloria, "wagtail_clientdb.edit_via_api")] == ["Changed via API: notes"]
