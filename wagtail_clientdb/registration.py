@@ -3,7 +3,8 @@
 Whoever books is first looked up by the identity rule (:mod:`wagtail_clientdb.matching`);
 a person found is booked as they are, and only what the booking form asked of them
 changes. Someone new becomes a customer with the scope of whoever registers them, the
-consent they gave (with its history), and, when they booked online, the default group.
+consent they gave (with its history), and, when they booked online, the default group
+(a dynamic default group needs nothing written: :func:`wagtail_clientdb.groups.join_default_group`).
 """
 
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from . import attributes as attribute_rules
-from . import matching, overrides, scope
+from . import groups, matching, overrides, scope
 from .consent import record_consent
-from .models import ClientDBSettings, Customer, CustomerGroup, CustomerSource
+from .models import ClientDBSettings, Customer, CustomerSource
 
 
 @dataclass
@@ -79,9 +80,7 @@ def register(viewer, details, *, source, channel, user=None, share_with=None):
     if details.consent:
         record_consent(customer, True, channel, user, previous=False)
     if online:
-        default_group = CustomerGroup.objects.filter(is_default=True).first()
-        if default_group is not None:
-            customer.groups.add(default_group)
+        groups.join_default_group(customer)
     return Registration(customer)
 
 

@@ -53,9 +53,9 @@ class ClientDBLogEntry(BaseLogEntry):
 
 def logged_models():
     """The models whose log entries are ClientDBLogEntry rows (registered in wagtail_hooks)."""
-    from . import Appointment, Branch, Customer, DeletionRequest
+    from . import Appointment, Branch, Customer, DeletionRequest, Segment
 
-    return (Customer, Appointment, DeletionRequest, Branch)
+    return (Customer, Appointment, DeletionRequest, Branch, Segment)
 
 
 class LogModelsInOrder(dict):

@@ -31,6 +31,7 @@ from ..models import (
     DeletionRequest,
     DeletionStatus,
     DuplicatePair,
+    Segment,
     Service,
 )
 from .common import ProtectedDeletionMixin
@@ -59,7 +60,7 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Service]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Segment, Service]
 
     def refused_deletion_url(self):
         return self.next_url
@@ -170,6 +171,15 @@ class AddTagsBulkAction(CustomerBulkAction):
 
 class AddToGroupForm(CustomerBulkForm):
     group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
+
+    def clean_group(self):
+        group = self.cleaned_data["group"]
+        if group.is_dynamic:
+            raise ValidationError(
+                _("“%(group)s” is a dynamic group: its members follow its segment “%(segment)s” and cannot be added by hand.")
+                % {"group": group, "segment": group.segment}
+            )
+        return group
 
 
 class AddToGroupBulkAction(CustomerBulkAction):
