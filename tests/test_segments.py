@@ -5,7 +5,7 @@ membership is read."""
 
 import csv
 import io
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 from django.db import connection
@@ -64,12 +64,11 @@ def test_the_listing_offers_to_save_its_filters_search_and_order_as_a_segment(lo
     client = login(staff_a)
     listing = client.get(customer_url("list"), {"tags": regulars["local_a"].tags.get().pk, "q": "o", "ordering": "-name", "p": "1"})
     button = next(b for b in listing.context["header_buttons"] if str(b.label) == "Save as segment")
-    query = parse_qs(urlsplit(button.url).query)["query"][0]
-    assert parse_qs(query) == {"tags": [str(regulars["local_a"].tags.get().pk)], "q": ["o"], "ordering": ["-name"]}
-
     form = client.get(button.url)
     assert form.status_code == 200
-    assert form.context["form"]["query"].value() == query
+    query = form.context["form"]["query"].value()
+    # The listing's filters, search and order; not its page.
+    assert parse_qs(query) == {"tags": [str(regulars["local_a"].tags.get().pk)], "q": ["o"], "ordering": ["-name"]}
     response = client.post(segment_url("add"), {"name": "Regulars with o", "query": query, "visibility": "private"})
     assert response.status_code == 302
     segment = Segment.objects.get(name="Regulars with o")
@@ -401,3 +400,36 @@ def test_query_count_of_a_segment_does_not_grow_with_its_rules(login, manager, s
                 client, api.format(many.pk), headers=headers
             ), (user, few.query)
 
+
+
+def test_bulk_delete_reaches_only_the_segments_the_user_may_change(login, staff_a, staff_b, manager, branch_a):
+    mine = make_segment(staff_b, "", name="Mine", visibility=SegmentVisibility.PRIVATE)
+    theirs = make_segment(staff_a, "", name="Theirs", visibility=SegmentVisibility.PRIVATE)
+    company = make_segment(manager, "", name="Company")
+    client = login(staff_b)
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "segment", "delete"))
+    assert client.get(f"{url}?id={theirs.pk}").status_code == 404
+    client.post(f"{url}?id=all")
+    assert set(Segment.objects.values_list("name", flat=True)) == {"Theirs", "Company"}
+    client.post(f"{url}?id={mine.pk}&id={theirs.pk}&id={company.pk}")
+    assert set(Segment.objects.values_list("name", flat=True)) == {"Theirs", "Company"}
+
+
+def test_naming_a_dynamic_group_where_groups_are_set_changes_nothing(login, manager, dynamic_group, scope_customers):
+    from wagtail_clientdb.imports.records import import_records
+
+    plain = CustomerGroup.objects.create(name="Plain")
+    customer = scope_customers["global_all"]
+    _saved, results, _batch = import_records(
+        scope.viewer_for_user(manager), [{"email": customer.email, "groups": ["VIPs", "Plain"]}]
+    )
+    assert [r.result for r in results] == ["updated"]
+    assert list(customer.groups.all()) == [plain]
+
+    client = login(manager)
+    headers = token_header(manager)
+    url = f"/api/v3/clientdb/customers/{customer.pk}/"
+    etag = client.get(url, headers=headers)["ETag"]
+    response = client.patch(url, {"groups": ["VIPs"]}, content_type="application/json", headers={**headers, "If-Match": etag})
+    assert response.status_code == 200 and response.json()["groups"] == []
+    assert not customer.groups.exists()

@@ -14,7 +14,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberCol
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, groups, listing, overrides, scope, segments, times
+from .. import attribute_types, attributes, booking_blocks, conf, deletion, export, exports, groups, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm
@@ -254,9 +254,9 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
 
     @property
     def save_as_segment_url(self):
-        """The segment form, filled with the listing's filters, search and order."""
+        """The segment form, given the listing's query string (it keeps the filters, search and order)."""
         url = reverse(Segment.snippet_viewset.get_url_name("add"))
-        return f"{url}?{urlencode({'query': segments.clean_query(self.request.GET)})}"
+        return f"{url}?{urlencode({'query': self.request.GET.urlencode()})}"
 
 
 class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.CreateView):
