@@ -109,12 +109,9 @@ class _SubqueryCount(Subquery):
     output_field = IntegerField()
 
 
-def member_count(viewer, group):
-    """How many members of the group ``viewer`` sees, as an expression (the group listing)."""
-    if group.is_dynamic:
-        return _SubqueryCount(member_keys(viewer, group))
-    visible = scope.visible_customers(viewer).filter(groups=group).order_by().values("pk")
-    return _SubqueryCount(visible)
+def dynamic_member_count(viewer, group):
+    """How many members of a dynamic group ``viewer`` sees, as an expression (the group listing)."""
+    return _SubqueryCount(member_keys(viewer, group))
 
 
 def join_default_group(customer):

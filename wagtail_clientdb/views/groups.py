@@ -59,6 +59,6 @@ class CustomerGroupViewSet(ScopedViewSetMixin, SnippetViewSet):
         viewer = scope.viewer_for_request(request)
         visible = scope.visible_customers(viewer).values("pk")
         by_hand = Count("customers", filter=Q(customers__in=visible))
-        by_rule = [When(pk=group.pk, then=groups.member_count(viewer, group)) for group in groups.dynamic_groups()]
+        by_rule = [When(pk=group.pk, then=groups.dynamic_member_count(viewer, group)) for group in groups.dynamic_groups()]
         count = Case(*by_rule, default=by_hand) if by_rule else by_hand
         return self.get_scoped_queryset(request).select_related("segment").annotate(customer_count=count)
