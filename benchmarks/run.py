@@ -482,7 +482,7 @@ def measure_export_clientdb(args):
     with Measurement("export-clientdb-csv", args.rows) as measured:
         queryset = listing.customers_as_listed(viewer, QueryDict())
         with open(output, "wb") as handle:
-            export.write_file(queryset, "csv", handle)
+            export.write_file(queryset, "csv", handle, viewer=viewer)
     return _check_export(measured.result, output, args.rows)
 
 

@@ -855,13 +855,14 @@ def measure_export(manager):
     from wagtail_clientdb.models import Customer
 
     rows = min(EXPORT_ROWS, Customer.objects.count())
-    queryset = listing.customers_as_listed(scope.Viewer(manager, True), QueryDict())[:rows]
+    viewer = scope.Viewer(manager, True)
+    queryset = listing.customers_as_listed(viewer, QueryDict())[:rows]
     counter = QueryCounter()
     with tempfile.TemporaryDirectory(prefix="clientdb-scale-") as folder:
         path = os.path.join(folder, "export.csv")
         with connection.execute_wrapper(counter), open(path, "wb") as output:
             start = time.perf_counter()
-            export.write_file(queryset, "csv", output)
+            export.write_file(queryset, "csv", output, viewer=viewer)
             seconds = time.perf_counter() - start
         lines, size = count_lines(path), os.path.getsize(path)
     if lines != rows + 1:

@@ -59,6 +59,7 @@ from wagtail_clientdb.models import (
     ImportBatch,
     ImportBatchPart,
     ImportJob,
+    Segment,
 )
 
 APP_LABEL = "wagtail_clientdb"
@@ -99,6 +100,8 @@ MARKERS = {
     "branch B name": PREFIX + "BranchName",
     "branch B slug": "zq7bmkbranchslug",
     "branch B address": PREFIX + "BranchAddress",
+    "segment of branch B": PREFIX + "SegmentShared",
+    "private segment of B's staff": PREFIX + "SegmentPrivate",
 }
 
 #: A value that is no object's id.
@@ -339,6 +342,20 @@ def build_world():
     export_job = ExportJob.objects.get(created_by=staff_b)
     assert export_job.branch == branch_b and export_job.file, export_job.status
 
+    # B's saved filters: one shared with the branch, one private, both saved from B's listing;
+    # and a dynamic group whose rule (B's local tag) finds B's customer when B looks.
+    for name, visibility in [("segment of branch B", "branch"), ("private segment of B's staff", "private")]:
+        _admin_post(
+            client,
+            _snippet_url(Segment, "add"),
+            {"name": MARKERS[name], "query": f"q={MARKERS['local customer last name']}", "visibility": visibility, "branch": branch_b.pk},
+        )
+    b_segments = list(Segment.objects.filter(owner=staff_b).values_list("pk", flat=True))
+    assert len(b_segments) == 2
+    b_tag = local_b.tags.get()
+    rule = Segment.objects.create(name="Walk rule", query=f"tags={b_tag.pk}", owner=manager, visibility="company")
+    CustomerGroup.objects.create(name="Walk dynamic group", segment=rule)
+
     world = World(
         branch_a=branch_a,
         branch_b=branch_b,
@@ -367,6 +384,7 @@ def build_world():
         ImportJob: [import_job.pk],
         ImportBatch: [import_batch.pk],
         ExportJob: [export_job.pk],
+        Segment: [*b_segments, rule.pk],
         Customer.tags.through: list(tagged_items.values_list("pk", flat=True)),
         tag_model: list(local_b.tags.values_list("pk", flat=True)),
         get_user_model(): [staff_b.pk],
@@ -443,6 +461,7 @@ def b_state(world):
         "import batches": _rows(ImportBatch.objects.filter(branch=branch_b)),
         "import batch parts": _rows(ImportBatchPart.objects.filter(batch__branch=branch_b)),
         "export jobs": _rows(exports.distinct()),
+        "segments": _rows(Segment.objects.filter(owner=staff_b) | Segment.objects.filter(branch=branch_b)),
         "files": [
             _file_bytes(field_file)
             for job in [*imports.distinct(), *exports.distinct()]
@@ -783,6 +802,8 @@ OTHER_FIELDS = {
     "import_valid_rows": "on",
     "marketing_consent": "on",
     "external_id": "hostile-1",
+    "visibility": "branch",
+    "query": "q=hostile",
     "next": "/admin/",
 }
 

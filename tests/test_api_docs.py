@@ -13,7 +13,7 @@ from wagtail.models import APIToken
 
 from tests.conftest import make_appointment, make_customer, make_service
 from wagtail_clientdb.consent import record_consent
-from wagtail_clientdb.models import AttributeDefinition, ConsentChannel, CustomerGroup
+from wagtail_clientdb.models import AttributeDefinition, ConsentChannel, CustomerGroup, Segment
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 EXAMPLE = re.compile(r"```sh\n(?P<command>curl .*?)\n```\s*```http\n(?P<answer>.*?)\n```", re.S)
@@ -80,11 +80,16 @@ def variables(db, make_user, staff_group, manager_group, branch_a, scope_custome
     appointment = make_appointment(scope_customers["local_a"], branch_a, days=3, service="Cut")
     staff = make_user("doc_staff", groups=[staff_group], branches=[branch_a])
     head_office = make_user("doc_head_office", groups=[manager_group])
+    scope_customers["local_a"].tags.add("regular")
+    regulars = Segment.objects.create(
+        name="Regulars", query=f"tags={anna.tags.get().pk}&ordering=name", owner=head_office, visibility="company"
+    )
     return {
         "HEAD_OFFICE_TOKEN": APIToken.create_token(user=head_office, name="docs")[1],
         "TOKEN": APIToken.create_token(user=staff, name="docs")[1],
         "CUSTOMER_ID": anna.pk,
         "APPOINTMENT_ID": appointment.pk,
+        "SEGMENT_ID": regulars.pk,
     }
 
 
@@ -115,7 +120,7 @@ def test_every_endpoint_has_an_example(client, db):
     schema = client.get("/api/v3/openapi.json").json()
     documented = set()
     for command, _answer in examples():
-        method, path, _headers, _data = parse_command(command, {"CUSTOMER_ID": 1, "APPOINTMENT_ID": 1, "BATCH_ID": 1})
+        method, path, _headers, _data = parse_command(command, {"CUSTOMER_ID": 1, "APPOINTMENT_ID": 1, "BATCH_ID": 1, "SEGMENT_ID": 1})
         documented.add((method, re.sub(r"/\d+/", "/{id}/", path.split("?")[0])))
     for path, operations in schema["paths"].items():
         if "/clientdb/" not in path:

@@ -13,7 +13,7 @@ from wagtail.models import APIToken
 from tests.conftest import make_appointment
 from wagtail_clientdb import scope
 from wagtail_clientdb.imports.records import import_records
-from wagtail_clientdb.models import Appointment, BranchBookings, Customer, CustomerOverride, DeletionRequest, ImportBatch
+from wagtail_clientdb.models import Appointment, BranchBookings, Customer, CustomerOverride, DeletionRequest, ImportBatch, Segment
 
 MARKERS = ("Lars", "Localb", "lars@example.com")
 
@@ -51,6 +51,8 @@ def test_a_branch_token_reaches_nothing_of_another_branch_through_any_route(
     staff_b = make_user("staff_b_walk", groups=[staff_group], branches=[branch_b])
     _saved, _results, batch_b = import_records(scope.Viewer(staff_b, False, (branch_b,)), [{"email": "lars@example.com", "notes": "from B"}])
     assert batch_b is not None and batch_b.updated == 1
+    # A segment of B's staff, shared with B, that finds B's local customer.
+    segment_b = Segment.objects.create(name="B's", query="q=Lars", owner=staff_b, visibility="branch", branch=branch_b)
     _token, secret = APIToken.create_token(user=staff_a, name="walk")
     headers = {"Authorization": f"Bearer {secret}", "If-Match": '"1.0"'}
     # Bodies that would change B's objects if a route let them through; the bulk records match
@@ -72,6 +74,7 @@ def test_a_branch_token_reaches_nothing_of_another_branch_through_any_route(
             path.replace("{customer_id}", str(local_b.pk))
             .replace("{appointment_id}", str(appointment_b.pk))
             .replace("{batch_id}", str(batch_b.pk))
+            .replace("{segment_id}", str(segment_b.pk))
         )
         for query in ("", f"?branch={branch_b.slug}", "?q=Lars"):
             response = client.generic(method.upper(), url + query, json.dumps(body), content_type="application/json", headers=headers)

@@ -2,17 +2,29 @@
 in the customer's history and the history report, scoped by the branch rules; and the signals
 a project connects to, sent once a change is committed."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
 from wagtail.log_actions import LogContext
+from wagtail.models import Site
 
-from tests.conftest import customer_url, make_appointment, make_customer, post_bulk, post_edit
+from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk, post_edit
 from tests.import_files import csv_bytes
 from tests.test_api import Api
-from tests.test_booking import at, book, haircut, open_branch, page, tomorrow  # noqa: F401 - fixtures
+from tests.test_booking import at, book, tomorrow
 from tests.test_import import confirm, job_of, upload
 from wagtail_clientdb import deletion, scope, signals
-from wagtail_clientdb.models import ClientDBLogEntry, ConsentEvent, Customer, CustomerGroup, DeletionStatus, ExportJob
+from wagtail_clientdb.models import (
+    BookingPage,
+    ClientDBLogEntry,
+    ConsentEvent,
+    Customer,
+    CustomerGroup,
+    DeletionStatus,
+    ExportJob,
+    OpeningHours,
+)
 
 
 def entries(customer, action):
@@ -99,8 +111,8 @@ def test_an_export_is_logged_with_who_which_filters_and_how_many_rows(login, man
     assert ClientDBLogEntry.objects.viewable_by_user(manager).filter(pk=entry.pk).exists()
     assert not ClientDBLogEntry.objects.viewable_by_user(staff_b).filter(pk=entry.pk).exists()
     # The export's own page says there is no file to download again.
-    page = client.get(customer_url("export_job", job.pk)).content.decode()
-    assert "2 customers exported. The file is not kept here" in page and "data-clientdb-export-download" not in page
+    shown = client.get(customer_url("export_job", job.pk)).content.decode()
+    assert "2 customers exported. The file is not kept here" in shown and "data-clientdb-export-download" not in shown
 
 
 def test_deletion_requested_blocked_cancelled_and_completed_are_logged(manager, branch_a):
@@ -137,12 +149,12 @@ def test_the_history_report_filters_by_branch_and_shows_only_what_the_reader_may
     # The results alone: the page around them would also show the messages of the saves above.
     url = reverse("wagtail_clientdb:history_results")
     assert login(manager).get(reverse("wagtail_clientdb:history")).status_code == 200
-    page = login(manager).get(url, {"branch": branch_a.pk}).content.decode()
-    assert "Localalpha" in page and "Localbeta" not in page
-    page = login(manager).get(url).content.decode()
-    assert "Localalpha" in page and "Localbeta" in page
-    page = login(staff_b).get(url).content.decode()
-    assert "Localbeta" in page and "Localalpha" not in page
+    results = login(manager).get(url, {"branch": branch_a.pk}).content.decode()
+    assert "Localalpha" in results and "Localbeta" not in results
+    results = login(manager).get(url).content.decode()
+    assert "Localalpha" in results and "Localbeta" in results
+    results = login(staff_b).get(url).content.decode()
+    assert "Localbeta" in results and "Localalpha" not in results
     # Another branch as a filter value is no way in.
     assert "Localalpha" not in login(staff_b).get(url, {"branch": branch_a.pk}).content.decode()
 
@@ -176,6 +188,25 @@ def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, b
 
 
 # --- Consent semantics: only an explicit yes or no changes it -----------------------------------------
+
+
+@pytest.fixture
+def open_branch(branch_a):
+    for weekday in range(7):
+        OpeningHours.objects.create(branch=branch_a, weekday=weekday, opens=datetime.time(9), closes=datetime.time(12))
+    return branch_a
+
+
+@pytest.fixture
+def haircut(open_branch):
+    return make_service("Haircut", open_branch, duration=60)
+
+
+@pytest.fixture
+def page(open_branch, haircut):
+    home = Site.objects.get(is_default_site=True).root_page
+    return home.add_child(instance=BookingPage(title="Book at Alpha", slug="book-alpha", branch=open_branch))
+
 
 
 def test_a_booking_form_consent_names_the_booking_and_an_unticked_box_withdraws_nothing(client, page, haircut, open_branch):

@@ -204,6 +204,11 @@ SEEN_BY_B = [
     ),
     ("wagtailadmin_tag_model_autocomplete", "staff_b", ["local customer tag"]),
     ("wagtail_bulk_action", "staff_b", ["local customer first name"]),
+    (
+        "wagtailsnippets_wagtail_clientdb_segment:list",
+        "staff_b",
+        ["segment of branch B", "private segment of B's staff"],
+    ),
 ]
 
 

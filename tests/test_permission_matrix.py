@@ -229,3 +229,34 @@ def test_merge(login, users, scope_customers, role, name):
         assert response.status_code in (403, 404) and customer.last_name not in response.content.decode()
     client.post(url, {"survivor": customer.pk, "versions": f'{{"{customer.pk}": {customer.version}, "{duplicate.pk}": {duplicate.version}}}', "confirm": "1"})
     assert Customer.objects.filter(pk=duplicate.pk).exists() == (name not in MERGEABLE[role])
+
+
+#: Saved filters: a private one of staff A, one shared with branch A, one with the company.
+VISIBLE_SEGMENTS = {
+    "manager": {"branch_a", "company"},
+    "staff_a": {"private_a", "branch_a", "company"},
+    "staff_b": {"company"},
+    "editor": {"company"},
+}
+#: Who may change them (the owner; managers the shared ones).
+CHANGEABLE_SEGMENTS = {"manager": {"branch_a", "company"}, "staff_a": {"private_a", "branch_a"}, "staff_b": set(), "editor": set()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_segments_are_listed_opened_and_changed_by_their_sharing(login, users, branch_a, role):
+    from wagtail_clientdb.models import Segment
+
+    segments = {
+        "private_a": Segment.objects.create(name="Private A", owner=users["staff_a"], visibility="private"),
+        "branch_a": Segment.objects.create(name="Branch A", owner=users["staff_a"], visibility="branch", branch=branch_a),
+        "company": Segment.objects.create(name="Company", owner=users["manager"], visibility="company"),
+    }
+    client = login(users[role])
+    listing = client.get(reverse("wagtailsnippets_wagtail_clientdb_segment:list"))
+    assert {s.pk for s in listing.context["object_list"]} == {segments[n].pk for n in VISIBLE_SEGMENTS[role]}
+    for name, segment in segments.items():
+        response = client.get(reverse("wagtailsnippets_wagtail_clientdb_segment:edit", args=(segment.pk,)))
+        if name not in VISIBLE_SEGMENTS[role]:
+            assert response.status_code == 404
+        else:
+            assert response.status_code == (200 if name in CHANGEABLE_SEGMENTS[role] else 302)

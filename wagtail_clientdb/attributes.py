@@ -4,6 +4,9 @@ the rules for changing or deleting a definition that values already use.
 Types and validation of single values live in :mod:`wagtail_clientdb.attribute_types`.
 """
 
+import contextvars
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -17,10 +20,34 @@ from .models import Appointment, AttributeDefinition, AttributeTarget, Customer,
 FIELD_PREFIX = "attr__"
 
 
+#: target → active definitions, while :func:`definitions_read_once` holds.
+_read_once = contextvars.ContextVar("wagtail_clientdb_active_definitions", default=None)
+
+
 def active_definitions(target):
     """The active definitions in their order (the same order wherever they are listed: an
     export's attribute columns and an import's reading of their headings agree)."""
-    return list(AttributeDefinition.objects.filter(applies_to=target, is_active=True).order_by("sort_order", "label", "pk"))
+    read = _read_once.get()
+    if read is not None and target in read:
+        return list(read[target])
+    found = list(AttributeDefinition.objects.filter(applies_to=target, is_active=True).order_by("sort_order", "label", "pk"))
+    if read is not None:
+        read[target] = found
+    return found
+
+
+@contextmanager
+def definitions_read_once():
+    """Within the block, the definitions are read once per target: the rules of several dynamic
+    groups, each a listing of its own, cost one query and not one per group."""
+    if _read_once.get() is not None:
+        yield
+        return
+    token = _read_once.set({})
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
 
 
 def holders(definition):

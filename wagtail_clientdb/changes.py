@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attributes, audit, overrides, scope, times, versions
+from . import attributes, audit, groups, overrides, scope, times, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
@@ -212,6 +212,6 @@ def _check_external_id(external_id, customer):
 
 def _set_relations(customer, values):
     if "groups" in values:
-        customer.groups.set(values["groups"])
+        customer.groups.set(groups.settable(values["groups"]))
     if "tags" in values:
         customer.tags.set(values["tags"])

@@ -27,7 +27,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from . import attribute_types, attributes, bulk, cell_values
+from . import attribute_types, attributes, bulk, cell_values, groups
 from .contact import spaced_international
 from .imports import columns as fields
 from .models import AttributeTarget, AttributeType, Branch, Customer, CustomerSource, TaggedCustomer
@@ -101,10 +101,12 @@ class ExportColumns:
     """The columns of one export: the standard ones, then one per active customer attribute.
 
     Made when the export is asked for, so that the headings are in the language of the
-    user who asked, even when the rows are written later.
+    user who asked, even when the rows are written later. ``viewer``: whose listing is
+    exported, in whose scope dynamic groups are evaluated (:mod:`wagtail_clientdb.groups`).
     """
 
-    def __init__(self):
+    def __init__(self, viewer):
+        self.viewer = viewer
         self.definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         self.headings = [str(fields.EXPORT_HEADINGS[target]) for target in STANDARD_COLUMNS]
         self.headings += fields.attribute_headings(self.definitions)
@@ -140,7 +142,8 @@ class ExportColumns:
         yes, no, all_branches, sources, labels = self.yes, self.no, self.all_branches, self.sources, self.branches
         attribute_values = self.attribute_values
         keys = [definition.key for definition in self.definitions]
-        for chunk, groups, tags, branches in _chunks(queryset, self.timezone, labels, with_attributes=bool(keys)):
+        chunks = _chunks(queryset, self.viewer, self.timezone, labels, with_attributes=bool(keys))
+        for chunk, group_names, tags, branches in chunks:
             rows = [
                 [
                     values[_FIRST_NAME],
@@ -150,7 +153,7 @@ class ExportColumns:
                     values[_NOTES],
                     values[_BIRTHDAY],
                     yes if values[_CONSENT] else no,
-                    groups.get(values[_PK], ""),
+                    group_names.get(values[_PK], ""),
                     tags.get(values[_PK], ""),
                     labels.get(values[_HOME_BRANCH], "")
                     if values[_HOME_BRANCH]
@@ -185,10 +188,10 @@ class ExportColumns:
         return self.csv_cell(str(value))
 
 
-def _chunks(queryset, tz, branch_labels, *, with_attributes=True):
+def _chunks(queryset, viewer, tz, branch_labels, *, with_attributes=True):
     """The customers of a listing queryset in chunks: ``(values of ROW_FIELDS per customer,
     and by customer pk: group names, tag names, branch labels, each sorted and joined)``.
-    One query for the rows, one per relation and chunk. Without attribute columns, the
+    One query for the rows, one per relation and chunk (and per dynamic group and chunk). Without attribute columns, the
     attribute values are not even read. The creation time comes as text in ``tz`` to the
     second ("2026-03-01 14:05:09"), made by the database, which is cheaper than making a
     datetime of every row and converting it."""
@@ -201,7 +204,7 @@ def _chunks(queryset, tz, branch_labels, *, with_attributes=True):
         pks = [values[_PK] for values in chunk]
         yield (
             chunk,
-            _names_by_customer(Customer.groups.through, "customer_id", "customergroup__name", pks),
+            {pk: ", ".join(names) for pk, names in groups.names_by_customer(viewer, pks).items()},
             _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
             _names_by_customer(Customer.branches.through, "customer_id", "branch_id", pks, branch_labels),
         )
@@ -214,14 +217,14 @@ def _names_by_customer(model, owner, name, pks, labels=None):
     return {pk: ", ".join(sorted(values)) for pk, values in names.items()}
 
 
-def stream_csv(queryset, columns=None, delimiter=","):
+def stream_csv(queryset, columns=None, delimiter=",", *, viewer=None):
     """CSV text, chunk by chunk: UTF-8 with a BOM, so that Excel reads umlauts right.
 
     Standard cells are written as they are (the csv module writes ``None`` as empty and
     dates in ISO form); only their text is checked for formula triggers, and only where
     the first character is suspect, which spares the check for nearly every cell.
     """
-    columns = columns or ExportColumns()
+    columns = columns or ExportColumns(viewer)
     text_positions = [
         (index, neutralise_csv_phone if target == fields.PHONE else neutralise_csv)
         for index, target in enumerate(STANDARD_COLUMNS)
@@ -285,10 +288,10 @@ def column_widths(headings, rows):
     return [min(max(width + 2, XLSX_MIN_WIDTH), XLSX_MAX_WIDTH) for width in widths]
 
 
-def write_xlsx(queryset, output, columns=None):
+def write_xlsx(queryset, output, columns=None, *, viewer=None):
     """The export as a workbook: a bold, frozen heading row, columns as wide as the values
     of the first chunk of rows, phones and other text as text cells, dates as date cells."""
-    columns = columns or ExportColumns()
+    columns = columns or ExportColumns(viewer)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(columns.sheet_title)
     chunks = columns.row_chunks(queryset)
@@ -307,17 +310,17 @@ def write_xlsx(queryset, output, columns=None):
     workbook.save(output)
 
 
-def csv_response(queryset, filename, delimiter=","):
+def csv_response(queryset, filename, delimiter=",", *, viewer):
     # The headings are made now, in the admin user's language; the rows stream later.
-    rows = stream_csv(queryset, ExportColumns(), delimiter)
+    rows = stream_csv(queryset, ExportColumns(viewer), delimiter)
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 
 
-def xlsx_response(queryset, filename):
+def xlsx_response(queryset, filename, *, viewer):
     output = tempfile.TemporaryFile()
-    write_xlsx(queryset, output)
+    write_xlsx(queryset, output, viewer=viewer)
     output.seek(0)
     return FileResponse(
         output,
@@ -327,10 +330,10 @@ def xlsx_response(queryset, filename):
     )
 
 
-def write_file(queryset, export_format, output, delimiter=","):
+def write_file(queryset, export_format, output, delimiter=",", *, viewer):
     """Write an export to a binary file object (background exports, the export command)."""
     if export_format == "xlsx":
-        write_xlsx(queryset, output)
+        write_xlsx(queryset, output, viewer=viewer)
         return
-    for chunk in stream_csv(queryset, delimiter=delimiter):
+    for chunk in stream_csv(queryset, delimiter=delimiter, viewer=viewer):
         output.write(chunk.encode("utf-8"))

@@ -85,7 +85,8 @@ def run_export_job(job):
     try:
         with tempfile.TemporaryFile() as output, translation.override(language), timezone.override(zone):
             rows = listing.count_exactly(queryset)
-            export.write_file(queryset, job.format, output, export.delimiter_named(params.get("delimiter")))
+            delimiter = export.delimiter_named(params.get("delimiter"))
+            export.write_file(queryset, job.format, output, delimiter, viewer=viewer)
             output.seek(0)
             job.file.save(f"export.{job.format}", File(output), save=False)
     except Exception:

@@ -13,7 +13,7 @@ from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adap
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
-from . import archive, attributes, scope, times
+from . import archive, attributes, groups, scope, times
 from . import visits as visit_rules
 from .models import (
     Appointment,
@@ -93,7 +93,7 @@ class CustomerFilterSet(ClientDBFilterSet):
     )
     groups = django_filters.ModelMultipleChoiceFilter(
         label=_("Groups"),
-        queryset=CustomerGroup.objects.order_by("name"),
+        queryset=CustomerGroup.objects.select_related("segment").order_by("name"),
         method="filter_groups",
         widget=forms.CheckboxSelectMultiple,
     )
@@ -221,9 +221,8 @@ class CustomerFilterSet(ClientDBFilterSet):
         return queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__in=value).values("content_object"))
 
     def filter_groups(self, queryset, name, value):
-        if not value:
-            return queryset
-        return queryset.filter(pk__in=Customer.groups.through.objects.filter(customergroup__in=value).values("customer"))
+        # Dynamic groups by their rule, in the viewer's scope (wagtail_clientdb.groups).
+        return queryset.filter(groups.in_any_q(self.viewer, value)) if value else queryset
 
 
 class AppointmentPeriod(models.TextChoices):

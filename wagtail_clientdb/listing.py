@@ -85,21 +85,35 @@ def display_branch(viewer, filters):
     return None
 
 
-def filtered(filters, queryset):
+def filtered(filters, queryset, *, strict=False):
     """The filters in force. Filters the form refuses (shown with their errors) are not
-    applied, but archived customers stay out all the same, as by default."""
+    applied, but archived customers stay out all the same, as by default; ``strict`` (a
+    saved segment) lists nobody instead, so that a rule never widens to everyone."""
     if filters is not None and filters.is_valid():
         return filters.filter_queryset(queryset)
+    if strict:
+        return queryset.none()
     return archive.in_list(queryset)
 
 
-def customers_as_listed(viewer, params):
+def customers_as_listed(viewer, params, *, strict=False):
     """The listing of ``viewer`` for query parameters ``params`` (filters, ``q``, ``ordering``)."""
+    return listed(viewer, params, strict=strict)[0]
+
+
+def listed(viewer, params, *, strict=False):
+    """The listing of ``viewer`` for ``params``, and the branch whose values it shows.
+
+    Filters that do not hold for the viewer (a tag none of its customers carries, a group
+    deleted since) are left out, as the admin listing leaves them out; ``strict`` (a saved
+    segment) lists nobody instead, so that a rule never widens to everyone.
+    """
     from .filters import CustomerFilterSet
 
     filters = CustomerFilterSet(data=params, viewer=viewer)
-    queryset = filtered(filters, listing_queryset(viewer, display_branch(viewer, filters)))
-    return order(search(queryset, params.get("q", "").strip()), params.get("ordering"))
+    branch = display_branch(viewer, filters)
+    queryset = filtered(filters, listing_queryset(viewer, branch), strict=strict)
+    return order(search(queryset, params.get("q", "").strip()), params.get("ordering")), branch
 
 
 class Segment:
@@ -241,17 +255,17 @@ def count(queryset):
     planner expects ten times the limit, its estimate is taken without counting at all.
     """
     limit = conf.get("LISTING_EXACT_COUNT_LIMIT")
-    keys = _keys(queryset)
-    connection = connections[keys.db]
+    pks = keys(queryset)
+    connection = connections[pks.db]
     estimate = None
-    if keys.query.is_empty():
+    if pks.query.is_empty():
         return 0, False
     if connection.vendor == "postgresql":
-        estimate = round(json.loads(keys.explain(format="json"))[0]["Plan"]["Plan Rows"])
+        estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
         if estimate > 10 * limit:
             return estimate, True
     with without_jit(connection):
-        counted = keys[: limit + 1].count()
+        counted = pks[: limit + 1].count()
     if counted <= limit:
         return counted, False
     if estimate is None:
@@ -259,16 +273,17 @@ def count(queryset):
     return max(limit + 1, estimate), True
 
 
-def _keys(queryset):
+def keys(queryset):
+    """The pks of a listing's customers, as a subquery (no order, no prefetching)."""
     return queryset.order_by().prefetch_related(None).values("pk")
 
 
 def count_exactly(queryset):
-    return _keys(queryset).count()
+    return keys(queryset).count()
 
 
 def has_more_than(queryset, limit):
-    return _keys(queryset)[: limit + 1].count() > limit
+    return keys(queryset)[: limit + 1].count() > limit
 
 
 class ListingPaginator(WagtailPaginator):

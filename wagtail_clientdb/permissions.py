@@ -99,8 +99,38 @@ class DuplicatePairPermissionPolicy(SeenThroughCustomersPolicy):
         return self.customers.user_has_permission(user, "change")
 
 
+class SegmentPermissionPolicy(ScopedPermissionPolicy):
+    """Segments have no permissions of their own: whoever may reach customers may save segments
+    and use those shared with them (:func:`segments.visible_segments`), each in their own scope.
+    Changed and deleted by their owner, and the shared ones by managers (:func:`segments.may_change`)."""
+
+    def __init__(self, model):
+        from . import segments
+
+        super().__init__(model, segments.visible_segments)
+
+    @property
+    def customers(self):
+        from .models import Customer
+
+        return ModelPermissionPolicy(Customer)
+
+    def user_has_permission(self, user, action):
+        return self.customers.user_has_any_permission(user, ANY_ACTION)
+
+    def users_with_any_permission(self, actions):
+        return self.customers.users_with_any_permission(ANY_ACTION)
+
+    def user_has_permission_for_instance(self, user, action, instance):
+        from . import segments
+
+        if not super().user_has_permission_for_instance(user, action, instance):
+            return False
+        return action not in ("change", "delete") or segments.may_change(scope.viewer_for_user(user), instance)
+
+
 def register_permission_policies():
-    from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair, ExportJob, ImportJob
+    from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair, ExportJob, ImportJob, Segment
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
     register_permission_policy(Appointment, ScopedPermissionPolicy(Appointment, scope.visible_appointments))
@@ -112,3 +142,4 @@ def register_permission_policies():
         register_permission_policy(
             job_model, SeenThroughCustomersPolicy(job_model, lambda viewer, model=job_model: scope.visible_jobs(viewer, model))
         )
+    register_permission_policy(Segment, SegmentPermissionPolicy(Segment))

@@ -18,7 +18,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 
-from . import attribute_types, attributes, times
+from . import attribute_types, attributes, groups, scope, times
 from .models import AttributeTarget, ClientDBLogEntry, Customer, OnlineBookingBlock
 
 RECORD_FIELDS = (
@@ -70,7 +70,8 @@ def collect(customer):
         },
         "sharing": sharing,
         "attributes": _attributes(AttributeTarget.CUSTOMER, customer.attributes),
-        "groups": sorted(group.name for group in customer.groups.all()),
+        # Dynamic groups too, as the head office sees them.
+        "groups": groups.names_of(scope.Viewer(None, True), customer),
         "tags": sorted(tag.name for tag in customer.tags.all()),
         "local_values": [
             {

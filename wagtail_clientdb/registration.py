@@ -3,7 +3,8 @@
 Whoever books is first looked up by the identity rule (:mod:`wagtail_clientdb.matching`);
 a person found is booked as they are, and only what the booking form asked of them
 changes. Someone new becomes a customer with the scope of whoever registers them, the
-consent they gave (with its history), and, when they booked online, the default group.
+consent they gave (with its history), and, when they booked online, the default group
+(a dynamic default group needs nothing written: :func:`wagtail_clientdb.groups.join_default_group`).
 """
 
 from dataclasses import dataclass, field
@@ -12,9 +13,9 @@ from django.db import transaction
 from wagtail.log_actions import log
 
 from . import attributes as attribute_rules
-from . import audit, matching, overrides, scope
+from . import audit, groups, matching, overrides, scope
 from .consent import record_consent
-from .models import ClientDBSettings, Customer, CustomerGroup, CustomerSource
+from .models import ClientDBSettings, Customer, CustomerSource
 
 
 @dataclass
@@ -81,9 +82,7 @@ def register(viewer, details, *, source, channel, user=None, share_with=None):
         customer.branches.add(share_with)
     consent = record_consent(customer, True, channel, user, previous=False) if details.consent else None
     if online:
-        default_group = CustomerGroup.objects.filter(is_default=True).first()
-        if default_group is not None:
-            customer.groups.add(default_group)
+        groups.join_default_group(customer)
     log(customer, "wagtail_clientdb.create_by_booking", user=user, data={"source": source})
     audit.customer_created([customer.pk], source=source)
     return Registration(customer, consent=consent)

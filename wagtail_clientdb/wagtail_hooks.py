@@ -34,6 +34,7 @@ from .views.customers import CustomerViewSet
 from .views.deletion import DeletionRequestViewSet
 from .views.duplicates import DuplicatePairViewSet
 from .views.groups import CustomerGroupViewSet
+from .views.segments import SegmentViewSet
 from .views.services import ServiceViewSet
 
 
@@ -43,6 +44,7 @@ class ClientDBViewSetGroup(SnippetViewSetGroup):
     menu_order = 150
     items = (
         CustomerViewSet,
+        SegmentViewSet,
         DuplicatePairViewSet,
         AppointmentViewSet,
         CustomerGroupViewSet,

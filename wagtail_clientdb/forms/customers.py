@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from .. import attribute_types, attributes, matching, overrides, scope, times, versions
+from .. import attribute_types, attributes, groups, matching, overrides, scope, times, versions
 from ..consent import record_consent
 from ..contact import PHONE_INVALID_MESSAGE, format_phone, normalise_email, normalise_text, parse_phone
 from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
@@ -85,6 +85,9 @@ class CustomerForm(WagtailAdminModelForm):
         stored = self.effective.attributes if self.effective else self.instance.attributes
         attributes.add_form_fields(self, self.attribute_definitions, stored)
 
+        if "groups" in self.fields:
+            # A dynamic group's members follow its rule: it is not chosen by hand.
+            self.fields["groups"].queryset = groups.manual_groups().order_by("name")
         if self.mode == scope.EditMode.OVERRIDE:
             self._limit_to_local_fields()
         else:

@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
-from .. import attribute_types, cell_values, times
+from .. import attribute_types, cell_values, groups, times
 from ..contact import normalise_email, normalise_text, parse_phone
 from ..matching import IdentityKeys
 from ..models import Customer
@@ -237,7 +237,8 @@ def clean_row(cells, context):
         unknown = [name for name in names if name.casefold() not in context.groups]
         if unknown:
             raise ValidationError(_("Unknown group: %(names)s."), params={"names": ", ".join(unknown)})
-        values.groups = [context.groups[name.casefold()] for name in names]
+        # Dynamic groups are listed by exports but change nothing: their members follow their rule.
+        values.groups = groups.settable([context.groups[name.casefold()] for name in names])
 
     def clean_tags(text):
         values.tags = [tag[:100] for tag in text] if isinstance(text, list) else context.parse_tags(text)

@@ -20,6 +20,7 @@ from .group import CustomerGroup
 from .jobs import ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .merge import CustomerMerge
+from .segment import Segment, SegmentVisibility
 from .service import Service
 from .settings import ClientDBSettings
 
@@ -61,6 +62,8 @@ __all__ = [
     "JobStatus",
     "OpeningHours",
     "SavedImportMapping",
+    "Segment",
+    "SegmentVisibility",
     "Service",
     "TaggedCustomer",
     "Weekday",

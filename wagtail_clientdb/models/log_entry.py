@@ -70,9 +70,9 @@ class ClientDBLogEntry(BaseLogEntry):
 
 def logged_models():
     """The models whose log entries are ClientDBLogEntry rows (registered in wagtail_hooks)."""
-    from . import Appointment, Branch, Customer, DeletionRequest, ExportJob, ImportJob
+    from . import Appointment, Branch, Customer, DeletionRequest, ExportJob, ImportJob, Segment
 
-    return (Customer, Appointment, DeletionRequest, Branch, ImportJob, ExportJob)
+    return (Customer, Appointment, DeletionRequest, Branch, ImportJob, ExportJob, Segment)
 
 
 class LogModelsInOrder(dict):

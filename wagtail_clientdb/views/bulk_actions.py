@@ -34,6 +34,7 @@ from ..models import (
     DeletionRequest,
     DeletionStatus,
     DuplicatePair,
+    Segment,
     Service,
 )
 from .common import ProtectedDeletionMixin
@@ -62,7 +63,7 @@ class ScopedBulkActionMixin:
 
 
 class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
-    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Service]
+    models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Segment, Service]
 
     def refused_deletion_url(self):
         return self.next_url
@@ -198,6 +199,15 @@ class RemoveTagsBulkAction(CustomerBulkAction):
 
 class AddToGroupForm(CustomerBulkForm):
     group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
+
+    def clean_group(self):
+        group = self.cleaned_data["group"]
+        if group.is_dynamic:
+            raise ValidationError(
+                _("“%(group)s” is a dynamic group: its members follow its segment “%(segment)s” and cannot be added by hand.")
+                % {"group": group, "segment": group.segment}
+            )
+        return group
 
 
 class AddToGroupBulkAction(CustomerBulkAction):

@@ -5,6 +5,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
@@ -13,11 +14,11 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberCol
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, listing, overrides, scope, times
+from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, groups, listing, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm, FoundMeanwhile
-from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule
+from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import duplicates as duplicates_view
@@ -111,8 +112,9 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             filename = f"customers-{times.today(zone):%Y-%m-%d}"
             with timezone.override(zone):
                 if export_format == "csv":
-                    return export.csv_response(queryset, filename, export.delimiter_named(request.GET.get("delimiter")))
-                return export.xlsx_response(queryset, filename)
+                    delimiter = export.delimiter_named(request.GET.get("delimiter"))
+                    return export.csv_response(queryset, filename, delimiter, viewer=self.viewer)
+                return export.xlsx_response(queryset, filename, viewer=self.viewer)
         return super().get(request, *args, **kwargs)
 
     @cached_property
@@ -162,7 +164,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             ),
             Column("email", label=_("Email"), accessor="eff_email", sort_key="email"),
             Column("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
-            Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(g.name for g in c.groups.all())),
+            Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(c.group_names)),
             Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
             MostBookingsColumn(
                 "bookings_count",
@@ -175,6 +177,10 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             MomentColumn("created_at", label=_("Created"), sort_key="created_at", zone=lambda c: self.display_branch),
             *self.attribute_columns,
         ]
+
+    def get_table(self, object_list):
+        # The groups of the page's customers, dynamic ones included, in a query per dynamic group.
+        return super().get_table(groups.attach_names(self.viewer, object_list))
 
     @property
     def attribute_columns(self):
@@ -244,7 +250,18 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                     classname="w-header-button button button-secondary", priority=30,
                 )
             )
+        buttons.append(
+            HeaderButton(
+                _("Save as segment"), url=self.save_as_segment_url, icon_name="filter", priority=40,
+            )
+        )
         return buttons
+
+    @property
+    def save_as_segment_url(self):
+        """The segment form, given the listing's query string (it keeps the filters, search and order)."""
+        url = reverse(Segment.snippet_viewset.get_url_name("add"))
+        return f"{url}?{urlencode({'query': self.request.GET.urlencode()})}"
 
 
 class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.CreateView):
@@ -439,7 +456,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
         ]
         fields += [
             {"label": _("Marketing consent"), "value": _("yes") if customer.marketing_consent else _("no")},
-            {"label": _("Groups"), "value": ", ".join(g.name for g in customer.groups.all())},
+            {"label": _("Groups"), "value": ", ".join(groups.names_of(self.viewer, customer))},
             {"label": _("Tags"), "value": ", ".join(sorted(t.name for t in customer.tags.all()))},
             {"label": _("Branches"), "value": display_scope(customer)},
             {"label": _("Source"), "value": customer.get_source_display()},

@@ -30,7 +30,7 @@ from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
 
 from ... import audit as audit_trail
-from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, import_rollback, listing, matching, registration, scope, times
+from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, scope, segments, times
 from ...imports.records import import_records
 from ...permissions import ANY_ACTION
 from ...models import (
@@ -42,8 +42,10 @@ from ...models import (
     Branch,
     ConsentChannel,
     Customer,
+    CustomerGroup,
     CustomerOverride,
     CustomerSource,
+    Segment,
     Service,
     TaggedCustomer,
 )
@@ -145,13 +147,14 @@ def recorded(handler):
 
 
 class Mapped:
-    """A queryset whose rows are shaped for the API only when pagination takes its page."""
+    """A queryset whose rows are shaped for the API only when pagination takes its page;
+    ``prepare(rows)`` reads what the page's rows need at once (instead of a query per row)."""
 
-    def __init__(self, queryset, shape):
-        self.queryset, self.shape = queryset, shape
+    def __init__(self, queryset, shape, prepare=list):
+        self.queryset, self.shape, self.prepare = queryset, shape, prepare
 
     def __getitem__(self, page):
-        return [self.shape(row) for row in self.queryset[page]]
+        return [self.shape(row) for row in self.prepare(self.queryset[page])]
 
     def __len__(self):
         return self.queryset.count()
@@ -162,8 +165,17 @@ class Mapped:
 
 def customers_queryset(viewer, branch):
     """The visible customers with the values ``branch`` sees, and the version of those values."""
+    return with_local_version(listing.listing_queryset(viewer, branch), branch)
+
+
+def with_local_version(queryset, branch):
     local_version = CustomerOverride.objects.filter(customer=OuterRef("pk"), branch=branch).values("version")[:1]
-    return listing.listing_queryset(viewer, branch).annotate(local_version=Subquery(local_version))
+    return queryset.annotate(local_version=Subquery(local_version))
+
+
+def customers_page(viewer):
+    """Reads the groups of a page of customers, dynamic ones in ``viewer``'s scope."""
+    return lambda rows: groups.attach_names(viewer, rows)
 
 
 def scope_of(customer):
@@ -175,7 +187,8 @@ def scope_of(customer):
 
 
 def customer_out(customer):
-    """A customer of :func:`customers_queryset` as the API shows it (effective values)."""
+    """A customer of :func:`customers_queryset` as the API shows it (effective values), its
+    groups read by :func:`groups.attach_names`."""
     global_attributes = customer.attributes or {}
     effective_attributes = customer.eff_attributes or {}
     local = [
@@ -201,7 +214,7 @@ def customer_out(customer):
         "birthday": customer.eff_birthday,
         "marketing_consent": customer.marketing_consent,
         "attributes": effective_attributes,
-        "groups": sorted(group.name for group in customer.groups.all()),
+        "groups": customer.group_names,
         "tags": sorted(tag.name for tag in customer.tags.all()),
         "scope": scope_of(customer),
         "source": customer.source,
@@ -225,12 +238,13 @@ class CustomerFilters(Schema):
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
-def _filtered(queryset, filters):
+def _filtered(viewer, queryset, filters):
     queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
     for name in filters.group:
-        queryset = queryset.filter(groups__name__iexact=name)
+        group = CustomerGroup.objects.filter(name__iexact=name).select_related("segment").first()
+        queryset = queryset.filter(groups.in_any_q(viewer, [group])) if group else queryset.none()
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
     if filters.updated_since is not None:
@@ -258,8 +272,8 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     queryset = customers_queryset(viewer, branch)
     if branch is not None and viewer.is_manager:
         queryset = queryset.filter(scope.visible_in_branches_q([branch]))
-    queryset = listing.order(_filtered(queryset, filters), listing.DEFAULT_ORDERING)
-    return Mapped(queryset, customer_out)
+    queryset = listing.order(_filtered(viewer, queryset, filters), listing.DEFAULT_ORDERING)
+    return Mapped(queryset, customer_out, customers_page(viewer))
 
 
 def _customer(request, customer_id, branch_slug):
@@ -269,7 +283,8 @@ def _customer(request, customer_id, branch_slug):
     return viewer, branch, customer
 
 
-def _detail(customer, response):
+def _detail(viewer, customer, response):
+    groups.attach_names(viewer, [customer])
     out = customer_out(customer)
     out["consent_history"] = [
         {"given": event.given, "channel": event.channel, "recorded_at": event.recorded_at}
@@ -281,8 +296,8 @@ def _detail(customer, response):
 
 @router.get("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer", summary="Read a customer")
 def read_customer(request: HttpRequest, response: HttpResponse, customer_id: int, branch: schemas.Text | None = None):
-    _viewer, _branch, customer = _customer(request, customer_id, branch)
-    return _detail(customer, response)
+    viewer, _branch, customer = _customer(request, customer_id, branch)
+    return _detail(viewer, customer, response)
 
 
 @router.post("/customers/", response={201: schemas.CustomerDetailOut}, url_name="clientdb_customers_create", summary="Create a customer")
@@ -298,7 +313,7 @@ def create_customer(request: HttpRequest, response: HttpResponse, payload: schem
     except changes.Refused as refused:
         raise field_errors(refused.message_dict)
     audit(customer, "create", request.user)
-    return Status(201, _detail(customers_queryset(viewer, shown_branch).get(pk=customer.pk), response))
+    return Status(201, _detail(viewer, customers_queryset(viewer, shown_branch).get(pk=customer.pk), response))
 
 
 def expected_version(request):
@@ -325,7 +340,7 @@ def update_customer(request: HttpRequest, response: HttpResponse, customer_id: i
         raise HttpError(412, _("The customer changed since you read it. Read it again and repeat your change."))
     except changes.Refused as refused:
         raise field_errors(refused.message_dict)
-    return _detail(customers_queryset(viewer, shown_branch).get(pk=customer.pk), response)
+    return _detail(viewer, customers_queryset(viewer, shown_branch).get(pk=customer.pk), response)
 
 
 @router.delete("/customers/{int:customer_id}/", response={202: schemas.DeletionOut}, url_name="clientdb_customer_delete", summary="Delete a customer")
@@ -337,6 +352,50 @@ def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text
     viewer, _branch, customer = _customer(request, customer_id, branch)
     queued = deletion.request_deletion(viewer, customer, log_action="wagtail_clientdb.delete_via_api")
     return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [deletion.describe_blocking(e) for e in queued.errors]})
+
+
+# --- Segments (saved filters) -------------------------------------------------------------------------------
+
+
+def segment_out(segment):
+    return {
+        "id": segment.pk,
+        "name": segment.name,
+        "visibility": segment.visibility,
+        "branch": segment.branch.slug if segment.branch else None,
+        "query": segment.query,
+        "created_at": segment.created_at,
+        "updated_at": segment.updated_at,
+    }
+
+
+@router.get("/segments/", response=list[schemas.SegmentOut], url_name="clientdb_segments", summary="List segments")
+@paginate(WagtailLimitOffsetPagination)
+def list_segments(request: HttpRequest, branch: schemas.Text | None = None):
+    """The token user's own segments, those shared with the branch it acts in (every branch's for
+    the head office) and the company's."""
+    require(request, Segment)
+    viewer, _branch = viewer_of(request, branch)
+    return Mapped(segments.visible_segments(viewer).select_related("branch").order_by("name", "pk"), segment_out)
+
+
+@router.get(
+    "/segments/{int:segment_id}/customers/",
+    response=list[schemas.CustomerOut],
+    url_name="clientdb_segment_customers",
+    summary="List a segment's customers",
+)
+@paginate(WagtailLimitOffsetPagination)
+def segment_customers(request: HttpRequest, segment_id: int, branch: schemas.Text | None = None):
+    """The segment's customers as the token's user sees them (its scope, its branch's values), in
+    the segment's order. A head-office token with ``branch`` sees them as that branch does."""
+    require(request, Customer)
+    require(request, Segment)
+    viewer, shown_branch = viewer_of(request, branch)
+    segment = get_object_or_404(segments.visible_segments(viewer), pk=segment_id)
+    location = shown_branch if viewer.is_manager else None
+    queryset, values_of = segments.listed(viewer, segment, location=location)
+    return Mapped(with_local_version(queryset, values_of), customer_out, customers_page(viewer))
 
 
 # --- Bulk import of global shared customers ----------------------------------------------------------------

@@ -83,6 +83,16 @@ class CustomerDetailOut(CustomerOut):
     consent_history: list[ConsentEventOut]
 
 
+class SegmentOut(Schema):
+    id: int
+    name: str
+    visibility: Literal["private", "branch", "company"]
+    branch: str | None = Field(description="Slug of the branch it is shared with (visibility branch).")
+    query: str = Field(description="The admin listing's filters, search and order, as a query string.")
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
 class CustomerIn(Strict):
     first_name: Text | None = None
     last_name: Text | None = None

@@ -56,15 +56,16 @@ class Command(BaseCommand):
         queryset = listing.customers_as_listed(viewer, params)
         # Creation times on the clock of the view exported: the branch's or the company's.
         with timezone.override(times.zone_of(viewer)):
-            self._write(queryset, options)
+            self._write(queryset, viewer, options)
 
-    def _write(self, queryset, options):
+    def _write(self, queryset, viewer, options):
         if options["output"]:
             with open(options["output"], "wb") as output:
-                export.write_file(queryset, options["format"], output, export.CSV_DELIMITERS[options["delimiter"]])
+                delimiter = export.CSV_DELIMITERS[options["delimiter"]]
+                export.write_file(queryset, options["format"], output, delimiter, viewer=viewer)
             self.stderr.write(f"{queryset.count():,} customers written to {options['output']}.")
         else:
-            for chunk in export.stream_csv(queryset, delimiter=export.CSV_DELIMITERS[options["delimiter"]]):
+            for chunk in export.stream_csv(queryset, delimiter=export.CSV_DELIMITERS[options["delimiter"]], viewer=viewer):
                 sys.stdout.write(chunk)
 
     def _viewer(self, slug):
