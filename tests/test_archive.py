@@ -265,6 +265,9 @@ def test_the_selected_customers_download_as_xlsx(login, staff_a, branch_a, scope
     rows = list(openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).active.values)
     # The branch's own values, in the listing's order.
     assert [row[2] for row in rows[1:]] == ["gloria.alpha@example.com", "lena@example.com"]
+    # Recorded in the history as an export of these two customers.
+    entry = ClientDBLogEntry.objects.get(action="wagtail_clientdb.export")
+    assert (entry.user, entry.data["rows"], entry.data["filters"]) == (staff_a, 2, f"id: {gloria.pk}, {lena.pk}")
     # Another branch's customer is not found; "select all" is the listing's export, with its filters.
     assert client.get(bulk_url("export", lars)).status_code == 404
     listing = customer_url("list") + "?archived=yes&q=Locala"

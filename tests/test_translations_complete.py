@@ -448,6 +448,25 @@ def history_with_entries(world, client):
     return reverse("wagtail_clientdb:history")
 
 
+def vip_segment(world):
+    """A segment of the company: the VIP customers of Alpha, and a dynamic group that follows it."""
+    from wagtail_clientdb.models import Segment
+
+    segment, _created = Segment.objects.get_or_create(
+        name="Stammkundschaft Alpha", defaults={"query": f"groups={world.vip.pk}&ordering=name", "owner": world.manager, "visibility": "company"}
+    )
+    CustomerGroup.objects.get_or_create(name="Dynamisch", defaults={"segment": segment})
+    world.data |= {"Stammkundschaft Alpha", "Dynamisch"}
+    return segment
+
+
+def archived_gloria(world, client):
+    from wagtail_clientdb import archive
+
+    archive.archive(scope.Viewer(world.manager, True), [world.gloria])
+    return customer_url("inspect", world.gloria.pk)
+
+
 def failed_import(world, client):
     """An import whose background task found its file gone (deleted after the retention period)."""
     job = upload(client, "clean.csv", [["E-Mail", "Vorname"], ["clara@example.com", "Clara"]])
@@ -676,6 +695,13 @@ PAGES = [
     Page("import batches", "manager", lambda w, c: import_jobs(w, c) and customer_url("import_batches")),
     Page("import rollback", "manager", import_rollback_url),
     Page("customer database history", "manager", history_with_entries),
+    Page("segments", "manager", lambda w, c: vip_segment(w) and snippet("segment", "list")),
+    Page("segment edit", "manager", lambda w, c: snippet("segment", "edit", vip_segment(w).pk)),
+    Page("segment create from the listing", "manager", lambda w, c: snippet("segment", "add") + f"?query=groups%3D{w.vip.pk}"),
+    Page("dynamic group edit", "manager", lambda w, c: vip_segment(w) and snippet("customergroup", "list")),
+    Page("customer inspect, archived", "manager", archived_gloria),
+    Page("customer archive", "manager", lambda w, c: customer_url("archive", w.lena.pk)),
+    Page("customers, visit filters", "manager", lambda w, c: customer_url("list") + "?archived=any&visits_min=1&no_shows=1&birthday=this_month&upcoming_appointment=true&local_values=true"),
     Page("export running", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exporting").pk)),
     Page("export ready", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exported").pk)),
     Page("export failed", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "failed").pk)),

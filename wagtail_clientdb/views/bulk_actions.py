@@ -22,7 +22,7 @@ from wagtail.admin.forms.tags import TagField
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import archive, attributes, audit, booking, conf, deletion, export, listing, merging, scope, times, versions
+from .. import archive, attributes, audit, booking, conf, deletion, export, exports, listing, merging, scope, times, versions
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -444,9 +444,14 @@ class ExportBulkAction(CustomerBulkAction):
             return redirect(self.next_url)
         viewer = self.viewer
         customers = listing.listing_queryset(viewer, viewer.branch).filter(pk__in=[customer.pk for customer in objects])
+        # Recorded as an export of the customers chosen, by their numbers.
+        chosen = QueryDict(mutable=True)
+        chosen.setlist("id", [str(pk) for pk in sorted(customer.pk for customer in objects)])
+        exports.record_export(request.user, viewer, chosen, "xlsx", len(objects))
         zone = times.zone_of(viewer.branch)
         with timezone.override(zone):
-            return export.xlsx_response(listing.order(customers, listing.DEFAULT_ORDERING), f"customers-{times.today(zone):%Y-%m-%d}")
+            ordered = listing.order(customers, listing.DEFAULT_ORDERING)
+            return export.xlsx_response(ordered, f"customers-{times.today(zone):%Y-%m-%d}", viewer=viewer)
 
     post = get
 
