@@ -275,3 +275,19 @@ def test_the_selected_customers_download_as_xlsx(login, staff_a, branch_a, scope
         reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "export")), {"id": "all", "next": listing}
     )
     assert everything.status_code == 302 and everything.url == customer_url("list") + "?archived=yes&q=Locala&export=xlsx"
+
+
+@pytest.mark.parametrize("action", ["archive", "delete"])
+def test_select_all_in_a_filtered_listing_acts_on_its_customers_only(login, manager, branch_a, action):
+    chosen = make_customer(first_name="Anna", last_name="Archivable", home_branch=branch_a)
+    other = make_customer(first_name="Bernd", last_name="Keeper", home_branch=branch_a)
+    client = login(manager)
+    listing = customer_url("list") + "?q=Archivable"
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", action))
+    page = client.get(url, {"id": "all", "next": listing})
+    assert page.status_code == 200 and "Archivable" in page.content.decode() and "Keeper" not in page.content.decode()
+    response = post_bulk(client, f"{url}?id=all&next={listing.replace('?', '%3F')}")
+    assert response.status_code == 302
+    remaining = {customer.pk: customer.archived_at for customer in Customer.objects.all()}
+    assert remaining[other.pk] is None
+    assert (chosen.pk not in remaining) if action == "delete" else remaining[chosen.pk] is not None

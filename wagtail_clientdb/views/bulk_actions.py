@@ -46,12 +46,17 @@ class ScopedBulkActionMixin:
     def get_scoped_queryset(self):
         return scoped_queryset(self.model, self.request)
 
+    def get_listed_queryset(self):
+        """What "select all" chooses: every object the user may reach (customers: of the listing)."""
+        return self.get_scoped_queryset()
+
     def get_actionable_objects(self):
         ids = self.request.GET.getlist("id")
-        queryset = self.get_scoped_queryset()
-        if "all" not in ids:
+        if "all" in ids:
+            queryset = self.get_listed_queryset()
+        else:
             try:
-                queryset = queryset.filter(pk__in=ids)
+                queryset = self.get_scoped_queryset().filter(pk__in=ids)
             except (ValueError, TypeError):
                 raise Http404
         objects, no_access = [], []
@@ -110,6 +115,18 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
     @property
     def viewer(self):
         return scope.viewer_for_request(self.request)
+
+    def listing_params(self):
+        """The filters, search and order of the customer listing the action was started from
+        (none when it came from elsewhere)."""
+        listing_url = reverse(Customer.snippet_viewset.get_url_name("list"))
+        came_from = urlsplit(self.next_url)
+        return QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+
+    def get_listed_queryset(self):
+        # "Select all" in a filtered listing (or a segment opened in it) means its customers,
+        # never every customer the user may see.
+        return listing.customers_as_listed(self.viewer, self.listing_params())
 
     def check_perm(self, customer):
         """Changing tags, groups or sharing changes the one record: direct editors only."""
@@ -433,11 +450,9 @@ class ExportBulkAction(CustomerBulkAction):
     def get(self, request, *args, **kwargs):
         if "all" in request.GET.getlist("id"):
             # The listing the selection was made in, with its filters and search.
-            listing_url = reverse(Customer.snippet_viewset.get_url_name("list"))
-            came_from = urlsplit(self.next_url)
-            query = QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+            query = self.listing_params()
             query["export"] = "xlsx"
-            return redirect(f"{listing_url}?{query.urlencode()}")
+            return redirect(f"{reverse(Customer.snippet_viewset.get_url_name('list'))}?{query.urlencode()}")
         objects, _no_access = self.get_actionable_objects()
         if len(objects) > conf.get("EXPORT_BACKGROUND_ROWS"):
             messages.error(request, _("Too many customers selected: use the listing's Export."))
