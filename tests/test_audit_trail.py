@@ -159,8 +159,7 @@ def test_the_history_report_filters_by_branch_and_shows_only_what_the_reader_may
     assert "Localalpha" not in login(staff_b).get(url, {"branch": branch_a.pk}).content.decode()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, branch_a):
+def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, branch_a, django_capture_on_commit_callbacks):
     received = []
 
     def remember(signal_name):
@@ -175,10 +174,17 @@ def test_signals_are_sent_after_commit_with_the_changed_fields(login, manager, b
     signals.customer_deleted.connect(receivers["deleted"], sender=Customer)
     try:
         client = login(manager)
-        client.post(customer_url("add"), {"first_name": "Sina", "last_name": "Signal", "sharing": "specific", "share_branches": [branch_a.pk]})
+        # Each request's commit runs what waited for it; nothing is sent before.
+        with django_capture_on_commit_callbacks(execute=False) as waiting:
+            client.post(customer_url("add"), {"first_name": "Sina", "last_name": "Signal", "sharing": "specific", "share_branches": [branch_a.pk]})
+        assert waiting and not received
+        for callback in waiting:
+            callback()
         sina = Customer.objects.get(last_name="Signal")
-        post_edit(client, sina, {"first_name": "Sina", "last_name": "Signal", "email": "sina@example.com", "sharing": "specific", "share_branches": [branch_a.pk]})
-        client.post(customer_url("delete", sina.pk))
+        with django_capture_on_commit_callbacks(execute=True):
+            post_edit(client, sina, {"first_name": "Sina", "last_name": "Signal", "email": "sina@example.com", "sharing": "specific", "share_branches": [branch_a.pk]})
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(customer_url("delete", sina.pk))
     finally:
         for name, signal in (("created", signals.customer_created), ("changed", signals.customer_changed), ("deleted", signals.customer_deleted)):
             signal.disconnect(receivers[name], sender=Customer)

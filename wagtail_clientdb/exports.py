@@ -75,11 +75,13 @@ def start_export_job(request, viewer, export_format):
 
 def run_export_job(job):
     from .filters import CustomerFilterSet
+    from .tasks import language_of
 
     viewer = scope.viewer_for_job(job.created_by, job.branch)
     params = QueryDict(job.query)
     queryset = listing.customers_as_listed(viewer, params)
-    language = params.get(LANGUAGE) or settings.LANGUAGE_CODE
+    # The language asked in; a job started without one (an older job) speaks its user's.
+    language = params.get(LANGUAGE) or language_of(job.created_by)
     # Creation times on the clock of the listing exported (:mod:`wagtail_clientdb.times`).
     zone = times.zone_of(listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer)))
     try:
@@ -91,7 +93,8 @@ def run_export_job(job):
             job.file.save(f"export.{job.format}", File(output), save=False)
     except Exception:
         logger.exception("Customer export %s failed", job.pk)
-        job.status, job.error = JobStatus.FAILED, _("The export failed.")
+        with translation.override(language):
+            job.status, job.error = JobStatus.FAILED, _("The export failed.")
     else:
         job.status = JobStatus.EXPORTED
         job.rows_total = job.rows_done = rows
