@@ -106,6 +106,34 @@ def test_unblocked_after_the_appointment_has_taken_place(db, manager, branch_a, 
     assert not Customer.objects.filter(pk=shared.pk).exists()
 
 
+def queue_of(count, manager, branch, *, days):
+    """``count`` customers of ``branch`` queued for deletion, each blocked by an appointment in ``days``."""
+    viewer = scope.viewer_for_user(manager)
+    customers = [make_customer(first_name=f"Q{n}", home_branch=branch) for n in range(count)]
+    for customer in customers:
+        make_appointment(customer, branch, days=days)
+        deletion.request_deletion(viewer, customer)
+    return customers
+
+
+def test_the_queue_is_processed_in_chunks_with_the_same_rules(db, manager, branch_a, django_assert_max_num_queries):
+    blocked, freed, withdrawn = queue_of(3, manager, branch_a, days=2)
+    freed.appointments.update(status="cancelled")
+    deletion.cancel(DeletionRequest.objects.get(customer=withdrawn))
+    assert deletion.process_queue() == 1
+    assert not Customer.objects.filter(pk=freed.pk).exists()
+    assert DeletionRequest.objects.get(customer=blocked).status == DeletionStatus.BLOCKED
+    # A cancelled request is not made anew: the customer stays, its request cancelled.
+    assert list(DeletionRequest.objects.filter(customer_number=withdrawn.pk).values_list("status", flat=True)) == [DeletionStatus.CANCELLED]
+    # The cost does not grow with the queue: request by request, 11 deletions took about 16 queries each.
+    Appointment.objects.update(status="cancelled")
+    queue_of(10, manager, branch_a, days=3)
+    Appointment.objects.filter(start__gt=timezone.now() + datetime.timedelta(days=2, hours=12)).update(status="cancelled")
+    with django_assert_max_num_queries(40):
+        assert deletion.process_queue() == 11
+    assert DeletionRequest.objects.filter(status__in=deletion.OPEN).count() == 0
+
+
 def test_appointment_later_today_is_upcoming(db, manager, branch_a, shared):
     start = timezone.now() + datetime.timedelta(minutes=30)
     Appointment.objects.create(customer=shared, branch=branch_a, start=start, end=start + datetime.timedelta(hours=1), service=make_service("Cut", branch_a))

@@ -156,7 +156,7 @@ def _delete_customer(customer):
     audit.customers_deleted([customer_id], reason="deletion_request")
 
 
-def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQUESTED, log_action=REQUESTED):
+def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQUESTED, log_action=REQUESTED, only_open=False):
     """:func:`request_deletion` for many customers at once (an import rolled back, customers
     with no appointment for years), with the same rules and one query per step instead of
     one per customer. New requests record ``reason``; open ones keep theirs.
@@ -166,7 +166,8 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
     error per appointment; the others are deleted as :func:`process` deletes them. Customers
     gone meanwhile are left out. Returns ``{customer id: request}``. Raises PermissionDenied
     when the viewer may not delete one of them. New requests are logged as ``log_action``
-    (``None``: the caller logs them).
+    (``None``: the caller logs them). ``only_open``: only customers whose request is still open
+    (the queue tried again: a request cancelled meanwhile is not made anew).
     """
     now = now or timezone.now()
     if not all(scope.can_delete(viewer, customer) for customer in customers):
@@ -181,6 +182,8 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
             request.customer_id: request
             for request in DeletionRequest.objects.select_for_update().filter(bulk.any_of("customer_id", locked), status__in=OPEN)
         }
+        if only_open:
+            locked = [pk for pk in locked if pk in open_requests]
         blocking = defaultdict(list)
         upcoming = Appointment.objects.upcoming(now).filter(bulk.any_of("customer_id", locked))
         for appointment in upcoming.select_related("branch", "service").order_by("start"):
@@ -268,11 +271,23 @@ def cancel(request):
 
 
 def process_queue(now=None):
-    """Process every open request; returns how many customers were deleted."""
-    deleted = 0
-    for request in DeletionRequest.objects.filter(status__in=OPEN).order_by("requested_at"):
-        deleted += process(request, now=now).status == DeletionStatus.DONE
-    return deleted
+    """Try every open request again, as :func:`process` does, a chunk of customers per
+    transaction (:func:`request_deletions`); returns how many customers were deleted."""
+    now = now or timezone.now()
+    company = scope.Viewer(None, True)
+    deleted, after = 0, 0
+    while True:
+        ids = list(
+            DeletionRequest.objects.filter(status__in=OPEN, customer_id__gt=after)
+            .order_by("customer_id")
+            .values_list("customer_id", flat=True)[: bulk.BATCH_SIZE]
+        )
+        if not ids:
+            return deleted
+        after = ids[-1]
+        customers = list(Customer.objects.filter(bulk.any_of("id", ids)))
+        requests = request_deletions(company, customers, now=now, log_action=None, only_open=True)
+        deleted += sum(request.status == DeletionStatus.DONE for request in requests.values())
 
 
 def process_for_customer(customer_id):
