@@ -202,7 +202,9 @@ def booked(db, branch_a):
 
 
 @pytest.mark.parametrize("tamper", [
-    lambda token: token[:-1] + ("A" if token[-1] != "A" else "B"),
+    # The first character: a base64 text's last one may differ only in bits its decoding drops,
+    # so a changed last character can still carry the same signature.
+    lambda token: ("A" if token[0] != "A" else "B") + token[1:],
     lambda token: urlsafe_base64_encode(b"1"),  # an id without a signature
     lambda token: "1:" + token,
     lambda token: "../../admin/",
