@@ -659,7 +659,24 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(args, port, media_root):
+#: gunicorn's access log: the kind of request (a header the load client sends), the status,
+#: and the time the server took to handle it in microseconds (without the wait for a free thread).
+ACCESS_LOG_FORMAT = "%({x-load-kind}i)s\t%(s)s\t%(D)s"
+
+
+def server_times(access_log):
+    """Seconds the server took per request, by kind (gunicorn's access log)."""
+    times = {}
+    with contextlib.suppress(OSError):
+        with open(access_log, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == 3 and parts[2].isdigit():
+                    times.setdefault(parts[0], []).append(int(parts[2]) / 1e6)
+    return times
+
+
+def start_server(args, port, media_root, access_log):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
@@ -677,6 +694,8 @@ def start_server(args, port, media_root):
         "--timeout", "120",
         "--no-control-socket",
         "--error-logfile", "-",
+        "--access-logfile", access_log,
+        "--access-logformat", ACCESS_LOG_FORMAT,
     ]
     log_file = open(SERVER_LOG, "w")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -812,6 +831,11 @@ class CpuMeter:
                 "postgresql_connections": round(by_group.get("postgres", 0.0) / wall, 2),
                 "load_client": round(client / wall, 2),
                 "machine": round(busy * (os.cpu_count() or 1), 2),
+                # Everything else that ran (other people's work on a shared machine, PostgreSQL's
+                # own background processes, the kernel).
+                "other": round(
+                    busy * (os.cpu_count() or 1) - (by_group.get("gunicorn", 0.0) + by_group.get("postgres", 0.0) + client) / wall, 2
+                ),
             },
         }
 
@@ -821,6 +845,26 @@ class CpuMeter:
 
 class Stop(Exception):
     """The run's time is up."""
+
+
+class Clock:
+    """The two phases of a run: every user logs in, then all work until ``deadline``."""
+
+    def __init__(self, users):
+        self.users = users
+        self.logins_done = 0  # logged in, or refused
+        self.all_logged_in = asyncio.Event()
+        self.go = asyncio.Event()
+        self.deadline = math.inf
+
+    def login_done(self):
+        self.logins_done += 1
+        if self.logins_done == self.users:
+            self.all_logged_in.set()
+
+    def start(self, duration):
+        self.deadline = time.monotonic() + duration
+        self.go.set()
 
 
 class Stats:
@@ -878,13 +922,13 @@ def shared_tls_context():
 
 
 class SimulatedUser:
-    def __init__(self, plan_user, plan, base_url, stats, deadline, think, rng, run_id):
+    def __init__(self, plan_user, plan, base_url, stats, clock, think, rng, run_id):
         import httpx
 
         self.me = plan_user
         self.plan = plan
         self.stats = stats
-        self.deadline = deadline
+        self.clock = clock
         self.think_range = think
         self.rng = rng
         self.run_id = run_id
@@ -912,7 +956,7 @@ class SimulatedUser:
     async def pause(self, low=None, high=None):
         low, high = (self.think_range if low is None else (low, high))
         seconds = self.rng.uniform(low, high)
-        left = self.deadline - time.monotonic()
+        left = self.clock.deadline - time.monotonic()
         if seconds >= left:
             await asyncio.sleep(max(0.0, left))
             raise Stop
@@ -924,6 +968,7 @@ class SimulatedUser:
         import httpx
 
         client = client or self.admin
+        kwargs["headers"] = {"X-Load-Kind": kind, **kwargs.get("headers", {})}  # for the server's log
         started = time.perf_counter()
         try:
             response = await client.request(method, url, **kwargs)
@@ -950,18 +995,20 @@ class SimulatedUser:
 
     # -- the session --
 
-    async def run(self, start_delay, work_start):
-        """Log in at ``start_delay`` (the login phase), then work from ``work_start`` until the deadline."""
+    async def run(self, start_delay):
+        """Log in at ``start_delay`` (the login phase), then work from the clock's start until its deadline."""
         await asyncio.sleep(start_delay)
         try:
             try:
                 await self.log_in()
             except UnexpectedResponse:
                 return  # counted; this user cannot work
-            await asyncio.sleep(max(0.0, work_start - time.monotonic()))
+            finally:
+                self.clock.login_done()
+            await self.clock.go.wait()
             await self.pause(0, self.think_range[1])  # not all at once
             tasks, weights = zip(*TASKS)
-            while time.monotonic() < self.deadline:
+            while time.monotonic() < self.clock.deadline:
                 task = self.rng.choices(tasks, weights=weights)[0]
                 try:
                     await getattr(self, f"task_{task}")()
@@ -1167,21 +1214,23 @@ async def run_load(args, plan, base_url, meter):
     # In every token this run sends (notes, visitors' emails): unlike the users' choices,
     # which repeat from run to run, it differs, so that a kept database (--reuse) is checked too.
     run_id = secrets.token_hex(3)
-    work_start = time.monotonic() + args.ramp + 3  # the last login's typing and answer
-    deadline = work_start + args.duration
+    clock = Clock(len(plan["users"]))
     users = [
-        SimulatedUser(plan_user, plan, base_url, stats, deadline, args.think, random.Random(SEED + 100 + plan_user["index"]), run_id)
+        SimulatedUser(plan_user, plan, base_url, stats, clock, args.think, random.Random(SEED + 100 + plan_user["index"]), run_id)
         for plan_user in plan["users"]
     ]
     spacing = args.ramp / max(1, len(users))
-    # Bounded: after the deadline only requests already sent may finish (each within REQUEST_TIMEOUT).
-    running = asyncio.gather(*(user.run(i * spacing, work_start) for i, user in enumerate(users)))
-    await asyncio.sleep(max(0.0, work_start - time.monotonic()))
+    running = asyncio.gather(*(user.run(i * spacing) for i, user in enumerate(users)))
+    # The measured load starts when every user has logged in (or been refused).
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(clock.all_logged_in.wait(), timeout=args.ramp + 2 * REQUEST_TIMEOUT)
     log(f"logged in: {stats.outcomes['logins']} of {len(users)}; measuring for {args.duration:.0f} s")
-    started = time.monotonic()
     meter.start()
-    sampler = asyncio.create_task(meter.sample_every_second(deadline))
-    lag = asyncio.create_task(watch_loop_lag(stats, deadline))
+    started = time.monotonic()
+    clock.start(args.duration)
+    sampler = asyncio.create_task(meter.sample_every_second(clock.deadline))
+    lag = asyncio.create_task(watch_loop_lag(stats, clock.deadline))
+    # Bounded: after the deadline only requests already sent may finish (each within REQUEST_TIMEOUT).
     await asyncio.wait_for(running, timeout=args.duration + 3 * REQUEST_TIMEOUT)
     await sampler
     await lag
@@ -1320,8 +1369,9 @@ def check_writes(plan, users):
 LOGIN_KINDS = ("login form", "login")
 
 
-def summarise(stats, seconds):
-    """Rows per kind of request (the login phase's apart) and the totals of the measured load."""
+def summarise(stats, seconds, served):
+    """Rows per kind of request (the login phase's apart) and the totals of the measured load;
+    ``served``: the server's own times by kind (:func:`server_times`)."""
     rows, login_rows = [], []
     for kind in KINDS:
         times = stats.times[kind]
@@ -1334,18 +1384,23 @@ def summarise(stats, seconds):
                 "p50_ms": round(percentile(times, 0.5) * 1000),
                 "p95_ms": round(percentile(times, 0.95) * 1000),
                 "max_ms": round(max(times) * 1000),
+                "server_p50_ms": round(percentile(served[kind], 0.5) * 1000) if served.get(kind) else None,
+                "server_p95_ms": round(percentile(served[kind], 0.95) * 1000) if served.get(kind) else None,
                 "server_errors": stats.server_errors[kind],
                 "failed": stats.failed[kind],
                 "statuses": {str(k): v for k, v in sorted(stats.statuses[kind].items(), key=str)},
             }
         )
     every = [t for kind, times in stats.times.items() if kind not in LOGIN_KINDS for t in times]
+    every_served = [t for kind, times in served.items() if kind in KINDS and kind not in LOGIN_KINDS for t in times]
     total = {
         "requests": len(every),
         "per_second": round(len(every) / seconds, 1),
         "p50_ms": round(percentile(every, 0.5) * 1000) if every else None,
         "p95_ms": round(percentile(every, 0.95) * 1000) if every else None,
         "max_ms": round(max(every) * 1000) if every else None,
+        "server_p50_ms": round(percentile(every_served, 0.5) * 1000) if every_served else None,
+        "server_p95_ms": round(percentile(every_served, 0.95) * 1000) if every_served else None,
         # Errors of the login phase count too.
         "server_errors": sum(stats.server_errors.values()),
         "failed": sum(stats.failed.values()),
@@ -1355,11 +1410,15 @@ def summarise(stats, seconds):
 
 def print_report(rows, login_rows, total, stats, writes, cpu):
     def line(label, row):
-        print(f"{label:<28} {row['requests']:>8} {row['p50_ms']:>7} {row['p95_ms']:>7} {row['max_ms']:>7} "
+        served = f"{row['server_p50_ms'] if row['server_p50_ms'] is not None else '-':>7} " \
+                 f"{row['server_p95_ms'] if row['server_p95_ms'] is not None else '-':>7}"
+        print(f"{label:<28} {row['requests']:>8} {row['p50_ms']:>7} {row['p95_ms']:>7} {row['max_ms']:>7} {served} "
               f"{row['server_errors']:>5} {row['failed']:>6}")
 
     print()
-    print(f"{'page':<28} {'requests':>8} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'5xx':>5} {'failed':>6}")
+    print(f"{'':<28} {'':>8} {'as the users waited':>23} {'in the server':>15}")
+    print(f"{'page':<28} {'requests':>8} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'5xx':>5} {'failed':>6}")
     for row in rows:
         line(row["kind"], row)
     line("all requests (login apart)", total)
@@ -1488,7 +1547,8 @@ def main(argv=None):
         connections.close_all()
         port = free_port()
         log(f"gunicorn: {args.workers} workers × {args.threads} threads on 127.0.0.1:{port}")
-        server = start_server(args, port, os.path.join(workdir, "media"))
+        access_log = os.path.join(workdir, "access.log")
+        server = start_server(args, port, os.path.join(workdir, "media"), access_log)
         meter = CpuMeter(server.pid, database_config()["NAME"])
         log(f"{args.users} users log in over {args.ramp:.0f} s, then work for {args.duration:.0f} s "
             f"(pauses {args.think[0]:g}-{args.think[1]:g} s)")
@@ -1505,7 +1565,7 @@ def main(argv=None):
         server = None
         log("checking what was written")
         writes = check_writes(plan, users)
-        rows, login_rows, total = summarise(stats, seconds)
+        rows, login_rows, total = summarise(stats, seconds, server_times(access_log))
         print_report(rows, login_rows, total, stats, writes, cpu)
         ok = (
             total["server_errors"] == 0 and total["failed"] == 0 and writes["lost_writes"] == 0
