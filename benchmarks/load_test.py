@@ -1053,7 +1053,7 @@ class SimulatedUser:
         await self.pause()
 
     async def task_search(self):
-        """What the listing's search box sends while typing (its results part), then the full page."""
+        """What the listing's search box fetches as one types (the results part of the listing)."""
         roll = self.rng.random()
         if roll < 0.5 or not self.me["emails"]:
             name = self.rng.choice(self.plan["last_names"])
@@ -1072,7 +1072,7 @@ class SimulatedUser:
         await self.pause()
 
     async def task_edit(self):
-        contended = self.rng.random() < CONTENDED_SHARE
+        contended = self.rng.random() < CONTENDED_SHARE or not self.me["own"]  # (a small database)
         customer = self.rng.choice(self.me["contended"] if contended else self.me["own"])
         url = f"{CUSTOMERS}edit/{customer}/"
         page = await self.request("edit form", "GET", url)
