@@ -207,6 +207,27 @@ def test_a_returning_global_customer_keeps_the_answers_as_the_branchs_local_valu
     assert CustomerOverride.objects.get(customer=known, branch=open_branch).attributes == {"hair": "thick"}
 
 
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_a_question_a_returning_customer_leaves_unanswered_changes_nothing(
+    client, page, haircut, open_branch, allow_branch_edits, scope
+):
+    # Found by the load test (docs/performance.md): "—" in an optional question came as "no
+    # value", and wiped the answer the customer had given before (for a global customer: a
+    # local "no value" of the branch hiding it). Like an unticked consent box, a question left
+    # unanswered says nothing.
+    AttributeDefinition.objects.create(
+        label="Hair type", key="hair", field_type="choice", choices=["fine", "thick"], show_in_booking_form=True
+    )
+    where = {"home_branch": open_branch} if scope == "local" else {"shared_with_all_branches": True}
+    known = make_customer(first_name="Nora", email="nora@example.com", attributes={"hair": "fine"}, **where)
+    response = book(client, page, haircut, at(open_branch, tomorrow(open_branch), 10), attr__hair="")
+    assert response.status_code == 302
+    assert Appointment.objects.get().customer == known
+    known.refresh_from_db()
+    assert known.attributes == {"hair": "fine"}
+    assert not CustomerOverride.objects.filter(customer=known).exists()
+
+
 def test_customers_of_other_branches_are_not_matched(client, page, haircut, open_branch, branch_b):
     make_customer(first_name="Bea", email="nora@example.com", home_branch=branch_b)
     book(client, page, haircut, at(open_branch, tomorrow(open_branch), 10))

@@ -89,13 +89,16 @@ def register(viewer, details, *, source, channel, user=None, share_with=None):
 
 
 def _update_from_booking(viewer, customer, details, channel, user):
-    """A returning booker: the attributes the form asked for, and a consent newly given.
+    """A returning booker: the attributes the form asked for and they answered, and a consent
+    newly given.
 
-    Nothing else of the record changes (a booking is no place to rename someone). Where the
-    customer is global and branches keep local values, the answers are the branch's local
-    values; otherwise the record's own. Returns the consent given, if any.
+    Nothing else of the record changes (a booking is no place to rename someone). A question
+    left unanswered says nothing, like an unticked consent box: it keeps what is stored (it
+    arrives as ``None``, which would remove the value). Where the customer is global and
+    branches keep local values, the answers are the branch's local values; otherwise the
+    record's own. Returns the consent given, if any.
     """
-    asked = dict(details.attributes)
+    asked = {key: value for key, value in details.attributes.items() if value is not None}
     if asked:
         if scope.edit_mode(viewer, customer) == scope.EditMode.OVERRIDE:
             overrides.save_local_values(customer, viewer.branch, {}, attributes=asked, user=user)

@@ -3,6 +3,7 @@ import datetime
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
@@ -122,10 +123,28 @@ class CustomerForm(WagtailAdminModelForm):
         base = versions.read_edit_base(self.data.get(self.add_prefix("edit_base")))
         labels = {name: field.label for name, field in self.fields.items()}
         try:
+            if now.mode != self.mode:
+                # Shared or unshared meanwhile: this form would save where the customer no longer
+                # is (a branch's changes on the record of a customer now shared, or the reverse).
+                raise versions.StaleEdit([("branches", capfirst(Customer._meta.get_field("branches").verbose_name), "", "")])
             versions.check_base(base, versions.current_versions(fresh, self.local_branch), now.shown_values(), labels)
         except versions.StaleEdit as stale:
             self.show_stale(stale, now)
             raise
+
+    def take_unedited_columns(self, locked):
+        """Take the record's columns this form does not edit as they are now, under the lock.
+
+        The instance was read when the request began; saving it writes every column. What
+        changed since in a column the form does not show (the booking counts of a booking
+        made meanwhile, the sharing, the source, attributes without a field here) passed the
+        check of what the form showed, and would otherwise be written back as it was read.
+        """
+        # The phone's E.164 form follows phone_raw; the version is raised in the UPDATE itself.
+        edited = {*self.fields, "phone", "version", "updated_at"}
+        for field in Customer._meta.concrete_fields:
+            if not field.primary_key and field.name not in edited:
+                setattr(self.instance, field.attname, getattr(locked, field.attname))
 
     def show_stale(self, stale, now):
         """Mark the fields changed meanwhile with their new values; the form's base moves to
@@ -299,8 +318,10 @@ class CustomerForm(WagtailAdminModelForm):
         be someone created since; the view shows them as form errors."""
         user = self.for_user
         if self.instance.pk:
-            Customer.objects.select_for_update().filter(pk=self.instance.pk).first()
+            locked = Customer.objects.select_for_update().filter(pk=self.instance.pk).first()
             self.check_not_stale()
+            if locked is not None and self.mode != scope.EditMode.OVERRIDE:
+                self.take_unedited_columns(locked)
         elif self.viewer is not None:
             self.check_none_created_meanwhile()
         if self.mode == scope.EditMode.OVERRIDE:
