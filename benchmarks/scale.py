@@ -828,7 +828,7 @@ def build_pages(plain_viewset):
     by_phone = plain.filter(phone__startswith="+4930", phone_raw__startswith="+49").first()
     other_branch = Branch.objects.exclude(pk=branch.pk).order_by("slug").first() or branch
     tag = CustomerTag.all_tags.order_by("name").first()
-    group = CustomerGroup.objects.order_by("name").first()
+    group = CustomerGroup.objects.filter(segment=None).order_by("name").first()  # a manual group
 
     customers = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
 
