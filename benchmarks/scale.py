@@ -21,7 +21,12 @@ with 500 each (shared with all branches, with local values in branch-01, mostly 
 there), the rest spread over the customers, over the past two years and the next two
 months, each in a branch that sees the customer. One customer in 500 has a pending
 deletion request. Secondary indexes and foreign keys are dropped while the rows are
-copied and re-created afterwards, as a restore does; the run ends with VACUUM ANALYZE.
+copied and re-created afterwards, as a restore does. Then one customer in 20 (never a
+regular) is archived, the head office saves six company segments (``SEGMENTS``: one rule,
+five rules — tag, group, consent, at least two visits, last visit in the past year —,
+loyal customers, birthdays, no-shows, new customers) and the dynamic group "Loyal
+(dynamic)" takes its members from the "Loyal customers" segment; the run ends with
+VACUUM ANALYZE.
 
 ``measure`` requests admin pages through Django's test client, logged in as ``manager``
 (head office) and as the staff user of the branch where the busiest regular has local
@@ -32,13 +37,20 @@ the last page when there are fewer —, searches by a last-name fragment, a full
 a phone number typed in the German local form, the Location filter, ordering by most
 bookings, filters by tag, group and attribute), the appointment listing, the week view
 of one branch, the inspect page of a customer with 500 appointments and the listing
-showing a customer by the branch's local email. The baseline is a plain Wagtail
+showing a customer by the branch's local email; and, for issue #17, the listing filtered
+by each filter added with it (last visit in the past 30 days, at least 3 visits, never
+visited, a no-show, an upcoming appointment, birthday this month and within 7 days,
+created in the past 30 days, local values, archived only, the dynamic group), the
+one-rule and the five-rule segment opened as the Segments list opens them (the listing
+with the segment's query string) and the Segments list itself, which counts each
+segment's customers. The baseline is a plain Wagtail
 ``SnippetViewSet`` over the same customer table (ORM search over the same fields,
 ``list_filter`` on groups, tag name — django-filter builds no filter for taggit's manager
 itself —, consent and source; no branch rules), mounted in this
 process only and measured as the manager wherever it has the same page. Then, once
 each: an export of 100,000 customers (the manager's listing, in its order, through
-``export.write_file``) and the processing of 10,000 pending deletion requests with
+``export.write_file``), an export of every customer the one-rule segment finds, per role,
+and the processing of 10,000 pending deletion requests with
 ``deletion.process_queue`` — last, inside a transaction that is rolled back, so that the
 database keeps its customers (its commits are savepoints there), followed by VACUUM ANALYZE.
 
@@ -151,6 +163,24 @@ HEAVY_APPOINTMENTS = 500
 HISTORY_DAYS, FUTURE_DAYS = 730, 60
 #: One customer in this many has a pending deletion request.
 DELETION_REQUEST_EVERY = 500
+#: One customer in this many is archived (5 %).
+ARCHIVED_EVERY = 20
+#: Company segments (issue #17), as the listing's query strings: ``{tag}`` is the tag
+#: SEGMENT_TAG, ``{group}`` the group SEGMENT_GROUP, dates are ISO days. The first two are
+#: measured as listings, all of them in the Segments list with their counts.
+SEGMENT_TAG, SEGMENT_GROUP = "regular", "VIP"
+SEGMENT_ONE_RULE, SEGMENT_FIVE_RULES = "Regulars", "Regular VIPs with consent, seen this year"
+SEGMENTS = {
+    SEGMENT_ONE_RULE: "tags={tag}",
+    SEGMENT_FIVE_RULES: "tags={tag}&groups={group}&marketing_consent=true&visits_min=2"
+                        "&last_visit_from={year_ago}&last_visit_to={today}",
+    "Loyal customers": "visits_min=4",
+    "Birthdays this month": "birthday=this_month&marketing_consent=true",
+    "Missed an appointment": "no_shows=1",
+    "New this month": "created_from={month_ago}&created_to={today}",
+}
+#: A dynamic group (its name, its segment's name): its members follow the segment's rule.
+DYNAMIC_GROUP = ("Loyal (dynamic)", "Loyal customers")
 
 # German spelling of umlauts for email addresses; other accents are dropped.
 EMAIL_SPELLING = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i"})
@@ -373,7 +403,7 @@ class ScaleData:
         "customer", "branch", "start", "end", "service", "staff", "status", "source", "attributes", "notes",
         "created_at", "updated_at",
     )
-    DELETION_FIELDS = ("customer", "customer_number", "status", "requested_by", "requested_in_branch", "requested_at", "errors")
+    DELETION_FIELDS = ("customer", "customer_number", "status", "requested_by", "requested_in_branch", "requested_at", "errors", "reason")
 
     def __init__(self, setup, customers, appointments):
         from django.utils import timezone
@@ -404,7 +434,7 @@ class ScaleData:
         self.group_links = Table(Customer.groups.through, ("customer", "customergroup"))
         self.tag_links = Table(TaggedCustomer, ("content_object", "tag"))
         self.local_values = Table(CustomerOverride, self.OVERRIDE_FIELDS)
-        self.consent_events = Table(ConsentEvent, ("customer", "given", "channel", "recorded_at"))
+        self.consent_events = Table(ConsentEvent, ("customer", "given", "channel", "recorded_at", "reference"))
         self.appointment = Table(Appointment, self.APPOINTMENT_FIELDS)
         self.deletion_requests = Table(DeletionRequest, self.DELETION_FIELDS)
         # Appointment days from two years ago to two months ahead; the salons are closed on Sundays.
@@ -469,7 +499,7 @@ class ScaleData:
         consent = rng.random() < 0.4
         if consent:
             channel = {"manual": "admin", "online_booking": "form"}.get(source, source)
-            rows[self.consent_events].append((pk, True, channel, created))
+            rows[self.consent_events].append((pk, True, channel, created, ""))
         rows[self.customer].append((
             pk, FIRST_NAMES[first], LAST_NAMES[last], email, phone_raw, phone,
             rng.choice(CUSTOMER_NOTES) if rng.random() < 0.1 else "", birthday, consent,
@@ -586,8 +616,53 @@ class ScaleData:
                 by, branch = setup.staff_ids[self.usual_branch[pk]], setup.branch_ids[self.usual_branch[pk]]
             else:
                 by, branch = setup.manager_id, None
-            rows.append((pk, pk, "pending", by, branch, requested, "[]"))
+            rows.append((pk, pk, "pending", by, branch, requested, "[]", "requested"))
         return rows
+
+
+def archive_some(heavy):
+    """Archive one customer in ARCHIVED_EVERY (never a regular), some while after it was created:
+    the listing hides them by default, ``archived=yes`` shows them alone."""
+    from django.db import connection
+
+    from wagtail_clientdb.models import Customer
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(Customer._meta.db_table)} "
+            "SET archived_at = created_at + (now() - created_at) / 2 WHERE id %% %s = %s AND id > %s",
+            [ARCHIVED_EVERY, ARCHIVED_EVERY // 2, heavy],
+        )
+        return cursor.rowcount
+
+
+def create_segments():
+    """Company segments saved by the head office (SEGMENTS: one rule, five rules, a few more for
+    the Segments list) and the dynamic group DYNAMIC_GROUP defined by one of them. Idempotent."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from wagtail_clientdb import segments
+    from wagtail_clientdb.models import CustomerGroup, CustomerTag, Segment, SegmentVisibility
+
+    manager = get_user_model().objects.get(username="manager")
+    today = timezone.localdate()
+    values = {
+        "tag": CustomerTag.all_tags.get(name=SEGMENT_TAG).pk,
+        "group": CustomerGroup.objects.get(name=SEGMENT_GROUP).pk,
+        "year_ago": (today - datetime.timedelta(days=365)).isoformat(),
+        "month_ago": (today - datetime.timedelta(days=30)).isoformat(),
+        "today": today.isoformat(),
+    }
+    saved = {}
+    for name, query in SEGMENTS.items():
+        query = segments.clean_query(query.format(**values))
+        saved[name], _created = Segment.objects.update_or_create(
+            name=name, defaults={"query": query, "owner": manager, "visibility": SegmentVisibility.COMPANY}
+        )
+    group_name, segment_name = DYNAMIC_GROUP
+    CustomerGroup.objects.update_or_create(name=group_name, defaults={"segment": saved[segment_name]})
+    return saved
 
 
 def check_phones(customer_rows):
@@ -651,6 +726,8 @@ def generate(args):
 
     booking_counts.recount_all()
     log(f"booking counts in {time.perf_counter() - step:.1f} s")
+    log(f"archived customers: {archive_some(data.heavy):,}")
+    log(f"segments: {', '.join(create_segments())}; dynamic group {DYNAMIC_GROUP[0]!r}")
     step = time.perf_counter()
     settle()
     log(f"VACUUM ANALYZE and CHECKPOINT in {time.perf_counter() - step:.1f} s")
@@ -675,6 +752,7 @@ class Page:
     params: dict  # role → query parameters, or the reason the role has no such page
     baseline: dict | None = None  # the plain listing's parameters, None without a like page
     notes: list = field(default_factory=list)
+    may_be_empty: bool = False  # a filter that may find nobody for a role (no failure then)
 
 
 def plain_customer_urlconf():
@@ -741,7 +819,7 @@ def build_pages(plain_viewset):
     # Customers both roles see with the same values: shared with all, not queued for deletion,
     # no local values in the staff's branch; from the middle of the table.
     plain = (
-        Customer.objects.filter(shared_with_all_branches=True, pk__gte=Customer.objects.count() // 2)
+        Customer.objects.filter(shared_with_all_branches=True, archived_at=None, pk__gte=Customer.objects.count() // 2)
         .exclude(Exists(DeletionRequest.objects.filter(customer=OuterRef("pk"), status__in=deletion.OPEN)))
         .exclude(Exists(CustomerOverride.objects.filter(customer=OuterRef("pk"), branch=branch)))
         .order_by("pk")
@@ -750,7 +828,7 @@ def build_pages(plain_viewset):
     by_phone = plain.filter(phone__startswith="+4930", phone_raw__startswith="+49").first()
     other_branch = Branch.objects.exclude(pk=branch.pk).order_by("slug").first() or branch
     tag = CustomerTag.all_tags.order_by("name").first()
-    group = CustomerGroup.objects.order_by("name").first()
+    group = CustomerGroup.objects.filter(segment=None).order_by("name").first()  # a manual group
 
     customers = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
 
@@ -790,9 +868,55 @@ def build_pages(plain_viewset):
         Page("list-branch-local-values", customers,
              {MANAGER: {"branch": branch.pk, "q": local.email}, STAFF: {"q": local.email}},
              notes=[f"customer {regular.pk} found by {branch.slug}'s local email"]),
+        *segment_pages(customers),
     ]
     plain_list = reverse(plain_viewset.get_url_name("list"))
     return pages, plain_list, {MANAGER: manager, STAFF: staff}
+
+
+def segment_pages(customers):
+    """Issue #17: the listing by each of the filters added with it, archived customers, a dynamic
+    group, two segments opened as the admin opens them, and the Segments list with its counts."""
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from wagtail_clientdb import segments
+    from wagtail_clientdb.models import CustomerGroup, Segment
+
+    def both(params):
+        return {MANAGER: params, STAFF: params}
+
+    today = timezone.localdate()
+    month_ago = (today - datetime.timedelta(days=30)).isoformat()
+    try:
+        one_rule, five_rules = (Segment.objects.get(name=name) for name in (SEGMENT_ONE_RULE, SEGMENT_FIVE_RULES))
+        dynamic = CustomerGroup.objects.get(name=DYNAMIC_GROUP[0])
+    except (Segment.DoesNotExist, CustomerGroup.DoesNotExist):
+        sys.exit("no segments or dynamic group: generate again (this database was generated before issue #17)")
+
+    def segment_page(name, segment):
+        url, _sep, query = segments.listing_url(segment).partition("?")
+        return Page(name, f"{url}?{query}" if query else url, both({}), notes=[f"{segment.name!r}: {segment.query}"],
+                    may_be_empty=True)
+
+    return [
+        Page("filter-last-visit-30-days", customers, both({"last_visit_from": month_ago, "last_visit_to": today.isoformat()})),
+        Page("filter-visits-min-3", customers, both({"visits_min": 3})),
+        Page("filter-visits-max-0", customers, both({"visits_max": 0}), notes=["never visited (in the branch shown)"]),
+        Page("filter-no-shows", customers, both({"no_shows": 1})),
+        Page("filter-upcoming", customers, both({"upcoming_appointment": "true"})),
+        Page("filter-birthday-month", customers, both({"birthday": "this_month"})),
+        Page("filter-birthday-7-days", customers, both({"birthday_within": 7})),
+        Page("filter-created-30-days", customers, both({"created_from": month_ago, "created_to": today.isoformat()})),
+        Page("filter-local-values", customers, both({"local_values": "true"})),
+        Page("filter-archived", customers, both({"archived": "yes"})),
+        Page("filter-dynamic-group", customers, both({"groups": dynamic.pk}),
+             notes=[f"{dynamic.name!r}: {dynamic.segment.query}"]),
+        segment_page("segment-1-rule", one_rule),
+        segment_page("segment-5-rules", five_rules),
+        Page("segments-list", reverse(Segment.snippet_viewset.get_url_name("list")), both({}),
+             notes=[f"{Segment.objects.count()} company segments, each counted"]),
+    ]
 
 
 def shown_rows(html):
@@ -848,15 +972,36 @@ class QueryCounter:
 
 def measure_export(manager):
     """The manager's listing, in its order, the first EXPORT_ROWS customers written as CSV."""
-    from django.db import connection
     from django.http import QueryDict
 
-    from wagtail_clientdb import export, listing, scope
+    from wagtail_clientdb import listing, scope
     from wagtail_clientdb.models import Customer
 
-    rows = min(EXPORT_ROWS, Customer.objects.count())
+    rows = min(EXPORT_ROWS, Customer.objects.filter(archived_at=None).count())
     viewer = scope.Viewer(manager, True)
-    queryset = listing.customers_as_listed(viewer, QueryDict())[:rows]
+    return write_export(viewer, listing.customers_as_listed(viewer, QueryDict())[:rows], rows)
+
+
+def measure_segment_export(users):
+    """The one-rule segment as each role sees it, every customer it finds, written as CSV (what its
+    "Download CSV" writes, in the background above EXPORT_BACKGROUND_ROWS)."""
+    from wagtail_clientdb import listing, scope, segments
+    from wagtail_clientdb.models import Segment
+
+    segment = Segment.objects.get(name=SEGMENT_ONE_RULE)
+    found = {}
+    for role, user in users.items():
+        viewer = scope.viewer_for_user(user)
+        queryset = segments.customers(viewer, segment)
+        found[role] = {"segment": segment.name, **write_export(viewer, queryset, listing.count_exactly(queryset))}
+    return found
+
+
+def write_export(viewer, queryset, rows):
+    from django.db import connection
+
+    from wagtail_clientdb import export
+
     counter = QueryCounter()
     with tempfile.TemporaryDirectory(prefix="clientdb-scale-") as folder:
         path = os.path.join(folder, "export.csv")
@@ -951,7 +1096,7 @@ def measure(args):
     django.setup()
     from django.test import Client, override_settings
 
-    jobs = ["export-100k", "process-10k-deletions"]
+    jobs = ["export-100k", "export-segment", "process-10k-deletions"]
     plain_viewset = plain_customer_urlconf()
     started = time.perf_counter()
     facts = {"server": database_facts(), "machine": machine_facts()}
@@ -988,7 +1133,7 @@ def measure(args):
                         failures.append(f"{page.name} (plain baseline): HTTP {baseline['status']}")
                 if entry["status"] != 200:
                     failures.append(f"{page.name} as {role}: HTTP {entry['status']}")
-                elif entry["rows_shown"] == 0:
+                elif entry["rows_shown"] == 0 and not page.may_be_empty:
                     failures.append(f"{page.name} as {role}: no rows shown")
                 results.append(entry)
                 log(f"{page.name} as {role}: HTTP {entry['status']}, {entry.get('median_ms', '-')} ms, "
@@ -997,6 +1142,10 @@ def measure(args):
             log("export: the manager's listing, first 100,000 customers, CSV")
             jobs_done["export-100k"] = measure_export(users[MANAGER])
             log(f"export: {jobs_done['export-100k']}")
+        if "export-segment" in wanted:
+            log(f"export: the segment {SEGMENT_ONE_RULE!r}, every customer it finds, CSV, per role")
+            jobs_done["export-segment"] = measure_segment_export(users)
+            log(f"export: {jobs_done['export-segment']}")
         if "process-10k-deletions" in wanted:
             log("deletion requests: processing the queue (last, in a transaction that is rolled back)")
             jobs_done["process-10k-deletions"] = measure_deletions()

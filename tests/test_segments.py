@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from wagtail.models import APIToken
 
-from tests.conftest import customer_url, make_customer, post_bulk
+from tests.conftest import customer_url, make_appointment, make_customer, post_bulk
 from wagtail_clientdb import groups, scope, segments
 from wagtail_clientdb.models import (
     AttributeDefinition,
@@ -400,6 +400,37 @@ def test_query_count_of_a_segment_does_not_grow_with_its_rules(login, manager, s
                 client, api.format(many.pk), headers=headers
             ), (user, few.query)
 
+
+
+def test_query_count_of_a_segment_with_visit_rules_does_not_grow_with_its_rules(
+    login, manager, staff_a, regulars, branch_a, branch_b
+):
+    """The shapes measured at a million customers (benchmarks/scale.py): one rule against five —
+    tag, group, consent, at least two visits, a last-visit range. The visit rules are subqueries
+    of the listing's own query; only a filter with choices (tags, groups) validates them, once."""
+    tag = regulars["local_a"].tags.get()
+    vip = CustomerGroup.objects.create(name="VIP")
+    for customer in regulars.values():
+        # Every rule below holds for every customer: both segments list the same page.
+        customer.groups.add(vip)
+        customer.marketing_consent = True
+        customer.save()
+        branch = branch_b if customer.home_branch == branch_b else branch_a
+        make_appointment(customer, branch, days=-40, status="completed")
+        make_appointment(customer, branch, days=-5, status="completed")
+    visits = "visits_min=2&last_visit_from=2000-01-01&last_visit_to=2100-01-01"
+    pairs = [
+        (f"tags={tag.pk}", f"tags={tag.pk}&marketing_consent=true&visits_min=2&visits_max=100&{visits}"),
+        (f"groups={vip.pk}", f"groups={vip.pk}&marketing_consent=true&visits_max=100&upcoming_appointment=false&{visits}"),
+        (f"tags={tag.pk}&groups={vip.pk}", f"tags={tag.pk}&groups={vip.pk}&marketing_consent=true&{visits}"),
+    ]
+    for user in (manager, staff_a):
+        client = login(user)
+        for few, many in pairs:
+            few, many = make_segment(user, few, name="few"), make_segment(user, many, name="many")
+            listed = [client.get(segments.listing_url(s)).context["object_list"] for s in (few, many)]
+            assert len(listed[0]) == len(listed[1]) > 0, (user, many.query)
+            assert queries_of(client, segments.listing_url(few)) == queries_of(client, segments.listing_url(many)), (user, few.query)
 
 
 def test_bulk_delete_reaches_only_the_segments_the_user_may_change(login, staff_a, staff_b, manager, branch_a):

@@ -66,11 +66,36 @@ def test_number_of_visits_and_no_shows(login, staff_a, manager, branch_a, people
     assert listed(staff, visits_min=2) == {"Regular"}
     assert listed(staff, visits_min=1, visits_max=1) == {"Drifter"}
     assert listed(staff, visits_max=0) == {"Misser", "Newbie", "Booked"}
+    assert listed(staff, visits_min=1) == {"Regular", "Drifter"}
+    assert listed(staff, no_shows=1) == {"Misser"}
     assert listed(staff, no_shows=2) == {"Misser"}
     assert listed(staff, no_shows=3) == set()
     manager_client = login(manager)
     assert listed(manager_client, visits_min=2) == {"Regular", "Drifter"}
+    assert listed(manager_client, visits_min=1, visits_max=0) == set()
+    assert listed(manager_client, no_shows=1) == {"Misser"}
     assert listed(manager_client, no_shows=3) == {"Misser"}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["visits_min=2", "visits_min=1&visits_max=1", "visits_max=0", "no_shows=1", "no_shows=2", "upcoming_appointment=false",
+     "last_visit_from={recent}", "last_visit_to={recent}", "last_visit_from={long_ago}&last_visit_to={recent}"],
+)
+def test_a_dynamic_group_by_visits_names_the_members_its_filter_finds(login, staff_a, manager, branch_a, people, rule):
+    """The group column reads a dynamic group's members among the page's customers alone (the
+    rule's appointments of those customers): the same members as the filter by the group."""
+    from wagtail_clientdb import groups, scope
+    from wagtail_clientdb.models import CustomerGroup, Segment, SegmentVisibility
+
+    query = rule.format(recent=day(-7, branch_a), long_ago=day(-60, branch_a))
+    segment = Segment.objects.create(name="Rule", query=query, owner=manager, visibility=SegmentVisibility.COMPANY)
+    group = CustomerGroup.objects.create(name="By visits", segment=segment)
+    for user in (staff_a, manager):
+        found = listed(login(user), groups=group.pk)
+        named = groups.names_by_customer(scope.viewer_for_user(user), [c.pk for c in people.values()])
+        assert {c.first_name for c in people.values() if "By visits" in named.get(c.pk, [])} == found, (user, query)
+        assert found == listed(login(user), **dict(pair.split("=") for pair in query.split("&"))), (user, query)
 
 
 def test_has_an_upcoming_appointment(login, staff_a, staff_b, manager, people, branch_a):

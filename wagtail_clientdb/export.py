@@ -15,8 +15,10 @@ import datetime
 import io
 import itertools
 import tempfile
+from contextlib import contextmanager
 from decimal import Decimal
 
+from django.db import connections
 from django.db.models import CharField, TextField, Value
 from django.db.models.functions import Cast, TruncSecond
 from django.http import FileResponse, StreamingHttpResponse
@@ -200,7 +202,10 @@ def _chunks(queryset, viewer, tz, branch_labels, *, with_attributes=True):
         replaced["eff_attributes"] = Value(None, output_field=TextField())
     selected = [replaced.get(name, name) for name in ROW_FIELDS]
     rows = queryset.prefetch_related(None).values_list(*selected).iterator(chunk_size=CHUNK_SIZE)
-    while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
+    # The rows are read through a server-side cursor, planned when the first chunk is fetched.
+    with planned_for_every_row(connections[queryset.db]):
+        chunk = list(itertools.islice(rows, CHUNK_SIZE))
+    while chunk:
         pks = [values[_PK] for values in chunk]
         yield (
             chunk,
@@ -208,6 +213,25 @@ def _chunks(queryset, viewer, tz, branch_labels, *, with_attributes=True):
             _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
             _names_by_customer(Customer.branches.through, "customer_id", "branch_id", pks, branch_labels),
         )
+        chunk = list(itertools.islice(rows, CHUNK_SIZE))
+
+
+@contextmanager
+def planned_for_every_row(connection):
+    """Cursors declared here are planned for reading all their rows. PostgreSQL plans a cursor
+    for its first tenth (``cursor_tuple_fraction``): for an export of a filtered listing, a
+    walk of the whole name index that finds the first rows early — 4.7 s where sorting the
+    18,000 customers of one tag takes 0.14 s (at a million customers)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('cursor_tuple_fraction', '1', false)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET cursor_tuple_fraction")
 
 
 def _names_by_customer(model, owner, name, pks, labels=None):

@@ -16,7 +16,7 @@ from django.db.models import IntegerField, Q, Subquery
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 
-from . import attributes, bulk, listing, scope, segments
+from . import attributes, bulk, listing, scope, segments, visits
 from .models import Customer, CustomerGroup, Segment, SegmentVisibility
 
 #: The listing's query parameter of the group filter (:class:`~.filters.CustomerFilterSet`).
@@ -81,7 +81,8 @@ def names_by_customer(viewer, pks, *, manual=None):
         for pk, name in rows.values_list("customer_id", "customergroup__name"):
             names.setdefault(pk, []).append(name)
     if pks:
-        with attributes.definitions_read_once():
+        # The rules' conditions on appointments look at these customers' appointments only.
+        with attributes.definitions_read_once(), visits.only_customers(pks):
             for group in dynamic_groups():
                 keys = member_keys(viewer, group).filter(bulk.any_of("pk", pks))
                 for pk in keys.values_list("pk", flat=True):

@@ -79,8 +79,19 @@ class Appointment(models.Model):
             models.Index(fields=["customer", "status", "start"], name="clientdb_appt_customer_idx"),
             # The listings: the company's by start, a branch's by start, a customer's history.
             models.Index(fields=["start"], name="clientdb_appt_start_idx"),
-            models.Index(fields=["branch", "start"], name="clientdb_appt_branch_start_idx"),
+            # With the customer and status beside the key (PostgreSQL): a branch's visits by
+            # period (the listing's visit filters, wagtail_clientdb.visits) are read from the
+            # index alone, not from the table's rows.
+            models.Index(
+                fields=["branch", "start"], include=["customer", "status"], name="clientdb_appt_branch_covering"
+            ),
             models.Index(fields=["customer", "start"], name="clientdb_appt_cust_start_idx"),
+            # No-shows are few: "missed an appointment" reads them alone.
+            models.Index(
+                fields=["branch", "customer"],
+                condition=Q(status=AppointmentStatus.NO_SHOW),
+                name="clientdb_appt_no_show_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
