@@ -12,7 +12,6 @@ A customer who books again comes back by itself (:func:`restore_by_booking`, cal
 :func:`wagtail_clientdb.booking.save_appointment`). Every change is in the customer's history.
 """
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import F
@@ -20,8 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import get_active_log_context
 
-from . import bulk, scope
-from .models import ClientDBLogEntry, Customer
+from . import audit, bulk, scope
+from .models import Customer
 
 ARCHIVE_ACTION = "wagtail_clientdb.archive"
 RESTORE_ACTION = "wagtail_clientdb.restore"
@@ -87,7 +86,10 @@ def _change(viewer, customers, action, *, archived_at, archived_by, now):
         Customer.objects.filter(bulk.any_of("id", sorted(changed))).update(
             archived_at=archived_at, archived_by=archived_by, version=F("version") + 1, updated_at=now
         )
-        _log(action, viewer.user, now, [(customer.pk, str(customer), {}) for customer in customers if customer.pk in changed])
+        audit.log_rows(
+            Customer, action, [(customer.pk, str(customer), {}) for customer in customers if customer.pk in changed],
+            user=viewer.user, timestamp=now, content_changed=True,
+        )
     for customer in customers:
         if customer.pk in changed:
             customer.archived_at, customer.archived_by = archived_at, archived_by
@@ -103,23 +105,9 @@ def restore_by_booking(appointment, *, now=None):
     )
     if restored:
         customer = Customer.objects.get(pk=appointment.customer_id)
-        user = get_active_log_context().user
-        _log(RESTORE_ACTION, user if user and user.is_authenticated else None, now, [(customer.pk, str(customer), {"booking": appointment.pk})])
+        audit.log_rows(
+            Customer, RESTORE_ACTION, [(customer.pk, str(customer), {"booking": appointment.pk})],
+            user=get_active_log_context().user, timestamp=now, content_changed=True,
+        )
     return bool(restored)
 
-
-def _log(action, user, now, rows):
-    """One history entry per customer: ``rows`` of (customer id, label, data)."""
-    bulk.insert_rows(
-        ClientDBLogEntry,
-        ("object_id", "label", "data"),
-        [(str(pk), label, data) for pk, label, data in rows],
-        constants={
-            "action": action,
-            "content_type": ContentType.objects.get_for_model(Customer),
-            "timestamp": now,
-            "user": user,
-            "content_changed": True,
-            "deleted": False,
-        },
-    )

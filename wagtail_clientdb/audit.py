@@ -240,18 +240,26 @@ def import_fields(customer):
 def log_many(instances, action, *, user=None, branch=None, data=lambda instance: {}, label=str, content_changed=False):
     """One entry per instance, written together (an import's thousands of customers)."""
     instances = list(instances)
-    if not instances:
+    if instances:
+        rows = [(instance.pk, label(instance), data(instance)) for instance in instances]
+        log_rows(type(instances[0]), action, rows, user=user, branch=branch, content_changed=content_changed)
+
+
+def log_rows(model, action, rows, *, user=None, branch=None, timestamp=None, content_changed=False):
+    """Entries of ``model`` objects from ``rows`` of (id, label, data), written together with
+    ``COPY`` (the objects may be gone: a deleted customer's entry names only its number)."""
+    if not rows:
         return
     context = get_active_log_context()
     user = user or context.user
     bulk.insert_rows(
         ClientDBLogEntry,
         ("object_id", "label", "data"),
-        [(str(instance.pk), label(instance), data(instance)) for instance in instances],
+        [(str(pk), label, data) for pk, label, data in rows],
         constants={
             "action": action,
-            "content_type": ContentType.objects.get_for_model(type(instances[0]), for_concrete_model=False),
-            "timestamp": timezone.now(),
+            "content_type": ContentType.objects.get_for_model(model, for_concrete_model=False),
+            "timestamp": timestamp or timezone.now(),
             "user": user if getattr(user, "is_authenticated", False) else None,
             "uuid": context.uuid,
             "branch": branch,

@@ -30,7 +30,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -44,7 +43,6 @@ from .models import (
     Appointment,
     AttributeDefinition,
     Branch,
-    ClientDBLogEntry,
     ConsentChannel,
     Customer,
     CustomerGroup,
@@ -482,35 +480,17 @@ def _restore(result, batch, user, channel, now):
     return [{"customer": pk, "notes": sorted(set(notes))} for pk, notes in partly.items() if notes]
 
 
-def _log(action, user, now, rows, *, branch):
-    """History entries of customers: ``rows`` of (customer id, label, data)."""
-    bulk.insert_rows(
-        ClientDBLogEntry,
-        ("object_id", "label", "data"),
-        [(str(pk), label, data) for pk, label, data in rows],
-        constants={
-            "action": action,
-            "content_type": ContentType.objects.get_for_model(Customer),
-            "timestamp": now,
-            "user": user,
-            "content_changed": True,
-            "deleted": False,
-            "branch": branch,
-        },
-    )
-
-
 def _log_restored(batch, user, now, result):
     """One history entry per customer whose values were put back."""
     rows = [(customer, change, None) for customer, change, _notes in result.to_restore]
     rows += [(customer, change, batch.branch_id) for customer, change in result.to_restore_local]
-    _log(
-        RESTORED_ACTION, user, now,
+    audit.log_rows(
+        Customer, RESTORED_ACTION,
         [
             (customer.pk, str(customer), {"batch": batch.pk, "fields": sorted(change.changes), "local_values_of_branch": branch})
             for customer, change, branch in rows
         ],
-        branch=batch.branch,
+        user=user, branch=batch.branch, timestamp=now, content_changed=True,
     )
     for customer, change, branch in rows:
         audit.announce_change(
@@ -522,8 +502,8 @@ def _log_deletions(batch, user, requests, customers, now):
     """One history entry per created customer whose deletion the rollback requested (a deleted
     customer's entry names only its number, as the deletion queue leaves it)."""
     deleted_label = _("Customer #%(number)s (deleted)")
-    _log(
-        DELETION_ACTION, user, now,
+    audit.log_rows(
+        Customer, DELETION_ACTION,
         [
             (
                 pk,
@@ -532,7 +512,7 @@ def _log_deletions(batch, user, requests, customers, now):
             )
             for pk, request in requests.items()
         ],
-        branch=batch.branch,
+        user=user, branch=batch.branch, timestamp=now, content_changed=True,
     )
 
 
