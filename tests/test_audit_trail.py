@@ -244,3 +244,21 @@ def test_the_api_changes_consent_only_when_it_is_sent(client, manager, scope_cus
     assert patch({"marketing_consent": False}).status_code == 200
     assert list(gloria.consent_events.order_by("pk").values_list("given", "channel")) == [(True, "api"), (False, "api")]
     assert [e.message for e in entries(gloria, "wagtail_clientdb.edit_via_api")] == ["Changed via API: notes"]
+
+
+def test_removing_tags_and_a_group_in_bulk_changes_and_logs_only_the_selected(login, manager, branch_a):
+    group = CustomerGroup.objects.create(name="VIP")
+    chosen = make_customer(first_name="Rita", email="rita@example.com", home_branch=branch_a)
+    other = make_customer(first_name="Otto", email="otto@example.com", home_branch=branch_a)
+    for customer in (chosen, other):
+        customer.tags.add("regular", "vip")
+        group.customers.add(customer)
+    client = login(manager)
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "remove_tags")) + f"?id={chosen.pk}"
+    assert post_bulk(client, url, {"tags": "vip"}).status_code == 302
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "remove_from_group")) + f"?id={chosen.pk}"
+    assert post_bulk(client, url, {"group": group.pk}).status_code == 302
+    assert list(chosen.tags.names()) == ["regular"] and not group.customers.filter(pk=chosen.pk).exists()
+    assert sorted(other.tags.names()) == ["regular", "vip"] and group.customers.filter(pk=other.pk).exists()
+    assert [e.message for e in entries(chosen, "wagtail_clientdb.edit")] == ["Changed: tags", "Changed: groups"]
+    assert not entries(other, "wagtail_clientdb.edit")

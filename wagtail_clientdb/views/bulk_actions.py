@@ -190,22 +190,19 @@ class AddTagsBulkAction(CustomerBulkAction):
         }
 
 
-class RemoveTagsBulkAction(CustomerBulkAction):
+class RemoveTagsBulkAction(AddTagsBulkAction):
     display_name = _("Remove tags")
     action_type = "remove_tags"
     aria_label = _("Remove tags from the selected customers")
     action_title = _("Remove tags")
     action_question = _("Remove these tags from the following customers?")
-    form_class = AddTagsForm
-
-    def get_execution_context(self):
-        return {"tags": self.cleaned_form.cleaned_data["tags"]}
 
     @classmethod
     def execute_action(cls, objects, tags=(), **kwargs):
         for customer in objects:
             customer.tags.remove(*tags)
         versions.touch(customer.pk for customer in objects)
+        audit.customers_edited(objects, ["tags"])
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
@@ -251,21 +248,18 @@ class AddToGroupBulkAction(CustomerBulkAction):
         ) % {"count": num_parent_objects}
 
 
-class RemoveFromGroupBulkAction(CustomerBulkAction):
+class RemoveFromGroupBulkAction(AddToGroupBulkAction):
     display_name = _("Remove from group")
     action_type = "remove_from_group"
     aria_label = _("Remove the selected customers from a group")
     action_title = _("Remove from group")
     action_question = _("Remove the following customers from the group?")
-    form_class = AddToGroupForm
-
-    def get_execution_context(self):
-        return {"group": self.cleaned_form.cleaned_data["group"]}
 
     @classmethod
     def execute_action(cls, objects, group=None, **kwargs):
         group.customers.remove(*objects)
         versions.touch(customer.pk for customer in objects)
+        audit.customers_edited(objects, ["groups"])
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
