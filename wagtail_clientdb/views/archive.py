@@ -2,21 +2,19 @@
 :mod:`wagtail_clientdb.archive`)."""
 
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
-from django.utils.functional import cached_property
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import archive, scope
+from .. import archive
 from ..models import Customer
-from .common import ViewerMixin
+from .common import CustomerPageMixin
 
 
-class ArchiveView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
+class ArchiveView(CustomerPageMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
     """Asks first (GET), then archives or restores (POST). Another branch's customer is not
     found; one the viewer may not change directly is refused."""
 
@@ -31,9 +29,6 @@ class ArchiveView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin
         self.restoring = kwargs.pop("restoring", False)
         return super().dispatch(request, *args, **kwargs)
 
-    @cached_property
-    def customer(self):
-        return get_object_or_404(scope.visible_customers(self.viewer), pk=self.kwargs["pk"])
 
     def get(self, request, *args, **kwargs):
         if not archive.may_archive(self.viewer, self.customer):
@@ -60,16 +55,7 @@ class ArchiveView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin
             return _("Restore %(customer)s") % {"customer": self.customer}
         return _("Archive %(customer)s") % {"customer": self.customer}
 
-    def inspect_url(self):
-        return reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(self.customer.pk,))
 
-    def get_breadcrumbs_items(self):
-        return [
-            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
-            {"url": reverse(Customer.snippet_viewset.get_url_name("list")), "label": _("Customers")},
-            {"url": self.inspect_url(), "label": str(self.customer)},
-            {"url": "", "label": self.get_page_title()},
-        ]
 
     def get_context_data(self, **kwargs):
         return {

@@ -1,8 +1,7 @@
 """Block a customer from online booking, change the block, or lift it (rules in
 :mod:`wagtail_clientdb.booking_blocks`)."""
 
-from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
+from django.shortcuts import redirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.views.generic import FormView
@@ -10,13 +9,13 @@ from wagtail.admin import messages
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import booking_blocks, scope
+from .. import booking_blocks
 from ..forms.booking_blocks import BookingBlockForm
 from ..models import Customer
-from .common import ViewerMixin
+from .common import CustomerPageMixin
 
 
-class BookingBlockView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, FormView):
+class BookingBlockView(CustomerPageMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, FormView):
     """Anyone who may change the customers they see may block one of them; only managers
     narrow a block to some branches."""
 
@@ -25,9 +24,6 @@ class BookingBlockView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplate
     template_name = "wagtail_clientdb/customers/booking_block.html"
     header_icon = "user"
 
-    @cached_property
-    def customer(self):
-        return get_object_or_404(scope.visible_customers(self.viewer), pk=self.kwargs["pk"])
 
     @cached_property
     def block(self):
@@ -36,16 +32,7 @@ class BookingBlockView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplate
     def get_page_title(self):
         return _("Online booking of %(customer)s") % {"customer": self.customer}
 
-    def inspect_url(self):
-        return reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(self.customer.pk,))
 
-    def get_breadcrumbs_items(self):
-        return [
-            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
-            {"url": reverse(Customer.snippet_viewset.get_url_name("list")), "label": _("Customers")},
-            {"url": self.inspect_url(), "label": str(self.customer)},
-            {"url": "", "label": self.get_page_title()},
-        ]
 
     def get_form_kwargs(self):
         kwargs = {**super().get_form_kwargs(), "may_choose_branches": self.viewer.is_manager}

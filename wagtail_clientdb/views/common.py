@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.models import ProtectedError
 from django.middleware.csrf import get_token
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
@@ -20,6 +21,7 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import audit, scope, times
 from ..deletion import BookingRefused
+from ..models import Customer
 from ..templatetags.clientdb_times import moment_ago_context
 from ..versions import StaleEdit
 
@@ -36,6 +38,29 @@ class ViewerMixin:
         branch = self.viewer.branch if request.user.is_authenticated else None
         with audit.acting_in(branch):
             return super().dispatch(request, *args, **kwargs)
+
+
+class CustomerPageMixin(ViewerMixin):
+    """An admin page about one customer (``pk`` in the URL): another branch's customer is not
+    found; the breadcrumbs lead back through the listing and the customer's page."""
+
+    #: The last breadcrumb (default: the page title).
+    breadcrumb_label = None
+
+    @cached_property
+    def customer(self):
+        return get_object_or_404(scope.visible_customers(self.viewer), pk=self.kwargs["pk"])
+
+    def inspect_url(self):
+        return reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(self.customer.pk,))
+
+    def get_breadcrumbs_items(self):
+        return [
+            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
+            {"url": reverse(Customer.snippet_viewset.get_url_name("list")), "label": _("Customers")},
+            {"url": self.inspect_url(), "label": str(self.customer)},
+            {"url": "", "label": self.breadcrumb_label or self.get_page_title()},
+        ]
 
 
 class ViewerFormMixin(ViewerMixin):

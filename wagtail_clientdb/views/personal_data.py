@@ -3,46 +3,35 @@
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
-from django.urls import reverse
-from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import personal_data, scope
+from .. import personal_data
 from ..models import Customer
-from .common import ViewerMixin
+from .common import CustomerPageMixin
 
 
-class PersonalDataView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
+class PersonalDataView(CustomerPageMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
     """Managers only: the data of every branch, which a branch's staff may not all see."""
 
     model = Customer
     permission_required = "view"
     template_name = "wagtail_clientdb/customers/personal_data.html"
     header_icon = "download"
+    breadcrumb_label = gettext_lazy("Personal data")
 
     def dispatch(self, request, *args, **kwargs):
         if not self.viewer.is_manager:
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
-    @cached_property
-    def customer(self):
-        return get_object_or_404(scope.visible_customers(self.viewer), pk=self.kwargs["pk"])
 
     def get_page_title(self):
         return _("Personal data of %(customer)s") % {"customer": self.customer}
 
-    def get_breadcrumbs_items(self):
-        return [
-            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
-            {"url": reverse(Customer.snippet_viewset.get_url_name("list")), "label": _("Customers")},
-            {"url": reverse(Customer.snippet_viewset.get_url_name("inspect"), args=(self.customer.pk,)), "label": str(self.customer)},
-            {"url": "", "label": _("Personal data")},
-        ]
 
     def get(self, request, *args, **kwargs):
         data = personal_data.collect(self.customer)
