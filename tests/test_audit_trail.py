@@ -77,7 +77,7 @@ def test_sharing_consent_and_bulk_changes_are_logged(login, manager, branch_a, b
     assert given.user == manager and given.message == "Marketing consent given (Admin)"
 
 
-def test_an_import_is_logged_with_its_counts_and_each_customer_with_its_fields(login, manager):
+def test_an_import_is_logged_with_its_counts_and_each_customer_with_its_fields(login, manager, staff_b):
     kept = make_customer(first_name="Kept", email="kept@example.com")
     client = login(manager)
     rows = [["First name", "Email", "Notes", "Marketing consent"], ["Kept", "kept@example.com", "new note", "1"], ["New", "new@example.com", "", ""]]
@@ -94,8 +94,9 @@ def test_an_import_is_logged_with_its_counts_and_each_customer_with_its_fields(l
     event = ConsentEvent.objects.get(customer=kept)
     assert event.import_job_id == job.pk
     assert entries(kept, "wagtail_clientdb.consent_given")[0].message == f"Marketing consent given (Import, import #{job.pk})"
-    # Nobody without the import in their scope sees it in the history.
+    # The head office sees the import in the history; another branch's staff do not.
     assert ClientDBLogEntry.objects.viewable_by_user(manager).filter(pk=summary.pk).exists()
+    assert not ClientDBLogEntry.objects.viewable_by_user(staff_b).filter(pk=summary.pk).exists()
 
 
 def test_an_export_is_logged_with_who_which_filters_and_how_many_rows(login, manager, staff_a, staff_b, branch_a):
