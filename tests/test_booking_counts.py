@@ -1,15 +1,17 @@
 """Booking counts ("most bookings") follow every change of a customer's appointments, per
 branch and company-wide, also when two changes of the same customer happen at once."""
 
+import datetime
 import threading
 import time
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service
 from wagtail_clientdb import booking, booking_counts
-from wagtail_clientdb.models import Appointment, BranchBookings
+from wagtail_clientdb.models import Appointment, BranchBookings, Customer, VisitCounting
 
 
 def counts(customer):
@@ -108,3 +110,125 @@ def test_two_bookings_of_one_customer_at_the_same_time_are_both_counted(branch_a
     first.join(), second.join()
     assert problems == []
     assert counts(anna) == (2, {"alpha": 1 + 1})
+
+
+def visits_kept(customer):
+    customer.refresh_from_db()
+    per_branch = dict(BranchBookings.objects.filter(customer=customer).values_list("branch__slug", "visits"))
+    return customer.visits_total, customer.no_shows_total, per_branch
+
+
+def test_visits_are_kept_up_to_the_mark_and_no_shows_always(branch_a, branch_b):
+    anna = make_customer(first_name="Anna", shared_with_all_branches=True)
+    booking_counts.count_passed_visits()
+    make_appointment(anna, branch_a, days=-40, status="completed")
+    make_appointment(anna, branch_a, days=-5)  # took place, never marked: a visit
+    make_appointment(anna, branch_b, days=-10, status="no_show")
+    make_appointment(anna, branch_b, days=-3, status="cancelled")
+    coming = make_appointment(anna, branch_b, days=3)
+    assert visits_kept(anna) == (2, 1, {"alpha": 2, "beta": 0})
+
+    # Time passes: the booking of the third day becomes a visit once the mark moves past it.
+    assert booking_counts.count_passed_visits(now=coming.start + datetime.timedelta(minutes=1)) == 1
+    assert visits_kept(anna) == (3, 1, {"alpha": 2, "beta": 1})
+    assert booking_counts.count_passed_visits(now=coming.start) == 0  # never backwards
+    # What was added is what a recount from the appointments finds.
+    booking_counts.recount([anna.pk])
+    assert visits_kept(anna) == (3, 1, {"alpha": 2, "beta": 1})
+    booking.set_status(coming, "cancelled")  # cancelled afterwards: no visit after all
+    assert visits_kept(anna) == (2, 1, {"alpha": 2, "beta": 0})
+
+
+def test_without_a_mark_nothing_is_kept_and_recount_all_sets_it(branch_a):
+    anna = make_customer(first_name="Anna", shared_with_all_branches=True)
+    VisitCounting.objects.all().delete()
+    make_appointment(anna, branch_a, days=-5)
+    assert visits_kept(anna) == (0, 0, {"alpha": 0})
+    before = timezone.now()
+    booking_counts.recount_all()
+    assert visits_kept(anna) == (1, 0, {"alpha": 1})
+    assert booking_counts.visits_counted_until() >= before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moving_the_mark_waits_for_a_booking_being_counted(branch_a):
+    """A booking counts its visits up to the mark it read; the mark must not move past the
+    booking's appointment until the booking is saved, or that visit would be counted by nobody."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    anna = make_customer(first_name="Anna", shared_with_all_branches=True)
+    make_service("Haircut", branch_a)
+    booking_counts.count_passed_visits(now=timezone.now() - datetime.timedelta(days=30))
+    booked, commit_booking = threading.Event(), threading.Event()
+    problems, added = [], []
+
+    def book_a_past_visit():
+        try:
+            with transaction.atomic():
+                make_appointment(anna, branch_a, days=-1)  # entered afterwards at the desk
+                booked.set()
+                commit_booking.wait(10)
+        except Exception as error:  # reported by the test below
+            problems.append(error)
+        finally:
+            connections.close_all()
+
+    def move_the_mark():
+        try:
+            booked.wait(10)
+            added.append(booking_counts.count_passed_visits())
+        except Exception as error:  # reported by the test below
+            problems.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=book_a_past_visit), threading.Thread(target=move_the_mark)]
+    for thread in threads:
+        thread.start()
+    wait_for_a_lock_wait()
+    commit_booking.set()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    assert added == [1]
+    assert visits_kept(anna) == (1, 0, {"alpha": 1})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moving_the_mark_gives_way_to_a_customer_being_edited(branch_a):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    anna = make_customer(first_name="Anna", shared_with_all_branches=True)
+    booking_counts.count_passed_visits(now=timezone.now() - datetime.timedelta(days=30))
+    make_appointment(anna, branch_a, days=-1)
+    mark = booking_counts.visits_counted_until()
+    locked, release = threading.Event(), threading.Event()
+
+    def edit():
+        with transaction.atomic():
+            list(Customer.objects.select_for_update().filter(pk=anna.pk))
+            locked.set()
+            release.wait(10)
+        connections.close_all()
+
+    editing = threading.Thread(target=edit)
+    editing.start()
+    locked.wait(10)
+    try:
+        assert booking_counts.count_passed_visits(attempts=2) is None
+        assert booking_counts.visits_counted_until() == mark
+    finally:
+        release.set()
+        editing.join()
+    assert booking_counts.count_passed_visits() == 1
+    assert visits_kept(anna) == (1, 0, {"alpha": 1})
+
+
+def wait_for_a_lock_wait():
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.01)

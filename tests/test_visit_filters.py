@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer
 from tests.test_query_counts import grow_the_company
-from wagtail_clientdb import times, visits
-from wagtail_clientdb.models import Customer, CustomerOverride
+from wagtail_clientdb import booking_counts, times, visits
+from wagtail_clientdb.models import Customer, CustomerOverride, VisitCounting
 
 
 def listed(client, **params):
@@ -77,6 +77,31 @@ def test_number_of_visits_and_no_shows(login, staff_a, manager, branch_a, people
     assert listed(manager_client, no_shows=3) == {"Misser"}
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["named", "subquery"])
+@pytest.mark.parametrize("mark_days", [None, -60, -20, -4, 1])
+def test_visits_since_the_mark_are_counted_as_well_as_the_kept_ones(
+    login, staff_a, manager, branch_a, people, mark_days, named, monkeypatch
+):
+    """Wherever the kept counts stop (no mark: nothing kept; a mark before some of the visits,
+    or after all of them), the filters count the same visits, whether the customers who
+    visited since are few enough to be named in the query or not."""
+    if not named:
+        monkeypatch.setattr(visits, "MAX_NAMED_SINCE_MARK", 0)
+    VisitCounting.objects.all().delete()
+    booking_counts.recount(customer.pk for customer in people.values())
+    if mark_days is not None:
+        booking_counts.count_passed_visits(now=timezone.now() + datetime.timedelta(days=mark_days))
+    staff = login(staff_a)
+    assert listed(staff, visits_min=2) == {"Regular"}
+    assert listed(staff, visits_min=1, visits_max=1) == {"Drifter"}
+    assert listed(staff, visits_max=1) == {"Drifter", "Misser", "Newbie", "Booked"}
+    manager_client = login(manager)
+    assert listed(manager_client, visits_min=2) == {"Regular", "Drifter"}
+    assert listed(manager_client, visits_min=2, visits_max=2) == {"Regular", "Drifter"}
+    assert listed(manager_client, visits_min=3) == set()
+    assert listed(manager_client, branch=branch_a.pk, visits_min=2) == {"Regular"}
+
+
 @pytest.mark.parametrize(
     "rule",
     ["visits_min=2", "visits_min=1&visits_max=1", "visits_max=0", "no_shows=1", "no_shows=2", "upcoming_appointment=false",
@@ -107,7 +132,14 @@ def test_has_an_upcoming_appointment(login, staff_a, staff_b, manager, people, b
     assert listed(login(manager), upcoming_appointment="false") == {"Regular", "Drifter", "Misser"}
 
 
-def test_birthdays_this_month_and_within_days_as_the_branch_sees_them(login, staff_a, branch_a, allow_branch_edits):
+@pytest.mark.parametrize("named", [True, False], ids=["named", "subquery"])
+def test_birthdays_this_month_and_within_days_as_the_branch_sees_them(
+    login, staff_a, manager, branch_a, allow_branch_edits, named, monkeypatch
+):
+    """Whether the customers with a birthday of the branch's own are few enough to be named in
+    the query or not."""
+    if not named:
+        monkeypatch.setattr(visits, "MAX_NAMED_LOCAL_BIRTHDAYS", 0)
     today = times.today(branch_a)
 
     def born(name, offset):
@@ -122,6 +154,9 @@ def test_birthdays_this_month_and_within_days_as_the_branch_sees_them(login, sta
     # Branch A keeps its own date for this one: the one it sees counts.
     local = born("Local", 200)
     CustomerOverride.objects.create(customer=local, branch=branch_a, birthday=datetime.date(1980, today.month, today.day))
+    # … and for this one a date that is not today's: the record's birthday today does not count.
+    moved = born("Moved", 0)
+    CustomerOverride.objects.create(customer=moved, branch=branch_a, birthday=datetime.date(1980, 1, 1) + datetime.timedelta(days=today.timetuple().tm_yday + 100))
     staff = login(staff_a)
     assert listed(staff, birthday_within=0) == {"Today", "Local"}
     assert listed(staff, birthday_within=7) == {"Today", "Soon", "Local"}
@@ -130,10 +165,12 @@ def test_birthdays_this_month_and_within_days_as_the_branch_sees_them(login, sta
         if (today + datetime.timedelta(days=offset)).month == today.month
     }
     assert listed(staff, birthday="this_month") == this_month | {"Local"}
+    # The head office sees the records' birthdays.
+    assert listed(login(manager), birthday_within=0) == {"Today", "Moved"}
     # Bad input: a clear message, and no filter applied.
-    refused = staff.get(customer_url("list"), {"birthday_within": "400"})
+    refused = login(staff_a).get(customer_url("list"), {"birthday_within": "400"})
     assert "Ensure this value is less than or equal to 366." in refused.content.decode()
-    assert len(refused.context["object_list"]) == 5
+    assert len(refused.context["object_list"]) == 6
 
 
 @pytest.mark.parametrize(

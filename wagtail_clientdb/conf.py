@@ -25,6 +25,8 @@ DEFAULTS = {
     "EXPORT_BACKGROUND_ROWS": 20_000,
     # Listings of more customers show PostgreSQL's estimate of their number ("about 680,000").
     "LISTING_EXACT_COUNT_LIMIT": 10_000,
+    # The Segments list counts every segment it shows: exactly up to this many customers each.
+    "SEGMENT_LIST_EXACT_COUNT_LIMIT": 1_000,
     # The booking page offers a start time every this many minutes.
     "BOOKING_SLOT_MINUTES": 15,
     # Bookings one IP address may send per hour to the booking pages; more are politely refused.

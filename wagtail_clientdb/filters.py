@@ -196,10 +196,10 @@ class CustomerFilterSet(ClientDBFilterSet):
         return queryset.filter(upcoming if value else ~upcoming)
 
     def filter_birthday(self, queryset, name, value):
-        return queryset.filter(visit_rules.birthday_this_month_q("eff_birthday", times.today(self.shown_branch)))
+        return queryset.filter(visit_rules.birthday_as_seen_q(self.shown_branch, times.today(self.shown_branch)))
 
     def filter_birthday_within(self, queryset, name, value):
-        return queryset.filter(visit_rules.birthday_q("eff_birthday", times.today(self.shown_branch), value))
+        return queryset.filter(visit_rules.birthday_as_seen_q(self.shown_branch, times.today(self.shown_branch), value))
 
     def filter_created(self, queryset, name, value):
         if value.start is not None:

@@ -246,15 +246,15 @@ def page_ids(queryset, branch, ordering, offset, limit, *, searching=False):
     return ids
 
 
-def count(queryset):
+def count(queryset, limit=None):
     """How many customers a listing has: ``(number, is_estimate)``.
 
-    Exact up to ``LISTING_EXACT_COUNT_LIMIT``, which costs at most that many rows; above it
+    Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that many rows; above it
     on PostgreSQL, the planner's estimate (never below the limit), as large admin tools do:
     an exact count of a branch's 680,000 customers reads all of them on every page. Where the
     planner expects ten times the limit, its estimate is taken without counting at all.
     """
-    limit = conf.get("LISTING_EXACT_COUNT_LIMIT")
+    limit = limit or conf.get("LISTING_EXACT_COUNT_LIMIT")
     pks = keys(queryset)
     connection = connections[pks.db]
     estimate = None

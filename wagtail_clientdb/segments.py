@@ -160,9 +160,9 @@ def customers(viewer, segment):
     return listed(viewer, segment)[0]
 
 
-def count(viewer, segment):
-    """``(number, is_estimate)``: exact up to the listing's limit, as the listing counts."""
-    return listing.count(customers(viewer, segment))
+def count(viewer, segment, limit=None):
+    """``(number, is_estimate)``: exact up to ``limit`` or the listing's limit, as the listing counts."""
+    return listing.count(customers(viewer, segment), limit)
 
 
 def listing_url(segment):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import translation
 from django_tasks import task
 
-from . import deletion, retention
+from . import booking_counts, deletion, retention
 from .models import ExportJob, ImportJob
 
 
@@ -25,6 +25,12 @@ def language_of(user):
 def process_deletion_queue():
     """Retry every open deletion request (for a periodic schedule)."""
     return deletion.process_queue()
+
+
+@task()
+def count_passed_visits():
+    """Add the visits since the last run to the kept visit counts (for a periodic schedule, e.g. hourly)."""
+    return booking_counts.count_passed_visits()
 
 
 @task()

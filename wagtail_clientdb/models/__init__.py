@@ -13,6 +13,7 @@ from .customer import (
     CustomerSource,
     CustomerTag,
     TaggedCustomer,
+    VisitCounting,
 )
 from .deletion import DeletionReason, DeletionRequest, DeletionStatus
 from .duplicates import DuplicatePair, DuplicateReason, DuplicateRule
@@ -66,5 +67,6 @@ __all__ = [
     "SegmentVisibility",
     "Service",
     "TaggedCustomer",
+    "VisitCounting",
     "Weekday",
 ]

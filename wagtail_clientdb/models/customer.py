@@ -149,6 +149,10 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     #: Appointments in every branch that were not cancelled, kept by :mod:`wagtail_clientdb.booking_counts`.
     bookings_total = models.PositiveIntegerField(_("bookings"), default=0, editable=False)
+    #: Visits in every branch that took place before :class:`VisitCounting`'s mark, and
+    #: no-shows in every branch, kept by :mod:`wagtail_clientdb.booking_counts`.
+    visits_total = models.PositiveIntegerField(_("visits"), default=0, editable=False)
+    no_shows_total = models.PositiveIntegerField(_("no-shows"), default=0, editable=False)
     #: Set while the customer is archived (:mod:`wagtail_clientdb.archive`): out of the daily
     #: lists, not erased. Empty for active customers, the ones the listing walks.
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
@@ -373,11 +377,15 @@ class CustomerOverride(models.Model):
 
 class BranchBookings(models.Model):
     """How many appointments a customer has in one branch that were not cancelled
-    ("most bookings" as a branch sees it), kept by :mod:`wagtail_clientdb.booking_counts`."""
+    ("most bookings" as a branch sees it), how many of them were visits that took place
+    before :class:`VisitCounting`'s mark, and how many were missed; kept by
+    :mod:`wagtail_clientdb.booking_counts`."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="branch_bookings")
     branch = models.ForeignKey("wagtail_clientdb.Branch", on_delete=models.CASCADE, related_name="+")
     count = models.PositiveIntegerField(default=0)
+    visits = models.PositiveIntegerField(default=0)
+    no_shows = models.PositiveIntegerField(default=0)
 
     wagtail_reference_index_ignore = True
 
@@ -387,3 +395,19 @@ class BranchBookings(models.Model):
         constraints = [models.UniqueConstraint(fields=["customer", "branch"], name="clientdb_unique_branch_bookings")]
         # "Most bookings" as a branch sees it: read in order until the page is full.
         indexes = [models.Index(fields=["branch", "-count"], name="clientdb_branch_most_bookings")]
+
+
+class VisitCounting(models.Model):
+    """One row: the kept visit counts (``Customer.visits_total``, ``BranchBookings.visits``)
+    hold the visits that started before ``counted_until``. Later visits are counted from the
+    appointments when asked (few: the mark is moved on periodically by
+    :func:`wagtail_clientdb.booking_counts.count_passed_visits`). Without the row nothing is
+    kept yet, and every visit is counted when asked."""
+
+    counted_until = models.DateTimeField()
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("visit counting")
+        verbose_name_plural = _("visit counting")

@@ -14,7 +14,7 @@ from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, TitleColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import groups, listing, segments
+from .. import conf, groups, listing, segments
 from ..models import Segment, SegmentVisibility
 from .common import MomentColumn, ProtectedDeleteView, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedViewSetMixin
@@ -103,7 +103,8 @@ def sharing_label(segment):
 
 class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
     def count_label(self, segment):
-        number, is_estimate = segments.count(self.viewer, segment)
+        # Lower than a listing's limit: this page counts every segment it shows.
+        number, is_estimate = segments.count(self.viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
         if is_estimate:
             return _("about %(count)s") % {"count": number_format(listing.round_estimate(number), force_grouping=True)}
         return number_format(number, force_grouping=True)
