@@ -203,8 +203,9 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
             requests[pk] = request
         DeletionRequest.objects.bulk_create(new, batch_size=bulk.BATCH_SIZE)
         _log_bulk_requests(locked, new, open_requests, blocking, log_action, viewer.user)
-        for request in open_requests.values():
-            request.save(update_fields=["status", "errors", "last_attempt_at", "completed_at"])
+        DeletionRequest.objects.bulk_update(
+            list(open_requests.values()), ["status", "errors", "last_attempt_at", "completed_at"], batch_size=bulk.BATCH_SIZE
+        )
         through = DeletionRequest.blocking_branches.through
         through.objects.filter(bulk.any_of("deletionrequest_id", [r.pk for r in open_requests.values()])).delete()
         through.objects.bulk_create(
