@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
+from wagtail_clientdb import times
 from wagtail_clientdb.models import Appointment, ConsentEvent, Customer, OpeningHours
 
 
@@ -140,3 +141,24 @@ def test_week_view_shows_one_branchs_week(login, staff_a, manager, branch_a, bra
     assert "Lars" not in html  # not a branch of staff A: A's own week instead
     html = login(manager).get(url("week"), {"branch": branch_b.pk}).content.decode()
     assert "Lars" in html and "Anna" not in html
+
+
+def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(login, staff_a, branch_a):
+    anna = make_customer(first_name="Anna", home_branch=branch_a)
+    today = times.today(branch_a)
+    wednesday = today - datetime.timedelta(days=today.weekday() - 2)
+    done = make_appointment(anna, branch_a, service="Colour")
+    done.start = times.start_of_day(wednesday, branch_a) + datetime.timedelta(hours=9)
+    done.end, done.status, done.staff = done.start + datetime.timedelta(minutes=45), "completed", staff_a
+    done.save()
+    kept = make_appointment(anna, branch_a, service="Cut")
+    kept.start, kept.end = done.start + datetime.timedelta(hours=2), done.end + datetime.timedelta(hours=2)
+    kept.customer = None  # a deleted customer's past appointment
+    kept.save()
+    html = login(staff_a).get(url("week")).content.decode()
+    for appointment in (done, kept):
+        assert f'href="{url("edit", appointment.pk)}"' in html
+        assert times.span(appointment.start, appointment.end, branch_a) in html
+    assert "(deleted customer)" in html
+    assert f"Colour · {staff_a.get_full_name() or staff_a.get_username()}" in html
+    assert html.count("clientdb-status--completed") == 1 and html.count("clientdb-status--booked") == 1
