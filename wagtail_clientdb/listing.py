@@ -17,7 +17,7 @@ from wagtail.admin.paginator import WagtailPaginator
 
 from . import archive, conf, overrides, scope
 from .name_order import NameKey
-from .models import ClientDBSettings, DeletionRequest, DeletionStatus
+from .models import ClientDBSettings, CustomerOverride, DeletionRequest, DeletionStatus
 from .search import customer_search_q
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
@@ -190,8 +190,13 @@ def _name_keys(queryset, branch, descending):
         local_last_name=F("branch_override__last_name"), local_first_name=F("branch_override__first_name")
     )
     # Customers without a local name here are read from the name index; the few with one
-    # (a branch's local values are rare) are sorted by the names the branch sees.
-    own_names = queryset.filter(local_last_name__isnull=True, local_first_name__isnull=True).annotate(
+    # (a branch's local values are rare) are sorted by the names the branch sees. The few are
+    # left out of the walk by their ids, not by the join of each customer's local values,
+    # which PostgreSQL then drops: a probe per customer walked (20,000 for page 1000).
+    local_name_ids = CustomerOverride.objects.filter(branch=branch).filter(
+        Q(last_name__isnull=False) | Q(first_name__isnull=False)
+    )
+    own_names = queryset.exclude(pk__in=local_name_ids.values("customer_id")).annotate(
         key_1=NameKey("last_name"), key_2=NameKey("first_name"), key_id=F("pk")
     )
     local_names = queryset.filter(Q(local_last_name__isnull=False) | Q(local_first_name__isnull=False)).annotate(
