@@ -13,6 +13,8 @@ clock of the view (``clientdb_zone`` in the context, else the admin request's vi
 """
 
 from django import template
+from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from .. import times
 
@@ -50,12 +52,20 @@ def long_day(context, value, where=None):
     return times.long_day(value, _where(context, where))
 
 
-@register.inclusion_tag("wagtail_clientdb/shared/moment_ago.html", takes_context=True)
+@register.simple_tag(takes_context=True)
 def moment_ago(context, value, where=None):
-    return moment_ago_context(value, _where(context, where))
+    return moment_ago_html(value, _where(context, where))
 
 
-def moment_ago_context(value, where):
-    if value is None:
-        return {"value": None}
-    return {"value": value, "ago": times.ago(value), "exact": times.moment(value, where), "iso": times.iso(value, where)}
+def moment_ago_html(value, where):
+    """How long ago, as Wagtail's listings say it, with the exact moment on the clock of
+    ``where`` as its tooltip (written in Python: listings show it on every row)."""
+    if not value:
+        return ""
+    exact = times.moment(value, where)
+    return format_html(
+        '<button type="button" class="w-human-readable-date" data-controller="w-tooltip" '
+        'data-w-tooltip-content-value="{exact}" data-w-tooltip-placement-value="top" data-clientdb-moment="{exact}">'
+        '<time class="w-human-readable-date__date" datetime="{iso}">{ago}</time></button>',
+        exact=exact, iso=times.iso(value, where), ago=capfirst(times.ago(value)),
+    )

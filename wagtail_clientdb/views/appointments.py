@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 from wagtail.admin import messages
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, HelpPanel, MultiFieldPanel
-from wagtail.admin.ui.tables import Column, StatusTagColumn
+from wagtail.admin.ui.tables import StatusTagColumn
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from wagtail.admin.widgets.button import HeaderButton
@@ -28,7 +28,7 @@ from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
-from .common import PostButton, PostButtonsColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin, redirect_back
+from .common import PostButton, PostButtonsColumn, SaveRefusalMixin, TextColumn, ViewerFormMixin, ViewerMixin, redirect_back
 from .scoping import ScopedViewSetMixin
 
 #: The status buttons of a booked appointment, in the order shown.
@@ -251,11 +251,11 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_view_class = AppointmentEditView
     inspect_view_class = AppointmentInspectView
     list_display = [
-        Column("start", label=gettext_lazy("Start"), accessor=lambda a: times.moment(a.start, a.branch), sort_key="start"),
-        Column("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
-        Column("service", label=gettext_lazy("Service"), sort_key="service__name"),
-        Column("branch", label=gettext_lazy("Branch")),
-        Column("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
+        TextColumn("start", label=gettext_lazy("Start"), accessor=lambda a: times.moment(a.start, a.branch), sort_key="start"),
+        TextColumn("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
+        TextColumn("service", label=gettext_lazy("Service"), sort_key="service__name"),
+        TextColumn("branch", label=gettext_lazy("Branch")),
+        TextColumn("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
         AppointmentStatusColumn("status", label=gettext_lazy("Status"), accessor="get_status_display"),
         PostButtonsColumn("actions", status_buttons, label=gettext_lazy("Change status")),
     ]

@@ -11,7 +11,9 @@ from django.db.models import ProtectedError
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.formats import localize
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -22,7 +24,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import audit, scope, times
 from ..deletion import BookingRefused
 from ..models import Customer
-from ..templatetags.clientdb_times import moment_ago_context
+from ..templatetags.clientdb_times import moment_ago_html
 from ..versions import StaleEdit
 
 
@@ -113,23 +115,38 @@ class PostButtonsColumn(Column):
         return context
 
 
+def cell_html(column, content):
+    """A cell as Wagtail's ``cell.html`` writes it."""
+    classname = format_html('class="{}"', column.classname) if column.classname else ""
+    return format_html("<td {}>\n    {}\n</td>\n", classname, content)
+
+
+class TextCellMixin:
+    """Cells of plain values written as Wagtail's ``cell.html`` writes them, without rendering
+    the template: a listing page has up to 200 such cells, and each render cost 40 µs."""
+
+    def render_cell_html(self, instance, parent_context):
+        value = self.get_cell_context_data(instance, parent_context)["value"]
+        return cell_html(self, "" if value is None else localize(value))
+
+
+class TextColumn(TextCellMixin, Column):
+    pass
+
+
 class MomentColumn(DateColumn):
     """When something happened, as Wagtail's listings say it (how long ago), with the exact
     moment on the right clock as the tooltip. ``zone(instance)`` gives the clock (a branch, a
     time zone); by default the clock of the view (:func:`wagtail_clientdb.times.zone_of`)."""
 
-    cell_template_name = "wagtail_clientdb/tables/moment_cell.html"
-
     def __init__(self, name, zone=None, **kwargs):
         super().__init__(name, **kwargs)
         self.zone = zone
 
-    def get_cell_context_data(self, instance, parent_context):
-        context = super().get_cell_context_data(instance, parent_context)
-        value = context.get("raw_value")
+    def render_cell_html(self, instance, parent_context):
+        value = self.get_value(instance)
         where = self.zone(instance) if self.zone else parent_context.get("request")
-        context["moment"] = moment_ago_context(value if isinstance(value, datetime.datetime) else None, where)
-        return context
+        return cell_html(self, moment_ago_html(value if isinstance(value, datetime.datetime) else None, where))
 
 
 class LocalTimesInspectMixin(ViewerMixin):

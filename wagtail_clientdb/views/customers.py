@@ -27,7 +27,7 @@ from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
-from .common import MomentColumn, SaveRefusalMixin, ViewerFormMixin, ViewerMixin
+from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
 
@@ -64,7 +64,7 @@ class CustomerNameColumn(TitleColumn):
     cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
 
 
-class MostBookingsColumn(NumberColumn):
+class MostBookingsColumn(TextCellMixin, NumberColumn):
     """The booking count, whose header sorts by most bookings first."""
 
     header_template_name = "wagtail_clientdb/tables/most_bookings_header.html"
@@ -162,10 +162,10 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 get_url=lambda c: self.get_edit_url(c) or self.get_inspect_url(c),
                 get_title_id=lambda c: f"snippet_{quote(c.pk)}_title",
             ),
-            Column("email", label=_("Email"), accessor="eff_email", sort_key="email"),
-            Column("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
-            Column("groups", label=_("Groups"), accessor=lambda c: ", ".join(c.group_names)),
-            Column("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
+            TextColumn("email", label=_("Email"), accessor="eff_email", sort_key="email"),
+            TextColumn("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
+            TextColumn("groups", label=_("Groups"), accessor=lambda c: ", ".join(c.group_names)),
+            TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
             MostBookingsColumn(
                 "bookings_count",
                 label=_("Bookings here") if self.display_branch else _("Bookings"),
@@ -173,7 +173,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
                 ascending_title_text=_("Sort by fewest bookings"),
                 descending_title_text=_("Sort by most bookings"),
             ),
-            Column("scope", label=_("Branches"), accessor=display_scope),
+            TextColumn("scope", label=_("Branches"), accessor=display_scope),
             MomentColumn("created_at", label=_("Created"), sort_key="created_at", zone=lambda c: self.display_branch),
             *self.attribute_columns,
         ]
@@ -188,7 +188,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             return []
         shown = self.filters.form.cleaned_data.get("show_attributes") or []
         return [
-            Column(
+            TextColumn(
                 f"attribute_{definition.key}",
                 label=definition.label,
                 accessor=lambda c, d=definition: attribute_types.display(d, (c.eff_attributes or {}).get(d.key)),

@@ -11,12 +11,12 @@ from django.utils.translation import gettext_lazy
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus import MenuItem
-from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, TitleColumn
+from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, TitleColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import conf, groups, listing, segments
 from ..models import Segment, SegmentVisibility
-from .common import MomentColumn, ProtectedDeleteView, ViewerFormMixin, ViewerMixin
+from .common import MomentColumn, ProtectedDeleteView, TextColumn, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedViewSetMixin
 
 
@@ -121,9 +121,9 @@ class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
                 get_url=segments.listing_url,
                 get_title_id=lambda segment: f"snippet_{segment.pk}_title",
             ),
-            Column("visibility", label=_("Shared with"), accessor=sharing_label, sort_key="visibility"),
-            Column("count", label=_("Customers"), accessor=self.count_label),
-            Column("owner", label=_("Saved by"), accessor=lambda segment: segment.owner or "–"),
+            TextColumn("visibility", label=_("Shared with"), accessor=sharing_label, sort_key="visibility"),
+            TextColumn("count", label=_("Customers"), accessor=self.count_label),
+            TextColumn("owner", label=_("Saved by"), accessor=lambda segment: segment.owner or "–"),
             MomentColumn("updated_at", label=_("Updated"), sort_key="updated_at"),
         ]
 
