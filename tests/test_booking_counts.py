@@ -99,13 +99,7 @@ def test_two_bookings_of_one_customer_at_the_same_time_are_both_counted(branch_a
     first.start(), second.start()
     # The second booking's recount waits for the first booking's transaction: let that commit
     # only once the second is waiting, so that both recounts overlap.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-            if cursor.fetchone()[0]:
-                break
-        time.sleep(0.01)
+    wait_for_a_lock_wait()
     commit_first.set()
     first.join(), second.join()
     assert problems == []
@@ -225,6 +219,7 @@ def test_moving_the_mark_gives_way_to_a_customer_being_edited(branch_a):
 
 
 def wait_for_a_lock_wait():
+    """Until a connection of the test database waits for a lock (at most 10 s)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
