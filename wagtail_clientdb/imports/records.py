@@ -3,7 +3,8 @@
 The same checks of every value (:mod:`.rows`), the same identity rule, scope rules, duplicate
 detection and bulk writes (:mod:`.resource`), the same all-or-nothing transaction: a record is
 a row whose cells come from JSON instead of a spreadsheet. Sending the same records twice
-changes nothing the second time.
+changes nothing the second time. New records that may be customers already there are named
+as the file import's preview names new rows.
 """
 
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class RecordResult:
     errors: dict = field(default_factory=dict)
     #: The saved customer's name, for the audit trail.
     label: str = ""
+    #: A created customer's :class:`~wagtail_clientdb.matching.PossibleDuplicate` list.
+    possible_duplicates: list = field(default_factory=list)
 
 
 def _field_of(target):
@@ -75,6 +78,8 @@ def import_records(viewer, records, *, partial=False):
         phone_region=ClientDBSettings.load().default_phone_region,
         source=CustomerSource.API,
         consent_channel=ConsentChannel.API,
+        # No preview shows them, so the answer names them.
+        report_duplicates=True,
     )
     settings.recorder = BatchRecorder(source=CustomerSource.API, user=viewer.user, branch=viewer.branch)
     settings.consent_reference = "POST /api/v3/clientdb/customers/bulk/"
@@ -89,6 +94,8 @@ def import_records(viewer, records, *, partial=False):
             results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
         for number, errors in result.row_errors():
             results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
+        for index, matches in resource.take_possible_duplicates().items():
+            results[index].possible_duplicates = matches
         return sum(1 for r in results.values() if r.result == "error")
 
     with gc_frozen(), transaction.atomic():
@@ -103,4 +110,6 @@ def import_records(viewer, records, *, partial=False):
     for index, instance in resource.instance_by_line.items():
         if not refused and results[index].result != "error":
             results[index].id, results[index].label = instance.pk, str(instance)
+        else:
+            results[index].possible_duplicates = []
     return not refused, [results[index] for index in range(1, len(records) + 1)], batch
