@@ -10,6 +10,7 @@ import datetime
 import functools
 import hashlib
 import json
+from collections import Counter
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -459,10 +460,11 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         if record is not None:
             record.delete()
         raise
+    counts = Counter(r.result for r in results)
     out = {
         "saved": saved,
-        **{kind: sum(r.result == kind for r in results) for kind in ("created", "updated", "unchanged")},
-        "errors": sum(r.result == "error" for r in results),
+        **{kind: counts[kind] for kind in ("created", "updated", "unchanged")},
+        "errors": counts["error"],
         "batch": batch.pk if batch is not None else None,
         "records": [
             {
