@@ -24,9 +24,10 @@ A value shared by many customers is a placeholder (``info@…``, a birthday of 1
 :data:`GROUP_LIMITS` allows is not used; for birthdays, the limit grows with the number of
 customers (:func:`group_limit`).
 
-Three users: the admin's form for a new customer (:func:`find`, a warning before saving),
-the import preview (:func:`find` for each chunk's new rows) and the duplicate scan
-(:func:`scan`), which fills the "Possible duplicates" list with :class:`DuplicatePair` rows.
+Four users: the admin's form for a new customer (:func:`find`, a warning before saving),
+the import preview (:func:`find` for each chunk's new rows), the API (:func:`find` for the
+customers a call created, named in its answer) and the duplicate scan (:func:`scan`), which
+fills the "Possible duplicates" list with :class:`DuplicatePair` rows.
 """
 
 import logging
@@ -487,6 +488,11 @@ class Person:
     @classmethod
     def from_values(cls, values):
         return cls(**{name: values.get(name) or default for name, default in PERSON_DEFAULTS.items()})
+
+    @classmethod
+    def of(cls, customer):
+        """A saved customer, by the values of its record."""
+        return cls(**{name: getattr(customer, name) or default for name, default in PERSON_DEFAULTS.items()})
 
     def keys(self):
         return Keys(

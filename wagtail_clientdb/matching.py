@@ -180,3 +180,10 @@ def possible_duplicates(viewer, people, *, limit=5, exclude=(), unmatched=False)
     whose ids are in ``exclude`` are left out. ``unmatched``: :func:`candidates` found no match
     for any of ``people`` (see :func:`.duplicates.find`)."""
     return duplicates.find(viewer, people, limit=limit, exclude=exclude, unmatched=unmatched)
+
+
+def possible_duplicates_of(viewer, customer, *, limit=5):
+    """The customers visible to ``viewer`` whom ``customer``, just created, may be (best first):
+    what a client that creates customers without a form to warn in (the API) is told."""
+    (found,) = possible_duplicates(viewer, [Person.of(customer)], limit=limit, exclude=[customer.pk])
+    return found

@@ -3,7 +3,8 @@
 The same checks of every value (:mod:`.rows`), the same identity rule, scope rules, duplicate
 detection and bulk writes (:mod:`.resource`), the same all-or-nothing transaction: a record is
 a row whose cells come from JSON instead of a spreadsheet. Sending the same records twice
-changes nothing the second time.
+changes nothing the second time. New records that may be customers already there are named
+as the file import's preview names new rows.
 """
 
 from dataclasses import dataclass, field
@@ -39,8 +40,8 @@ class RecordResult:
     result: str
     id: int | None = None
     errors: dict = field(default_factory=dict)
-    #: The saved customer's name, for the audit trail.
-    label: str = ""
+    #: A created customer's :class:`~wagtail_clientdb.matching.PossibleDuplicate` list.
+    possible_duplicates: list = field(default_factory=list)
 
 
 def _field_of(target):
@@ -63,10 +64,15 @@ def import_records(viewer, records, *, partial=False):
     names = [name for name in FIELD_TARGETS if name in carried]
     keys = sorted({key for record in records for key in (record.get("attributes") or {})})
     targets = [*(FIELD_TARGETS[name] for name in names), *(columns.ATTRIBUTE + key for key in keys)]
-    rows = [
-        (index, [record.get(name) for name in names] + [(record.get("attributes") or {}).get(key) for key in keys])
-        for index, record in enumerate(records, 1)
-    ]
+
+    def cells(record):
+        # map() over the dicts' own get: 10,000 records a call, each read once.
+        given = list(map(record.get, names))
+        if keys:
+            given += map((record.get("attributes") or {}).get, keys)
+        return given
+
+    rows = [(index, cells(record)) for index, record in enumerate(records, 1)]
     # New customers of the head office are shared with all branches unless a record names
     # some; a branch's are its own, as in its file import. Existing ones keep their sharing.
     settings = ImportSettings(
@@ -75,6 +81,8 @@ def import_records(viewer, records, *, partial=False):
         phone_region=ClientDBSettings.load().default_phone_region,
         source=CustomerSource.API,
         consent_channel=ConsentChannel.API,
+        # No preview shows them, so the answer names them.
+        report_duplicates=True,
     )
     settings.recorder = BatchRecorder(source=CustomerSource.API, user=viewer.user, branch=viewer.branch)
     settings.consent_reference = "POST /api/v3/clientdb/customers/bulk/"
@@ -89,6 +97,8 @@ def import_records(viewer, records, *, partial=False):
             results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
         for number, errors in result.row_errors():
             results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
+        for index, matches in resource.take_possible_duplicates().items():
+            results[index].possible_duplicates = matches
         return sum(1 for r in results.values() if r.result == "error")
 
     with gc_frozen(), transaction.atomic():
@@ -102,5 +112,7 @@ def import_records(viewer, records, *, partial=False):
         batch = None if refused else settings.recorder.finish()
     for index, instance in resource.instance_by_line.items():
         if not refused and results[index].result != "error":
-            results[index].id, results[index].label = instance.pk, str(instance)
+            results[index].id = instance.pk
+        else:
+            results[index].possible_duplicates = []
     return not refused, [results[index] for index in range(1, len(records) + 1)], batch

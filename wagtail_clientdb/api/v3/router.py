@@ -10,6 +10,7 @@ import datetime
 import functools
 import hashlib
 import json
+from collections import Counter
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -300,9 +301,15 @@ def read_customer(request: HttpRequest, response: HttpResponse, customer_id: int
     return _detail(viewer, customer, response)
 
 
-@router.post("/customers/", response={201: schemas.CustomerDetailOut}, url_name="clientdb_customers_create", summary="Create a customer")
+def possible_duplicates_out(matches):
+    return [{"customer_id": match.customer.pk, "rules": match.rules} for match in matches]
+
+
+@router.post("/customers/", response={201: schemas.CustomerCreatedOut}, url_name="clientdb_customers_create", summary="Create a customer")
 @recorded
 def create_customer(request: HttpRequest, response: HttpResponse, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
+    """Created at once; the customers it may already be are named in ``possible_duplicates``
+    (the admin's form asks first, a client is told)."""
     require(request, Customer, "add")
     viewer, shown_branch = viewer_of(request, branch)
     try:
@@ -313,7 +320,9 @@ def create_customer(request: HttpRequest, response: HttpResponse, payload: schem
     except changes.Refused as refused:
         raise field_errors(refused.message_dict)
     audit(customer, "create", request.user)
-    return Status(201, _detail(viewer, customers_queryset(viewer, shown_branch).get(pk=customer.pk), response))
+    out = _detail(viewer, customers_queryset(viewer, shown_branch).get(pk=customer.pk), response)
+    out["possible_duplicates"] = possible_duplicates_out(matching.possible_duplicates_of(viewer, customer))
+    return Status(201, out)
 
 
 def expected_version(request):
@@ -451,12 +460,22 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         if record is not None:
             record.delete()
         raise
+    counts = Counter(r.result for r in results)
     out = {
         "saved": saved,
-        **{kind: sum(r.result == kind for r in results) for kind in ("created", "updated", "unchanged")},
-        "errors": sum(r.result == "error" for r in results),
+        **{kind: counts[kind] for kind in ("created", "updated", "unchanged")},
+        "errors": counts["error"],
         "batch": batch.pk if batch is not None else None,
-        "records": [{"index": r.index - 1, "result": r.result, "id": r.id, "errors": r.errors} for r in results],
+        "records": [
+            {
+                "index": r.index - 1,
+                "result": r.result,
+                "id": r.id,
+                "errors": r.errors,
+                "possible_duplicates": possible_duplicates_out(r.possible_duplicates),
+            }
+            for r in results
+        ],
     }
     status = 200 if saved else 422
     if record is not None:
@@ -606,11 +625,12 @@ def read_appointment(request: HttpRequest, response: HttpResponse, appointment_i
     return appointment_out(get_object_or_404(appointments_of(viewer), pk=appointment_id), response)
 
 
-@router.post("/appointments/", response={201: schemas.AppointmentOut}, url_name="clientdb_appointments_create", summary="Book an appointment")
+@router.post("/appointments/", response={201: schemas.AppointmentCreatedOut}, url_name="clientdb_appointments_create", summary="Book an appointment")
 @recorded
 def create_appointment(request: HttpRequest, response: HttpResponse, payload: schemas.AppointmentIn):
     """For an existing customer (``customer_id``) or a person (``customer``), found by the
-    identity rule among the branch's customers or created, as the booking page does."""
+    identity rule among the branch's customers or created, as the booking page does; a created
+    customer's possible duplicates are named, as when creating a customer."""
     require(request, Appointment, "add")
     # The branch is required: viewer_of returns it, or refuses one that is not the user's.
     viewer, branch = viewer_of(request, payload.branch)
@@ -624,6 +644,7 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
     errors.update(attribute_errors)
     if errors:
         raise field_errors(errors)
+    created = False
     with transaction.atomic():
         if payload.customer_id is not None:
             customer = scope.visible_customers(viewer).filter(pk=payload.customer_id).first()
@@ -642,14 +663,15 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
                 consent=payload.customer.marketing_consent or None,
             )
             try:
-                customer = registration.register(
+                registered = registration.register(
                     viewer,
                     details,
                     source=CustomerSource.API,
                     channel=ConsentChannel.API,
                     user=request.user,
                     share_with=branch,
-                ).customer
+                )
+                customer, created = registered.customer, not registered.matched_by
             except matching.NoSafeMatch as problem:
                 raise field_errors({f"customer.{key}": messages for key, messages in problem.message_dict.items()})
         start = times.aware(payload.start, branch)  # without an offset: the branch's local time
@@ -668,7 +690,9 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
         except deletion.BookingRefused as refusal:
             raise field_errors({"customer": refusal.messages})
     audit(appointment, "create", request.user)
-    return Status(201, appointment_out(appointment, response))
+    out = appointment_out(appointment, response)
+    out["possible_duplicates"] = possible_duplicates_out(matching.possible_duplicates_of(viewer, customer) if created else [])
+    return Status(201, out)
 
 
 def _booking_attributes(given):

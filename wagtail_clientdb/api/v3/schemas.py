@@ -83,6 +83,25 @@ class CustomerDetailOut(CustomerOut):
     consent_history: list[ConsentEventOut]
 
 
+#: The duplicate rules (:class:`~wagtail_clientdb.models.DuplicateRule`), most telling first.
+DuplicateRuleName = Literal["email", "phone", "name_birthday", "name_phone"]
+POSSIBLE_DUPLICATES = (
+    "Customers this token may see whom {who} may be, by the duplicate rules, best first. It is created all the "
+    "same; the duplicate scan lists such pairs under Possible duplicates."
+)
+
+
+class PossibleDuplicateOut(Schema):
+    customer_id: int
+    rules: list[DuplicateRuleName]
+
+
+class CustomerCreatedOut(CustomerDetailOut):
+    possible_duplicates: list[PossibleDuplicateOut] = Field(
+        description=POSSIBLE_DUPLICATES.format(who="the new customer")
+    )
+
+
 class SegmentOut(Schema):
     id: int
     name: str
@@ -146,11 +165,20 @@ class BulkIn(Strict):
     partial: bool = Field(False, description="Save the valid records and report the rest (default: all or none).")
 
 
+class BulkPossibleDuplicate(TypedDict):
+    customer_id: int
+    rules: list[DuplicateRuleName]
+
+
 class BulkRecordResult(TypedDict):
     index: int
     result: Literal["created", "updated", "unchanged", "error"]
     id: int | None
     errors: dict[str, list[str]]
+    possible_duplicates: Annotated[
+        list[BulkPossibleDuplicate],
+        Field(description=POSSIBLE_DUPLICATES.format(who="a created customer") + " At most 3."),
+    ]
 
 
 class BulkOut(BaseModel):
@@ -225,6 +253,13 @@ class AppointmentOut(Schema):
     notes: str
     attributes: dict[str, Any]
     version: str
+
+
+class AppointmentCreatedOut(AppointmentOut):
+    possible_duplicates: list[PossibleDuplicateOut] = Field(
+        description=POSSIBLE_DUPLICATES.format(who="the customer this booking created")
+        + " Empty when an existing customer was booked."
+    )
 
 
 class NewCustomerIn(Strict):
