@@ -394,7 +394,7 @@ class ScaleData:
     CUSTOMER_FIELDS = (
         "id", "first_name", "last_name", "email", "phone_raw", "phone", "notes", "birthday", "marketing_consent",
         "attributes", "source", "external_id", "home_branch", "shared_with_all_branches", "created_at", "updated_at",
-        "version", "bookings_total",
+        "version", "bookings_total", "visits_total", "no_shows_total",
     )
     OVERRIDE_FIELDS = (
         "customer", "branch", "last_name", "email", "phone_raw", "phone", "notes", "attributes", "updated_at", "version",
@@ -506,7 +506,7 @@ class ScaleData:
             json.dumps(attributes) if attributes else "{}",
             source, f"EXT-{pk:08d}" if source == "import" else "",
             setup.branch_ids[usual] if scope == LOCAL else None, scope == SHARED_WITH_ALL, created, created, 1,
-            0,  # counted once the appointments are in (booking_counts.recount_all)
+            0, 0, 0,  # counted once the appointments are in (booking_counts.recount_all)
         ))
         if rng.random() < 0.3:
             rows[self.tag_links] += [(pk, tag) for tag in rng.sample(setup.tag_ids, 1 if rng.random() < 0.7 else 2)]
