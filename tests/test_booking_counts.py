@@ -2,16 +2,19 @@
 branch and company-wide, also when two changes of the same customer happen at once."""
 
 import datetime
+import io
 import threading
 import time
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service
 from wagtail_clientdb import booking, booking_counts
 from wagtail_clientdb.models import Appointment, BranchBookings, Customer, VisitCounting
+from wagtail_clientdb.tasks import count_passed_visits
 
 
 def counts(customer):
@@ -227,3 +230,19 @@ def wait_for_a_lock_wait():
             if cursor.fetchone()[0]:
                 return
         time.sleep(0.01)
+
+
+def test_the_command_and_the_task_add_the_visits_that_took_place(branch_a):
+    anna = make_customer(first_name="Anna", shared_with_all_branches=True)
+    VisitCounting.objects.all().delete()
+    booking_counts.count_passed_visits(now=timezone.now() - datetime.timedelta(days=10))
+    make_appointment(anna, branch_a, days=-5)
+    assert visits_kept(anna) == (0, 0, {"alpha": 0})
+    out = io.StringIO()
+    call_command("clientdb_count_visits", stdout=out)
+    assert out.getvalue().startswith("1 visit(s) counted;")
+    assert visits_kept(anna) == (1, 0, {"alpha": 1})
+    make_appointment(anna, branch_a, days=-1)
+    booking_counts.count_passed_visits(now=timezone.now() - datetime.timedelta(days=2))  # the mark never moves back
+    assert count_passed_visits.enqueue().return_value == 0
+    assert visits_kept(anna) == (2, 0, {"alpha": 2})

@@ -80,7 +80,7 @@ class Select(forms.Select):
 
 class ClientDBFilterSet(WagtailFilterSet):
     """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field and a
-    a :class:`Select` for each list of choices."""
+    :class:`Select` for each list of choices."""
 
     def get_form_class(self):
         for filter_ in self.filters.values():

@@ -199,7 +199,6 @@ def birthday_this_month_q(field, today):
     return Q(**{f"{field}__month": today.month})
 
 
-
 #: Up to how many customers with a birthday of a branch's own are named in its birthday
 #: conditions; more are found by a subquery.
 MAX_NAMED_LOCAL_BIRTHDAYS = 2000
