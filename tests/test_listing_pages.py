@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 
 from tests.conftest import make_appointment, make_customer
-from wagtail_clientdb import listing, scope
+from wagtail_clientdb import listing, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
 from wagtail_clientdb.models import CustomerOverride
 
@@ -161,22 +161,47 @@ def test_estimates_are_rounded_to_two_significant_digits():
     assert [listing.round_estimate(n) for n in (679_412, 10_001, 95, 1_234_567)] == [680_000, 10_000, 95, 1_200_000]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="JIT is PostgreSQL's")
-def test_jit_is_off_for_the_listings_own_queries_only(login, staff_a, many_customers):
-    def jit():
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW jit")
-            return cursor.fetchone()[0]
+PAGE_SETTINGS = ["jit", "max_parallel_workers_per_gather", "random_page_cost"]
 
+
+def server_settings():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('jit', 'on', true)")
-    before = jit()
-    assert before == "on"
-    with listing.without_jit(connection):
-        assert jit() == "off"
-    assert jit() == before
-    assert login(staff_a).get(LIST_URL).status_code == 200
-    assert jit() == before  # the test's transaction goes on, as a request's does with ATOMIC_REQUESTS
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in PAGE_SETTINGS))
+        return dict(zip(PAGE_SETTINGS, cursor.fetchone()))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the page settings are PostgreSQL's")
+def test_page_settings_hold_for_the_pages_queries_only(login, staff_a, many_customers):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('jit', 'on', true), set_config('max_parallel_workers_per_gather', '2', true)")
+    before = server_settings()
+    with page_queries.page_settings():
+        assert server_settings() == {"jit": "off", "max_parallel_workers_per_gather": "0", "random_page_cost": "1.1"}
+        with page_queries.page_settings():  # nested: nothing changes, nothing is put back early
+            pass
+        assert server_settings()["jit"] == "off"
+    assert server_settings() == before
+
+    seen = []
+
+    def record_settings(execute, sql, params, many, context):
+        # What the server's settings were when the page read its customers.
+        if "wagtail_clientdb_customer" in sql and not seen:
+            seen.append(server_settings())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record_settings):
+        assert login(staff_a).get(LIST_URL).status_code == 200
+    assert seen == [{"jit": "off", "max_parallel_workers_per_gather": "0", "random_page_cost": "1.1"}]
+    assert server_settings() == before  # the test's transaction goes on, as a request's does with ATOMIC_REQUESTS
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the page settings are PostgreSQL's")
+def test_page_settings_are_a_setting(settings, login, staff_a, many_customers):
+    settings.WAGTAIL_CLIENTDB = {"POSTGRESQL_PAGE_SETTINGS": {}}
+    before = server_settings()
+    with page_queries.page_settings():
+        assert server_settings() == before
 
 
 def test_names_sort_as_people_expect_umlauts_among_their_letters(login, manager, staff_a, branch_a):

@@ -25,6 +25,9 @@ DEFAULTS = {
     "EXPORT_BACKGROUND_ROWS": 20_000,
     # Listings of more customers show PostgreSQL's estimate of their number ("about 680,000").
     "LISTING_EXACT_COUNT_LIMIT": 10_000,
+    # PostgreSQL settings for the queries of the app's admin pages, in their transaction only
+    # (wagtail_clientdb.page_queries): no JIT, no parallel workers, random reads priced as cached.
+    "POSTGRESQL_PAGE_SETTINGS": {"jit": "off", "max_parallel_workers_per_gather": 0, "random_page_cost": 1.1},
     # The Segments list counts every segment it shows: exactly up to this many customers each.
     "SEGMENT_LIST_EXACT_COUNT_LIMIT": 1_000,
     # The booking page offers a start time every this many minutes.

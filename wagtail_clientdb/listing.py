@@ -4,10 +4,8 @@ the export command all build it here.
 """
 
 import json
-from contextlib import contextmanager
-
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils.formats import number_format
@@ -17,6 +15,7 @@ from wagtail.admin.paginator import WagtailPaginator
 
 from . import archive, conf, overrides, scope
 from .name_order import NameKey
+from .page_queries import page_settings
 from .models import ClientDBSettings, CustomerOverride, DeletionRequest, DeletionStatus
 from .search import customer_search_q
 
@@ -148,34 +147,12 @@ class Segment:
         if not selects:
             return []
         query = f"SELECT key_id FROM ({' UNION ALL '.join(selects)}) listed ORDER BY {self.order_by} LIMIT %s OFFSET %s"
-        with without_jit(connection), connection.cursor() as cursor:
+        with page_settings(connection.alias), connection.cursor() as cursor:
             cursor.execute(query, (*params, limit, offset))
             return [row[0] for row in cursor.fetchall()]
 
     def count(self):
         return sum(part.count() for part in self.parts)
-
-
-@contextmanager
-def without_jit(connection):
-    """Run a page's queries without PostgreSQL's JIT compilation.
-
-    The planner costs a walk of the name index that stops after the page as a share of the
-    whole index, which puts these queries above ``jit_above_cost``: compiling them took
-    0.4–0.7 s where running them takes milliseconds. The setting is changed for the
-    current transaction only, and put back when the transaction goes on.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    outer = connection.in_atomic_block
-    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
-        previous = cursor.fetchone()[0]
-        yield
-        if outer:
-            # The request's own transaction goes on: its other queries keep their setting.
-            cursor.execute("SELECT set_config('jit', %s, true)", [previous])
 
 
 def _name_keys(queryset, branch, descending):
@@ -269,7 +246,7 @@ def count(queryset, limit=None):
         estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
         if estimate > 10 * limit:
             return estimate, True
-    with without_jit(connection):
+    with page_settings(pks.db):
         counted = pks[: limit + 1].count()
     if counted <= limit:
         return counted, False

@@ -397,8 +397,14 @@ class BranchBookings(models.Model):
         verbose_name = _("bookings in a branch")
         verbose_name_plural = _("bookings in branches")
         constraints = [models.UniqueConstraint(fields=["customer", "branch"], name="clientdb_unique_branch_bookings")]
-        # "Most bookings" as a branch sees it: read in order until the page is full.
-        indexes = [models.Index(fields=["branch", "-count"], name="clientdb_branch_most_bookings")]
+        indexes = [
+            # "Most bookings" as a branch sees it: read in order until the page is full.
+            models.Index(fields=["branch", "-count"], name="clientdb_branch_most_bookings"),
+            # A branch's "at least N visits" and "no-shows": its few customers from the index,
+            # not every customer it has bookings of.
+            models.Index(fields=["branch", "visits"], name="clientdb_branch_visits"),
+            models.Index(fields=["branch", "no_shows"], name="clientdb_branch_no_shows"),
+        ]
 
 
 class VisitCounting(models.Model):

@@ -27,6 +27,7 @@ from .. import attribute_types, attributes, booking, scope, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
+from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
 from .common import PostButton, PostButtonsColumn, SaveRefusalMixin, TextColumn, ViewerFormMixin, ViewerMixin, redirect_back
 from .scoping import ScopedViewSetMixin
@@ -294,6 +295,6 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
 
     def get_urlpatterns(self):
         return super().get_urlpatterns() + [
-            path("week/", WeekView.as_view(), name="week"),
+            path("week/", page_view(WeekView.as_view()), name="week"),
             path("status/<int:pk>/<str:status>/", set_status, name="set_status"),
         ]

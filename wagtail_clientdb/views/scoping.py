@@ -5,7 +5,8 @@ Wagtail checks permissions per model, not per object. Every viewset of the app i
 (``visible``); every URL of the viewset that names an object answers 404 for any other
 object, whatever the view (edit, inspect, delete, history, usage, copy …), and the listing,
 the chooser (all of its views) and the bulk actions (:mod:`.bulk_actions`) reach only those
-objects. Wagtail's own endpoints that do not go through a viewset (site history, tag
+objects; their pages read with the app's PostgreSQL settings (:mod:`..page_queries`).
+Wagtail's own endpoints that do not go through a viewset (site history, tag
 autocomplete) are scoped by the models' permission policies (:mod:`..permissions`,
 :mod:`..models.log_entry`).
 """
@@ -27,6 +28,7 @@ from wagtail.snippets.widgets import AdminSnippetChooser
 
 from .. import scope
 from ..filters import ClientDBFilterSet
+from ..page_queries import page_view
 from ..permissions import ANY_ACTION
 from .common import LocalTimesHistoryView, LocalTimesInspectMixin, ProtectedDeleteView
 
@@ -174,7 +176,7 @@ class ScopedViewSetMixin:
         return [
             URLPattern(
                 pattern.pattern,
-                require_object_in_scope(pattern.callback, self.get_scoped_queryset),
+                page_view(require_object_in_scope(pattern.callback, self.get_scoped_queryset)),
                 pattern.default_args,
                 pattern.name,
             )
