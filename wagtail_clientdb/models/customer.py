@@ -199,8 +199,21 @@ class Customer(models.Model):
         ]
         indexes = [
             # The listing's default order: its first page and a full export read the index
-            # instead of sorting every customer.
-            models.Index(Lower("last_name"), Lower("first_name"), "id", name="clientdb_customer_name_order"),
+            # instead of sorting every customer. It holds what a branch's walk checks (scope,
+            # archive) and the names it returns, so the walk reads the index alone (PostgreSQL):
+            # staff's page 1000 took 80 ms reading the table, 15 ms without.
+            models.Index(
+                Lower("last_name"),
+                Lower("first_name"),
+                "id",
+                include=["last_name", "first_name", "home_branch", "shared_with_all_branches", "archived_at"],
+                name="clientdb_customer_name_walk",
+            ),
+            # The same for a filter's customers (a tag's, a group's), each checked for the
+            # branch's scope: counting 10,000 of a tag's took 61 ms reading the table, 32 without.
+            models.Index(
+                fields=["id"], include=["home_branch", "shared_with_all_branches", "archived_at"], name="clientdb_customer_scope"
+            ),
             # "Most bookings" for the whole company, in the listing's order.
             models.Index(
                 F("bookings_total").desc(), Lower("last_name"), Lower("first_name"), "id", name="clientdb_most_bookings"
