@@ -14,7 +14,7 @@ from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, TitleColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import conf, groups, listing, segments
+from .. import attributes, conf, groups, listing, segments
 from ..models import Segment, SegmentVisibility
 from .common import MomentColumn, ProtectedDeleteView, TextColumn, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedViewSetMixin
@@ -102,6 +102,15 @@ def sharing_label(segment):
 
 
 class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
+    def dispatch(self, request, *args, **kwargs):
+        # Each segment's count builds its listing: the attribute definitions are read once for
+        # all of them, and the page is rendered (its counts made) meanwhile.
+        with attributes.definitions_read_once():
+            response = super().dispatch(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)):
+                response.render()
+        return response
+
     def count_label(self, segment):
         # Lower than a listing's limit: this page counts every segment it shows.
         number, is_estimate = segments.count(self.viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
