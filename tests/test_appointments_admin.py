@@ -162,3 +162,28 @@ def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(lo
     assert "(deleted customer)" in html
     assert f"Colour · {staff_a.get_full_name() or staff_a.get_username()}" in html
     assert html.count("clientdb-status--completed") == 1 and html.count("clientdb-status--booked") == 1
+
+
+def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):
+    """A customer shared with both branches whose name branch A keeps for itself: A's
+    appointments show A's name wherever appointments are shown; B's show the record's."""
+    from wagtail_clientdb import overrides
+
+    shared = make_customer(first_name="Johanna", last_name="Weber", shared_with_all_branches=True)
+    overrides.save_local_values(shared, branch_a, {"first_name": "Jo"})
+    in_a = make_appointment(shared, branch_a, days=0, service="Colour")
+    in_b = make_appointment(shared, branch_b, days=0, service="Beard trim")
+
+    def shown(client, page, *args, **params):
+        return client.get(url(page, *args), params).content.decode()
+
+    staff = login(staff_a)
+    for html in (shown(staff, "list"), shown(staff, "week"), shown(staff, "inspect", in_a.pk)):
+        assert "Jo Weber" in html and "Johanna" not in html
+    staff = login(staff_b)
+    for html in (shown(staff, "list"), shown(staff, "week"), shown(staff, "inspect", in_b.pk)):
+        assert "Johanna Weber" in html and "Jo Weber" not in html
+    boss = login(manager)
+    listed = shown(boss, "list")
+    assert "Jo Weber" in listed and "Johanna Weber" in listed  # each appointment as its branch knows it
+    assert "Jo Weber" in shown(boss, "inspect", in_a.pk) and "Johanna Weber" in shown(boss, "inspect", in_b.pk)

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import F, FilteredRelation, Func, JSONField, Q, Value
 from django.db.models.functions import Coalesce
 
-from .contact import normalise_email, normalise_text, parse_phone
+from . import bulk
+from .contact import format_phone, normalise_email, normalise_text, parse_phone
 from .models import ClientDBSettings, CustomerOverride
 
 #: Fields a branch may hold local values for. ``phone_raw`` carries ``phone`` with it.
@@ -90,12 +91,35 @@ class EffectiveCustomer:
             return self.value(name)
         return getattr(self.customer, name)
 
+    def __str__(self):
+        # The customer's name as ``Customer.__str__`` words it, from what this branch sees.
+        full_name = " ".join(part for part in (self.value("first_name"), self.value("last_name")) if part)
+        return full_name or self.value("email") or format_phone(self.value("phone"), self.value("phone_raw")) or str(self.customer)
+
 
 def effective_customer(customer, branch):
     override = None
     if branch is not None and customer.is_global:
         override = CustomerOverride.objects.filter(customer=customer, branch=branch).first()
     return EffectiveCustomer(customer, override)
+
+
+def customers_as_their_branches_see_them(appointments):
+    """Set ``seen_customer`` on each of ``appointments`` (their customers loaded): its customer
+    as the appointment's branch sees it, with that branch's local values, or ``None`` for a
+    deleted customer. One query for all of them."""
+    appointments = list(appointments)
+    customer_ids = {a.customer_id for a in appointments if a.customer_id is not None}
+    local_values = {}
+    if customer_ids:
+        branch_ids = {a.branch_id for a in appointments}
+        found = CustomerOverride.objects.filter(bulk.any_of("customer_id", sorted(customer_ids)), branch_id__in=branch_ids)
+        local_values = {(override.customer_id, override.branch_id): override for override in found}
+    for appointment in appointments:
+        customer = appointment.customer
+        override = local_values.get((appointment.customer_id, appointment.branch_id))
+        appointment.seen_customer = None if customer is None else EffectiveCustomer(customer, override)
+    return appointments
 
 
 def _normalised(name, value):

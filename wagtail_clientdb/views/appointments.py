@@ -23,7 +23,7 @@ from wagtail.admin.widgets.button import HeaderButton
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking, scope, times
+from .. import attribute_types, attributes, booking, overrides, scope, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
@@ -59,6 +59,10 @@ def status_buttons(appointment):
 
 class AppointmentIndexView(snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
+
+    def get_table(self, object_list):
+        # Each customer by the name the appointment's branch knows (its local values).
+        return super().get_table(overrides.customers_as_their_branches_see_them(object_list))
 
     def get_ordering(self):
         # Today and later reads best from the next appointment on; other periods newest first.
@@ -107,8 +111,10 @@ class AppointmentInspectView(snippet_views.InspectView):
     def get_fields_context(self):
         appointment = self.object
         branch = appointment.branch
+        (appointment,) = overrides.customers_as_their_branches_see_them([appointment])
+        seen_customer = appointment.seen_customer
         fields = [
-            {"label": _("Customer"), "value": appointment.customer or _("(deleted customer)")},
+            {"label": _("Customer"), "value": seen_customer or _("(deleted customer)")},
             {"label": _("Branch"), "value": branch},
             {"label": _("Start"), "value": times.moment(appointment.start, branch)},
             {"label": _("End"), "value": times.moment(appointment.end, branch)},
@@ -168,7 +174,7 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
         edit_url_before, _zero, edit_url_after = edit_url.rpartition("0")
         status_tags, spans = {}, {}
         deleted_customer = _("(deleted customer)")
-        for appointment in appointments:
+        for appointment in overrides.customers_as_their_branches_see_them(appointments):
             if appointment.status not in status_tags:
                 status_tags[appointment.status] = render_to_string(
                     "wagtail_clientdb/includes/appointment_status.html", {"appointment": appointment}
@@ -179,7 +185,7 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
             appointment.edit_url = f"{edit_url_before}{appointment.pk}{edit_url_after}"
             appointment.shown_time = spans[span]
             appointment.status_tag = status_tags[appointment.status]
-            appointment.shown_customer = appointment.customer or deleted_customer
+            appointment.shown_customer = appointment.seen_customer or deleted_customer
             appointment.shown_staff = staff_name(appointment.staff) if appointment.staff else ""
 
     def get_context_data(self, **kwargs):
@@ -253,7 +259,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     inspect_view_class = AppointmentInspectView
     list_display = [
         TextColumn("start", label=gettext_lazy("Start"), accessor=lambda a: times.moment(a.start, a.branch), sort_key="start"),
-        TextColumn("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.customer or _("(deleted customer)")),
+        TextColumn("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.seen_customer or _("(deleted customer)")),
         TextColumn("service", label=gettext_lazy("Service"), sort_key="service__name"),
         TextColumn("branch", label=gettext_lazy("Branch")),
         TextColumn("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
