@@ -6,7 +6,7 @@ the export command all build it here.
 import json
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
@@ -214,6 +214,9 @@ def page_ids(queryset, branch, ordering, offset, limit, *, searching=False):
     from "A" reaches only after most customers.
     """
     ordering = ordering if ordering and ordering.lstrip("-") in ORDERINGS else DEFAULT_ORDERING
+    if searching and ordering.lstrip("-") == "name":
+        queryset = _matches_by_name(queryset, ordering.startswith("-"))
+        return list(queryset.values_list("pk", flat=True)[offset : offset + limit])
     segments = None if searching else _segments(queryset, branch, ordering)
     if segments is None:
         return list(order(queryset, ordering).values_list("pk", flat=True)[offset : offset + limit])
@@ -226,6 +229,16 @@ def page_ids(queryset, branch, ordering, offset, limit, *, searching=False):
         # The page goes on in the next segment: skip what is left of the offset there.
         offset = max(0, offset - segment.count()) if not found else 0
     return ids
+
+
+def _matches_by_name(queryset, descending):
+    """A search's matches in name order, sorted. The keys are those of the name index wrapped
+    so that it cannot serve them: walking it, PostgreSQL expects the matches of a name spread
+    over the alphabet and soon found, but they cluster in one stretch of it ("Schm…": most of
+    the table walked, 1.6 s). The names are never null: the order is the listing's."""
+    keys = [NameKey(Coalesce(name, Value(""))) for name in ("eff_last_name", "eff_first_name")]
+    keys = [key.desc() if descending else key.asc() for key in keys]
+    return queryset.order_by(*keys, "-pk" if descending else "pk")
 
 
 def count(queryset, limit=None):
