@@ -4,6 +4,7 @@ the export command all build it here.
 """
 
 import json
+
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Value
