@@ -13,8 +13,9 @@ from django.db.models import F, FilteredRelation, Func, JSONField, Q, Value
 from django.db.models.functions import Coalesce
 
 from . import bulk
-from .contact import format_phone, normalise_email, normalise_text, parse_phone
+from .contact import normalise_email, normalise_text, parse_phone
 from .models import ClientDBSettings, CustomerOverride
+from .models.customer import name_of
 
 #: Fields a branch may hold local values for. ``phone_raw`` carries ``phone`` with it.
 OVERRIDABLE_FIELDS = ("first_name", "last_name", "email", "phone_raw", "notes", "birthday")
@@ -92,9 +93,7 @@ class EffectiveCustomer:
         return getattr(self.customer, name)
 
     def __str__(self):
-        # The customer's name as ``Customer.__str__`` words it, from what this branch sees.
-        full_name = " ".join(part for part in (self.value("first_name"), self.value("last_name")) if part)
-        return full_name or self.value("email") or format_phone(self.value("phone"), self.value("phone_raw")) or str(self.customer)
+        return name_of(self)
 
 
 def effective_customer(customer, branch):

@@ -69,10 +69,14 @@ def page_view(view_func):
         if request.method not in ("GET", "HEAD"):
             return view_func(request, *args, **kwargs)
         with page_settings():
-            response = view_func(request, *args, **kwargs)
-            # A template response renders after the view returns: its queries belong to the page.
-            if callable(getattr(response, "render", None)) and not response.is_rendered:
-                response.render()
-        return response
+            return rendered(view_func(request, *args, **kwargs))
 
     return wrapped
+
+
+def rendered(response):
+    """``response``, rendered now if it is a template response: it renders after the view
+    returns, and its queries belong to the block the view ran in."""
+    if callable(getattr(response, "render", None)) and not response.is_rendered:
+        response.render()
+    return response

@@ -88,6 +88,13 @@ class TaggedCustomer(ItemBase):
         indexes = [models.Index(fields=["tag", "content_object"], name="clientdb_tag_customers")]
 
 
+def name_of(customer):
+    """How a customer is named: the names, else the email, else the phone number. ``customer`` is
+    a :class:`Customer` or one as a branch sees it (:class:`~wagtail_clientdb.overrides.EffectiveCustomer`)."""
+    full_name = " ".join(part for part in (customer.first_name, customer.last_name) if part)
+    return full_name or customer.email or format_phone(customer.phone, customer.phone_raw) or _("Customer %(pk)s") % {"pk": customer.pk}
+
+
 class Customer(models.Model):
     """One person, one record for the whole company.
 
@@ -230,11 +237,7 @@ class Customer(models.Model):
         ]
 
     def __str__(self):
-        return self.full_name or self.email or self.phone_display or _("Customer %(pk)s") % {"pk": self.pk}
-
-    @property
-    def full_name(self):
-        return " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name_of(self)
 
     @property
     def phone_display(self):

@@ -111,8 +111,8 @@ class AppointmentInspectView(snippet_views.InspectView):
     def get_fields_context(self):
         appointment = self.object
         branch = appointment.branch
-        (appointment,) = overrides.customers_as_their_branches_see_them([appointment])
-        seen_customer = appointment.seen_customer
+        customer = appointment.customer
+        seen_customer = overrides.effective_customer(customer, branch) if customer else None
         fields = [
             {"label": _("Customer"), "value": seen_customer or _("(deleted customer)")},
             {"label": _("Branch"), "value": branch},

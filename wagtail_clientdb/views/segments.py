@@ -16,6 +16,7 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attributes, conf, groups, listing, segments
 from ..models import Segment, SegmentVisibility
+from ..page_queries import rendered
 from .common import MomentColumn, ProtectedDeleteView, TextColumn, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedViewSetMixin
 
@@ -106,10 +107,7 @@ class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
         # Each segment's count builds its listing: the attribute definitions are read once for
         # all of them, and the page is rendered (its counts made) meanwhile.
         with attributes.definitions_read_once():
-            response = super().dispatch(request, *args, **kwargs)
-            if callable(getattr(response, "render", None)):
-                response.render()
-        return response
+            return rendered(super().dispatch(request, *args, **kwargs))
 
     def count_label(self, segment):
         # Lower than a listing's limit: this page counts every segment it shows.
