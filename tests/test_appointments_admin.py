@@ -166,7 +166,8 @@ def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(lo
 
 def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):
     """A customer shared with both branches whose name branch A keeps for itself: A's
-    appointments show A's name wherever appointments are shown; B's show the record's."""
+    appointments show A's name wherever appointments are shown (the dashboard's today's
+    appointments too); B's show the record's."""
     from wagtail_clientdb import overrides
 
     shared = make_customer(first_name="Johanna", last_name="Weber", shared_with_all_branches=True)
@@ -178,7 +179,8 @@ def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(lo
         return client.get(url(page, *args), params).content.decode()
 
     staff = login(staff_a)
-    for html in (shown(staff, "list"), shown(staff, "week"), shown(staff, "inspect", in_a.pk)):
+    dashboard = staff.get(reverse("wagtailadmin_home")).content.decode()
+    for html in (shown(staff, "list"), shown(staff, "week"), shown(staff, "inspect", in_a.pk), dashboard):
         assert "Jo Weber" in html and "Johanna" not in html
     staff = login(staff_b)
     for html in (shown(staff, "list"), shown(staff, "week"), shown(staff, "inspect", in_b.pk)):

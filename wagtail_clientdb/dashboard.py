@@ -15,7 +15,7 @@ from wagtail.admin.auth import user_has_any_page_permission
 from wagtail.admin.forms.search import SearchForm
 from wagtail.permissions import policy_registry
 
-from . import scope, times
+from . import overrides, scope, times
 from .archive import ArchivedChoice
 from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
 from .permissions import ANY_ACTION
@@ -85,7 +85,9 @@ class TodaysAppointmentsPanel(DashboardPanel):
         appointments = scope.visible_appointments(viewer).filter(
             start__gte=start, start__lt=start + datetime.timedelta(days=1)
         )
-        shown = list(appointments.select_related("customer", "service", "branch").order_by("start", "pk")[:TODAYS_APPOINTMENTS_SHOWN])
+        shown = overrides.customers_as_their_branches_see_them(
+            appointments.select_related("customer", "service", "branch").order_by("start", "pk")[:TODAYS_APPOINTMENTS_SHOWN]
+        )
         return {
             "appointments": [
                 {
