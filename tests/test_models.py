@@ -133,3 +133,60 @@ def test_bulk_update_writes_every_field_type(db, branch_a):
     first.refresh_from_db(), second.refresh_from_db()
     assert (first.first_name, first.attributes, first.birthday, first.marketing_consent) == ("Ä'; drop", {"x": [1, "ü"]}, datetime.date(2000, 2, 29), True)
     assert (second.first_name, second.attributes, second.birthday, second.home_branch) == ("B2", {}, None, None)
+
+
+def test_bulk_insert_writes_every_field_type(db, branch_a, admin_user):
+    """Values sent as they are (numbers, dates, aware times, nothing) and those Django prepares
+    (a naive time, JSON) are stored alike."""
+    import warnings
+
+    from django.utils import timezone
+
+    from wagtail_clientdb import bulk
+
+    archived_at = timezone.now().replace(microsecond=0)
+    first = Customer(
+        first_name="Ä'; drop", attributes={"x": [1, "ü"]}, birthday=datetime.date(2000, 2, 29), home_branch=branch_a,
+        archived_at=archived_at, archived_by=admin_user, bookings_total=3, version=2,
+    )
+    second = Customer(first_name="B", archived_at=datetime.datetime(2026, 1, 2, 3, 4, 5), visits_total=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the naive time, made aware as Django does
+        bulk.insert(Customer, [first, second])
+    first, second = Customer.objects.get(pk=first.pk), Customer.objects.get(pk=second.pk)
+    assert (first.first_name, first.attributes, first.birthday, first.home_branch, first.archived_at, first.archived_by) == (
+        "Ä'; drop", {"x": [1, "ü"]}, datetime.date(2000, 2, 29), branch_a, archived_at, admin_user
+    )
+    assert (first.bookings_total, first.visits_total, first.version) == (3, 0, 2)
+    assert (second.birthday, second.attributes, second.visits_total) == (None, {}, 1)
+    assert second.archived_at == timezone.make_aware(datetime.datetime(2026, 1, 2, 3, 4, 5))
+    assert first.created_at is not None and first.updated_at is not None
+
+
+def test_instances_made_in_bulk_are_new_instances_with_their_own_defaults(db):
+    from django.db.models.signals import post_init
+
+    from wagtail_clientdb import bulk
+
+    make = bulk.instance_maker(Customer, source="import")
+    first, second = make(), make()
+    first.attributes["hair"] = "curly"
+    assert second.attributes == {} and first.attributes is not second.attributes
+    assert (second.source, second.pk, second.version, second._state.adding) == ("import", None, 1, True)
+    first.first_name, second.first_name = "A", "B"
+    first.save(), second.save()
+    assert sorted(Customer.objects.values_list("first_name", "source", "attributes")) == [
+        ("A", "import", {"hair": "curly"}), ("B", "import", {})
+    ]
+
+    initialised = []
+
+    def count(sender, instance, **kwargs):
+        initialised.append(instance)
+
+    post_init.connect(count, sender=Customer)
+    try:
+        made = bulk.instance_maker(Customer, source="api")()
+    finally:
+        post_init.disconnect(count, sender=Customer)
+    assert initialised[-1] is made and made.source == "api"

@@ -7,12 +7,14 @@ to run. Django's ``bulk_update`` writes a ``CASE WHEN pk = … THEN …`` per fi
 Elsewhere (SQLite, in development and tests) each helper falls back to the ORM.
 """
 
+import datetime
 import functools
 import json
 import operator
 
 from django.db import connections, models
-from django.db.models import BooleanField, F, Q
+from django.db.models import BooleanField, F, Q, signals
+from django.db.models.base import ModelState
 from django.db.models.expressions import Expression
 
 BATCH_SIZE = 1000
@@ -71,10 +73,7 @@ def insert(model, instances, *, using="default"):
     meta = model._meta
     quote = connection.ops.quote_name
     fields = meta.concrete_fields
-    values = [
-        operator.attrgetter(field.attname) if type(field) in _STORED_AS_IS else functools.partial(_db_value, field, connection)
-        for field in fields
-    ]
+    values = [_reader(field, connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -93,6 +92,61 @@ def insert(model, instances, *, using="default"):
 
 def _db_value(field, connection, instance):
     return field.get_db_prep_save(field.pre_save(instance, True), connection)
+
+
+def _reader(field, connection):
+    """Reads ``field`` of an instance as ``COPY`` sends it.
+
+    A value that Django's preparation for PostgreSQL would return unchanged (a number of an
+    integer field, a date, an aware time, nothing) is sent as it is: preparing the nine
+    such values of each new customer through the field's methods took a tenth of an import.
+    """
+    if type(field) in _STORED_AS_IS:
+        return operator.attrgetter(field.attname)
+    unchanged = _prepared_unchanged(field)
+    if unchanged is None:
+        return functools.partial(_db_value, field, connection)
+
+    def read(instance):
+        value = field.pre_save(instance, True)
+        return value if value is None or unchanged(value) else field.get_db_prep_save(value, connection)
+
+    return read
+
+
+def _prepared_unchanged(field):
+    """Which values of ``field`` Django prepares for PostgreSQL unchanged, or ``None``."""
+    if isinstance(field, models.DateTimeField):
+        return lambda value: type(value) is datetime.datetime and value.tzinfo is not None
+    if isinstance(field, models.DateField):
+        return lambda value: type(value) is datetime.date
+    if isinstance(field, models.IntegerField):
+        return lambda value: type(value) is int
+    return None
+
+
+def instance_maker(model, **values):
+    """A function that makes a new ``model`` instance with ``values`` and the fields' defaults.
+
+    The instances are copies of one made the usual way: for tens of thousands of new rows,
+    ``Model.__init__`` (every field's default looked up and set, one by one) took longer than
+    writing the rows. Mutable values (a JSON field's ``{}``) are copied for each instance.
+    Where a model has ``pre_init`` or ``post_init`` receivers, instances are made the usual way.
+    """
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return functools.partial(model, **values)
+    template = {name: value for name, value in model(**values).__dict__.items() if name != "_state"}
+    mutable = [name for name, value in template.items() if isinstance(value, (dict, list, set))]
+
+    def make():
+        instance = model.__new__(model)
+        instance.__dict__.update(template)
+        for name in mutable:
+            instance.__dict__[name] = template[name].copy()
+        instance._state = ModelState()
+        return instance
+
+    return make
 
 
 def pks_with_values(model, column, values, *, using="default"):

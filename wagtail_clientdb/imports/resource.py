@@ -163,6 +163,7 @@ class CustomerImportResource(resources.ModelResource):
         self.possible_duplicates = {}
         #: Ids of the customers written for the chunk being imported.
         self.created_in_chunk = set()
+        self.new_customer = bulk.instance_maker(Customer, source=settings.source)
 
     def get_queryset(self):
         return self.visible
@@ -200,7 +201,7 @@ class CustomerImportResource(resources.ModelResource):
         return found
 
     def init_instance(self, row=None):
-        return Customer(source=self.settings.source)
+        return self.new_customer()
 
     def get_bulk_update_fields(self):
         """Only the columns some row of the batch changes."""
