@@ -64,8 +64,9 @@ class CustomerTag(TagBase):
 class TaggedCustomer(ItemBase):
     # Indexed with the customer (below), which the tag filter and its choices read alone.
     tag = models.ForeignKey(CustomerTag, on_delete=models.CASCADE, related_name="tagged_customers", db_index=False)
+    # A customer's tags are read through the unique constraint's index, which starts with the customer.
     content_object = models.ForeignKey(
-        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items"
+        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items", db_index=False
     )
 
     wagtail_reference_index_ignore = True
@@ -105,7 +106,7 @@ class Customer(models.Model):
 
     first_name = models.CharField(_("first name"), max_length=150, blank=True)
     last_name = models.CharField(_("last name"), max_length=150, blank=True)
-    email = models.EmailField(_("email"), max_length=254, blank=True, db_index=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
     phone_raw = models.CharField(
         _("phone"),
         max_length=64,
@@ -116,7 +117,6 @@ class Customer(models.Model):
         _("phone (E.164)"),
         max_length=20,
         blank=True,
-        db_index=True,
         editable=False,
         help_text=_("The number in international E.164 form; empty when it could not be read."),
     )
@@ -205,6 +205,10 @@ class Customer(models.Model):
             ),
         ]
         indexes = [
+            # Matching by email and phone compares whole values: no second index for ``LIKE 'abc%'``,
+            # which Django adds for an indexed text column on PostgreSQL and every write would update.
+            models.Index(fields=["email"], name="clientdb_customer_email"),
+            models.Index(fields=["phone"], name="clientdb_customer_phone"),
             # The listing's default order: its first page and a full export read the index
             # instead of sorting every customer. It holds what a branch's walk checks (scope,
             # archive) and the names it returns, so the walk reads the index alone (PostgreSQL):

@@ -42,9 +42,37 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
 
 
 class ClientDBLogEntry(BaseLogEntry):
-    """Audit log of the app's branch-scoped models, readable only within the branch rules."""
+    """Audit log of the app's branch-scoped models, readable only within the branch rules.
 
-    object_id = models.CharField(max_length=255, db_index=True)
+    An import writes an entry per customer, 100,000 at once, so every index and database
+    constraint is paid for many times over: the entries keep only the indexes histories read,
+    and, like Wagtail's own links to the user and the revision, no foreign-key constraints
+    (an entry outlives what it names; Django still clears a deleted content type or branch).
+    """
+
+    # Wagtail's fields, with the changes above (indexed in Meta).
+    content_type = models.ForeignKey(
+        ContentType,
+        models.SET_NULL,
+        verbose_name=BaseLogEntry._meta.get_field("content_type").verbose_name,
+        blank=True,
+        null=True,
+        db_index=False,
+        db_constraint=False,
+        related_name="+",
+    )
+    object_id = models.CharField(max_length=255)
+    action = models.CharField(max_length=255, blank=True)
+    revision = models.ForeignKey(
+        "wagtailcore.Revision",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_index=False,
+        db_constraint=False,
+        related_name="+",
+    )
+    content_changed = models.BooleanField(default=False)
     #: The branch the action was taken in (``None``: the head office, or a branch user of several
     #: branches acting outside the admin), for the history's branch filter.
     branch = models.ForeignKey(
@@ -52,6 +80,7 @@ class ClientDBLogEntry(BaseLogEntry):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        db_constraint=False,
         related_name="+",
         verbose_name=_("branch"),
     )
@@ -61,6 +90,13 @@ class ClientDBLogEntry(BaseLogEntry):
     class Meta(BaseLogEntry.Meta):
         # No default order (see LogModelsInOrder); histories order explicitly.
         ordering = []
+        indexes = [
+            *BaseLogEntry.Meta.indexes,
+            # An object's history, and the entries of one kind of object.
+            models.Index(fields=["content_type", "object_id"], name="clientdb_logentry_object"),
+            # Without Django's second index for ``LIKE 'abc%'`` on a text column (PostgreSQL).
+            models.Index(fields=["action"], name="clientdb_logentry_action"),
+        ]
         verbose_name = _("client DB log entry")
         verbose_name_plural = _("client DB log entries")
 
