@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/run.py [--rows 100000] [--default-rows 5000]
         [--memory-rows 1000000] [--export-rows 1000000] [--quick] [--only NAME,...] [--profile]
-        [--repeat N] [--profile-only] [--code REF]
+        [--repeat N] [--profile-only] [--code REF] [--busy-core]
 
 The parent process creates and migrates the benchmark database (DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/clientdb_bench), writes the input files to a temporary
@@ -832,6 +832,10 @@ def parse_args(argv):
     parser.add_argument("--fresh-db", action="store_true", help="drop and re-create the benchmark database first")
     parser.add_argument("--keep-files", action="store_true", help="keep the temporary directory with the input files")
     parser.add_argument("--results", default=RESULTS_FILE, help="where to write the JSON results")
+    parser.add_argument(
+        "--busy-core", action="store_true",
+        help="keep one core busy with another process throughout (a server doing other work meanwhile)",
+    )
     parser.add_argument("--code", metavar="REF", help="measure wagtail_clientdb as of this commit (e.g. HEAD), not the working tree")
     # Subprocess options.
     parser.add_argument("--one", choices=sorted(ONE), help=argparse.SUPPRESS)
@@ -881,7 +885,12 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="clientdb-bench-")
     os.environ["BENCH_MEDIA_ROOT"] = os.path.join(workdir, "media")
     started = time.perf_counter()
+    busy = None
     try:
+        if args.busy_core:
+            # Another program taking one core for as long as the run lasts.
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            log(f"one core kept busy by process {busy.pid}")
         commit = None
         if args.code:
             commit, folder = snapshot_code(args.code, workdir)
@@ -897,7 +906,7 @@ def main(argv=None):
         django.setup()
         log(f"database {database}: migrating")
         prepare_database()
-        facts = {"machine": machine_facts(), "server": server_facts()}
+        facts = {"machine": machine_facts(), "server": server_facts(), "busy_core": args.busy_core}
 
         files = {}
         import_names = {
@@ -1019,6 +1028,9 @@ def main(argv=None):
         log(f"results written to {os.path.relpath(args.results, REPO_ROOT)}; total {report['total_seconds']:.0f} s")
         return 1 if any("error" in r for r in results.values()) or any("error" in s for s in steps) else 0
     finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
         if args.keep_files:
             log(f"input files kept in {workdir}")
         else:

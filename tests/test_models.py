@@ -163,6 +163,22 @@ def test_bulk_insert_writes_every_field_type(db, branch_a, admin_user):
     assert first.created_at is not None and first.updated_at is not None
 
 
+def test_rows_inserted_in_bulk_keep_their_own_json_values(db):
+    """Rows sharing one value (written once) and rows with their own, in any order."""
+    from wagtail_clientdb import audit, bulk
+    from wagtail_clientdb.models import ClientDBLogEntry
+
+    shared = {"job": 7}
+    rows = [(1, "a", shared), (2, "b", {"fields": ["email"]}), (3, "c", shared), (4, "d", {"job": 7, "x": "ü"})]
+    audit.log_rows(Customer, "wagtail.edit", rows)
+    assert sorted(ClientDBLogEntry.objects.values_list("object_id", "data")) == [
+        ("1", {"job": 7}), ("2", {"fields": ["email"]}), ("3", {"job": 7}), ("4", {"job": 7, "x": "ü"})
+    ]
+    assert bulk._bigint_array([3, 1, 2]) == "{3,1,2}"
+    with pytest.raises(ValueError):
+        bulk._bigint_array(["1); drop"])
+
+
 def test_instances_made_in_bulk_are_new_instances_with_their_own_defaults(db):
     from django.db.models.signals import post_init
 

@@ -201,12 +201,21 @@ def insert_rows(model, field_names, rows, *, constants=None, using="default"):
     as_json = [
         (index, field.encoder) for index, field in enumerate(fields) if isinstance(field, models.JSONField)
     ]
+    # Rows often share one value (an import's marker on each of its entries): written once.
+    last_json = {}
+
+    def as_text(index, value, encoder):
+        last = last_json.get(index)
+        if last is None or last[0] is not value:
+            last = last_json[index] = (value, json.dumps(value, cls=encoder))
+        return last[1]
+
     with connection.cursor() as cursor, cursor.copy(f"COPY {quote(meta.db_table)} ({column_list}) FROM STDIN") as copy:
         for row in rows:
             if as_json:
                 row = list(row)
                 for index, encoder in as_json:
-                    row[index] = json.dumps(row[index], cls=encoder)
+                    row[index] = as_text(index, row[index], encoder)
             copy.write_row((*row, *fixed))
 
 
@@ -264,7 +273,7 @@ class _AnyOf(Expression):
 def _bigint_array(ids):
     """A PostgreSQL array of ids in its text form ``{1,2,3}``: cheaper to build than letting
     the driver adapt a list item by item."""
-    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+    return "{" + ",".join(map(str, map(int, ids))) + "}"
 
 
 def _text_array(texts):
