@@ -3,8 +3,7 @@
 
 Django gives an indexed text column a second index for ``LIKE 'abc%'`` on PostgreSQL; the
 customer's email and phone, and the log entries' action and object, are only compared whole.
-A tag link's customer is read through the (customer, tag) unique constraint's index. Log
-entries are found by object (content type and id) or action, not by revision or by
+Log entries are found by object (content type and id) or action, not by revision or by
 "content changed", and keep no foreign-key constraints (Wagtail's own keep none to the user
 and revision): at 100,000 entries per import, checking each at the commit took 0.3 s.
 """
@@ -80,10 +79,5 @@ class Migration(migrations.Migration):
             model_name='customer',
             name='phone',
             field=models.CharField(blank=True, editable=False, help_text='The number in international E.164 form; empty when it could not be read.', max_length=20, verbose_name='phone (E.164)'),
-        ),
-        migrations.AlterField(
-            model_name='taggedcustomer',
-            name='content_object',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='tagged_items', to='wagtail_clientdb.customer'),
         ),
     ]

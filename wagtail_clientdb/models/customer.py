@@ -64,9 +64,8 @@ class CustomerTag(TagBase):
 class TaggedCustomer(ItemBase):
     # Indexed with the customer (below), which the tag filter and its choices read alone.
     tag = models.ForeignKey(CustomerTag, on_delete=models.CASCADE, related_name="tagged_customers", db_index=False)
-    # A customer's tags are read through the unique constraint's index, which starts with the customer.
     content_object = models.ForeignKey(
-        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items", db_index=False
+        "wagtail_clientdb.Customer", on_delete=models.CASCADE, related_name="tagged_items"
     )
 
     wagtail_reference_index_ignore = True
