@@ -179,6 +179,25 @@ def test_rows_inserted_in_bulk_keep_their_own_json_values(db):
         bulk._bigint_array(["1); drop"])
 
 
+def test_links_of_many_customers_are_read_by_customer(db, branch_a, branch_b):
+    """What an import reads of a chunk's customers: their tags, groups and branches."""
+    from wagtail_clientdb import bulk
+    from wagtail_clientdb.models import CustomerGroup, TaggedCustomer
+
+    vip = CustomerGroup.objects.create(name="VIP")
+    anna, ben, carl = (make_customer(first_name=name) for name in ("Anna", "Ben", "Carl"))
+    anna.tags.add("regular", "blonde")
+    ben.tags.add("regular")
+    anna.groups.add(vip)
+    carl.branches.add(branch_a, branch_b)
+    tags = bulk.rows_with_ids(TaggedCustomer, "content_object", [anna.pk, carl.pk], ("content_object", "tag"))
+    groups = bulk.rows_with_ids(Customer.groups.through, "customer", [anna.pk, ben.pk], ("customer", "customergroup"))
+    branches = bulk.rows_with_ids(Customer.branches.through, "customer", [carl.pk], ("customer", "branch"))
+    assert sorted(pk for pk, _tag in tags) == [anna.pk, anna.pk]
+    assert groups == [(anna.pk, vip.pk)]
+    assert sorted(branches) == [(carl.pk, branch_a.pk), (carl.pk, branch_b.pk)]
+
+
 def test_instances_made_in_bulk_are_new_instances_with_their_own_defaults(db):
     from django.db.models.signals import post_init
 

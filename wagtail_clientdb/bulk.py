@@ -172,6 +172,31 @@ def pks_with_values(model, column, values, *, using="default"):
         return {row[0] for row in cursor.fetchall()}
 
 
+def rows_with_ids(model, column, ids, fields, *, using="default"):
+    """``fields`` (names) of the rows of ``model`` whose ``column`` (a foreign key) is one of ``ids``.
+
+    On PostgreSQL one index lookup per id, as in :func:`pks_with_values`: while an import
+    fills an empty link table, the table has no statistics (no ANALYZE sees rows that are not
+    committed yet), and the planner, guessing that a chunk's 1,000 ids matched every link,
+    read all of them for each chunk: 0.5 s of a 100,000-row import.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return list(model._default_manager.using(using).filter(**{f"{column}__in": ids}).values_list(*fields))
+    meta = model._meta
+    quote = connection.ops.quote_name
+    key = quote(meta.get_field(column).column)
+    columns = [quote(meta.get_field(name).column) for name in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(f'found.{c}' for c in columns)} FROM unnest(%s::bigint[]) AS wanted(id) "
+            f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {quote(meta.db_table)} "
+            f"WHERE {key} = wanted.id OFFSET 0) AS found",
+            [_bigint_array(ids)],
+        )
+        return cursor.fetchall()
+
+
 def insert_rows(model, field_names, rows, *, constants=None, using="default"):
     """Insert ``rows`` (tuples of values of ``field_names``: values stored as they are, or
     JSON) with the same ``constants`` (field name → value) in every row, without making model

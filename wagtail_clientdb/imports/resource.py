@@ -106,7 +106,7 @@ class MatchingLoader(BaseInstanceLoader):
 
 
 def attach_relations(customers, branch):
-    """Tag names, group and branch ids, and the branch's local values, one query each."""
+    """Tag names, group and branch ids, and the branch's local values, in a query or two each."""
     by_pk = {customer.pk: customer for customer in customers}
     for customer in customers:
         customer.tag_names, customer.group_ids, customer.branch_ids = [], set(), set()
@@ -114,11 +114,13 @@ def attach_relations(customers, branch):
     if not by_pk:
         return
     pks = list(by_pk)
-    for pk, name in TaggedCustomer.objects.filter(bulk.any_of("content_object_id", pks)).values_list("content_object_id", "tag__name"):
-        by_pk[pk].tag_names.append(name)
-    for pk, group_id in Customer.groups.through.objects.filter(bulk.any_of("customer_id", pks)).values_list("customer_id", "customergroup_id"):
+    tag_links = bulk.rows_with_ids(TaggedCustomer, "content_object", pks, ("content_object", "tag"))
+    tag_names = dict(CustomerTag.all_tags.filter(pk__in={tag_id for _pk, tag_id in tag_links}).values_list("pk", "name"))
+    for pk, tag_id in tag_links:
+        by_pk[pk].tag_names.append(tag_names[tag_id])
+    for pk, group_id in bulk.rows_with_ids(Customer.groups.through, "customer", pks, ("customer", "customergroup")):
         by_pk[pk].group_ids.add(group_id)
-    for pk, branch_id in Customer.branches.through.objects.filter(bulk.any_of("customer_id", pks)).values_list("customer_id", "branch_id"):
+    for pk, branch_id in bulk.rows_with_ids(Customer.branches.through, "customer", pks, ("customer", "branch")):
         by_pk[pk].branch_ids.add(branch_id)
     if branch is not None:
         for override in CustomerOverride.objects.filter(bulk.any_of("customer_id", pks), branch=branch):

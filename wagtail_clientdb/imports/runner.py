@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from wagtail.log_actions import log
 
-from .. import conf, export, scope, stored_text
+from .. import conf, export, page_queries, scope, stored_text
 from ..models import Branch, ClientDBSettings, CustomerSource, JobStatus, SavedImportMapping
 from . import checking, columns
 from .batches import BatchRecorder
@@ -306,17 +306,20 @@ def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect)
     everything was refused.
     """
     refuse_all = False
-    for chunk, checked in checked_chunks:
-        resource.checked = checked
-        dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
-        result = resource.import_data(dataset, dry_run=dry_run or refuse_all, use_transactions=False, raise_errors=False)
-        if result.has_errors() and result.base_errors:
-            raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
-        refused_so_far = collect(result, chunk)
-        refuse_all = refuse_all or bool(refused_so_far and all_or_nothing)
-        # What the chunk left behind in reference cycles (see gc_frozen), once it is let go.
-        del result, dataset
-        gc.collect(0)
+    # A chunk's queries are lookups by index, like a page's: with an empty link table's
+    # statistics (a first import into it), the planner costed them high enough to compile.
+    with page_queries.page_settings():
+        for chunk, checked in checked_chunks:
+            resource.checked = checked
+            dataset = tablib.Dataset(*([line] for line, _raw in chunk), headers=[LINE])
+            result = resource.import_data(dataset, dry_run=dry_run or refuse_all, use_transactions=False, raise_errors=False)
+            if result.has_errors() and result.base_errors:
+                raise FileProblem(_("The import failed: %(error)s") % {"error": result.base_errors[0].error})
+            refused_so_far = collect(result, chunk)
+            refuse_all = refuse_all or bool(refused_so_far and all_or_nothing)
+            # What the chunk left behind in reference cycles (see gc_frozen), once it is let go.
+            del result, dataset
+            gc.collect(0)
     if refuse_all and not dry_run:
         transaction.set_rollback(True)
     return refuse_all
