@@ -48,7 +48,8 @@ def test_a_history_reads_the_entries_of_its_object_through_one_index(db, branch_
     assert history.count() == 1
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-    plan = history.explain()
+    # The entries found, not their order: on a table this small, walking the time index may cost the same.
+    plan = history.order_by().explain()
     assert "clientdb_logentry_object" in plan, plan
 
 
