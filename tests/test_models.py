@@ -190,9 +190,9 @@ def test_links_of_many_customers_are_read_by_customer(db, branch_a, branch_b):
     ben.tags.add("regular")
     anna.groups.add(vip)
     carl.branches.add(branch_a, branch_b)
-    tags = bulk.rows_with_ids(TaggedCustomer, "content_object", [anna.pk, carl.pk], ("content_object", "tag"))
-    groups = bulk.rows_with_ids(Customer.groups.through, "customer", [anna.pk, ben.pk], ("customer", "customergroup"))
-    branches = bulk.rows_with_ids(Customer.branches.through, "customer", [carl.pk], ("customer", "branch"))
+    tags = bulk.rows_with_values(TaggedCustomer, "content_object", [anna.pk, carl.pk], ("content_object", "tag"))
+    groups = bulk.rows_with_values(Customer.groups.through, "customer", [anna.pk, ben.pk], ("customer", "customergroup"))
+    branches = bulk.rows_with_values(Customer.branches.through, "customer", [carl.pk], ("customer", "branch"))
     assert sorted(pk for pk, _tag in tags) == [anna.pk, anna.pk]
     assert groups == [(anna.pk, vip.pk)]
     assert sorted(branches) == [(carl.pk, branch_a.pk), (carl.pk, branch_b.pk)]

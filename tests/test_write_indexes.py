@@ -96,3 +96,28 @@ def test_log_entries_keep_no_constraints_but_lose_what_is_deleted(db, branch_a):
     gone.delete()
     entry.refresh_from_db()
     assert entry.content_type_id is None
+
+
+@postgresql_only
+def test_an_imports_chunks_run_with_the_apps_query_settings(db, manager, monkeypatch):
+    """No JIT for a chunk's lookups (with an empty table's statistics the planner costed them
+    high enough to compile), for the file import and the API's bulk import alike."""
+    from wagtail_clientdb import scope
+    from wagtail_clientdb.imports.records import import_records
+    from wagtail_clientdb.imports.resource import CustomerImportResource
+
+    seen = []
+    before_import = CustomerImportResource.before_import
+
+    def noting_settings(resource, dataset, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('jit'), current_setting('random_page_cost')")
+            seen.append(cursor.fetchone())
+        return before_import(resource, dataset, **kwargs)
+
+    monkeypatch.setattr(CustomerImportResource, "before_import", noting_settings)
+    saved, _results, _batch = import_records(
+        scope.viewer_for_user(manager), [{"first_name": "Anna", "email": "anna@example.org"}]
+    )
+    assert saved == 1 and Customer.objects.filter(email="anna@example.org").exists()
+    assert seen == [("off", "1.1")]

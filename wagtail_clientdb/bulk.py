@@ -150,49 +150,36 @@ def instance_maker(model, **values):
 
 
 def pks_with_values(model, column, values, *, using="default"):
-    """Primary keys of the rows whose ``column`` (a text column) is one of ``values``.
-
-    On PostgreSQL one index lookup per value, through a lateral subquery the planner may
-    not flatten (``OFFSET 0``): for a few thousand values among 100,000s of rows it
-    estimated a scan of the whole table cheaper, which took several times as long.
-    """
-    connection = connections[using]
-    manager = model._default_manager.using(using)
-    if connection.vendor != "postgresql":
-        return set(manager.filter(**{f"{column}__in": values}).values_list("pk", flat=True))
-    meta = model._meta
-    quote = connection.ops.quote_name
-    pk, table, column = quote(meta.pk.column), quote(meta.db_table), quote(meta.get_field(column).column)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT found.{pk} FROM unnest(%s::text[]) AS wanted(value) "
-            f"CROSS JOIN LATERAL (SELECT {pk} FROM {table} WHERE {column} = wanted.value OFFSET 0) AS found",
-            [_text_array(values)],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    """Primary keys of the rows whose ``column`` (a text column) is one of ``values``."""
+    pk = model._meta.pk.name
+    return {row[0] for row in rows_with_values(model, column, values, (pk,), array_type="text", using=using)}
 
 
-def rows_with_ids(model, column, ids, fields, *, using="default"):
-    """``fields`` (names) of the rows of ``model`` whose ``column`` (a foreign key) is one of ``ids``.
+def rows_with_values(model, column, values, fields, *, array_type="bigint", using="default"):
+    """``fields`` (names) of the rows of ``model`` whose ``column`` is one of ``values``
+    (``array_type``: ``bigint`` for ids, ``text``).
 
-    On PostgreSQL one index lookup per id, as in :func:`pks_with_values`: while an import
+    On PostgreSQL one index lookup per value, through a lateral subquery the planner may not
+    flatten (``OFFSET 0``). For a few thousand emails among 100,000s of customers it estimated
+    a scan of the whole table cheaper, which took several times as long; and while an import
     fills an empty link table, the table has no statistics (no ANALYZE sees rows that are not
-    committed yet), and the planner, guessing that a chunk's 1,000 ids matched every link,
-    read all of them for each chunk: 0.5 s of a 100,000-row import.
+    committed yet), so the planner, guessing that a chunk's 1,000 customers matched every
+    link, read all of them for each chunk: 0.5 s of a 100,000-row import.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
-        return list(model._default_manager.using(using).filter(**{f"{column}__in": ids}).values_list(*fields))
+        return list(model._default_manager.using(using).filter(**{f"{column}__in": values}).values_list(*fields))
     meta = model._meta
     quote = connection.ops.quote_name
     key = quote(meta.get_field(column).column)
     columns = [quote(meta.get_field(name).column) for name in fields]
+    array = _bigint_array(values) if array_type == "bigint" else _text_array(values)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(f'found.{c}' for c in columns)} FROM unnest(%s::bigint[]) AS wanted(id) "
+            f"SELECT {', '.join(f'found.{c}' for c in columns)} FROM unnest(%s::{array_type}[]) AS wanted(value) "
             f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {quote(meta.db_table)} "
-            f"WHERE {key} = wanted.id OFFSET 0) AS found",
-            [_bigint_array(ids)],
+            f"WHERE {key} = wanted.value OFFSET 0) AS found",
+            [array],
         )
         return cursor.fetchall()
 

@@ -114,13 +114,13 @@ def attach_relations(customers, branch):
     if not by_pk:
         return
     pks = list(by_pk)
-    tag_links = bulk.rows_with_ids(TaggedCustomer, "content_object", pks, ("content_object", "tag"))
+    tag_links = bulk.rows_with_values(TaggedCustomer, "content_object", pks, ("content_object", "tag"))
     tag_names = dict(CustomerTag.all_tags.filter(pk__in={tag_id for _pk, tag_id in tag_links}).values_list("pk", "name"))
     for pk, tag_id in tag_links:
         by_pk[pk].tag_names.append(tag_names[tag_id])
-    for pk, group_id in bulk.rows_with_ids(Customer.groups.through, "customer", pks, ("customer", "customergroup")):
+    for pk, group_id in bulk.rows_with_values(Customer.groups.through, "customer", pks, ("customer", "customergroup")):
         by_pk[pk].group_ids.add(group_id)
-    for pk, branch_id in bulk.rows_with_ids(Customer.branches.through, "customer", pks, ("customer", "branch")):
+    for pk, branch_id in bulk.rows_with_values(Customer.branches.through, "customer", pks, ("customer", "branch")):
         by_pk[pk].branch_ids.add(branch_id)
     if branch is not None:
         for override in CustomerOverride.objects.filter(bulk.any_of("customer_id", pks), branch=branch):
