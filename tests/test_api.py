@@ -148,6 +148,13 @@ def test_filters_search_and_pagination(api, manager, world, branch_a):
     assert client.get("/customers/", {"limit": 100000}).status_code == 400
 
 
+def test_a_search_lists_last_names_starting_with_it_first_as_the_admin_does(api, manager):
+    aschmann = make_customer(first_name="Zoe", last_name="Aschmann", shared_with_all_branches=True)
+    schmidt = make_customer(first_name="Anna", last_name="Schmidt", shared_with_all_branches=True)
+    items = api(manager).get("/customers/", {"q": "schm"}).json()["items"]
+    assert [item["id"] for item in items] == [schmidt.pk, aschmann.pk]
+
+
 def test_listing_takes_the_same_number_of_queries_for_more_customers(api, manager, world, django_assert_max_num_queries):
     client = api(manager)
     for n in range(20):

@@ -372,10 +372,30 @@ def test_filter_by_attribute_value(login, manager, attribute_people, params, exp
     assert [c.last_name for c in response.context["object_list"]] == expected
 
 
-def test_attribute_filters_use_the_values_the_branch_sees(login, staff_a, branch_a, attribute_people):
-    overrides.save_local_values(attribute_people["cara"], branch_a, {}, attributes={"hair": "fine"})
-    response = login(staff_a).get(customer_url("list"), {"attribute_hair": "fine"})
-    assert [c.last_name for c in response.context["object_list"]] == ["Anna", "Cara"]
+@pytest.mark.parametrize("named", [True, False], ids=["local-values-named", "local-values-subquery"])
+def test_attribute_filters_use_the_values_the_branch_sees(login, manager, staff_a, branch_a, branch_b, attribute_people, named, monkeypatch):
+    """A branch's local value counts where it keeps one, whichever way it goes: it adds a
+    customer (Cara), takes one away (Anna), and another branch's local value changes nothing."""
+    if not named:
+        monkeypatch.setattr(overrides, "MAX_NAMED_LOCAL_MATCHES", 0)
+    people = attribute_people
+    overrides.save_local_values(people["cara"], branch_a, {}, attributes={"hair": "fine"})
+    overrides.save_local_values(people["anna"], branch_a, {}, attributes={"hair": "thick", "vip": False})
+    overrides.save_local_values(people["bert"], branch_a, {}, attributes={"vip": True})
+    overrides.save_local_values(people["bert"], branch_b, {}, attributes={"hair": "fine"})
+
+    def shown(client, params):
+        return [c.last_name for c in client.get(customer_url("list"), params).context["object_list"]]
+
+    client = login(staff_a)
+    assert shown(client, {"attribute_hair": "fine"}) == ["Cara"]
+    assert shown(client, {"attribute_hair": ["fine", "thick"]}) == ["Anna", "Bert", "Cara"]
+    assert shown(client, {"attribute_vip": "true"}) == ["Bert"]
+    assert shown(client, {"attribute_vip": "false"}) == ["Anna"]
+    client = login(manager)
+    assert shown(client, {"attribute_hair": "fine"}) == ["Anna"]
+    assert shown(client, {"attribute_hair": "fine", "branch": branch_a.pk}) == ["Cara"]
+    assert shown(client, {"attribute_hair": "fine", "branch": branch_b.pk}) == ["Anna", "Bert"]
 
 
 def test_attribute_columns_can_be_shown(login, manager, attribute_people):

@@ -106,10 +106,60 @@ def test_most_bookings_in_a_branch_counts_its_own_bookings_then_names(login, sta
 def test_filters_and_search_page_through_the_same_order(login, staff_a, branch_a, many_customers):
     client = login(staff_a)
     viewer = scope.Viewer(staff_a, False, (branch_a,))
-    for params in ({"q": "adler"}, {"q": "example.com", "ordering": "-name"}, {"q": "aaron"}):
+    for params in ({"q": "adler"}, {"q": "example.com", "ordering": "-name"}, {"q": "aaron"}, *SEARCHES_OVER_PAGES):
         expected = whole_listing(viewer, params)
         assert expected
         assert all_pages(client, params) == expected
+
+
+#: Searches whose matches starting with them (a last name, "Aaron" local to branch A) and the
+#: other matches (every email has an "a" and an "m") both fill pages, one ending mid-page.
+SEARCHES_OVER_PAGES = [{"q": "a"}, {"q": "m"}, {"q": "m", "ordering": "-name"}, {"q": "example a"}]
+
+
+@pytest.mark.parametrize("params", SEARCHES_OVER_PAGES)
+def test_a_managers_searches_page_through_the_same_order(login, manager, branch_a, many_customers, params):
+    client = login(manager)
+    company = scope.Viewer(manager, True)
+    for location in ({}, {"branch": branch_a.pk}):
+        expected = whole_listing(company, {**params, **location})
+        assert len(expected) > PER_PAGE
+        assert all_pages(client, {**params, **location}) == expected
+
+
+def test_a_search_lists_last_names_starting_with_it_first(login, manager, staff_a, branch_a):
+    """The front desk types the start of a name: those customers first, in name order, then
+    every other match (the search inside a name, an email), in name order too; the export of
+    the search in the same order. Sorted by name descending: every match in one order."""
+    found = {
+        "schmidt_anna": make_customer(first_name="anna", last_name="schmidt", shared_with_all_branches=True),
+        "schmid_ben": make_customer(first_name="Ben", last_name="Schmid", shared_with_all_branches=True),
+        "aschmann": make_customer(first_name="Zoe", last_name="Aschmann", shared_with_all_branches=True),
+        "by_email": make_customer(first_name="Carl", last_name="Berg", email="schmuck@example.org", shared_with_all_branches=True),
+        "local_name": make_customer(first_name="Dora", last_name="Adler", shared_with_all_branches=True),
+    }
+    make_customer(first_name="Emil", last_name="Zorn", shared_with_all_branches=True)
+    # Branch A knows Dora Adler as Dora Schmitz.
+    CustomerOverride.objects.create(customer=found["local_name"], branch=branch_a, last_name="Schmitz")
+    by_name = ["schmid_ben", "schmidt_anna"]
+    others = ["aschmann", "by_email"]
+
+    def shown(client, params):
+        return [c.pk for c in client.get(LIST_URL, params).context["page_obj"].object_list]
+
+    def exported(client, params):
+        body = b"".join(client.get(LIST_URL, {**params, "export": "csv"}).streaming_content).decode("utf-8-sig")
+        return [line.split(",")[1] for line in body.splitlines()[1:]]
+
+    manager_client = login(manager)
+    assert shown(manager_client, {"q": "Schm"}) == [found[name].pk for name in [*by_name, *others]]
+    assert exported(manager_client, {"q": "Schm"}) == ["Schmid", "schmidt", "Aschmann", "Berg"]
+    staff_client = login(staff_a)
+    assert shown(staff_client, {"q": "Schm"}) == [found[name].pk for name in [*by_name, "local_name", *others]]
+    assert exported(staff_client, {"q": "Schm"}) == ["Schmid", "schmidt", "Schmitz", "Aschmann", "Berg"]
+    assert shown(staff_client, {"q": "Schm", "ordering": "-name"}) == [
+        found[name].pk for name in ["local_name", "schmidt_anna", "schmid_ben", "by_email", "aschmann"]
+    ]
 
 
 def test_a_user_of_no_branch_pages_through_nothing(login, editor, many_customers):

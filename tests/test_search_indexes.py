@@ -19,7 +19,7 @@ def test_every_search_can_be_answered_by_indexes(db, branch_a, query, named, mon
     """The customers with matching local values are read first through the local values'
     indexes and named by id (or, when many, found by a subquery through the same indexes)."""
     if not named:
-        monkeypatch.setattr(search, "MAX_NAMED_LOCAL_MATCHES", 0)
+        monkeypatch.setattr(overrides, "MAX_NAMED_LOCAL_MATCHES", 0)
     anna = make_customer(first_name="Anna", last_name="Schmidt", email="anna@example.org", phone_raw="0170 1234567")
     overrides.save_local_values(anna, branch_a, {"email": "anna.local@example.org"})
     with CaptureQueriesContext(connection) as reads:
@@ -39,19 +39,87 @@ def test_every_search_can_be_answered_by_indexes(db, branch_a, query, named, mon
     assert "Seq Scan" not in plans, plans
 
 
+def _page_reads(queries):
+    """The reads of a page's keys, in order (not the counts, savepoints, settings)."""
+    return [query["sql"] for query in queries.captured_queries if query["sql"].startswith("SELECT key_id")]
+
+
+def _plan(sql):
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
 @pytest.mark.parametrize("ordering", ["name", "-name"])
 def test_a_search_sorts_its_matches_instead_of_walking_the_name_index(db, manager, ordering):
     """The matches of a name cluster in one stretch of the alphabet, where a walk of the name
     index from "A" finds them only after most customers: the planner must not be able to walk
-    it for a search, even where sorting is made prohibitively expensive."""
+    it for a search's matches (those whose last name does not start with the search, in name
+    order; all of them, descending), even where sorting is made prohibitively expensive."""
+    from wagtail_clientdb import listing, scope
+
+    aschmann = make_customer(first_name="Anna", last_name="Aschmann", shared_with_all_branches=True)
+    queryset = listing.searched(listing.listing_queryset(scope.viewer_for_user(manager), None), "schm", "DE")
+    with CaptureQueriesContext(connection) as page:
+        assert listing.page_ids(queryset, None, ordering, 0, 20, query="schm") == [aschmann.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        plan = _plan(_page_reads(page)[-1])
+    assert "clientdb_customer_name_walk" not in plan and "Sort" in plan, plan
+
+
+@pytest.mark.parametrize("branch", [False, True], ids=["company", "branch"])
+def test_last_names_starting_with_a_search_are_read_from_the_name_index(db, manager, branch_a, branch):
+    """The first part of a search in name order, the last names starting with it, is a stretch
+    of the name index: its first page is read there, not sorted from every match."""
     from wagtail_clientdb import listing, scope
 
     schmidt = make_customer(first_name="Anna", last_name="Schmidt", shared_with_all_branches=True)
-    queryset = listing.search(listing.listing_queryset(scope.viewer_for_user(manager), None), "schm", "DE")
+    shown = branch_a if branch else None
+    unsearched = listing.listing_queryset(scope.viewer_for_user(manager), shown)
+    queryset = listing.searched(unsearched, "Schm", "DE")
     with CaptureQueriesContext(connection) as page:
-        assert listing.page_ids(queryset, None, ordering, 0, 20, searching=True) == [schmidt.pk]
+        assert listing.page_ids(queryset, shown, "name", 0, 20, query="Schm", unsearched=unsearched) == [schmidt.pk]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN " + page.captured_queries[-1]["sql"])
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "clientdb_customer_name_walk" not in plan and "Sort" in plan, plan
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        plan = _plan(_page_reads(page)[0])
+    assert "clientdb_customer_name_walk" in plan and "'schm'::text" in plan and "'schn'::text" in plan, plan
+
+
+def test_each_word_of_a_search_narrows_its_candidates_through_the_indexes(db, branch_a):
+    """"Anna Schmidt": each word's candidates are there for the indexes, so the planner reads the
+    rarer word's, not every Schmidt (the longest word) to find the Annas among them."""
+    anna = make_customer(first_name="Anna", last_name="Schmidt", email="a.s@example.org")
+    for number in range(30):
+        make_customer(first_name="Bea", last_name="Schmidt", email=f"b{number}@example.org")
+    queryset = overrides.with_effective_values(Customer.objects.all(), branch_a)
+    queryset = queryset.filter(search.customer_search_q("Anna Schmidt", "DE"))
+    assert list(queryset) == [anna]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE wagtail_clientdb_customer")
+        # Only the trigram indexes' bitmaps left: they show which words they are asked for.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = queryset.explain()
+    index_conditions = "\n".join(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "%ANNA%" in index_conditions, plan
+
+
+@pytest.mark.parametrize("branch", [False, True], ids=["company", "branch"])
+def test_an_attribute_value_is_found_through_the_attribute_index(db, branch_a, branch):
+    """A choice's customers are found through the index of the record's attribute values (the
+    few with a local value in the branch named by id), not by merging every customer's values."""
+    from wagtail_clientdb import attributes
+
+    curly = make_customer(first_name="Anna", attributes={"hair": "curly"})
+    make_customer(first_name="Bea", attributes={"hair": "straight"})
+    shown = branch_a if branch else None
+    customers = attributes.with_value(overrides.with_effective_values(Customer.objects.all(), shown), shown, "hair", ["curly"])
+    assert list(customers) == [curly]
+    with connection.cursor() as cursor:
+        # Only bitmaps left: they show which indexes the condition can be answered by.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = customers.explain()
+    assert "clientdb_customer_attributes" in plan, plan

@@ -189,7 +189,7 @@ class CustomerFilterSet(ClientDBFilterSet):
         self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         for definition in self.attribute_definitions:
             name = ATTRIBUTE_FILTER_PREFIX + definition.key
-            self.filters[name] = attribute_filter(definition)
+            self.filters[name] = attribute_filter(definition, lambda: self.shown_branch)
             self.filters[name].field_name = name
             self.filters[name].model = Customer
         if self.attribute_definitions:
@@ -321,8 +321,9 @@ class AppointmentFilterSet(ClientDBFilterSet):
         return queryset
 
 
-def attribute_filter(definition):
-    """A listing filter for one customer attribute, on the values the viewer's branch sees.
+def attribute_filter(definition, shown_branch):
+    """A listing filter for one customer attribute, on the values the branch shown
+    (``shown_branch()``) sees.
 
     Choices and yes/no are facets; text is "contains"; numbers and dates are ranges.
     """
@@ -335,11 +336,13 @@ def attribute_filter(definition):
             label=label,
             choices=[(option, option) for option in definition.choices or []],
             widget=forms.CheckboxSelectMultiple,
-            method=lambda qs, name, value: qs.filter(**{f"{path}__in": value}) if value else qs,
+            method=lambda qs, name, value: attributes.with_value(qs, shown_branch(), definition.key, value) if value else qs,
         )
     if field_type == AttributeType.BOOLEAN:
         return YesNoFilter(
-            label=label, widget=BooleanRadioSelect, method=lambda qs, name, value: qs.filter(**{path: value})
+            label=label,
+            widget=BooleanRadioSelect,
+            method=lambda qs, name, value: attributes.with_value(qs, shown_branch(), definition.key, [value]),
         )
     if field_type in (AttributeType.TEXT, AttributeType.TEXTAREA):
         return django_filters.CharFilter(

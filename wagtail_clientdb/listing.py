@@ -4,21 +4,22 @@ the export command all build it here.
 """
 
 import json
+import sys
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Value
+from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from wagtail.admin.paginator import WagtailPaginator
 
-from . import archive, conf, overrides, scope
+from . import archive, conf, overrides, scope, search
 from .name_order import NameKey
 from .page_queries import page_settings
 from .models import ClientDBSettings, CustomerOverride, DeletionRequest, DeletionStatus
-from .search import customer_search_q
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
 ORDERINGS = {
@@ -56,7 +57,9 @@ def listing_queryset(viewer, branch):
     )
 
 
-def order(queryset, ordering):
+def order(queryset, ordering, query=""):
+    """``queryset`` in ``ordering``; a search (``query``) in name order lists first the customers
+    of :func:`listed_first`."""
     ordering = ordering if ordering and ordering.lstrip("-") in ORDERINGS else DEFAULT_ORDERING
     descending = ordering.startswith("-")
     key = ordering.lstrip("-")
@@ -66,14 +69,46 @@ def order(queryset, ordering):
         first = fields[0].desc() if descending else fields[0].asc()
         return queryset.order_by(first, *ORDERINGS["name"], "pk")
     fields = [f.desc() if descending else f.asc() for f in fields]
+    if query.strip() and ordering == "name":
+        fields.insert(0, Case(When(listed_first(query), then=0), default=1).asc())
     return queryset.order_by(*fields, "-pk" if descending else "pk")
 
 
-def search(queryset, query, phone_region=None):
+def listed_first(query):
+    """The matches of a search in name order that are listed first: those whose last name (as
+    the branch sees it) starts with the search's longest word, and that match its other words.
+
+    Those ("Schm": Schmid, Schmidt, Schmitz) are what the front desk typed it for, so they come
+    first, then every other match (Aschmann, an email address with "schm" in it), each part in name
+    order. The first part is read from the name index a page at a time; sorting every match
+    first cost a common name's 70,000 rows."""
+    return starts_with(NameKey("eff_last_name"), search.longest_word(query).lower()) & _other_words_q(query)
+
+
+def _other_words_q(query):
+    """Every word of a search but the longest, in the names or email the branch sees."""
+    terms = query.split()
+    terms.remove(search.longest_word(query))
+    condition = Q()
+    for term in terms:
+        condition &= search.name_q(term, prefix="eff_")
+    return condition
+
+
+def starts_with(key, prefix):
+    """``key`` starts with ``prefix``, as a range of the name index (the names from ``prefix`` up
+    to the next string of its length) that the index answers, and the exact check within it."""
+    condition = Q(GreaterThanOrEqual(key, prefix), StartsWith(key, prefix))
+    if ord(prefix[-1]) < sys.maxunicode:
+        condition &= Q(LessThan(key, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+    return condition
+
+
+def searched(queryset, query, phone_region=None):
     if not query:
         return queryset
     region = phone_region or ClientDBSettings.load().default_phone_region
-    return queryset.filter(customer_search_q(query, region))
+    return queryset.filter(search.customer_search_q(query, region))
 
 
 def display_branch(viewer, filters):
@@ -113,7 +148,8 @@ def listed(viewer, params, *, strict=False):
     filters = CustomerFilterSet(data=params, viewer=viewer)
     branch = display_branch(viewer, filters)
     queryset = filtered(filters, listing_queryset(viewer, branch), strict=strict)
-    return order(search(queryset, params.get("q", "").strip()), params.get("ordering")), branch
+    query = params.get("q", "").strip()
+    return order(searched(queryset, query), params.get("ordering"), query), branch
 
 
 class Segment:
@@ -156,13 +192,18 @@ class Segment:
         return sum(part.count() for part in self.parts)
 
 
-def _name_keys(queryset, branch, descending):
-    """The listing's name order as segments: a branch's local names need their own part."""
+def _name_keys(queryset, branch, descending, prefix=None):
+    """The listing's name order as segments: a branch's local names need their own part.
+    ``prefix``: only the customers whose last name, as the branch sees it, starts with it."""
     sign = "-" if descending else ""
     order = [f"{sign}key_1", f"{sign}key_2", f"{sign}key_id"]
+
+    def keyed(part, last_name, first_name):
+        part = part.annotate(key_1=NameKey(last_name), key_2=NameKey(first_name), key_id=F("pk"))
+        return part.filter(starts_with(F("key_1"), prefix)) if prefix else part
+
     if branch is None:
-        own_names = queryset.annotate(key_1=NameKey("last_name"), key_2=NameKey("first_name"), key_id=F("pk"))
-        return [Segment([own_names], order)]
+        return [Segment([keyed(queryset, "last_name", "first_name")], order)]
     # Annotations, not filters, on the local values: they reuse the listing's join.
     queryset = queryset.annotate(
         local_last_name=F("branch_override__last_name"), local_first_name=F("branch_override__first_name")
@@ -174,20 +215,49 @@ def _name_keys(queryset, branch, descending):
     local_name_ids = CustomerOverride.objects.filter(branch=branch).filter(
         Q(last_name__isnull=False) | Q(first_name__isnull=False)
     )
-    own_names = queryset.exclude(pk__in=local_name_ids.values("customer_id")).annotate(
-        key_1=NameKey("last_name"), key_2=NameKey("first_name"), key_id=F("pk")
-    )
-    local_names = queryset.filter(Q(local_last_name__isnull=False) | Q(local_first_name__isnull=False)).annotate(
-        key_1=NameKey("eff_last_name"), key_2=NameKey("eff_first_name"), key_id=F("pk")
+    own_names = keyed(queryset.exclude(pk__in=local_name_ids.values("customer_id")), "last_name", "first_name")
+    local_names = keyed(
+        queryset.filter(Q(local_last_name__isnull=False) | Q(local_first_name__isnull=False)),
+        "eff_last_name",
+        "eff_first_name",
     )
     return [Segment([own_names, local_names], order)]
 
 
-def _segments(queryset, branch, ordering):
+def _sorted_matches(queryset, descending):
+    """A search's matches in name order, sorted. The keys are those of the name index wrapped
+    so that it cannot serve them: walking it, PostgreSQL expects the matches of a name spread
+    over the alphabet and soon found, but they cluster in one stretch of it ("Schm…": most of
+    the table walked, 1.6 s). The names are never null: the order is the listing's."""
+    sign = "-" if descending else ""
+    keyed = queryset.annotate(
+        key_1=NameKey(Coalesce("eff_last_name", Value(""))),
+        key_2=NameKey(Coalesce("eff_first_name", Value(""))),
+        key_id=F("pk"),
+    )
+    return Segment([keyed], [f"{sign}key_1", f"{sign}key_2", f"{sign}key_id"])
+
+
+def _search_segments(queryset, unsearched, branch, descending, query):
+    """A search's matches in the order of :func:`order`: those of :func:`listed_first`, read
+    from the name index, then the others, sorted. The first are read from the listing before
+    the search (``unsearched``): they match it by what they are, and the search's conditions
+    only make the planner expect a few and sort them all."""
+    if descending:
+        return [_sorted_matches(queryset, True)]
+    first = _name_keys(unsearched.filter(_other_words_q(query)), branch, False, search.longest_word(query).lower())
+    return [*first, _sorted_matches(queryset.exclude(listed_first(query)), False)]
+
+
+def _segments(queryset, branch, ordering, query="", unsearched=None):
     key = ordering.lstrip("-")
     descending = ordering.startswith("-")
     if key == "name":
+        if query:
+            return _search_segments(queryset, unsearched, branch, descending, query)
         return _name_keys(queryset, branch, descending)
+    if query:
+        return None
     if key == "bookings_count" and branch is not None:
         # The branch's counts are kept for the customers it has bookings of, read from the
         # (branch, count) index; the others have none and come in name order after them
@@ -206,19 +276,19 @@ def _segments(queryset, branch, ordering):
     return None
 
 
-def page_ids(queryset, branch, ordering, offset, limit, *, searching=False):
+def page_ids(queryset, branch, ordering, offset, limit, *, query="", unsearched=None):
     """Ids of the customers ``offset`` to ``offset + limit`` of a listing in ``ordering``
-    (a key of :data:`ORDERINGS`, ``-`` for descending), in order.
+    (a key of :data:`ORDERINGS`, ``-`` for descending), in order; ``query``: the search the
+    listing shows, whose matches come in the order of :func:`order`, and ``unsearched`` the
+    listing before it (by default ``queryset``: the same customers, read less directly).
 
     A search sorts its matches, found through the search indexes, instead of walking the
-    name index: the matches of a name cluster in one stretch of the alphabet, which a walk
-    from "A" reaches only after most customers.
+    name index from "A": the matches of a name cluster in one stretch of the alphabet, which
+    such a walk reaches only after most customers.
     """
     ordering = ordering if ordering and ordering.lstrip("-") in ORDERINGS else DEFAULT_ORDERING
-    if searching and ordering.lstrip("-") == "name":
-        queryset = _matches_by_name(queryset, ordering.startswith("-"))
-        return list(queryset.values_list("pk", flat=True)[offset : offset + limit])
-    segments = None if searching else _segments(queryset, branch, ordering)
+    unsearched = queryset if unsearched is None else unsearched
+    segments = _segments(queryset, branch, ordering, query.strip(), unsearched)
     if segments is None:
         return list(order(queryset, ordering).values_list("pk", flat=True)[offset : offset + limit])
     ids = []
@@ -230,16 +300,6 @@ def page_ids(queryset, branch, ordering, offset, limit, *, searching=False):
         # The page goes on in the next segment: skip what is left of the offset there.
         offset = max(0, offset - segment.count()) if not found else 0
     return ids
-
-
-def _matches_by_name(queryset, descending):
-    """A search's matches in name order, sorted. The keys are those of the name index wrapped
-    so that it cannot serve them: walking it, PostgreSQL expects the matches of a name spread
-    over the alphabet and soon found, but they cluster in one stretch of it ("Schm…": most of
-    the table walked, 1.6 s). The names are never null: the order is the listing's."""
-    keys = [NameKey(Coalesce(name, Value(""))) for name in ("eff_last_name", "eff_first_name")]
-    keys = [key.desc() if descending else key.asc() for key in keys]
-    return queryset.order_by(*keys, "-pk" if descending else "pk")
 
 
 def count(queryset, limit=None):
@@ -287,13 +347,15 @@ class ListingPaginator(WagtailPaginator):
     an estimated count above a threshold (labelled "about"), and each page found by its sort
     keys (:func:`page_ids`) before its customers are read in full."""
 
-    def __init__(self, object_list, per_page, *, rows, branch, ordering, searching=False, **kwargs):
+    def __init__(self, object_list, per_page, *, rows, branch, ordering, query="", unsearched=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         #: The listing before filters and search: a page's customers are read from it by id.
         self.rows = rows
         self.branch = branch
         self.ordering = ordering
-        self.searching = searching
+        #: The search shown, if any, and the listing before it.
+        self.query = query
+        self.unsearched = unsearched
 
     @cached_property
     def counted(self):
@@ -321,7 +383,9 @@ class ListingPaginator(WagtailPaginator):
     def page(self, number):
         number = self.validate_number(number)
         offset = (number - 1) * self.per_page
-        ids = page_ids(self.object_list, self.branch, self.ordering, offset, self.per_page, searching=self.searching)
+        ids = page_ids(
+            self.object_list, self.branch, self.ordering, offset, self.per_page, query=self.query, unsearched=self.unsearched
+        )
         if self.count_is_estimate and not self._estimate_holds(offset, ids):
             return self.page(min(number, self.num_pages))
         customers = self.rows.in_bulk(ids)

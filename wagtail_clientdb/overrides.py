@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 
 from . import bulk
 from .contact import normalise_email, normalise_text, parse_phone
-from .models import ClientDBSettings, CustomerOverride
+from .models import ClientDBSettings, Customer, CustomerOverride
 from .models.customer import name_of
 
 #: Fields a branch may hold local values for. ``phone_raw`` carries ``phone`` with it.
@@ -25,6 +25,10 @@ EFFECTIVE_FIELDS = (*OVERRIDABLE_FIELDS, "phone")
 
 #: Local attribute values are named ``attributes.<key>`` among the local fields.
 ATTRIBUTE_PREFIX = "attributes."
+
+#: Up to how many customers with matching local values :func:`own_or_local_values_match`
+#: names by id; more are found by a subquery, with the customers whose own values match.
+MAX_NAMED_LOCAL_MATCHES = 5000
 
 
 class JSONObjectMerge(Func):
@@ -60,6 +64,23 @@ def with_effective_values(queryset, branch):
             "attributes", Coalesce("branch_override__attributes", Value({}, output_field=JSONField()))
         ),
     )
+
+
+def own_or_local_values_match(q):
+    """Customers whose own values match ``q`` (on fields a customer and its local values share),
+    or whose local values in some branch do: a superset of those whose values, as any branch
+    sees them, match — the *candidates* a search or a filter on the effective values narrows
+    to through indexes before it checks what the branch sees on those rows only.
+
+    The own values through their indexes, and the few customers with matching local values
+    named by id (read first), in one condition the indexes answer together: the matches are
+    read once, in the table's order. As ``id IN (own matches UNION local matches)``, a common
+    name's 72,000 matches were read twice, and then each one again by its id (0.6 s)."""
+    local = CustomerOverride.objects.filter(q).order_by().values("customer_id")
+    ids = list(local.values_list("customer_id", flat=True)[: MAX_NAMED_LOCAL_MATCHES + 1])
+    if len(ids) > MAX_NAMED_LOCAL_MATCHES:
+        return Q(pk__in=Customer.objects.filter(q).order_by().values("pk").union(local))
+    return q | Q(bulk.any_of("pk", sorted(set(ids)))) if ids else q
 
 
 @dataclass

@@ -132,20 +132,25 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         return listing.filtered(self.filters, queryset)
 
     def search_queryset(self, queryset):
+        # The listing before the search: the paginator reads the matches listed first from it.
+        self.unsearched = queryset
         if not self.is_searching:
             return queryset
         region = ClientDBSettings.load(request_or_site=self.request).default_phone_region
-        return listing.search(queryset, self.search_query, region)
+        return listing.searched(queryset, self.search_query, region)
 
     def order_queryset(self, queryset):
-        return listing.order(queryset, self.ordering)
+        return listing.order(queryset, self.ordering, self.search_query if self.is_searching else "")
 
     def get_paginator(self, queryset, per_page, **kwargs):
         return listing.ListingPaginator(
             queryset,
             per_page,
             rows=self.get_base_queryset(),
-            branch=self.display_branch, ordering=self.ordering, searching=self.is_searching, **kwargs
+            branch=self.display_branch, ordering=self.ordering,
+            query=self.search_query if self.is_searching else "",
+            unsearched=self.unsearched,
+            **kwargs,
         )
 
     @cached_property

@@ -239,7 +239,7 @@ class CustomerFilters(Schema):
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
-def _filtered(viewer, queryset, filters):
+def _filtered(viewer, branch, queryset, filters):
     queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
@@ -259,9 +259,9 @@ def _filtered(viewer, queryset, filters):
             stored = attribute_types.parse_text(definitions[key], value)
         except ValidationError as error:
             raise field_errors({"attribute": error.messages}, "query")
-        queryset = queryset.filter(**{f"eff_attributes__{key}": stored})
+        queryset = attributes.with_value(queryset, branch, key, [stored])
     if filters.q:
-        queryset = listing.search(queryset, filters.q.strip())
+        queryset = listing.searched(queryset, filters.q.strip())
     return queryset.distinct()
 
 
@@ -273,7 +273,7 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     queryset = customers_queryset(viewer, branch)
     if branch is not None and viewer.is_manager:
         queryset = queryset.filter(scope.visible_in_branches_q([branch]))
-    queryset = listing.order(_filtered(viewer, queryset, filters), listing.DEFAULT_ORDERING)
+    queryset = listing.order(_filtered(viewer, branch, queryset, filters), listing.DEFAULT_ORDERING, (filters.q or "").strip())
     return Mapped(queryset, customer_out, customers_page(viewer))
 
 
