@@ -361,7 +361,8 @@ def gc_frozen():
     and 40 full collections, each walking the chunk's live rows). Automatic collection is off
     while the import runs; after each chunk, once its rows are let go,
     :func:`import_chunks` collects the youngest generation, which then holds little more
-    than the chunk's reference cycles: 0.7 s. Memory stays bounded by a chunk.
+    than the chunk's reference cycles: 0.7 s. Memory stays bounded by a chunk. Nested (the
+    API's bulk call runs its import in one), collection stays off until the outermost ends.
     """
     gc.freeze()
     enabled = gc.isenabled()
