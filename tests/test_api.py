@@ -377,9 +377,13 @@ def test_bulk_import_is_all_or_nothing_unless_partial(api, manager, world):
     assert response.status_code == 422
     body = response.json()
     assert body["saved"] is False and body["records"][1]["result"] == "error" and "email" in body["records"][1]["errors"]
+    assert [r["id"] for r in body["records"]] == [None, None, None]
     assert not Customer.objects.filter(external_id__startswith="CRM").exists()
     response = api(manager).send("post", "/customers/bulk/", {**payload, "partial": True})
     assert response.status_code == 200 and response.json()["created"] == 2
+    saved_ids = [r["id"] for r in response.json()["records"]]
+    assert saved_ids[1] is None
+    assert set(Customer.objects.filter(pk__in=saved_ids).values_list("external_id", flat=True)) == {"CRM-1", ""}
     assert Customer.objects.filter(external_id="CRM-1").exists() and not Customer.objects.filter(external_id="CRM-2").exists()
 
 
@@ -481,6 +485,31 @@ def test_bulk_reports_every_refused_record_beyond_the_first_chunk(api, manager, 
     assert [r["index"] for r in body["records"] if r["result"] == "error"] == [5, 2500]
     assert body["errors"] == 2 and len(body["records"]) == 2600
     assert not Customer.objects.filter(first_name__startswith="P").exists()
+
+
+def test_bulk_records_let_each_chunks_customers_go_once_it_is_written(manager, monkeypatch):
+    """Only the ids are kept for the answer: 10,000 customers kept to the end were walked by
+    every chunk's garbage collection."""
+    from wagtail_clientdb import scope
+    from wagtail_clientdb.imports import records
+
+    kept = []
+    import_chunks = records.import_chunks
+
+    def watched(resource, chunks, *, collect, **options):
+        def collected(result, chunk):
+            refused = collect(result, chunk)
+            kept.append(len(resource.instance_by_line))
+            return refused
+
+        return import_chunks(resource, chunks, collect=collected, **options)
+
+    monkeypatch.setattr(records, "import_chunks", watched)
+    people = [{"first_name": f"P{n}"} for n in range(600)]
+    saved, results, _batch = records.import_records(scope.Viewer(manager, True), people)
+    assert saved and kept == [0, 0]
+    created = Customer.objects.filter(first_name__startswith="P").values_list("pk", flat=True)
+    assert sorted(r.id for r in results) == sorted(created)
 
 
 def test_a_bulk_call_sets_off_no_garbage_collection_of_its_own(api, manager, db):

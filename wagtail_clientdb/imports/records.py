@@ -88,10 +88,17 @@ def import_records(viewer, records, *, partial=False):
     settings.consent_reference = "POST /api/v3/clientdb/customers/bulk/"
     resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
     results = {}
+    refused_records = 0
 
     def collect(result, chunk):
+        nonlocal refused_records
+        # The chunk's customers are written by now: their ids are kept, the customers let go
+        # (10,000 of them kept to the end were walked again by every chunk's collection).
+        instances = resource.instance_by_line
         for (index, _cells), row_result in zip(chunk, result.rows):
-            results[index] = RecordResult(index, RESULTS.get(row_result.import_type, "error"))
+            instance = instances.pop(index, None)
+            record_id = None if instance is None else instance.pk
+            results[index] = RecordResult(index, RESULTS.get(row_result.import_type, "error"), record_id)
         for row in result.invalid_rows:
             index = chunk[row.number - 1][0]
             results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
@@ -99,7 +106,8 @@ def import_records(viewer, records, *, partial=False):
             results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
         for index, matches in resource.take_possible_duplicates().items():
             results[index].possible_duplicates = matches
-        return sum(1 for r in results.values() if r.result == "error")
+        refused_records += sum(results[index].result == "error" for index, _cells in chunk)
+        return refused_records
 
     with gc_frozen(), transaction.atomic():
         refused = import_chunks(
@@ -110,9 +118,8 @@ def import_records(viewer, records, *, partial=False):
             collect=collect,
         )
         batch = None if refused else settings.recorder.finish()
-    for index, instance in resource.instance_by_line.items():
-        if not refused and results[index].result != "error":
-            results[index].id = instance.pk
-        else:
-            results[index].possible_duplicates = []
+    for record in results.values():
+        # Nothing of a refused record, or of a call that saved nothing, was written.
+        if refused or record.result == "error":
+            record.id, record.possible_duplicates = None, []
     return not refused, [results[index] for index in range(1, len(records) + 1)], batch

@@ -144,7 +144,8 @@ class CustomerImportResource(resources.ModelResource):
         super().__init__()
         self.settings = settings
         self.lock_rows = lock_rows
-        #: line → the customer of the row, for callers that report per record (the API).
+        #: line → the customer of the row, for callers that report per record (the API); they
+        #: take a chunk's customers once it is written.
         self.instance_by_line = {} if remember_instances else None
         viewer = settings.viewer
         self.row_context = RowContext(
