@@ -69,7 +69,7 @@ def order(queryset, ordering, query=""):
         first = fields[0].desc() if descending else fields[0].asc()
         return queryset.order_by(first, *ORDERINGS["name"], "pk")
     fields = [f.desc() if descending else f.asc() for f in fields]
-    if query.strip() and ordering == "name":
+    if ordering == "name" and first_word(query):
         fields.insert(0, Case(When(listed_first(query), then=0), default=1).asc())
     return queryset.order_by(*fields, "-pk" if descending else "pk")
 
@@ -82,7 +82,14 @@ def listed_first(query):
     first, then every other match (Aschmann, an email address with "schm" in it), each part in name
     order. The first part is read from the name index a page at a time; sorting every match
     first cost a common name's 70,000 rows."""
-    return starts_with(NameKey("eff_last_name"), search.longest_word(query).lower()) & _other_words_q(query)
+    return starts_with(NameKey("eff_last_name"), first_word(query)) & _other_words_q(query)
+
+
+def first_word(query):
+    """The word a search looks for at the start of last names (lowercased): its longest, if it
+    has a letter; a phone number or other digits have no customers listed first."""
+    word = search.longest_word(query) if query.split() else ""
+    return word.lower() if any(character.isalpha() for character in word) else None
 
 
 def _other_words_q(query):
@@ -243,9 +250,9 @@ def _search_segments(queryset, unsearched, branch, descending, query):
     from the name index, then the others, sorted. The first are read from the listing before
     the search (``unsearched``): they match it by what they are, and the search's conditions
     only make the planner expect a few and sort them all."""
-    if descending:
-        return [_sorted_matches(queryset, True)]
-    first = _name_keys(unsearched.filter(_other_words_q(query)), branch, False, search.longest_word(query).lower())
+    if descending or not first_word(query):
+        return [_sorted_matches(queryset, descending)]
+    first = _name_keys(unsearched.filter(_other_words_q(query)), branch, False, first_word(query))
     return [*first, _sorted_matches(queryset.exclude(listed_first(query)), False)]
 
 
