@@ -62,7 +62,8 @@ def with_value(customers, branch, key, values):
     index (migration 0028, PostgreSQL), less the few customers with a local value of the key in
     the branch, plus those of them whose local value is one of ``values``."""
     if connections[customers.db].vendor == "postgresql":
-        on_record = reduce(operator.or_, (Q(attributes__contains={key: value}) for value in values))
+        # The index leaves out customers without attributes: the query says so too.
+        on_record = ~Q(attributes={}) & reduce(operator.or_, (Q(attributes__contains={key: value}) for value in values))
     else:
         on_record = Q(**{f"attributes__{key}__in": values})
     if branch is None:
