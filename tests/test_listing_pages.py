@@ -280,3 +280,15 @@ def test_a_byte_order_database_is_warned_about(db):
         collation = cursor.fetchone()[0]
     warnings = name_collation_check(None, databases=["default"])
     assert [w.id for w in warnings] == (["wagtail_clientdb.W001"] if collation.split(".")[0] in ("C", "POSIX") else [])
+
+
+@pytest.mark.parametrize("query", ["schm@example.org", "0170 1234567"])
+def test_an_email_address_or_a_phone_number_lists_every_match_in_one_order(login, manager, query):
+    """Nobody's last name starts with an email address or a phone number: their matches in
+    name order, with no first part."""
+    first = make_customer(first_name="Anna", last_name="Zorn", email="schm@example.org", phone_raw="0170 1234567", shared_with_all_branches=True)
+    second = make_customer(first_name="Bea", last_name="Adler", email="Schm@Example.org.uk", phone_raw="+49 170 1234567", shared_with_all_branches=True)
+    client = login(manager)
+    shown = [c.pk for c in client.get(LIST_URL, {"q": query}).context["page_obj"].object_list]
+    assert shown == [second.pk, first.pk]
+    assert listing.first_word(query) is None

@@ -87,9 +87,9 @@ def listed_first(query):
 
 def first_word(query):
     """The word a search looks for at the start of last names (lowercased): its longest, if it
-    has a letter; a phone number or other digits have no customers listed first."""
+    can start one; a phone number or an email address has no customers listed first."""
     word = search.longest_word(query) if query.split() else ""
-    return word.lower() if any(character.isalpha() for character in word) else None
+    return word.lower() if any(character.isalpha() for character in word) and "@" not in word else None
 
 
 def _other_words_q(query):
