@@ -69,8 +69,8 @@ def with_effective_values(queryset, branch):
 def own_or_local_values_match(q):
     """Customers whose own values match ``q`` (on fields a customer and its local values share),
     or whose local values in some branch do: a superset of those whose values, as any branch
-    sees them, match — the *candidates* a search or a filter on the effective values narrows
-    to through indexes before it checks what the branch sees on those rows only.
+    sees them, match — the *candidates* a search narrows to through indexes before it checks
+    what the branch sees on those rows only.
 
     The own values through their indexes, and the few customers with matching local values
     named by id (read first), in one condition the indexes answer together: the matches are
