@@ -83,6 +83,29 @@ def own_or_local_values_match(q):
     return q | Q(bulk.any_of("pk", sorted(set(ids)))) if ids else q
 
 
+def as_branch_sees_q(branch, field, on_record, matches, *, limit=None):
+    """Customers whose value of ``field`` (a column, or ``attributes__<key>``), as ``branch``
+    sees it (``None``: the company), meets ``on_record`` — a condition on the record's column
+    that an index answers and that holds for local values too — or, for a local value read
+    back, ``matches(value)``.
+
+    A branch sees its local value where it keeps one, else the record's. Not compared on the
+    two merged per row (``COALESCE``, ``||``), which no index answers: the record's values
+    through their index, less the few customers with a local value in the branch, plus those
+    of them whose local value matches; past ``limit`` (:data:`MAX_NAMED_LOCAL_MATCHES`) such
+    customers, by subqueries."""
+    if branch is None:
+        return on_record
+    limit = MAX_NAMED_LOCAL_MATCHES if limit is None else limit
+    local = CustomerOverride.objects.filter(branch=branch, **{f"{field}__isnull": False})
+    rows = list(local.values_list("customer_id", field)[: limit + 1])
+    if len(rows) > limit:
+        return (on_record & ~Q(pk__in=local.values("customer_id"))) | Q(pk__in=local.filter(on_record).values("customer_id"))
+    condition = on_record & ~Q(pk__in=[pk for pk, _value in rows]) if rows else on_record
+    matching = [pk for pk, value in rows if matches(value)]
+    return condition | Q(pk__in=matching) if matching else condition
+
+
 @dataclass
 class EffectiveCustomer:
     """A customer as one branch sees it."""

@@ -24,8 +24,8 @@ from django.db.models import Count, Exists, ExpressionWrapper, F, IntegerField, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import booking_counts, bulk
-from .models import Appointment, BranchBookings, CustomerOverride, VisitCounting
+from . import booking_counts, bulk, overrides
+from .models import Appointment, BranchBookings, VisitCounting
 
 #: How far ahead "birthday within N days" looks at most: a year.
 MAX_BIRTHDAY_DAYS = 366
@@ -210,8 +210,7 @@ def birthday_as_seen_q(branch, today, days=None):
 
     A branch sees its own birthday of a customer where it keeps one, else the record's. Not
     compared as ``COALESCE(local, record)``, which no index answers (0.6–0.7 s for a branch at
-    a million customers): the record's birthdays through their index, less the few customers
-    with a birthday of the branch's own, plus those of them whose own birthday matches."""
+    a million customers), but by :func:`~wagtail_clientdb.overrides.as_branch_sees_q`."""
     if days is None:
         on_record = birthday_this_month_q("birthday", today)
 
@@ -223,14 +222,4 @@ def birthday_as_seen_q(branch, today, days=None):
 
         def matches(birthday):
             return (birthday.month, birthday.day) in wanted
-    if branch is None:
-        return on_record
-    local = CustomerOverride.objects.filter(branch=branch, birthday__isnull=False)
-    rows = list(local.values_list("customer_id", "birthday")[: MAX_NAMED_LOCAL_BIRTHDAYS + 1])
-    if len(rows) > MAX_NAMED_LOCAL_BIRTHDAYS:
-        return (on_record & ~Q(pk__in=local.values("customer_id"))) | Q(
-            pk__in=local.filter(on_record).values("customer_id")
-        )
-    condition = on_record & ~Q(pk__in=[pk for pk, _birthday in rows]) if rows else on_record
-    matching = [pk for pk, birthday in rows if matches(birthday)]
-    return condition | Q(pk__in=matching) if matching else condition
+    return overrides.as_branch_sees_q(branch, "birthday", on_record, matches, limit=MAX_NAMED_LOCAL_BIRTHDAYS)
