@@ -186,7 +186,7 @@ def test_above_the_limit_sqlite_still_counts_exactly(login, manager, many_custom
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
 @pytest.mark.parametrize("limit", [10, 2])  # counted up to the limit first; estimated at once above ten times it
-def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_reachable(login, manager, many_customers, settings, limit):
+def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_reachable(login, manager, branch_a, many_customers, settings, limit):
     settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": limit}
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE wagtail_clientdb_customer")
@@ -195,8 +195,8 @@ def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_r
     paginator = response.context["paginator"]
     assert paginator.count_is_estimate and paginator.count > limit
     assert f"About {paginator.estimated_count} customers" in response.content.decode()
-    filtered = client.get(LIST_URL, {"q": "example.com"})
-    assert filtered.context["paginator"].count_is_estimate
+    filtered = client.get(LIST_URL, {"branch": branch_a.pk})
+    assert filtered.context["paginator"].count_is_estimate and not filtered.context["paginator"].count_is_lower_bound
     assert f"There are about {filtered.context['paginator'].estimated_count} matches" in filtered.content.decode()
     assert all_pages(client, {}) == whole_listing(scope.Viewer(manager, True), {})
     # Past the real end (a link from a too-high estimate): the real last page, counted exactly.
@@ -205,6 +205,30 @@ def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_r
     page = response.context["page_obj"]
     assert [c.pk for c in page.object_list] == expected[(page.number - 1) * PER_PAGE : page.number * PER_PAGE]
     assert [c.pk for c in page.object_list]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_a_search_above_the_limit_shows_more_than_the_limit_and_every_match_stays_reachable(login, manager, many_customers, settings):
+    """The planner guesses a name fragment's matches from a sample: a search above the limit
+    says only what was counted, "more than 10"."""
+    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    client = login(manager)
+    params = {"q": "example.com"}
+    response = client.get(LIST_URL, params)
+    paginator = response.context["paginator"]
+    # What was counted, which stays true on every page; the pager offers one page more than it has shown.
+    assert paginator.count_is_lower_bound and paginator.estimated_count == "10"
+    assert "There are more than 10 matches" in response.content.decode()
+    assert "about" not in response.content.decode()
+    expected = whole_listing(scope.Viewer(manager, True), params)
+    assert len(expected) == 47 and all_pages(client, params) == expected
+    paginator = client.get(LIST_URL, {**params, "p": 2}).context["paginator"]
+    assert (paginator.count, paginator.items_count_label) == (2 * PER_PAGE + 1, "more than 10 customers")
+    # The last page is counted exactly.
+    last = client.get(LIST_URL, {**params, "p": 3}).context["paginator"]
+    assert (last.count, last.count_is_estimate, last.count_is_lower_bound) == (47, False, False)
+    # Without a search, the planner's estimate of the whole listing is still "about".
+    assert not client.get(LIST_URL).context["paginator"].count_is_lower_bound
 
 
 def test_estimates_are_rounded_to_two_significant_digits():

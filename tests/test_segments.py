@@ -479,3 +479,12 @@ def test_the_segment_list_counts_exactly_up_to_its_own_limit_then_estimates(logi
     client = login(manager)
     assert column_values(client.get(segment_url("list")), "count")[segment].startswith("about ")
     assert client.get(segments.listing_url(segment)).context["paginator"].count == 4
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_the_segment_list_shows_a_searched_segment_above_its_limit_as_more_than_it(login, manager, regulars, settings):
+    segment = make_segment(manager, "q=a", name="Everyone with an a")
+    settings.WAGTAIL_CLIENTDB = {"SEGMENT_LIST_EXACT_COUNT_LIMIT": 2}
+    shown = column_values(login(manager).get(segment_url("list")), "count")[segment]
+    assert shown == "more than 2"
+    assert segments.count(scope.viewer_for_user(manager), segment).number > 2

@@ -5,8 +5,10 @@ the export command all build it here.
 
 import json
 import sys
+from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
+from django.core.paginator import EmptyPage
 from django.db import connections
 from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce
@@ -309,31 +311,58 @@ def page_ids(queryset, branch, ordering, offset, limit, *, query="", unsearched=
     return ids
 
 
-def count(queryset, limit=None):
-    """How many customers a listing has: ``(number, is_estimate)``.
+class Counted(NamedTuple):
+    """How many customers a listing has, and how sure that number is."""
+
+    number: int
+    #: Not a count: the planner's estimate, or a number of pages to offer.
+    is_estimate: bool = False
+    #: What was counted of a search's matches, which the planner cannot estimate: there are
+    #: more than this many.
+    more_than: int | None = None
+
+    @property
+    def is_lower_bound(self):
+        return self.more_than is not None
+
+    @property
+    def shown(self):
+        """The number as a label shows it, grouped: an estimate to two significant digits
+        ("680,000"), a lower bound as counted ("more than 10,000")."""
+        if self.is_lower_bound:
+            return number_format(self.more_than, force_grouping=True)
+        return number_format(round_estimate(self.number) if self.is_estimate else self.number, force_grouping=True)
+
+
+def count(queryset, limit=None, *, searched=False):
+    """How many customers a listing has, as :class:`Counted`.
 
     Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that many rows; above it
     on PostgreSQL, the planner's estimate (never below the limit), as large admin tools do:
     an exact count of a branch's 680,000 customers reads all of them on every page. Where the
-    planner expects ten times the limit, its estimate is taken without counting at all.
+    planner expects ten times the limit, its estimate is taken without counting at all. A search
+    (``searched``) above the limit has only "more than the limit": the planner guesses a name
+    fragment's matches from a sample of a hundred names ("about 20,000" for 68,739 of them).
     """
     limit = limit or conf.get("LISTING_EXACT_COUNT_LIMIT")
     pks = keys(queryset)
     connection = connections[pks.db]
     estimate = None
     if pks.query.is_empty():
-        return 0, False
-    if connection.vendor == "postgresql":
+        return Counted(0)
+    if connection.vendor == "postgresql" and not searched:
         estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
         if estimate > 10 * limit:
-            return estimate, True
+            return Counted(estimate, is_estimate=True)
     with page_settings(pks.db):
         counted = pks[: limit + 1].count()
     if counted <= limit:
-        return counted, False
-    if estimate is None:
-        return count_exactly(queryset), False
-    return max(limit + 1, estimate), True
+        return Counted(counted)
+    if connection.vendor != "postgresql":
+        return Counted(count_exactly(queryset))
+    if searched:
+        return Counted(limit + 1, is_estimate=True, more_than=limit)
+    return Counted(max(limit + 1, estimate), is_estimate=True)
 
 
 def keys(queryset):
@@ -366,26 +395,42 @@ class ListingPaginator(WagtailPaginator):
 
     @cached_property
     def counted(self):
-        return count(self.object_list)
+        return count(self.object_list, searched=bool(self.query.strip()))
 
     @cached_property
     def count(self):
-        return self.counted[0]
+        return self.counted.number
 
     @property
     def count_is_estimate(self):
-        return self.counted[1]
+        return self.counted.is_estimate
+
+    @property
+    def count_is_lower_bound(self):
+        return self.counted.is_lower_bound
 
     @property
     def estimated_count(self):
-        """The estimate as shown: two significant digits, grouped ("680,000")."""
-        return number_format(round_estimate(self.count), force_grouping=True)
+        """The estimate as shown ("680,000"; the "10,000" of "more than 10,000")."""
+        return self.counted.shown
 
     @cached_property
     def items_count_label(self):
-        if not self.count_is_estimate:
-            return super().items_count_label
-        return _("about %(count)s %(customers)s") % {"count": self.estimated_count, "customers": self.verbose_name_plural}
+        if self.count_is_lower_bound:
+            return _("more than %(count)s %(customers)s") % {"count": self.estimated_count, "customers": self.verbose_name_plural}
+        if self.count_is_estimate:
+            return _("about %(count)s %(customers)s") % {"count": self.estimated_count, "customers": self.verbose_name_plural}
+        return super().items_count_label
+
+    def validate_number(self, number):
+        try:
+            return super().validate_number(number)
+        except EmptyPage:
+            if not self.count_is_estimate or int(number) < 1:
+                raise
+            # An estimate may be too low (the next page of one that reached it): the page is
+            # looked for, and the count corrected by what it holds (page()).
+            return int(number)
 
     def page(self, number):
         number = self.validate_number(number)
@@ -413,9 +458,11 @@ class ListingPaginator(WagtailPaginator):
         return offset == 0
 
     def _set_count(self, number, *, estimate):
-        self.counted = (number, estimate)
+        # An estimate raised by a page that reaches it keeps what was counted, which still holds.
+        self.counted = Counted(number, estimate, self.counted.more_than if estimate else None)
         self.count = number
-        self.__dict__.pop("num_pages", None)
+        for shown in ("num_pages", "items_count_label"):
+            self.__dict__.pop(shown, None)
 
 
 def round_estimate(number):

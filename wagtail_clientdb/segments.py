@@ -161,8 +161,9 @@ def customers(viewer, segment):
 
 
 def count(viewer, segment, limit=None):
-    """``(number, is_estimate)``: exact up to ``limit`` or the listing's limit, as the listing counts."""
-    return listing.count(customers(viewer, segment), limit)
+    """:class:`~wagtail_clientdb.listing.Counted`: exact up to ``limit`` or the listing's limit,
+    as the listing counts."""
+    return listing.count(customers(viewer, segment), limit, searched=bool(segment.params.get("q", "").strip()))
 
 
 def listing_url(segment):

@@ -4,7 +4,6 @@ listing itself."""
 
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -14,7 +13,7 @@ from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, TitleColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attributes, conf, groups, listing, segments
+from .. import attributes, conf, groups, segments
 from ..models import Segment, SegmentVisibility
 from ..page_queries import rendered
 from .common import MomentColumn, ProtectedDeleteView, TextColumn, ViewerFormMixin, ViewerMixin
@@ -111,10 +110,12 @@ class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
 
     def count_label(self, segment):
         # Lower than a listing's limit: this page counts every segment it shows.
-        number, is_estimate = segments.count(self.viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
-        if is_estimate:
-            return _("about %(count)s") % {"count": number_format(listing.round_estimate(number), force_grouping=True)}
-        return number_format(number, force_grouping=True)
+        counted = segments.count(self.viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
+        if counted.is_lower_bound:
+            return _("more than %(count)s") % {"count": counted.shown}
+        if counted.is_estimate:
+            return _("about %(count)s") % {"count": counted.shown}
+        return counted.shown
 
     @cached_property
     def columns(self):
