@@ -25,7 +25,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import booking_counts, bulk, overrides
-from .models import Appointment, BranchBookings, VisitCounting
+from .models import Appointment, BranchBookings, Customer, VisitCounting
 
 #: How far ahead "birthday within N days" looks at most: a year.
 MAX_BIRTHDAY_DAYS = 366
@@ -86,7 +86,7 @@ def number_of_visits_q(branch, least=None, most=None, now=None):
         if least is not None and least > 1:
             condition &= _at_least_visits(branch, least, since_mark)
         if most is not None and most > 0:
-            condition &= ~_at_least_visits(branch, most + 1, since_mark)
+            condition &= _fewer_visits(branch, most + 1, since_mark)
     return condition
 
 
@@ -129,15 +129,50 @@ def _visits_since_mark(branch, now=None):
 
 def _at_least_visits(branch, number, since_mark):
     """Customers whose kept count of visits says they made ``number`` visits, and those whom
-    their visits since the count's mark bring there."""
+    their visits since the count's mark bring there.
+
+    In a branch, one subquery of both. As "in the branch's kept counts OR one of these", the
+    planner took the OR for a share of all customers: a branch's 2,622 customers with three
+    visits among a million were listed as "about 260,000", and a dynamic group's first page
+    walked the whole name index."""
+    brought_there = _brought_there(number, since_mark)
     if branch is None:
         condition = Q(visits_total__gte=number)
-    else:
-        condition = Q(pk__in=BranchBookings.objects.filter(branch=branch, visits__gte=number).values("customer_id"))
+        return condition | Q(pk__in=brought_there) if _anyone(brought_there) else condition
+    kept = BranchBookings.objects.filter(branch=branch, visits__gte=number).order_by().values("customer_id")
+    if not _anyone(brought_there):
+        return Q(pk__in=kept)
+    if isinstance(brought_there, list):
+        brought_there = Customer.objects.filter(bulk.any_of("pk", brought_there)).order_by().values("pk")
+    return Q(pk__in=kept.union(brought_there.order_by(), all=True))
+
+
+def _fewer_visits(branch, number, since_mark):
+    """Customers with fewer than ``number`` visits: none of :func:`_at_least_visits`. In a
+    branch, ``NOT EXISTS`` a kept count that reaches it, whose share the planner reads from the
+    kept counts (it took ``NOT IN`` them for half of all customers), and none of the customers
+    brought there since."""
+    if branch is None:
+        return ~_at_least_visits(branch, number, since_mark)
+    condition = ~Exists(BranchBookings.objects.filter(customer_id=OuterRef("pk"), branch=branch, visits__gte=number))
+    brought_there = _brought_there(number, since_mark)
+    if not _anyone(brought_there):
+        return condition
+    if isinstance(brought_there, list):
+        return condition & ~Q(bulk.any_of("pk", brought_there))
+    return condition & ~Q(pk__in=brought_there)
+
+
+def _brought_there(number, since_mark):
+    """The customers whose visits since the kept counts' mark bring them to ``number`` visits:
+    their ids, or a subquery when the visits are too many to name (:func:`_visits_since_mark`)."""
     if isinstance(since_mark, list):
-        brought_there = [customer_id for customer_id, kept, since in since_mark if kept + since >= number]
-        return condition | Q(pk__in=brought_there) if brought_there else condition
-    return condition | Q(pk__in=since_mark.filter(kept__gte=number - F("since")).values("customer_id"))
+        return [customer_id for customer_id, kept, since in since_mark if kept + since >= number]
+    return since_mark.filter(kept__gte=number - F("since")).values("customer_id")
+
+
+def _anyone(brought_there):
+    return not isinstance(brought_there, list) or bool(brought_there)
 
 
 def no_shows_q(branch, least):
