@@ -7,12 +7,13 @@ import itertools
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.urls import reverse
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import listing, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
-from wagtail_clientdb.models import CustomerOverride
+from wagtail_clientdb.models import AttributeDefinition, Customer, CustomerOverride
 
 LIST_URL = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
 PER_PAGE = 20
@@ -208,12 +209,19 @@ def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_r
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
-def test_a_search_above_the_limit_shows_more_than_the_limit_and_every_match_stays_reachable(login, manager, many_customers, settings):
-    """The planner guesses a name fragment's matches from a sample: a search above the limit
-    says only what was counted, "more than 10"."""
+@pytest.mark.parametrize("params", [{"q": "example.com"}, {"attribute_hair": "fine"}], ids=["search", "attribute"])
+def test_a_listing_the_planner_cannot_estimate_shows_more_than_the_limit_and_every_customer_stays_reachable(
+    login, manager, many_customers, settings, params
+):
+    """The planner guesses a name fragment's matches from a sample, and a value inside the
+    attributes' JSON from nothing: above the limit such a listing says only what was counted,
+    "more than 10"."""
+    AttributeDefinition.objects.create(label="Hair", key="hair", field_type="choice", choices=["fine", "thick"])
+    Customer.objects.update(attributes={"hair": "fine"})
     settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE wagtail_clientdb_customer")
     client = login(manager)
-    params = {"q": "example.com"}
     response = client.get(LIST_URL, params)
     paginator = response.context["paginator"]
     # What was counted, which stays true on every page; the pager offers one page more than it has shown.
@@ -227,8 +235,17 @@ def test_a_search_above_the_limit_shows_more_than_the_limit_and_every_match_stay
     # The last page is counted exactly.
     last = client.get(LIST_URL, {**params, "p": 3}).context["paginator"]
     assert (last.count, last.count_is_estimate, last.count_is_lower_bound) == (47, False, False)
-    # Without a search, the planner's estimate of the whole listing is still "about".
+    # Without them, the planner's estimate of the whole listing is still "about".
     assert not client.get(LIST_URL).context["paginator"].count_is_lower_bound
+
+
+@pytest.mark.parametrize(
+    "query, estimable",
+    [("", True), ("tags=1&groups=2&visits_min=3", True), ("q=schm", False), ("q=+", True),
+     ("attribute_hair=fine", False), ("attribute_hair=", True), ("show_attributes=hair", True)],
+)
+def test_the_planner_estimates_filters_but_not_searches_or_attribute_values(query, estimable):
+    assert listing.planner_can_estimate(QueryDict(query)) is estimable
 
 
 def test_estimates_are_rounded_to_two_significant_digits():

@@ -382,10 +382,12 @@ def test_query_count_of_a_segment_does_not_grow_with_its_rules(login, manager, s
         customer.groups.add(plain[0])
     rule = make_segment(manager, "", name="Dynamic")
     dynamic = [CustomerGroup.objects.create(name=f"Dynamic {i}", segment=rule) for i in range(5)]
-    # A filter validates its choices once (a query per kind of filter): 1 rule against 5 rules
-    # of kinds that need no query, and 1 group against 5 groups of each kind.
+    # A filter validates its choices once (a query per kind of filter): 2 rules against 5 rules
+    # of kinds that need no query, and 1 group against 5 groups of each kind. (A rule on an
+    # attribute's value is on both sides: the planner cannot estimate it, so the count asks it
+    # nothing, one query less; see listing.planner_can_estimate.)
     pairs = [
-        (f"tags={tag.pk}", f"tags={tag.pk}&marketing_consent=false&source=manual&attribute_hair=x&attribute_eyes=y"),
+        (f"tags={tag.pk}&attribute_hair=x", f"tags={tag.pk}&marketing_consent=false&source=manual&attribute_hair=x&attribute_eyes=y"),
         (f"groups={plain[0].pk}", "&".join(f"groups={g.pk}" for g in plain)),
         (f"groups={dynamic[0].pk}&groups={plain[0].pk}", "&".join(f"groups={g.pk}" for g in [*dynamic, *plain])),
     ]

@@ -317,8 +317,8 @@ class Counted(NamedTuple):
     number: int
     #: Not a count: the planner's estimate, or a number of pages to offer.
     is_estimate: bool = False
-    #: What was counted of a search's matches, which the planner cannot estimate: there are
-    #: more than this many.
+    #: What was counted of a listing the planner cannot estimate (:func:`planner_can_estimate`):
+    #: there are more than this many.
     more_than: int | None = None
 
     @property
@@ -334,15 +334,30 @@ class Counted(NamedTuple):
         return number_format(round_estimate(self.number) if self.is_estimate else self.number, force_grouping=True)
 
 
-def count(queryset, limit=None, *, searched=False):
+def planner_can_estimate(params):
+    """Whether PostgreSQL's planner can estimate how many customers the listing of ``params``
+    has. Not for a search (a name fragment's matches are guessed from a sample of a hundred
+    names: "about 20,000" for 68,739) nor for an attribute's value (a value inside the
+    attributes' JSON, guessed from nothing: "about 42,000" for 95,154)."""
+    from .filters import ATTRIBUTE_FILTER_PREFIX
+
+    if params.get("q", "").strip():
+        return False
+    return not any(
+        name.startswith(ATTRIBUTE_FILTER_PREFIX) and any(value.strip() for value in params.getlist(name)) for name in params
+    )
+
+
+def count(queryset, limit=None, *, estimable=True):
     """How many customers a listing has, as :class:`Counted`.
 
     Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that many rows; above it
-    on PostgreSQL, the planner's estimate (never below the limit), as large admin tools do:
-    an exact count of a branch's 680,000 customers reads all of them on every page. Where the
-    planner expects ten times the limit, its estimate is taken without counting at all. A search
-    (``searched``) above the limit has only "more than the limit": the planner guesses a name
-    fragment's matches from a sample of a hundred names ("about 20,000" for 68,739 of them).
+    on PostgreSQL, the planner's estimate, as large admin tools do: an exact count of a
+    branch's 680,000 customers reads all of them on every page. An estimate below the count is
+    wrong, and gives way to "more than the limit". Where the
+    planner expects ten times the limit, its estimate is taken without counting at all. A
+    listing the planner cannot estimate (``estimable``, see :func:`planner_can_estimate`) has
+    only "more than the limit" above it.
     """
     limit = limit or conf.get("LISTING_EXACT_COUNT_LIMIT")
     pks = keys(queryset)
@@ -350,7 +365,7 @@ def count(queryset, limit=None, *, searched=False):
     estimate = None
     if pks.query.is_empty():
         return Counted(0)
-    if connection.vendor == "postgresql" and not searched:
+    if connection.vendor == "postgresql" and estimable:
         estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
         if estimate > 10 * limit:
             return Counted(estimate, is_estimate=True)
@@ -360,9 +375,10 @@ def count(queryset, limit=None, *, searched=False):
         return Counted(counted)
     if connection.vendor != "postgresql":
         return Counted(count_exactly(queryset))
-    if searched:
+    if not estimable or estimate <= limit:
+        # An estimate under what was counted is wrong: only the count holds.
         return Counted(limit + 1, is_estimate=True, more_than=limit)
-    return Counted(max(limit + 1, estimate), is_estimate=True)
+    return Counted(estimate, is_estimate=True)
 
 
 def keys(queryset):
@@ -383,7 +399,7 @@ class ListingPaginator(WagtailPaginator):
     an estimated count above a threshold (labelled "about"), and each page found by its sort
     keys (:func:`page_ids`) before its customers are read in full."""
 
-    def __init__(self, object_list, per_page, *, rows, branch, ordering, query="", unsearched=None, **kwargs):
+    def __init__(self, object_list, per_page, *, rows, branch, ordering, query="", unsearched=None, estimable=True, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         #: The listing before filters and search: a page's customers are read from it by id.
         self.rows = rows
@@ -392,10 +408,12 @@ class ListingPaginator(WagtailPaginator):
         #: The search shown, if any, and the listing before it.
         self.query = query
         self.unsearched = unsearched
+        #: Whether the planner can estimate the count (:func:`planner_can_estimate`).
+        self.estimable = estimable
 
     @cached_property
     def counted(self):
-        return count(self.object_list, searched=bool(self.query.strip()))
+        return count(self.object_list, estimable=self.estimable)
 
     @cached_property
     def count(self):

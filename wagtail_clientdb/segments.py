@@ -163,7 +163,7 @@ def customers(viewer, segment):
 def count(viewer, segment, limit=None):
     """:class:`~wagtail_clientdb.listing.Counted`: exact up to ``limit`` or the listing's limit,
     as the listing counts."""
-    return listing.count(customers(viewer, segment), limit, searched=bool(segment.params.get("q", "").strip()))
+    return listing.count(customers(viewer, segment), limit, estimable=listing.planner_can_estimate(segment.params))
 
 
 def listing_url(segment):

@@ -150,6 +150,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             branch=self.display_branch, ordering=self.ordering,
             query=self.search_query if self.is_searching else "",
             unsearched=self.unsearched,
+            estimable=listing.planner_can_estimate(self.request.GET),
             **kwargs,
         )
 
