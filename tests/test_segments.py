@@ -225,6 +225,31 @@ def test_the_segment_list_shows_each_viewer_s_live_count_and_opens_and_exports(l
     assert column_values(login(staff_a).get(segment_url("list")), "count") == {segment: "2"}
 
 
+def test_the_segment_list_leaves_counts_past_its_time_to_the_browser_in_the_viewer_s_scope(
+    login, manager, staff_a, regulars, settings
+):
+    """After the first three, the list counts segments only for SEGMENT_LIST_COUNTING_MS; the
+    others' counts are fetched from the count URL, which counts in the asker's scope and finds
+    no segment the asker may not see."""
+    tag = regulars["local_a"].tags.get()
+    shared = [make_segment(manager, f"tags={tag.pk}&ordering={order}", name=f"Regulars {i}") for i, order in enumerate(
+        ["name", "-name", "email", "-email", "created_at"])]
+    private = make_segment(manager, f"tags={tag.pk}", name="Zz mine", visibility=SegmentVisibility.PRIVATE)
+    for user, count, listed in ((manager, "4", [*shared, private]), (staff_a, "3", shared)):
+        client = login(user)
+        settings.WAGTAIL_CLIENTDB = {"SEGMENT_LIST_COUNTING_MS": 60_000}
+        assert column_values(client.get(segment_url("list")), "count") == {segment: count for segment in listed}
+        settings.WAGTAIL_CLIENTDB = {"SEGMENT_LIST_COUNTING_MS": 0}
+        shown = column_values(client.get(segment_url("list")), "count")
+        assert [shown[segment] for segment in listed[:3]] == [count] * 3, user
+        for segment in listed[3:]:
+            url = segment_url("count", segment.pk)
+            assert shown[segment] == f'<span data-clientdb-segment-count="{url}" aria-busy="true">…</span>'
+            response = client.get(url)
+            assert response.status_code == 200 and response.json() == {"label": count}, (user, segment)
+    assert login(staff_a).get(segment_url("count", private.pk)).status_code == 404
+
+
 def test_a_segment_exports_what_the_viewer_s_listing_shows(login, manager, staff_a, regulars):
     tag = regulars["local_a"].tags.get()
     segment = make_segment(manager, f"tags={tag.pk}&ordering=-name")

@@ -30,6 +30,8 @@ DEFAULTS = {
     "POSTGRESQL_PAGE_SETTINGS": {"jit": "off", "max_parallel_workers_per_gather": 0, "random_page_cost": 1.1},
     # The Segments list counts every segment it shows: exactly up to this many customers each.
     "SEGMENT_LIST_EXACT_COUNT_LIMIT": 1_000,
+    # The Segments list counts segments for this long (ms); the browser asks for the others' counts.
+    "SEGMENT_LIST_COUNTING_MS": 100,
     # The booking page offers a start time every this many minutes.
     "BOOKING_SLOT_MINUTES": 15,
     # Bookings one IP address may send per hour to the booking pages; more are politely refused.

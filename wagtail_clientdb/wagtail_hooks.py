@@ -66,6 +66,12 @@ def admin_css():
     return format_html('<link rel="stylesheet" href="{}">', static("wagtail_clientdb/css/admin.css"))
 
 
+@hooks.register("insert_global_admin_js")
+def segment_counts_js():
+    # A few lines that do nothing on a page without counts left to fetch (the Segments list).
+    return format_html('<script src="{}" defer></script>', static("wagtail_clientdb/js/segment_counts.js"))
+
+
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""

@@ -2,11 +2,18 @@
 each with its live count as the viewer sees it, opened and exported through the customer
 listing itself."""
 
+import time
+
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import View
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus import MenuItem
@@ -15,7 +22,7 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attributes, conf, groups, segments
 from ..models import Segment, SegmentVisibility
-from ..page_queries import rendered
+from ..page_queries import page_view, rendered
 from .common import MomentColumn, ProtectedDeleteView, TextColumn, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedViewSetMixin
 
@@ -101,21 +108,43 @@ def sharing_label(segment):
     return segment.get_visibility_display()
 
 
+def count_label(viewer, segment):
+    """How many customers the segment finds for ``viewer``, as the Segments list shows it."""
+    # Lower than a listing's limit: the list counts every segment it shows.
+    counted = segments.count(viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
+    if counted.is_lower_bound:
+        return _("more than %(count)s") % {"count": counted.shown}
+    if counted.is_estimate:
+        return _("about %(count)s") % {"count": counted.shown}
+    return counted.shown
+
+
 class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
+    #: The first segments of a page are counted whatever the time: a short list comes complete.
+    ALWAYS_COUNTED = 3
+
     def dispatch(self, request, *args, **kwargs):
         # Each segment's count builds its listing: the attribute definitions are read once for
         # all of them, and the page is rendered (its counts made) meanwhile.
+        self.count_labels, self.counting_until = {}, None
         with attributes.definitions_read_once():
             return rendered(super().dispatch(request, *args, **kwargs))
 
     def count_label(self, segment):
-        # Lower than a listing's limit: this page counts every segment it shows.
-        counted = segments.count(self.viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
-        if counted.is_lower_bound:
-            return _("more than %(count)s") % {"count": counted.shown}
-        if counted.is_estimate:
-            return _("about %(count)s") % {"count": counted.shown}
-        return counted.shown
+        # Each count costs 10–25 ms at a million customers: after the first few the page counts
+        # for a while (SEGMENT_LIST_COUNTING_MS) and leaves the other segments' counts to the
+        # browser (SegmentCountView), so that twenty segments do not keep it for half a second.
+        if segment.pk not in self.count_labels:
+            now = time.perf_counter()
+            if self.counting_until is None:
+                self.counting_until = now + conf.get("SEGMENT_LIST_COUNTING_MS") / 1000
+            if len(self.count_labels) < self.ALWAYS_COUNTED or now < self.counting_until:
+                label = count_label(self.viewer, segment)
+            else:
+                url = reverse(Segment.snippet_viewset.get_url_name("count"), args=[segment.pk])
+                label = format_html('<span data-clientdb-segment-count="{}" aria-busy="true">…</span>', url)
+            self.count_labels[segment.pk] = label
+        return self.count_labels[segment.pk]
 
     @cached_property
     def columns(self):
@@ -152,6 +181,19 @@ class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
         ]
 
 
+class SegmentCountView(ViewerMixin, View):
+    """A segment's count as the Segments list shows it, for the counts the list leaves to the
+    browser (``static/wagtail_clientdb/js/segment_counts.js``): 404 for a segment the user
+    may not see."""
+
+    #: The segments the request may reach (the viewset's scope).
+    get_scoped_queryset = None
+
+    def get(self, request, pk):
+        segment = get_object_or_404(self.get_scoped_queryset(request), pk=pk)
+        return JsonResponse({"label": count_label(self.viewer, segment)})
+
+
 class SegmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     model = Segment
     icon = "filter"
@@ -179,3 +221,7 @@ class SegmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
 
     def get_queryset(self, request):
         return self.get_scoped_queryset(request).select_related("owner", "branch")
+
+    def get_urlpatterns(self):
+        count_view = SegmentCountView.as_view(get_scoped_queryset=self.get_scoped_queryset)
+        return super().get_urlpatterns() + [path("count/<int:pk>/", page_view(count_view), name="count")]
