@@ -178,6 +178,21 @@ SEGMENTS = {
     "Birthdays this month": "birthday=this_month&marketing_consent=true",
     "Missed an appointment": "no_shows=1",
     "New this month": "created_from={month_ago}&created_to={today}",
+    # Twenty in all: what a business that works from lists keeps.
+    "Regulars with consent": "tags={tag}&marketing_consent=true",
+    "Two visits or more": "visits_min=2",
+    "Five visits or more": "visits_min=5",
+    "Two no-shows": "no_shows=2",
+    "Birthday within two weeks": "birthday_within=14",
+    "Booked": "upcoming_appointment=true",
+    "Marketing consent": "marketing_consent=true",
+    "Group members": "groups={group}",
+    "Seen this year": "last_visit_from={year_ago}",
+    "Came this month": "last_visit_from={month_ago}",
+    "Never visited": "visits_max=0",
+    "With local values": "local_values=true",
+    "Archived": "archived=yes",
+    "Named Müller": "q=Müller",
 }
 #: A dynamic group (its name, its segment's name): its members follow the segment's rule.
 DYNAMIC_GROUP = ("Loyal (dynamic)", "Loyal customers")
