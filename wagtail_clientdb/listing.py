@@ -351,13 +351,12 @@ def planner_can_estimate(params):
 def count(queryset, limit=None, *, estimable=True):
     """How many customers a listing has, as :class:`Counted`.
 
-    Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that many rows; above it
-    on PostgreSQL, the planner's estimate, as large admin tools do: an exact count of a
-    branch's 680,000 customers reads all of them on every page. An estimate below the count is
-    wrong, and gives way to "more than the limit". Where the
-    planner expects ten times the limit, its estimate is taken without counting at all. A
-    listing the planner cannot estimate (``estimable``, see :func:`planner_can_estimate`) has
-    only "more than the limit" above it.
+    Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that
+    many rows; above it on PostgreSQL, the planner's estimate, as large admin tools do: an exact
+    count of a branch's 680,000 customers reads all of them on every page. Where the planner
+    expects ten times the limit, its estimate is taken without counting at all. Above the limit,
+    a listing the planner cannot estimate (``estimable``, see :func:`planner_can_estimate`), or
+    whose estimate the count proved too low, has only "more than the limit".
     """
     limit = limit or conf.get("LISTING_EXACT_COUNT_LIMIT")
     pks = keys(queryset)
