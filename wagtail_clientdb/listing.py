@@ -19,9 +19,9 @@ from django.utils.translation import gettext as _
 from wagtail.admin.paginator import WagtailPaginator
 
 from . import archive, conf, overrides, scope, search
+from .models import ClientDBSettings, CustomerOverride, DeletionRequest, DeletionStatus
 from .name_order import NameKey
 from .page_queries import page_settings
-from .models import ClientDBSettings, CustomerOverride, DeletionRequest, DeletionStatus
 
 #: Sort keys of the listing → the fields they order by (ties broken by pk).
 ORDERINGS = {
