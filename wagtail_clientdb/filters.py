@@ -7,7 +7,7 @@ from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +17,7 @@ from wagtail.admin.widgets import BooleanRadioSelect
 
 from . import archive, attributes, groups, scope, times
 from . import visits as visit_rules
+from .markup import html_attrs
 from .models import (
     Appointment,
     AppointmentStatus,
@@ -47,13 +48,6 @@ class YesNoFilterAdapter(BaseFilterAdapter):
 
 
 register_filter_adapter_class(YesNoFilter, YesNoFilterAdapter)
-
-
-def html_attrs(attrs):
-    """The attributes as Django's ``attrs.html`` writes them: ``True`` bare, ``False`` left out."""
-    return format_html_join(
-        "", " {}{}", ((name, "" if value is True else format_html('="{}"', value)) for name, value in attrs.items() if value is not False)
-    )
 
 
 class Select(forms.Select):

@@ -21,7 +21,7 @@ from wagtail.admin import messages
 from wagtail.admin.ui.tables import BooleanColumn, Column, DateColumn
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import audit, scope, times
+from .. import audit, markup, scope, times
 from ..deletion import BookingRefused
 from ..models import Customer
 from ..templatetags.clientdb_times import moment_ago_html
@@ -132,6 +132,19 @@ class TextCellMixin:
 
 class TextColumn(TextCellMixin, Column):
     pass
+
+
+class TitleCellMixin:
+    """Title cells written as Wagtail's ``title_cell.html`` writes them, the row's buttons
+    included (:mod:`wagtail_clientdb.markup`), without rendering a template per cell, dropdown,
+    button and icon. ``title_extra_html(instance)`` follows the title."""
+
+    def render_cell_html(self, instance, parent_context):
+        context = self.get_cell_context_data(instance, parent_context)
+        return markup.title_cell_html(self, context, self.title_extra_html(instance))
+
+    def title_extra_html(self, instance):
+        return ""
 
 
 class MomentColumn(DateColumn):

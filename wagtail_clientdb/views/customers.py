@@ -6,6 +6,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
+from django.utils.html import format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
@@ -14,7 +16,7 @@ from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberCol
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, groups, listing, overrides, scope, times
+from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, groups, listing, markup, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm, FoundMeanwhile
@@ -27,7 +29,7 @@ from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
-from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, ViewerFormMixin, ViewerMixin
+from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, TitleCellMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
 
@@ -60,8 +62,18 @@ def display_scope(customer):
 DISPLAY_CHOICES = {"show_attributes"}
 
 
-class CustomerNameColumn(TitleColumn):
-    cell_template_name = "wagtail_clientdb/tables/customer_name_cell.html"
+class CustomerNameColumn(TitleCellMixin, TitleColumn):
+    """The customer's name, linked, with badges: global, archived, pending deletion."""
+
+    def title_extra_html(self, instance):
+        badges = []
+        if instance.home_branch_id is None:
+            badges.append(markup.status_html(gettext("global"), "w-status--primary clientdb-badge"))
+        if instance.archived_at:
+            badges.append(markup.status_html(gettext("archived"), "clientdb-badge"))
+        if instance.is_pending_deletion:
+            badges.append(markup.status_html(gettext("pending deletion"), "clientdb-badge"))
+        return format_html_join(" ", "{}", ((badge,) for badge in badges))
 
 
 class MostBookingsColumn(TextCellMixin, NumberColumn):
