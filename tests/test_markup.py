@@ -1,20 +1,23 @@
-"""The listing markup written from Python (:mod:`wagtail_clientdb.markup`) is what Wagtail's
-templates render: the same elements, attributes and text (whitespace between elements aside),
-for every kind of button Wagtail makes and for the customer listing's title cells as each
-role sees them; a button with a template of its own is still rendered by it."""
+"""The listing markup written from Python (:mod:`wagtail_clientdb.markup`) is what Django's and
+Wagtail's templates render: the filters' choices byte for byte; every kind of button Wagtail
+makes and the customer listing's title cells as each role sees them element for element
+(whitespace between elements aside); a button with a template of its own is still rendered by it."""
 
 import re
 
 import pytest
+from django import forms
 from django.template import Context, Template
 from django.test import RequestFactory
 from django.test.html import parse_html
 from django.urls import reverse
 from wagtail import hooks
+from wagtail.admin import widgets as wagtail_widgets
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton, ListingButton
 
 from tests.conftest import make_appointment, make_customer
-from wagtail_clientdb import archive, deletion, markup, scope
+from wagtail_clientdb import archive, deletion, filters, markup, scope
+from wagtail_clientdb.models import CustomerTag
 
 LIST_URL = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
 
@@ -136,3 +139,52 @@ def test_a_listing_button_added_by_a_hook_is_rendered_by_its_template(login, man
     with hooks.register_temporarily("register_snippet_listing_buttons", own_button):
         html = login(manager).get(LIST_URL).content.decode()
     assert all("own-template" in cell for cell in name_cells(html))
+
+
+def rendered_by_templates(widget, name, value, attrs=None):
+    """The widget as Django renders it: through its templates."""
+    return forms.Widget.render(widget, name, value, attrs)
+
+
+CHOICES = [("", "All"), ("a", "Anna & <Bea>"), ("o'b", "O'Brien"), (3, "Three")]
+GROUPED = [("Near", [("n1", "Nord"), ("n2", "Nordost")]), ("Far", [("s1", "Süd")]), ("x", "Elsewhere")]
+
+
+@pytest.mark.parametrize("widget_class", list(filters.WRITTEN_WIDGETS))
+@pytest.mark.parametrize(
+    "choices, value, attrs",
+    [
+        (CHOICES, "a", {"id": "id_pick", "class": "pick"}),
+        (CHOICES, ["o'b", 3], {"id": "id_pick", "data-x": True, "disabled": False}),
+        (GROUPED, "n2", {}),
+        (CHOICES, None, {"id": "id_pick"}),
+    ],
+    ids=["one chosen, id and class", "several chosen, odd attributes", "grouped choices, no id", "nothing chosen"],
+)
+def test_a_filters_choices_are_written_as_djangos_templates_render_them(widget_class, choices, value, attrs):
+    written_class = filters.WRITTEN_WIDGETS[widget_class]
+    if widget_class is wagtail_widgets.BooleanRadioSelect:
+        original, written = widget_class(), written_class()  # its own three choices, one chosen at most
+        value = "true" if isinstance(value, list) else value
+    else:
+        original, written = widget_class(choices=choices), written_class(choices=choices)
+    assert type(written).__name__ == widget_class.__name__  # Wagtail names the field's CSS class after it
+    assert written.render("pick", value, attrs) == rendered_by_templates(original, "pick", value, attrs)
+
+
+@pytest.mark.parametrize("role", ["manager", "staff_a"])
+def test_the_customer_listing_filters_are_what_the_templates_render(role, request, login, listed_customers):
+    tag = CustomerTag.objects.create(name="Stammkunde & <VIP>")
+    listed_customers["global"].tags.add(tag)
+    response = login(request.getfixturevalue(role)).get(LIST_URL, {"tags": tag.pk, "marketing_consent": "true", "archived": "any"})
+    assert response.status_code == 200
+    form = response.context["filters"].form
+    written = [field for field in form if isinstance(field.field.widget, filters.WrittenWidgetMixin)]
+    assert {field.name for field in written} >= {"tags", "groups", "marketing_consent", "source", "archived", "upcoming_appointment"}
+    for field in written:
+        widget = field.field.widget
+        attrs = field.build_widget_attrs({"id": field.auto_id})
+        value = field.value()
+        assert widget.render(field.html_name, value, attrs) == rendered_by_templates(widget, field.html_name, value, attrs), field.name
+    html = response.content.decode()
+    assert "Stammkunde &amp; &lt;VIP&gt;" in html

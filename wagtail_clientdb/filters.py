@@ -7,17 +7,14 @@ from django.db.models import DecimalField, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adapter_class
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
-from wagtail.admin.widgets import BooleanRadioSelect
+from wagtail.admin import widgets as wagtail_widgets
 
-from . import archive, attributes, groups, scope, times
+from . import archive, attributes, groups, markup, scope, times
 from . import visits as visit_rules
-from .markup import html_attrs
 from .models import (
     Appointment,
     AppointmentStatus,
@@ -50,36 +47,52 @@ class YesNoFilterAdapter(BaseFilterAdapter):
 register_filter_adapter_class(YesNoFilter, YesNoFilterAdapter)
 
 
-class Select(forms.Select):
-    """Django's select with the markup of its templates, written without rendering a template per
-    option: a filter of 50 branches rendered 101 templates on every listing page. (Wagtail names
-    the field's CSS class after the widget's class: hence the same name.)"""
+class WrittenWidgetMixin:
+    """A widget of Django's (or Wagtail's) whose markup :mod:`~wagtail_clientdb.markup` writes
+    instead of rendering two or three templates per option: a filter of 50 branches rendered 101
+    templates on every listing page, the tags and yes/no filters as many again. (Wagtail names
+    the field's CSS class after the widget's class: hence the same names.)"""
+
+    write = None
 
     def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
-        parts = []
-        for group_name, options, _index in widget["optgroups"]:
-            if group_name:
-                parts.append(format_html('\n  <optgroup label="{}">', group_name))
-            parts.extend(
-                format_html('\n  <option value="{}"{}>{}</option>\n', option["value"], html_attrs(option["attrs"]), option["label"])
-                for option in options
-            )
-            if group_name:
-                parts.append("\n  </optgroup>")
-        return format_html(
-            '<select name="{}"{}>{}\n</select>', widget["name"], html_attrs(widget["attrs"]), mark_safe("".join(parts))
-        )
+        return self.write(self.get_context(name, value, attrs)["widget"])
+
+
+class Select(WrittenWidgetMixin, forms.Select):
+    write = staticmethod(markup.select_html)
+
+
+class CheckboxSelectMultiple(WrittenWidgetMixin, forms.CheckboxSelectMultiple):
+    write = staticmethod(markup.multiple_input_html)
+
+
+class RadioSelect(WrittenWidgetMixin, forms.RadioSelect):
+    write = staticmethod(markup.multiple_input_html)
+
+
+class BooleanRadioSelect(WrittenWidgetMixin, wagtail_widgets.BooleanRadioSelect):
+    write = staticmethod(markup.multiple_input_html)
+
+
+#: Each widget class, and the class that writes its markup.
+WRITTEN_WIDGETS = {
+    forms.Select: Select,
+    forms.CheckboxSelectMultiple: CheckboxSelectMultiple,
+    forms.RadioSelect: RadioSelect,
+    wagtail_widgets.BooleanRadioSelect: BooleanRadioSelect,
+}
 
 
 class ClientDBFilterSet(WagtailFilterSet):
-    """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field and a
-    :class:`Select` for each list of choices."""
+    """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field and the choices
+    of every filter written by :data:`WRITTEN_WIDGETS`."""
 
     def get_form_class(self):
         for filter_ in self.filters.values():
-            if filter_.field_class.widget is forms.Select:
-                filter_.extra.setdefault("widget", Select)
+            widget = filter_.extra.get("widget", filter_.field_class.widget)
+            if isinstance(widget, type) and widget in WRITTEN_WIDGETS:
+                filter_.extra["widget"] = WRITTEN_WIDGETS[widget]
         return super().get_form_class()
 
     @classmethod
@@ -129,7 +142,7 @@ class CustomerFilterSet(ClientDBFilterSet):
         method="filter_groups",
         widget=forms.CheckboxSelectMultiple,
     )
-    marketing_consent = YesNoFilter(label=_("Marketing consent"), widget=BooleanRadioSelect)
+    marketing_consent = YesNoFilter(label=_("Marketing consent"), widget=wagtail_widgets.BooleanRadioSelect)
     source = django_filters.ChoiceFilter(label=_("Source"), choices=CustomerSource.choices)
     archived = django_filters.ChoiceFilter(
         label=_("Archived"), choices=archive.ArchivedChoice.choices, empty_label=None, method="filter_archived"
@@ -141,7 +154,7 @@ class CustomerFilterSet(ClientDBFilterSet):
     visits = django_filters.RangeFilter(label=_("Number of visits"), widget=NumberRangeWidget, method="filter_visits")
     no_shows = WholeNumberFilter(label=_("No-shows (at least)"), min_value=1, method="filter_no_shows")
     upcoming_appointment = YesNoFilter(
-        label=_("Has an upcoming appointment"), widget=BooleanRadioSelect, method="filter_upcoming_appointment"
+        label=_("Has an upcoming appointment"), widget=wagtail_widgets.BooleanRadioSelect, method="filter_upcoming_appointment"
     )
     birthday = django_filters.ChoiceFilter(
         label=_("Birthday"), choices=BirthdayPeriod.choices, method="filter_birthday"
@@ -158,7 +171,7 @@ class CustomerFilterSet(ClientDBFilterSet):
     )
     local_values = YesNoFilter(
         label=_("Has local values"),
-        widget=BooleanRadioSelect,
+        widget=wagtail_widgets.BooleanRadioSelect,
         method="filter_local_values",
         help_text=_("Values the branch shown keeps for itself (any branch's, company-wide)."),
     )
@@ -335,7 +348,7 @@ def attribute_filter(definition, shown_branch):
     if field_type == AttributeType.BOOLEAN:
         return YesNoFilter(
             label=label,
-            widget=BooleanRadioSelect,
+            widget=wagtail_widgets.BooleanRadioSelect,
             method=lambda qs, name, value: attributes.with_value(qs, shown_branch(), definition.key, [value]),
         )
     if field_type in (AttributeType.TEXT, AttributeType.TEXTAREA):

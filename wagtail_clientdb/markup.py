@@ -1,10 +1,12 @@
-"""Wagtail's admin markup for the parts a listing repeats on every row, written from Python.
+"""Django's and Wagtail's admin markup for what a listing page repeats many times, written from
+Python: the title cells and their buttons, the filters' options.
 
 A customer listing page rendered Wagtail's templates twenty times over for its title cells —
 the cell, the row's "More" dropdown, each button in it, each icon —: a quarter of the page's
-processor time. These functions write the same elements with the same attributes (the tests
-compare them with what the templates render); a button of another kind, with a template or
-context of its own (a hook's), is still rendered by its template.
+processor time; and Django's templates two or three times per option of each filter. These
+functions write what the templates render (the tests compare them: the filters' widgets byte for
+byte, the cells element for element, whitespace between elements aside); a button of another kind, with a template or context of its own (a
+hook's), is still rendered by its template.
 """
 
 from django.utils.html import format_html, format_html_join
@@ -101,3 +103,49 @@ def title_cell_html(column, context, extra_title=""):
         extra_title,
         actions,
     )
+
+
+def input_html(widget):
+    """Django's ``input.html`` for a widget's (or an option's) context."""
+    value = "" if widget["value"] is None else format_html(' value="{}"', widget["value"])
+    return format_html('<input type="{}" name="{}"{}{}>', widget["type"], widget["name"], value, html_attrs(widget["attrs"]))
+
+
+def option_input_html(option):
+    """Django's ``checkbox_option.html`` or ``radio_option.html``: a checkbox or radio button in
+    its label, with the line ends of the templates included in each other."""
+    field = format_html("{}\n", input_html(option))
+    if option["wrap_label"]:
+        label_for = format_html(' for="{}"', option["attrs"]["id"]) if option["attrs"].get("id") else ""
+        field = format_html("<label{}>{} {}</label>", label_for, field, option["label"])
+    return format_html("{}\n\n", field)
+
+
+def multiple_input_html(widget):
+    """Django's ``multiple_input.html`` (checkboxes, radio buttons) for a widget's context."""
+    parts = []
+    for group_name, options, _index in widget["optgroups"]:
+        inputs = format_html_join("", "<div>\n    {}</div>", ((option_input_html(option),) for option in options))
+        parts.append(format_html("\n  <div><label>{}</label>{}\n  </div>", group_name, inputs) if group_name else inputs)
+    attrs = widget["attrs"]
+    return format_html(
+        "<div{}{}>{}\n</div>",
+        format_html(' id="{}"', attrs["id"]) if attrs.get("id") else "",
+        format_html(' class="{}"', attrs["class"]) if attrs.get("class") else "",
+        mark_safe("".join(parts)),
+    )
+
+
+def select_html(widget):
+    """Django's ``select.html`` and ``select_option.html`` for a widget's context."""
+    parts = []
+    for group_name, options, _index in widget["optgroups"]:
+        if group_name:
+            parts.append(format_html('\n  <optgroup label="{}">', group_name))
+        parts.extend(
+            format_html('\n  <option value="{}"{}>{}</option>\n', option["value"], html_attrs(option["attrs"]), option["label"])
+            for option in options
+        )
+        if group_name:
+            parts.append("\n  </optgroup>")
+    return format_html('<select name="{}"{}>{}\n</select>', widget["name"], html_attrs(widget["attrs"]), mark_safe("".join(parts)))
