@@ -301,6 +301,30 @@ def test_a_dynamic_group_in_the_listing_filter_column_inspect_view_and_export(lo
     assert rows[0][7] == "Groups" and [row[7] for row in rows[1:]] == ["VIPs"]
 
 
+def test_a_listing_filtered_by_one_dynamic_group_names_it_without_running_its_rule_again(login, manager, staff_a, dynamic_group, scope_customers):
+    """Every customer listed is in the group the listing is filtered by: the group column names
+    it without running the group's rule a second time (the filter ran it)."""
+    scope_customers["global_all"].tags.add("vip")
+    empty = CustomerGroup.objects.create(name="Newsletter")
+    members = {scope_customers["local_a"].pk, scope_customers["global_all"].pk}
+    for user in (manager, staff_a):
+        client = login(user)
+        pages = {}
+        for chosen in ([dynamic_group.pk], [dynamic_group.pk, empty.pk]):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(customer_url("list"), {"groups": chosen})
+            assert {c.pk: c.group_names for c in response.context["object_list"]} == {pk: ["VIPs"] for pk in members}, user
+            pages[len(chosen)] = len(queries)
+        # With two groups chosen, no group is known to hold everyone listed: the column runs the rule.
+        assert pages[1] < pages[2], user
+    viewer = scope.viewer_for_user(staff_a)
+    with CaptureQueriesContext(connection) as known:
+        named = groups.names_by_customer(viewer, members, members_of=[dynamic_group])
+    with CaptureQueriesContext(connection) as evaluated:
+        assert groups.names_by_customer(viewer, members) == named == {pk: ["VIPs"] for pk in members}
+    assert len(known) < len(evaluated)
+
+
 def test_a_dynamic_group_counts_each_viewer_s_members_in_the_group_list(login, manager, staff_b, dynamic_group, scope_customers):
     scope_customers["local_b"].tags.add("vip")
     counts = {user: column_values(login(user).get(group_url("list")), "customer_count") for user in (manager, staff_b)}

@@ -269,6 +269,12 @@ class CustomerFilterSet(ClientDBFilterSet):
         # Dynamic groups by their rule, in the viewer's scope (wagtail_clientdb.groups).
         return queryset.filter(groups.in_any_q(self.viewer, value)) if value else queryset
 
+    @property
+    def groups_of_everyone_listed(self):
+        """The group every customer listed is in: the one group the filter chose, if one."""
+        chosen = list(self.form.cleaned_data.get("groups") or []) if self.is_valid() else []
+        return chosen if len(chosen) == 1 else []
+
 
 class AppointmentPeriod(models.TextChoices):
     TODAY_AND_LATER = "today_and_later", _("Today and later")

@@ -71,31 +71,38 @@ def in_any_q(viewer, groups):
     return found
 
 
-def names_by_customer(viewer, pks, *, manual=None):
+def names_by_customer(viewer, pks, *, manual=None, members_of=()):
     """``{pk: [group names, sorted]}`` of the customers ``pks``, the dynamic groups as ``viewer``
-    sees them. ``manual``: the names of the manual groups already read ({pk: names})."""
+    sees them. ``manual``: the names of the manual groups already read ({pk: names});
+    ``members_of``: groups every one of ``pks`` is known to be in (a listing filtered by a
+    group), whose rules need not be run again."""
     pks = list(pks)
     names = {pk: list(found) for pk, found in (manual or {}).items()}
     if manual is None:
         rows = Membership.objects.filter(bulk.any_of("customer_id", pks), customergroup__segment__isnull=True)
         for pk, name in rows.values_list("customer_id", "customergroup__name"):
             names.setdefault(pk, []).append(name)
+    known = {group.pk for group in members_of if group.is_dynamic}
     if pks:
         # The rules' conditions on appointments look at these customers' appointments only.
         with attributes.definitions_read_once(), visits.only_customers(pks):
             for group in dynamic_groups():
-                keys = member_keys(viewer, group).filter(bulk.any_of("pk", pks))
-                for pk in keys.values_list("pk", flat=True):
+                if group.pk in known:
+                    found = pks
+                else:
+                    found = member_keys(viewer, group).filter(bulk.any_of("pk", pks)).values_list("pk", flat=True)
+                for pk in found:
                     names.setdefault(pk, []).append(group.name)
     return {pk: sorted(found) for pk, found in names.items()}
 
 
-def attach_names(viewer, customers):
+def attach_names(viewer, customers, *, members_of=()):
     """Set ``group_names`` on each customer (of the listing's queryset, whose manual groups are
-    prefetched): the names of the groups it is in, as ``viewer`` sees them."""
+    prefetched): the names of the groups it is in, as ``viewer`` sees them. ``members_of``: as
+    for :func:`names_by_customer`."""
     customers = list(customers)
     manual = {c.pk: [g.name for g in c.groups.all() if not g.is_dynamic] for c in customers}
-    names = names_by_customer(viewer, manual, manual=manual)
+    names = names_by_customer(viewer, manual, manual=manual, members_of=members_of)
     for customer in customers:
         customer.group_names = names.get(customer.pk, [])
     return customers

@@ -197,8 +197,10 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         ]
 
     def get_table(self, object_list):
-        # The groups of the page's customers, dynamic ones included, in a query per dynamic group.
-        return super().get_table(groups.attach_names(self.viewer, object_list))
+        # The groups of the page's customers, dynamic ones included, in a query per dynamic group
+        # (none for the group the listing is filtered by).
+        members_of = self.filters.groups_of_everyone_listed if self.filters else []
+        return super().get_table(groups.attach_names(self.viewer, object_list, members_of=members_of))
 
     @property
     def attribute_columns(self):
