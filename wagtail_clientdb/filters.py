@@ -9,9 +9,9 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from wagtail.admin import widgets as wagtail_widgets
 from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adapter_class
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
-from wagtail.admin import widgets as wagtail_widgets
 
 from . import archive, attributes, groups, markup, scope, times
 from . import visits as visit_rules

@@ -5,8 +5,8 @@ A customer listing page rendered Wagtail's templates twenty times over for its t
 the cell, the row's "More" dropdown, each button in it, each icon —: a quarter of the page's
 processor time; and Django's templates two or three times per option of each filter. These
 functions write what the templates render (the tests compare them: the filters' widgets byte for
-byte, the cells element for element, whitespace between elements aside); a button of another kind, with a template or context of its own (a
-hook's), is still rendered by its template.
+byte, the cells element for element, whitespace between elements aside); a button of another
+kind, with a template or context of its own (a hook's), is still rendered by its template.
 """
 
 from django.utils.html import format_html, format_html_join
