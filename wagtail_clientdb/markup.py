@@ -11,6 +11,7 @@ kind, with a template or context of its own (a hook's), is still rendered by its
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from wagtail.admin.templatetags.wagtailadmin_tags import classnames
 from wagtail.admin.widgets.button import BaseButton, BaseDropdownMenuButton
 
 
@@ -20,11 +21,6 @@ def html_attrs(attrs):
     return format_html_join(
         "", " {}{}", ((name, "" if value is True else format_html('="{}"', value)) for name, value in attrs.items() if value is not False)
     )
-
-
-def classnames(*names):
-    """Wagtail's ``{% classnames %}``: the names given, stripped, the empty ones left out."""
-    return " ".join(name.strip() for name in names if name)
 
 
 def icon_html(name, classname="icon"):
