@@ -7,7 +7,7 @@ changes nothing the second time. New records that may be customers already there
 as the file import's preview names new rows.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -34,14 +34,15 @@ FIELD_TARGETS = {
 RESULTS = {"new": "created", "update": "updated", "skip": "unchanged"}
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordResult:
     index: int
     result: str
     id: int | None = None
-    errors: dict = field(default_factory=dict)
+    #: Field → messages of a refused record.
+    errors: dict | None = None
     #: A created customer's :class:`~wagtail_clientdb.matching.PossibleDuplicate` list.
-    possible_duplicates: list = field(default_factory=list)
+    possible_duplicates: tuple | list = ()
 
 
 def _field_of(target):
@@ -94,11 +95,12 @@ def import_records(viewer, records, *, partial=False):
         nonlocal refused_records
         # The chunk's customers are written by now: their ids are kept, the customers let go
         # (10,000 of them kept to the end were walked again by every chunk's collection).
-        instances = resource.instance_by_line
+        pop = resource.instance_by_line.pop
         for (index, _cells), row_result in zip(chunk, result.rows):
-            instance = instances.pop(index, None)
-            record_id = None if instance is None else instance.pk
-            results[index] = RecordResult(index, RESULTS.get(row_result.import_type, "error"), record_id)
+            instance = pop(index, None)
+            outcome = RESULTS.get(row_result.import_type, "error")
+            refused_records += outcome == "error"
+            results[index] = RecordResult(index, outcome, None if instance is None else instance.id)
         for row in result.invalid_rows:
             index = chunk[row.number - 1][0]
             results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
@@ -106,7 +108,6 @@ def import_records(viewer, records, *, partial=False):
             results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
         for index, matches in resource.take_possible_duplicates().items():
             results[index].possible_duplicates = matches
-        refused_records += sum(results[index].result == "error" for index, _cells in chunk)
         return refused_records
 
     with gc_frozen(), transaction.atomic():
@@ -121,5 +122,5 @@ def import_records(viewer, records, *, partial=False):
     for record in results.values():
         # Nothing of a refused record, or of a call that saved nothing, was written.
         if refused or record.result == "error":
-            record.id, record.possible_duplicates = None, []
+            record.id, record.possible_duplicates = None, ()
     return not refused, [results[index] for index in range(1, len(records) + 1)], batch
