@@ -352,6 +352,27 @@ def test_the_api_filters_and_shows_dynamic_groups(login, staff_a, dynamic_group,
     assert read["groups"] == ["VIPs"]
 
 
+def test_the_api_list_filtered_by_a_dynamic_group_names_it_without_running_its_rule_again(login, staff_a, dynamic_group, scope_customers, monkeypatch):
+    """Every customer the API lists for ``group=`` is in that group (every group given holds
+    every customer listed): their groups name it, the rule run once, by the filter. The same
+    customers listed by their tag run it for their groups."""
+    scope_customers["global_all"].tags.add("vip")
+    client = login(staff_a)
+    headers = token_header(staff_a)
+    rules_run = []
+    member_keys = groups.member_keys
+    monkeypatch.setattr(groups, "member_keys", lambda viewer, group: rules_run.append(group.name) or member_keys(viewer, group))
+    listed = {}
+    for name, params in (("group", {"group": "vips"}), ("tag", {"tag": "vip"}), ("unknown group", {"group": ["vips", "nobody"]})):
+        rules_run.clear()
+        items = client.get("/api/v3/clientdb/customers/", params, headers=headers).json()["items"]
+        listed[name] = (sorted((c["id"], c["groups"]) for c in items), list(rules_run))
+    members = sorted((scope_customers[key].pk, ["VIPs"]) for key in ("local_a", "global_all"))
+    assert listed["group"] == (members, ["VIPs"])
+    assert listed["tag"] == (members, ["VIPs"])
+    assert listed["unknown group"][0] == []
+
+
 def test_a_dynamic_default_group_takes_online_bookers_by_its_rule(manager, branch_a, vip_rule, db):
     from wagtail_clientdb import registration
     from wagtail_clientdb.models import ConsentChannel, CustomerSource

@@ -176,9 +176,10 @@ def with_local_version(queryset, branch):
     return queryset.annotate(local_version=Subquery(local_version))
 
 
-def customers_page(viewer):
-    """Reads the groups of a page of customers, dynamic ones in ``viewer``'s scope."""
-    return lambda rows: groups.attach_names(viewer, rows)
+def customers_page(viewer, members_of=()):
+    """Reads the groups of a page of customers, dynamic ones in ``viewer``'s scope;
+    ``members_of``: groups every customer of the page is in (the list's group filter ran their rules)."""
+    return lambda rows: groups.attach_names(viewer, rows, members_of=members_of)
 
 
 def scope_of(customer):
@@ -241,13 +242,16 @@ class CustomerFilters(Schema):
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
-def _filtered(viewer, branch, queryset, filters):
+def _filtered(viewer, branch, queryset, filters, chosen_groups):
+    """``chosen_groups``: the groups of the ``group`` filter, every one of which holds every
+    customer listed."""
     queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
-    for name in filters.group:
-        group = CustomerGroup.objects.filter(name__iexact=name).select_related("segment").first()
-        queryset = queryset.filter(groups.in_any_q(viewer, [group])) if group else queryset.none()
+    if len(chosen_groups) < len(filters.group):
+        queryset = queryset.none()
+    for group in chosen_groups:
+        queryset = queryset.filter(groups.in_any_q(viewer, [group]))
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
     if filters.updated_since is not None:
@@ -275,8 +279,11 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     queryset = customers_queryset(viewer, branch)
     if branch is not None and viewer.is_manager:
         queryset = queryset.filter(scope.visible_in_branches_q([branch]))
-    queryset = listing.order(_filtered(viewer, branch, queryset, filters), listing.DEFAULT_ORDERING, (filters.q or "").strip())
-    return Mapped(queryset, customer_out, customers_page(viewer))
+    chosen_groups = [
+        group for name in filters.group if (group := CustomerGroup.objects.filter(name__iexact=name).select_related("segment").first())
+    ]
+    queryset = listing.order(_filtered(viewer, branch, queryset, filters, chosen_groups), listing.DEFAULT_ORDERING, (filters.q or "").strip())
+    return Mapped(queryset, customer_out, customers_page(viewer, members_of=chosen_groups))
 
 
 def _customer(request, customer_id, branch_slug):
