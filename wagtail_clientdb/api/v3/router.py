@@ -507,7 +507,7 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
     if record is not None:
         record.status, record.response = status, json.loads(content)
         record.save(update_fields=["status", "response"])
-    return HttpResponse(content, status=status, content_type="application/json")
+    return HttpResponse(content, status=status, content_type="application/json; charset=utf-8")
 
 
 # --- Rolling back an import batch -------------------------------------------------------------------------
