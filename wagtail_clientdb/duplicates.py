@@ -182,7 +182,7 @@ class Keys(NamedTuple):
     """What a customer is compared by, as the records say (``branch_id`` ``None``) or as a branch sees it.
 
     A tuple: a scan makes one for every customer, an import's preview one for every new row
-    (a frozen dataclass took five times as long to make)."""
+    (a frozen dataclass took about three times as long to make)."""
 
     customer_id: int
     branch_id: int | None

@@ -502,7 +502,7 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
     )
     status = 200 if saved else 422
     # Built here from values of known types and written by pydantic in one go: validating
-    # 10,000 results again and encoding them with the json module took 0.05 s of a call.
+    # 10,000 results again and encoding them with the json module took 0.06–0.08 s of a call.
     content = answer.model_dump_json()
     if record is not None:
         record.status, record.response = status, json.loads(content)
