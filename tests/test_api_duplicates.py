@@ -110,3 +110,25 @@ def test_bulk_records_name_the_customers_they_may_be_within_the_tokens_scope(api
     ]})
     assert refused.status_code == 422
     assert [r["possible_duplicates"] for r in refused.json()["records"]] == [[], []]
+
+
+def test_bulk_records_are_compared_with_the_customers_there_before_the_call_as_a_preview_compares_rows(api, manager):
+    """A record is not named a possible duplicate of a customer the same call creates, whichever
+    chunk (250 records, then 500, …) created it: as in the file import's preview, which writes
+    nothing. The customers there before the call are named in every chunk."""
+    katrin = make_customer(first_name="Katrin", last_name="Schmidt", birthday=BIRTHDAY, shared_with_all_branches=True)
+    filler = [{"first_name": f"Filler{i}", "last_name": "Person", "email": f"filler{i}@example.com"} for i in range(300)]
+    records = [
+        {"first_name": "Johanna", "last_name": "Weber", "birthday": "1990-01-02", "email": "johanna@example.com"},
+        *filler,
+        {"first_name": "Johana", "last_name": "Weber", "birthday": "1990-01-02", "email": "johana@example.com"},
+        {"first_name": "Kathrin", "last_name": "Schmidt", "birthday": "1985-04-12", "email": "kathrin@example.com"},
+    ]
+    response = api(manager).send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 200, response.content
+    named = {r["index"]: r["possible_duplicates"] for r in response.json()["records"] if r["possible_duplicates"]}
+    assert named == {302: [{"customer_id": katrin.pk, "rules": ["name_birthday"]}]}
+    # The duplicate scan lists the two new customers, as it lists everyone's.
+    duplicates.scan()
+    johanna, johana = (Customer.objects.get(email=f"{name}@example.com").pk for name in ("johanna", "johana"))
+    assert pair_of(johanna, johana) is not None

@@ -164,8 +164,8 @@ class CustomerImportResource(resources.ModelResource):
         #: line → the values of each new row of the chunk, and then the customers they may be.
         self.new_people = {}
         self.possible_duplicates = {}
-        #: Ids of the customers written for the chunk being imported.
-        self.created_in_chunk = set()
+        #: Ids of the customers this import wrote so far (kept while it names possible duplicates).
+        self.created_here = set()
         self.new_customer = bulk.instance_maker(Customer, source=settings.source)
 
     def get_queryset(self):
@@ -180,21 +180,20 @@ class CustomerImportResource(resources.ModelResource):
     def after_import(self, dataset, result, **kwargs):
         self.seen.end_chunk()
         if self.new_people:
-            # The chunk's new rows, looked up together: a few index lookups for all of them. A
-            # preview writes the chunk's customers too (django-import-export rolls its dry runs
-            # back afterwards): they are not what the rows may duplicate.
+            # The chunk's new rows, looked up together: a few index lookups for all of them.
+            # Compared with the customers there before the import, as a preview (which writes
+            # nothing) compares them: not with those this import created, whichever chunk did.
             lines = list(self.new_people)
             found = matching.possible_duplicates(
                 self.settings.viewer,
                 [matching.Person.from_values(self.new_people[line]) for line in lines],
                 limit=3,
-                exclude=self.created_in_chunk,
+                exclude=self.created_here,
                 # The rows matched nobody by the identity rule (MatchingLoader), or they would not be new.
                 unmatched=True,
             )
             self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
             self.new_people = {}
-        self.created_in_chunk = set()
         if self.settings.recorder is not None:
             self.settings.recorder.flush()
 
@@ -405,7 +404,7 @@ class CustomerImportResource(resources.ModelResource):
             except Exception as error:
                 self.handle_import_error(result, error, raise_errors)
             if self.settings.report_duplicates:
-                self.created_in_chunk.update(customer.pk for customer in written)
+                self.created_here.update(customer.pk for customer in written)
         self._save_related(written, result, raise_errors, new=True)
         if written and self.settings.recorder is not None:
             audit.imported(written, new=True, job=self.settings.recorder.job, branch=self.settings.viewer.branch)
