@@ -491,13 +491,13 @@ class Person(NamedTuple):
 
     @classmethod
     def from_values(cls, values):
-        get = values.get
-        return cls(get("first_name") or "", get("last_name") or "", get("email") or "", get("phone") or "", get("phone_raw") or "", get("birthday"))
+        """An import's row, by its checked values (a field it leaves out or empty: the default)."""
+        return cls._make([values.get(name) or default for name, default in cls._field_defaults.items()])
 
     @classmethod
     def of(cls, customer):
         """A saved customer, by the values of its record."""
-        return cls(**{name: getattr(customer, name) or default for name, default in PERSON_DEFAULTS.items()})
+        return cls._make([getattr(customer, name) or default for name, default in cls._field_defaults.items()])
 
     def keys(self):
         return Keys(
@@ -505,8 +505,6 @@ class Person(NamedTuple):
             name_key(self.first_name, self.last_name), self.birthday,
         )
 
-
-PERSON_DEFAULTS = {"first_name": "", "last_name": "", "email": "", "phone": "", "phone_raw": "", "birthday": None}
 
 
 @dataclass

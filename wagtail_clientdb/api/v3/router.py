@@ -242,9 +242,14 @@ class CustomerFilters(Schema):
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
+def _chosen_groups(filters):
+    """The groups the ``group`` filter names (by name, any case) that exist."""
+    return [group for name in filters.group if (group := CustomerGroup.objects.filter(name__iexact=name).select_related("segment").first())]
+
+
 def _filtered(viewer, branch, queryset, filters, chosen_groups):
-    """``chosen_groups``: the groups of the ``group`` filter, every one of which holds every
-    customer listed."""
+    """``chosen_groups``: :func:`_chosen_groups`, every one of which holds every customer listed
+    (a group named but not found lists nobody)."""
     queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__name__in=filters.tag).values("content_object"))
@@ -279,9 +284,7 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     queryset = customers_queryset(viewer, branch)
     if branch is not None and viewer.is_manager:
         queryset = queryset.filter(scope.visible_in_branches_q([branch]))
-    chosen_groups = [
-        group for name in filters.group if (group := CustomerGroup.objects.filter(name__iexact=name).select_related("segment").first())
-    ]
+    chosen_groups = _chosen_groups(filters)
     queryset = listing.order(_filtered(viewer, branch, queryset, filters, chosen_groups), listing.DEFAULT_ORDERING, (filters.q or "").strip())
     return Mapped(queryset, customer_out, customers_page(viewer, members_of=chosen_groups))
 
