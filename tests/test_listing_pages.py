@@ -8,12 +8,14 @@ import itertools
 import pytest
 from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import listing, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
-from wagtail_clientdb.models import AttributeDefinition, Customer, CustomerOverride
+from wagtail_clientdb.filters import ESTIMATED_FILTERS, CustomerFilterSet
+from wagtail_clientdb.models import AttributeDefinition, Customer, CustomerGroup, CustomerOverride, Segment
 
 LIST_URL = reverse("wagtailsnippets_wagtail_clientdb_customer:list")
 PER_PAGE = 20
@@ -186,17 +188,22 @@ def test_above_the_limit_sqlite_still_counts_exactly(login, manager, many_custom
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
-@pytest.mark.parametrize("limit", [10, 2])  # counted up to the limit first; estimated at once above ten times it
-def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_reachable(login, manager, branch_a, many_customers, settings, limit):
+# 47 customers: counted up to the limit first (30), or estimated at once above twice the limit (10).
+@pytest.mark.parametrize("limit, counted", [(30, True), (10, False)])
+def test_above_the_limit_postgresql_shows_an_estimate_and_every_customer_stays_reachable(
+    login, manager, many_customers, settings, limit, counted
+):
     settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": limit}
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE wagtail_clientdb_customer")
     client = login(manager)
-    response = client.get(LIST_URL)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(LIST_URL)
+    assert any(query["sql"].startswith("SELECT COUNT(*)") for query in queries) is counted
     paginator = response.context["paginator"]
     assert paginator.count_is_estimate and paginator.count > limit
     assert f"About {paginator.estimated_count} customers" in response.content.decode()
-    filtered = client.get(LIST_URL, {"branch": branch_a.pk})
+    filtered = client.get(LIST_URL, {"source": "manual"})
     assert filtered.context["paginator"].count_is_estimate and not filtered.context["paginator"].count_is_lower_bound
     assert f"There are about {filtered.context['paginator'].estimated_count} matches" in filtered.content.decode()
     assert all_pages(client, {}) == whole_listing(scope.Viewer(manager, True), {})
@@ -240,6 +247,25 @@ def test_a_listing_the_planner_cannot_estimate_shows_more_than_the_limit_and_eve
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_a_guess_says_more_than_the_limit_without_counting_only_at_ten_times_the_limit(many_customers):
+    """The planner expects the 47 customers of the table (its statistics); taken as a guess,
+    that says only "more than the limit", counted where 47 is under ten times the limit."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE wagtail_clientdb_customer")
+    everyone = Customer.objects.all()
+
+    def counted(limit, estimable):
+        with CaptureQueriesContext(connection) as queries:
+            found = listing.count(everyone, limit, estimable=estimable)
+        return found, any(query["sql"].startswith("SELECT COUNT(*)") for query in queries)
+
+    assert counted(2, False) == (listing.Counted(3, is_estimate=True, more_than=2), False)
+    assert counted(5, False) == (listing.Counted(6, is_estimate=True, more_than=5), True)
+    assert counted(23, True) == (listing.Counted(47, is_estimate=True), False)
+    assert counted(24, True) == (listing.Counted(47, is_estimate=True), True)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
 def test_an_estimate_below_what_was_counted_gives_way_to_more_than_the_limit(many_customers):
     """The planner takes ``id % 1 = 0`` for half a percent of the rows (it has no statistics of
     the expression): one of 47, under the 11 counted."""
@@ -254,11 +280,46 @@ def test_an_estimate_below_what_was_counted_gives_way_to_more_than_the_limit(man
 
 @pytest.mark.parametrize(
     "query, estimable",
-    [("", True), ("tags=1&groups=2&visits_min=3", True), ("q=schm", False), ("q=+", True),
-     ("attribute_hair=fine", False), ("attribute_hair=", True), ("show_attributes=hair", True)],
+    [("", True), ("tags=1&groups=2&source=manual&archived=any&created_after=2026-01-01", True), ("q=schm", False),
+     ("q=+", True), ("attribute_hair=fine", False), ("attribute_hair=", True), ("show_attributes=hair", True),
+     ("p=3&ordering=-bookings_count", True), ("tags=1&visits_min=3", False), ("upcoming_appointment=true", False),
+     ("last_visit_after=2026-01-01", False), ("birthday_within=7", False), ("no_shows=1", False),
+     ("local_values=true", False), ("visits_max=", True)],
 )
-def test_the_planner_estimates_filters_but_not_searches_or_attribute_values(query, estimable):
+@pytest.mark.django_db
+def test_the_planner_estimates_filters_read_from_statistics_only(query, estimable):
     assert listing.planner_can_estimate(QueryDict(query)) is estimable
+
+
+def test_the_planner_does_not_estimate_a_dynamic_group(manager):
+    manual = CustomerGroup.objects.create(name="VIP")
+    dynamic = CustomerGroup.objects.create(name="Regulars", segment=Segment.objects.create(name="Regulars", owner=manager, query="visits_min=3"))
+    assert listing.planner_can_estimate(QueryDict(f"groups={manual.pk}"))
+    assert not listing.planner_can_estimate(QueryDict(f"groups={manual.pk}&groups={dynamic.pk}"))
+
+
+def test_every_filter_is_estimated_or_guessed_on_purpose():
+    """A filter added to the listing is guessed ("more than 10,000") until it is named in
+    ESTIMATED_FILTERS: these are the ones the planner guesses today."""
+    guessed = {"last_visit", "visits", "no_shows", "upcoming_appointment", "birthday", "birthday_within", "local_values"}
+    assert set(CustomerFilterSet.base_filters) - ESTIMATED_FILTERS == guessed
+    assert ESTIMATED_FILTERS <= set(CustomerFilterSet.base_filters)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_a_listing_by_a_rule_the_planner_guesses_says_what_was_counted(login, manager, branch_a, many_customers, settings):
+    """The planner guessed "about 41,000" customers with an upcoming appointment for 209,537 at
+    a million customers: above the limit, such a listing says "more than"."""
+    # More than a page: a page that ends the listing counts it exactly.
+    for customer in many_customers[:25]:
+        make_appointment(customer, branch_a, days=2)
+    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    response = login(manager).get(LIST_URL, {"upcoming_appointment": "true"})
+    paginator = response.context["paginator"]
+    assert paginator.count_is_lower_bound and paginator.estimated_count == "10"
+    assert "There are more than 10 matches" in response.content.decode()
 
 
 def test_estimates_are_rounded_to_two_significant_digits():

@@ -454,8 +454,8 @@ def test_query_count_of_a_segment_does_not_grow_with_its_rules(login, manager, s
     dynamic = [CustomerGroup.objects.create(name=f"Dynamic {i}", segment=rule) for i in range(5)]
     # A filter validates its choices once (a query per kind of filter): 2 rules against 5 rules
     # of kinds that need no query, and 1 group against 5 groups of each kind. (A rule on an
-    # attribute's value is on both sides: the planner cannot estimate it, so the count asks it
-    # nothing, one query less; see listing.planner_can_estimate.)
+    # attribute's value is on both sides: a listing the planner only guesses is counted where
+    # one it estimates may not be; see listing.count.)
     pairs = [
         (f"tags={tag.pk}&attribute_hair=x", f"tags={tag.pk}&marketing_consent=false&source=manual&attribute_hair=x&attribute_eyes=y"),
         (f"groups={plain[0].pk}", "&".join(f"groups={g.pk}" for g in plain)),

@@ -31,6 +31,15 @@ from .models import (
 )
 
 ATTRIBUTE_FILTER_PREFIX = "attribute_"
+#: The customer listing's filters whose share of customers PostgreSQL's planner reads from the
+#: statistics of one column or link table: a listing filtered only by them may show the
+#: planner's estimate of its count ("about 41,000"); measured at a million customers, as the
+#: head office and as branch staff, 0.89–1.01 of the exact count (docs/performance.md, stop 31).
+#: The planner only guesses the others — rules over visits, appointments, birthdays and local
+#: values (0.11–0.36 of the exact count for "has an upcoming appointment" and "birthday within
+#: 7 days", 1.57 for "never visited"), attribute values, a dynamic group's rules —, and a filter
+#: added later is guessed until it is named here.
+ESTIMATED_FILTERS = frozenset({"branch", "tags", "groups", "marketing_consent", "source", "archived", "created"})
 
 
 class YesNoFilter(django_filters.BooleanFilter):

@@ -336,16 +336,27 @@ class Counted(NamedTuple):
 
 def planner_can_estimate(params):
     """Whether PostgreSQL's planner can estimate how many customers the listing of ``params``
-    has. Not for a search (a name fragment's matches are guessed from a sample of a hundred
-    names: "about 20,000" for 68,739) nor for an attribute's value (a value inside the
-    attributes' JSON, guessed from nothing: "about 42,000" for 95,154)."""
-    from .filters import ATTRIBUTE_FILTER_PREFIX
+    has: one filtered only by :data:`~wagtail_clientdb.filters.ESTIMATED_FILTERS`, whose shares
+    it reads from the columns' statistics. Not for a search (a name fragment's matches are
+    guessed from a sample of a hundred names: "about 20,000" for 68,739), an attribute's value
+    (a value inside the attributes' JSON, guessed from nothing: "about 42,000" for 95,154), a
+    rule over visits or appointments ("about 41,000" with an upcoming appointment, for 209,537)
+    or a dynamic group (a segment's rules)."""
+    from .filters import ATTRIBUTE_FILTER_PREFIX, ESTIMATED_FILTERS, CustomerFilterSet
+    from .models import CustomerGroup
 
     if params.get("q", "").strip():
         return False
-    return not any(
-        name.startswith(ATTRIBUTE_FILTER_PREFIX) and any(value.strip() for value in params.getlist(name)) for name in params
-    )
+    for name in params:
+        if not any(value.strip() for value in params.getlist(name)):
+            continue
+        # A range filter's parameters carry a suffix (visits_min, created_after); the page, the
+        # order and the columns shown are no filters.
+        filter_name = next((f for f in CustomerFilterSet.base_filters if name == f or name.startswith(f + "_")), None)
+        if name.startswith(ATTRIBUTE_FILTER_PREFIX) or filter_name not in (None, *ESTIMATED_FILTERS):
+            return False
+    chosen_groups = [value for value in params.getlist("groups") if value.strip().isdigit()]
+    return not (chosen_groups and CustomerGroup.objects.filter(pk__in=chosen_groups, segment__isnull=False).exists())
 
 
 def count(queryset, limit=None, *, estimable=True):
@@ -354,9 +365,16 @@ def count(queryset, limit=None, *, estimable=True):
     Exact up to ``limit`` (by default ``LISTING_EXACT_COUNT_LIMIT``), which costs at most that
     many rows; above it on PostgreSQL, the planner's estimate, as large admin tools do: an exact
     count of a branch's 680,000 customers reads all of them on every page. Where the planner
-    expects ten times the limit, its estimate is taken without counting at all. Above the limit,
-    a listing the planner cannot estimate (``estimable``, see :func:`planner_can_estimate`), or
-    whose estimate the count proved too low, has only "more than the limit".
+    expects twice the limit, its estimate is taken without counting at all: read from the
+    statistics, it was within 11 % of the exact count for every such listing measured, and
+    counting 10,001 of a group's members only to learn that there are more cost 18–40 ms of a
+    page.
+
+    A listing the planner can only guess (``estimable`` false, see :func:`planner_can_estimate`)
+    has "more than the limit" above it, never the guess; without counting where the guess is ten
+    times the limit (its guesses were 0.11–1.57 of the exact count; counting 10,001 of a branch's
+    562,704 customers who never came cost 100 ms). So has a listing whose estimate the count
+    proved too low.
     """
     limit = limit or conf.get("LISTING_EXACT_COUNT_LIMIT")
     pks = keys(queryset)
@@ -364,10 +382,12 @@ def count(queryset, limit=None, *, estimable=True):
     estimate = None
     if pks.query.is_empty():
         return Counted(0)
-    if connection.vendor == "postgresql" and estimable:
+    if connection.vendor == "postgresql":
         estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
-        if estimate > 10 * limit:
+        if estimable and estimate > 2 * limit:
             return Counted(estimate, is_estimate=True)
+        if not estimable and estimate > 10 * limit:
+            return Counted(limit + 1, is_estimate=True, more_than=limit)
     with page_settings(pks.db):
         counted = pks[: limit + 1].count()
     if counted <= limit:
