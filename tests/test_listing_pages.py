@@ -10,6 +10,7 @@ from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from wagtail.models import APIToken
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import listing, page_queries, scope
@@ -407,3 +408,34 @@ def test_an_email_address_or_a_phone_number_lists_every_match_in_one_order(login
     shown = [c.pk for c in client.get(LIST_URL, {"q": query}).context["page_obj"].object_list]
     assert shown == [second.pk, first.pk]
     assert listing.first_word(query) is None
+
+
+def api_pages(client, user, path, params, limit=7):
+    """Ids of every customer the API lists, ``limit`` at a time, following the offsets."""
+    _token, secret = APIToken.create_token(user=user, name="pages")
+    shown, count = [], None
+    while True:
+        answer = client.get(f"/api/v3/clientdb{path}", {**params, "limit": limit, "offset": len(shown)}, headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200
+        body = answer.json()
+        assert count in (None, body["count"])
+        count = body["count"]
+        shown += [item["id"] for item in body["items"]]
+        if len(body["items"]) < limit:
+            assert len(shown) == count
+            return shown
+
+
+@pytest.mark.parametrize("params", [{}, {"q": "Adler"}, {"q": "c1"}])
+def test_the_api_lists_pages_of_the_same_order_as_the_admin(client, manager, staff_a, branch_a, many_customers, params):
+    """The API's pages are found as the admin's are (by their sort keys, not by sorting every
+    customer): every customer once, in the order of the whole listing sorted in one query."""
+    for viewer in (scope.Viewer(manager, True), scope.Viewer(staff_a, False, (branch_a,))):
+        expected = whole_listing(viewer, params)
+        assert expected and api_pages(client, viewer.user, "/customers/", {"q": params.get("q", "")}) == expected
+
+
+def test_the_api_lists_a_segment_in_its_own_order(client, staff_a, branch_a, many_customers):
+    segment = Segment.objects.create(name="Busiest", owner=staff_a, query="ordering=-bookings_count&q=e")
+    expected = whole_listing(scope.Viewer(staff_a, False, (branch_a,)), QueryDict(segment.query))
+    assert len(expected) > 7 and api_pages(client, staff_a, f"/segments/{segment.pk}/customers/", {}) == expected
