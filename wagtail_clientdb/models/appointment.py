@@ -86,6 +86,9 @@ class Appointment(models.Model):
                 fields=["branch", "start"], include=["customer", "status"], name="clientdb_appt_branch_covering"
             ),
             models.Index(fields=["customer", "start"], name="clientdb_appt_cust_start_idx"),
+            # The company's appointments of one status by start (the API's list): by the start
+            # index alone, "booked" walked 1.7 million past appointments first (3.6 s).
+            models.Index(fields=["status", "start"], name="clientdb_appt_status_start"),
             # No-shows are few: "missed an appointment" reads them alone.
             models.Index(
                 fields=["branch", "customer"],

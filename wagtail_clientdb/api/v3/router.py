@@ -655,6 +655,7 @@ class AppointmentFilters(Schema):
 
 
 @router.get("/appointments/", response=list[schemas.AppointmentOut], url_name="clientdb_appointments", summary="List appointments")
+@decorate_view(page_view)
 @paginate(WagtailLimitOffsetPagination)
 def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(...)):  # noqa: B008
     require(request, Appointment)
