@@ -13,7 +13,7 @@ from django.urls import reverse
 from wagtail.models import APIToken
 
 from tests.conftest import make_appointment, make_customer
-from wagtail_clientdb import listing, page_queries, scope
+from wagtail_clientdb import archive, listing, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
 from wagtail_clientdb.filters import ESTIMATED_FILTERS, CustomerFilterSet
 from wagtail_clientdb.models import AttributeDefinition, Customer, CustomerGroup, CustomerOverride, Segment
@@ -439,3 +439,24 @@ def test_the_api_lists_a_segment_in_its_own_order(client, staff_a, branch_a, man
     segment = Segment.objects.create(name="Busiest", owner=staff_a, query="ordering=-bookings_count&q=e")
     expected = whole_listing(scope.Viewer(staff_a, False, (branch_a,)), QueryDict(segment.query))
     assert len(expected) > 7 and api_pages(client, staff_a, f"/segments/{segment.pk}/customers/", {}) == expected
+
+
+CHOOSER_RESULTS_URL = "/admin/snippets/choose/wagtail_clientdb/customer/results/"
+
+
+@pytest.mark.parametrize("params", [{}, {"q": "example.com"}])
+def test_the_customer_chooser_pages_in_the_listing_order_archived_customers_included(
+    login, manager, staff_a, branch_a, many_customers, params
+):
+    """The chooser (booking an appointment) pages as the listing does, by the names the branch
+    sees, and finds archived customers too (booking one brings it back)."""
+    archive.archive(scope.Viewer(manager, True), Customer.objects.filter(pk__in=[many_customers[0].pk, many_customers[3].pk]))
+    client, shown, number = login(staff_a), [], 1
+    while True:
+        page = client.get(CHOOSER_RESULTS_URL, {**params, "p": number}).context["results"]
+        shown += [customer.pk for customer in page.object_list]
+        if not page.has_next():
+            break
+        number += 1
+    expected = whole_listing(scope.Viewer(staff_a, False, (branch_a,)), {**params, "archived": "any"})
+    assert len(expected) > PER_PAGE and shown == expected

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.admin.utils import quote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.paginator import InvalidPage
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -550,12 +552,28 @@ class CustomerSearchFilterForm(BaseFilterForm):
 
 
 class CustomerChooseMixin(ViewerMixin):
-    """Customers as the viewer's branch sees them, searchable by name, email and phone."""
+    """Customers as the viewer's branch sees them, searchable by name, email and phone, in the
+    customer listing's order and paged as it pages (:class:`~wagtail_clientdb.listing.ListingPaginator`):
+    sorting every customer a branch sees for each page of the chooser took 1.4 s at a million."""
 
     filter_form_class = CustomerSearchFilterForm
+    results_template_name = "wagtail_clientdb/customers/chooser_results.html"
 
     def get_object_list(self):
         return overrides.with_effective_values(super().get_object_list(), self.viewer.branch)
+
+    def get_results_page(self, request):
+        customers = self.get_object_list()
+        found = self.filter_object_list(customers)
+        query = self.filter_form.search_query if self.filter_form.is_searching else ""
+        self.paginator = listing.ListingPaginator(
+            found, self.per_page, rows=customers, branch=self.viewer.branch, ordering=listing.DEFAULT_ORDERING,
+            query=query, unsearched=customers, estimable=not query,
+        )
+        try:
+            return self.paginator.page(request.GET.get("p", 1))
+        except InvalidPage as error:
+            raise Http404 from error
 
     @property
     def columns(self):
