@@ -28,7 +28,8 @@ DEFAULTS = {
     # PostgreSQL settings for the queries of the app's admin pages, in their transaction only
     # (wagtail_clientdb.page_queries): no JIT, no parallel workers, random reads priced as cached.
     "POSTGRESQL_PAGE_SETTINGS": {"jit": "off", "max_parallel_workers_per_gather": 0, "random_page_cost": 1.1},
-    # The Segments list counts every segment it shows: exactly up to this many customers each.
+    # The Segments and Customer groups lists count every segment or group they show: exactly up
+    # to this many customers each.
     "SEGMENT_LIST_EXACT_COUNT_LIMIT": 1_000,
     # The Segments list counts segments for this long (ms); the browser asks for the others' counts.
     "SEGMENT_LIST_COUNTING_MS": 100,

@@ -12,7 +12,7 @@ dynamic group at most.
 """
 
 from django.core.exceptions import ValidationError
-from django.db.models import IntegerField, Q, Subquery
+from django.db.models import Q
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 
@@ -112,14 +112,11 @@ def names_of(viewer, customer):
     return names_by_customer(viewer, [customer.pk]).get(customer.pk, [])
 
 
-class _SubqueryCount(Subquery):
-    template = "(SELECT COUNT(*) FROM (%(subquery)s) counted)"
-    output_field = IntegerField()
-
-
-def dynamic_member_count(viewer, group):
-    """How many members of a dynamic group ``viewer`` sees, as an expression (the group listing)."""
-    return _SubqueryCount(member_keys(viewer, group))
+def count_members(viewer, group, limit=None):
+    """How many members of the group ``viewer`` sees, as a listing counts them
+    (:class:`~wagtail_clientdb.listing.Counted`: exact up to ``limit``)."""
+    estimable = listing.planner_can_estimate(group.segment.params) if group.is_dynamic else True
+    return listing.count(members(viewer, group), limit, estimable=estimable)
 
 
 def join_default_group(customer):

@@ -333,6 +333,15 @@ class Counted(NamedTuple):
             return number_format(self.more_than, force_grouping=True)
         return number_format(round_estimate(self.number) if self.is_estimate else self.number, force_grouping=True)
 
+    @property
+    def label(self):
+        """The number as a list's column shows it: "about 680,000", "more than 1,000", "47"."""
+        if self.is_lower_bound:
+            return _("more than %(count)s") % {"count": self.shown}
+        if self.is_estimate:
+            return _("about %(count)s") % {"count": self.shown}
+        return self.shown
+
 
 def planner_can_estimate(params):
     """Whether PostgreSQL's planner can estimate how many customers the listing of ``params``

@@ -111,12 +111,7 @@ def sharing_label(segment):
 def count_label(viewer, segment):
     """How many customers the segment finds for ``viewer``, as the Segments list shows it."""
     # Lower than a listing's limit: the list counts every segment it shows.
-    counted = segments.count(viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT"))
-    if counted.is_lower_bound:
-        return _("more than %(count)s") % {"count": counted.shown}
-    if counted.is_estimate:
-        return _("about %(count)s") % {"count": counted.shown}
-    return counted.shown
+    return segments.count(viewer, segment, conf.get("SEGMENT_LIST_EXACT_COUNT_LIMIT")).label
 
 
 class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
