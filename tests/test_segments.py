@@ -159,6 +159,17 @@ def test_a_rule_that_does_not_hold_for_the_viewer_finds_nobody_not_everybody(man
     assert not segments.customers(scope.viewer_for_user(staff_a), segment).exists()
 
 
+def test_a_dynamic_group_whose_rule_does_not_hold_for_the_viewer_lists_and_counts_nobody(login, manager, staff_a, regulars, branch_b):
+    only_b = make_customer(first_name="Only", last_name="Bee", home_branch=branch_b)
+    only_b.tags.add("b-secret")
+    group = CustomerGroup.objects.create(name="B secret", segment=make_segment(manager, f"tags={only_b.tags.get().pk}"))
+    client = login(staff_a)
+    response = client.get(customer_url("list"), {"groups": group.pk})
+    assert response.status_code == 200 and response.context["paginator"].count == 0
+    assert column_values(client.get(group_url("list")), "customer_count")[group] == "0"
+    assert column_values(login(manager).get(group_url("list")), "customer_count")[group] == "1"
+
+
 @pytest.mark.parametrize("view", ["edit", "delete", "history"])
 def test_a_private_segment_is_its_owner_s_alone(login, staff_a, make_user, staff_group, branch_a, manager, view):
     private = make_segment(staff_a, "q=mine", name="Mine", visibility=SegmentVisibility.PRIVATE)

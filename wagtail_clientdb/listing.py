@@ -392,7 +392,12 @@ def count(queryset, limit=None, *, estimable=True):
     if pks.query.is_empty():
         return Counted(0)
     if connection.vendor == "postgresql":
-        estimate = round(json.loads(pks.explain(format="json"))[0]["Plan"]["Plan Rows"])
+        plan = pks.explain(format="json")
+        if not plan:
+            # Django runs nothing for a condition that holds for nobody (a dynamic group whose
+            # rule does not hold for the viewer, inside another condition).
+            return Counted(0)
+        estimate = round(json.loads(plan)[0]["Plan"]["Plan Rows"])
         if estimable and estimate > 2 * limit:
             return Counted(estimate, is_estimate=True)
         if not estimable and estimate > 10 * limit:
