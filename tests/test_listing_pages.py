@@ -460,3 +460,11 @@ def test_the_customer_chooser_pages_in_the_listing_order_archived_customers_incl
         number += 1
     expected = whole_listing(scope.Viewer(staff_a, False, (branch_a,)), {**params, "archived": "any"})
     assert len(expected) > PER_PAGE and shown == expected
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_the_customer_chooser_says_a_search_count_as_the_listing_does(login, manager, many_customers, settings):
+    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    response = login(manager).get(CHOOSER_RESULTS_URL, {"q": "example.com"})
+    assert "There are more than 10 matches" in response.content.decode()
+    assert "There are 11 matches" not in response.content.decode()

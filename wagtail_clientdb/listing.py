@@ -414,6 +414,13 @@ def count(queryset, limit=None, *, estimable=True):
     return Counted(estimate, is_estimate=True)
 
 
+def in_order(rows, ids):
+    """The customers of ``rows`` with ``ids``, in the order of ``ids`` (one query): a page found
+    by :func:`page_ids`."""
+    found = rows.in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
+
+
 def keys(queryset):
     """The pks of a listing's customers, as a subquery (no order, no prefetching)."""
     return queryset.order_by().prefetch_related(None).values("pk")
@@ -491,8 +498,7 @@ class ListingPaginator(WagtailPaginator):
         )
         if self.count_is_estimate and not self._estimate_holds(offset, ids):
             return self.page(min(number, self.num_pages))
-        customers = self.rows.in_bulk(ids)
-        return self._get_page([customers[pk] for pk in ids if pk in customers], number, self)
+        return self._get_page(in_order(self.rows, ids), number, self)
 
     def _estimate_holds(self, offset, ids):
         """Correct an estimated count where a page proves it wrong; ``False`` if the page

@@ -192,8 +192,8 @@ class ListedCustomers:
         ids = listing.page_ids(
             self.listed, self.branch, self.ordering, page.start, page.stop - page.start, query=self.query, unsearched=self.unsearched
         )
-        found = customers_queryset(self.viewer, self.branch).in_bulk(ids)
-        rows = groups.attach_names(self.viewer, [found[pk] for pk in ids if pk in found], members_of=self.members_of)
+        customers = listing.in_order(customers_queryset(self.viewer, self.branch), ids)
+        rows = groups.attach_names(self.viewer, customers, members_of=self.members_of)
         return [customer_out(row) for row in rows]
 
     def __len__(self):
