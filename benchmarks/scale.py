@@ -884,6 +884,7 @@ def build_pages(plain_viewset):
              {MANAGER: {"branch": branch.pk, "q": local.email}, STAFF: {"q": local.email}},
              notes=[f"customer {regular.pk} found by {branch.slug}'s local email"]),
         *segment_pages(customers),
+        *bulk_and_chooser_pages(customers),
     ]
     plain_list = reverse(plain_viewset.get_url_name("list"))
     return pages, plain_list, {MANAGER: manager, STAFF: staff}
@@ -932,6 +933,62 @@ def segment_pages(customers):
         Page("segments-list", reverse(Segment.snippet_viewset.get_url_name("list")), both({}),
              notes=[f"{Segment.objects.count()} company segments, each counted"]),
     ]
+
+
+def bulk_and_chooser_pages(customers):
+    """Pages outside the listing that read many customers: the customer chooser (booking), the
+    Customer groups list with its counts, and a bulk action's confirmation for every customer
+    of a listing ("select all"), which names twenty and counts the rest (issue #17)."""
+    from django.urls import reverse
+
+    from wagtail_clientdb.models import CustomerGroup
+
+    def both(params):
+        return {MANAGER: params, STAFF: params}
+
+    chooser = reverse("wagtailsnippetchoosers_wagtail_clientdb_customer:choose_results")
+    archive = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "archive"))
+    return [
+        Page("chooser-page-1", chooser, both({})),
+        Page("chooser-search", chooser, both({"q": LAST_NAME_FRAGMENT})),
+        Page("groups-list", reverse(CustomerGroup.snippet_viewset.get_url_name("list")), both({})),
+        Page("bulk-confirm-all", archive, both({"id": "all", "next": customers}), may_be_empty=True,
+             notes=["archive, every customer of the listing: the confirmation page"]),
+        Page("bulk-confirm-never-visited", archive, both({"id": "all", "next": f"{customers}?visits_max=0"}),
+             may_be_empty=True, notes=["archive, the listing of customers who never visited: the confirmation page"]),
+    ]
+
+
+def measure_bulk_action(users):
+    """A bulk action on every customer who never visited, as the background task makes it (a
+    chunk a transaction), per role; inside a transaction that is rolled back."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from wagtail_clientdb import bulk_edits
+    from wagtail_clientdb.models import BulkActionJob
+
+    results = {}
+    for role, user in users.items():
+        with transaction.atomic():
+            viewer_branch = None if role == MANAGER else user.clientdb_branch_memberships.get().branch
+            job = BulkActionJob.objects.create(
+                created_by=user, branch=viewer_branch, action="add_tags", query="visits_max=0",
+                options={"tags": ["benchmark"]}, opened_at=timezone.now(),
+            )
+            counter = QueryCounter()
+            with connection.execute_wrapper(counter):
+                start = time.perf_counter()
+                bulk_edits.run_job(job)
+                seconds = time.perf_counter() - start
+            transaction.set_rollback(True)
+        results[role] = {"status": job.status, "customers": job.rows_total, "tagged": job.counts.get("done"),
+                         "seconds": round(seconds, 1), "customers_per_s": round(job.rows_total / seconds) if seconds else None,
+                         "queries": counter.queries}
+    settle()
+    results["note"] = ("add a tag to every customer who never visited (in the branch shown), a chunk of "
+                       f"{bulk_edits.CHUNK} at a time, each a savepoint of one transaction that is rolled back")
+    return results
 
 
 def shown_rows(html):
@@ -1114,7 +1171,7 @@ def measure(args):
     django.setup()
     from django.test import Client, override_settings
 
-    jobs = ["export-100k", "export-segment", "process-10k-deletions"]
+    jobs = ["export-100k", "export-segment", "bulk-action-never-visited", "process-10k-deletions"]
     plain_viewset = plain_customer_urlconf()
     started = time.perf_counter()
     facts = {"server": database_facts(), "machine": machine_facts()}
@@ -1164,6 +1221,10 @@ def measure(args):
             log(f"export: the segment {SEGMENT_ONE_RULE!r}, every customer it finds, CSV, per role")
             jobs_done["export-segment"] = measure_segment_export(users)
             log(f"export: {jobs_done['export-segment']}")
+        if "bulk-action-never-visited" in wanted:
+            log("bulk action: tag every customer who never visited, as the background task does, per role (rolled back)")
+            jobs_done["bulk-action-never-visited"] = measure_bulk_action(users)
+            log(f"bulk action: {jobs_done['bulk-action-never-visited']}")
         if "process-10k-deletions" in wanted:
             log("deletion requests: processing the queue (last, in a transaction that is rolled back)")
             jobs_done["process-10k-deletions"] = measure_deletions()

@@ -135,11 +135,11 @@ def customer_url(name, *args):
 
 def post_bulk(client, url, data=None, **kwargs):
     """Open a customer bulk action's confirmation page and confirm it, as a browser does: with
-    the versions of the customers the page listed."""
+    the time the page was opened."""
     page = client.get(url)
     form = page.context["form"] if page.status_code == 200 else None
-    versions = form["versions"].value() if form is not None and "versions" in form.fields else ""
-    return client.post(url, {"versions": versions or "", **(data or {})}, **kwargs)
+    opened_at = form["opened_at"].value() if form is not None and "opened_at" in form.fields else ""
+    return client.post(url, {"opened_at": opened_at or "", **(data or {})}, **kwargs)
 
 
 def post_edit(client, customer, data, **kwargs):

@@ -47,6 +47,7 @@ from wagtail_clientdb.models import (
     Branch,
     BranchBookings,
     BranchMembership,
+    BulkActionJob,
     ClientDBSettings,
     ConsentEvent,
     Customer,
@@ -127,6 +128,7 @@ class World:
     deletion_request: DeletionRequest
     import_job: ImportJob
     export_job: ExportJob
+    bulk_action_job: BulkActionJob
     #: model → pks of objects whose pages may show B's data: B's own objects, and the
     #: company-wide objects (groups, attributes, settings) that B's data uses.
     b_pks: dict = field(default_factory=dict)
@@ -342,6 +344,18 @@ def build_world():
     export_job = ExportJob.objects.get(created_by=staff_b)
     assert export_job.branch == branch_b and export_job.file, export_job.status
 
+    # A bulk action of B on every customer of its listing, more than a request changes: a job
+    # for a background task (left waiting: its task runs after a commit, which a test has none of).
+    bulk_url = reverse("wagtail_bulk_action", args=(APP_LABEL, "customer", "add_tags")) + "?" + urlencode(
+        {"id": "all", "next": _snippet_url(Customer, "list")}
+    )
+    with override_settings(WAGTAIL_CLIENTDB={**settings.WAGTAIL_CLIENTDB, "BULK_ACTION_BACKGROUND_CUSTOMERS": 0}):
+        opened_at = client.get(bulk_url).context["form"]["opened_at"].value()
+        response = client.post(bulk_url, {"opened_at": opened_at, "tags": "bulk-b"})
+    assert response.status_code == 302, response.status_code
+    bulk_action_job = BulkActionJob.objects.get(created_by=staff_b)
+    assert bulk_action_job.branch == branch_b
+
     # B's saved filters: one shared with the branch, one private, both saved from B's listing;
     # and a dynamic group whose rule (B's local tag) finds B's customer when B looks.
     for name, visibility in [("segment of branch B", "branch"), ("private segment of B's staff", "private")]:
@@ -368,6 +382,7 @@ def build_world():
         deletion_request=deletion_request,
         import_job=import_job,
         export_job=export_job,
+        bulk_action_job=bulk_action_job,
     )
     tag_model = Customer.tags.through.tag_model()
     tagged_items = Customer.tags.through.objects.filter(**Customer.tags.through.lookup_kwargs(local_b))
@@ -384,6 +399,7 @@ def build_world():
         ImportJob: [import_job.pk],
         ImportBatch: [import_batch.pk],
         ExportJob: [export_job.pk],
+        BulkActionJob: [bulk_action_job.pk],
         Segment: [*b_segments, rule.pk],
         Customer.tags.through: list(tagged_items.values_list("pk", flat=True)),
         tag_model: list(local_b.tags.values_list("pk", flat=True)),
@@ -461,6 +477,7 @@ def b_state(world):
         "import batches": _rows(ImportBatch.objects.filter(branch=branch_b)),
         "import batch parts": _rows(ImportBatchPart.objects.filter(batch__branch=branch_b)),
         "export jobs": _rows(exports.distinct()),
+        "bulk action jobs": _rows(BulkActionJob.objects.filter(branch=branch_b) | BulkActionJob.objects.filter(created_by=staff_b)),
         "segments": _rows(Segment.objects.filter(owner=staff_b) | Segment.objects.filter(branch=branch_b)),
         "files": [
             _file_bytes(field_file)

@@ -96,9 +96,9 @@ def test_archiving_raises_the_version_so_stale_bulk_actions_leave_the_customer(l
     gloria = scope_customers["global_all"]
     client = login(manager)
     page = client.get(bulk_url("add_tags", gloria))
-    versions = page.context["form"]["versions"].value()
+    opened_at = page.context["form"]["opened_at"].value()
     archive.archive(scope.Viewer(manager, True), [gloria])
-    client.post(bulk_url("add_tags", gloria), {"versions": versions, "tags": "late"})
+    client.post(bulk_url("add_tags", gloria), {"opened_at": opened_at, "tags": "late"})
     assert list(gloria.tags.names()) == []
 
 
@@ -117,7 +117,7 @@ def test_branch_staff_archive_their_own_local_customers_only(login, staff_a, bra
             assert (refused.status_code, refused.url) == (302, reverse("wagtailadmin_home"))
         assert customer_url("archive", customer.pk) not in client.get(customer_url("inspect", customer.pk)).content.decode()
         page = client.get(bulk_url("archive", customer))
-        assert [item["item"] for item in page.context["items"]] == []
+        assert page.context["items"] == []
         post_bulk(client, bulk_url("archive", customer))
     for url in (customer_url("archive", lars.pk), customer_url("restore", lars.pk)):
         assert client.get(url).status_code == 404

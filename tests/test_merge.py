@@ -307,7 +307,7 @@ def test_undo_refused_after_sharing_changed(login, manager, branch_a, branch_b):
     merge_through_admin(client, [first, second], {"survivor": first})
     survivor = Customer.objects.get(pk=first.pk)
     assert survivor.home_branch is None and list(survivor.branches.all()) == [branch_a]
-    scope.share_with_more_branches(survivor, branches=[branch_b])
+    scope.share_with_more_branches([survivor], branches=[branch_b])
     merge = CustomerMerge.objects.get()
     assert merging.undo_blockers(merge) == ["The sharing of “Paul Lokal” changed after the merge."]
 

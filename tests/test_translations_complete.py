@@ -54,11 +54,13 @@ from wagtail.users.models import UserProfile
 import wagtail_clientdb
 from tests.conftest import customer_url, make_customer
 from tests.import_files import csv_bytes
-from wagtail_clientdb import booking, deletion, scope, tasks
+from wagtail_clientdb import booking, deletion, scope, tasks, versions
 from wagtail_clientdb.models import (
     Appointment,
     AttributeDefinition,
     BookingPage,
+    BulkActionJob,
+    BulkActionStatus,
     Branch,
     ClientDBSettings,
     ConsentEvent,
@@ -560,13 +562,30 @@ def fresh_started_appointment(world, client):
 
 
 def bulk_form(data):
-    """The data of a bulk action's form, with the versions of the customers it lists, as a browser sends them."""
+    """The data of a bulk action's form, with the time its page was opened, as a browser sends them."""
 
     def post(world, client, url):
         form = client.get(url).context["form"]
-        return {"versions": form["versions"].value() or "", **data} if "versions" in form.fields else data
+        return {"opened_at": form["opened_at"].value() or "", **data} if "opened_at" in form.fields else data
 
     return post
+
+
+def bulk_action_job(world, status):
+    """A bulk action of the manager's on many customers, as a background task makes it: waiting,
+    done (with a customer changed after the confirmation page and left as it was), or stopped by
+    an error (its group deleted before it ran)."""
+    failing = status == BulkActionStatus.FAILED
+    job = BulkActionJob.objects.create(
+        created_by=world.manager, action="add_to_group" if failing else "add_tags",
+        options={"group": 0} if failing else {"tags": ["Stapel"]}, opened_at=timezone.now(),
+    )
+    if status != BulkActionStatus.QUEUED:
+        versions.touch([world.gerd.pk])
+        tasks.run_bulk_action.call(job.pk)
+    job.refresh_from_db()
+    assert job.status == status
+    return job
 
 
 CUSTOMER_FILTERS = (
@@ -705,6 +724,9 @@ PAGES = [
     Page("export running", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exporting").pk)),
     Page("export ready", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "exported").pk)),
     Page("export failed", "manager", lambda w, c: customer_url("export_job", export_job(w, w.manager, "failed").pk)),
+    Page("bulk action waiting", "manager", lambda w, c: customer_url("bulk_action_job", bulk_action_job(w, "queued").pk)),
+    Page("bulk action done", "manager", lambda w, c: customer_url("bulk_action_job", bulk_action_job(w, "done").pk)),
+    Page("bulk action failed", "manager", lambda w, c: customer_url("bulk_action_job", bulk_action_job(w, "failed").pk)),
     Page("groups", "manager", lambda w, c: snippet("customergroup", "list")),
     Page("group edit", "manager", lambda w, c: snippet("customergroup", "edit", w.vip.pk)),
     Page("services", "manager", lambda w, c: snippet("service", "list") + f"?is_active=true&branches={w.alpha.pk}"),

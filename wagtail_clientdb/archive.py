@@ -88,7 +88,7 @@ def _change(viewer, customers, action, *, archived_at, archived_by, now):
         )
         audit.log_rows(
             Customer, action, [(customer.pk, str(customer), {}) for customer in customers if customer.pk in changed],
-            user=viewer.user, timestamp=now, content_changed=True,
+            user=viewer.user, branch=audit.acting_branch(viewer.user), timestamp=now, content_changed=True,
         )
     for customer in customers:
         if customer.pk in changed:

@@ -153,6 +153,22 @@ def sharing_changed(customer, *, all_branches, branches, user=None):
     signals.send_after_commit(signals.customer_changed, [customer.pk], changed_fields=["sharing"], branch=None, source="admin")
 
 
+def sharing_changed_many(customers, *, all_branches, branch_names):
+    """:func:`sharing_changed` for many customers at once; ``branch_names``: customer id → the
+    names of the branches it is shared with now."""
+    customers = list(customers)
+    log_many(
+        customers,
+        "wagtail_clientdb.sharing",
+        branch=acting_branch(get_active_log_context().user),
+        data=lambda customer: {"all_branches": bool(all_branches), "branches": branch_names[customer.pk]},
+        content_changed=True,
+    )
+    signals.send_after_commit(
+        signals.customer_changed, [customer.pk for customer in customers], changed_fields=["sharing"], branch=None, source="admin"
+    )
+
+
 def consent_changed(customer, event):
     """A consent given or withdrawn (a :class:`~wagtail_clientdb.models.ConsentEvent`); returns the entry."""
     entry = log(

@@ -199,6 +199,18 @@ def edit_mode(viewer, customer, *, may_edit_global=None):
     return EditMode.READ_ONLY
 
 
+def split_by_direct_edit(viewer, customers):
+    """``customers`` (a queryset) as two: those ``viewer`` changes directly (:func:`edit_mode`
+    is ``DIRECT``, which :func:`can_delete` also asks) and the others — the rule asked of a
+    whole listing at once (a bulk action on every customer of a segment), not of each customer."""
+    if viewer.is_manager:
+        return customers, customers.none()
+    if viewer.branch is None:
+        return customers.none(), customers
+    own = Q(home_branch=viewer.branch)
+    return customers.filter(own), customers.exclude(own)
+
+
 def can_delete(viewer, customer):
     """Global customers are deleted centrally; local ones by their own branch."""
     if viewer.is_manager:
@@ -276,19 +288,50 @@ def set_sharing(customer, *, all_branches, branches=()):
 
 
 @transaction.atomic
-def share_with_more_branches(customer, *, all_branches=False, branches=()):
-    """Widen the sharing of a customer (bulk action): never narrows anything.
-
-    Returns ``False`` when nothing could change (already shared with all branches).
+def share_with_more_branches(customers, *, all_branches=False, branches=()):
+    """Widen the sharing of ``customers`` (a bulk action, managers only), as :func:`set_sharing`
+    would for each: a local customer becomes global, keeping its branch among the specific
+    ones; nothing is narrowed, and customers already shared with all branches stay as they
+    are. A few statements for all of them (a chunk of a listing, :mod:`~wagtail_clientdb.bulk_edits`).
+    Returns how many changed.
     """
-    if customer.shared_with_all_branches:
-        return False
+    from . import audit, bulk
+
+    locked = dict(
+        Customer.objects.select_for_update()
+        .filter(bulk.any_of("id", sorted({customer.pk for customer in customers})), shared_with_all_branches=False)
+        .order_by("pk")
+        .values_list("pk", "home_branch_id")
+    )
+    through = Customer.branches.through
+    shared_now = {pk: set() for pk in locked}
+    for customer_id, branch_id in through.objects.filter(bulk.any_of("customer_id", list(locked))).values_list(
+        "customer_id", "branch_id"
+    ):
+        shared_now[customer_id].add(branch_id)
     if all_branches:
-        set_sharing(customer, all_branches=True)
+        shared = {pk: set() for pk in locked}
+        changed = list(locked)
+        through.objects.filter(bulk.any_of("customer_id", changed)).delete()
     else:
-        current = set(customer.branches.all())
-        set_sharing(customer, all_branches=False, branches=current | set(branches))
-    return True
+        wanted = {branch.pk for branch in branches}
+        shared = {pk: shared_now[pk] | wanted | ({home} if home else set()) for pk, home in locked.items()}
+        changed = [pk for pk, home in locked.items() if home is not None or shared[pk] != shared_now[pk]]
+        bulk.insert_links(
+            through, "customer", "branch", [(pk, branch_id) for pk in changed for branch_id in sorted(shared[pk] - shared_now[pk])]
+        )
+    if not changed:
+        return 0
+    Customer.objects.filter(bulk.any_of("id", changed)).update(
+        shared_with_all_branches=bool(all_branches), home_branch=None, version=F("version") + 1, updated_at=timezone.now()
+    )
+    names = dict(Branch.objects.values_list("pk", "name"))
+    audit.sharing_changed_many(
+        Customer.objects.filter(bulk.any_of("id", changed)).order_by("pk"),
+        all_branches=all_branches,
+        branch_names={pk: sorted(names[branch_id] for branch_id in shared[pk]) for pk in changed},
+    )
+    return len(changed)
 
 
 def visible_appointments(viewer, queryset=None):

@@ -9,7 +9,7 @@ from django.utils import translation
 from django_tasks import task
 
 from . import booking_counts, deletion, retention
-from .models import ExportJob, ImportJob
+from .models import BulkActionJob, ExportJob, ImportJob
 
 
 def language_of(user):
@@ -88,3 +88,13 @@ def run_export_job(job_id: int):
 
     # In the language the user saw when asking for it (kept with the job's parameters).
     return run(ExportJob.objects.select_related("created_by", "branch").get(pk=job_id)).status
+
+
+@task()
+def run_bulk_action(job_id: int):
+    """Change every customer of a large listing with a bulk action (see :func:`wagtail_clientdb.bulk_edits.start_job`)."""
+    from .bulk_edits import run_job
+
+    job = BulkActionJob.objects.select_related("created_by", "branch").get(pk=job_id)
+    with translation.override(language_of(job.created_by)):
+        return run_job(job).status

@@ -18,7 +18,7 @@ from .customer import (
 from .deletion import DeletionReason, DeletionRequest, DeletionStatus
 from .duplicates import DuplicatePair, DuplicateReason, DuplicateRule
 from .group import CustomerGroup
-from .jobs import ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
+from .jobs import BulkActionJob, BulkActionStatus, ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .merge import CustomerMerge
 from .segment import Segment, SegmentVisibility
@@ -37,6 +37,8 @@ __all__ = [
     "BookingPage",
     "Branch",
     "BranchMembership",
+    "BulkActionJob",
+    "BulkActionStatus",
     "ClientDBLogEntry",
     "ClientDBSettings",
     "ClosedDay",

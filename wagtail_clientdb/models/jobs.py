@@ -204,3 +204,47 @@ class ImportBatchPart(models.Model):
 
     def __str__(self):
         return f"{self.batch_id}/{self.pk}"
+
+
+class BulkActionStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting to start")
+    RUNNING = "running", _("Changing customers")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Stopped by an error")
+
+
+class BulkActionJob(models.Model):
+    """A bulk action on more customers than one request should change
+    (``BULK_ACTION_BACKGROUND_CUSTOMERS``): made by a background task a chunk at a time, each
+    chunk in its own transaction, with its progress and outcome on its page
+    (:func:`wagtail_clientdb.bulk_edits.run_job`)."""
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    #: The branch the action was taken in; none for the head office.
+    branch = models.ForeignKey("wagtail_clientdb.Branch", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    #: The bulk action's type (``archive``, ``add_tags`` …).
+    action = models.CharField(_("action"), max_length=40)
+    #: The filters, search and order of the listing whose customers were chosen.
+    query = models.TextField(_("listing filters"), blank=True)
+    #: What the action's form chose, as :class:`wagtail_clientdb.bulk_edits.Change` reads it.
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    #: When the confirmation page was opened: customers changed after it are left as they are.
+    opened_at = models.DateTimeField(_("confirmation page opened at"))
+    status = models.CharField(_("status"), max_length=20, choices=BulkActionStatus.choices, default=BulkActionStatus.QUEUED)
+    rows_total = models.PositiveIntegerField(_("customers chosen"), default=0)
+    rows_done = models.PositiveIntegerField(_("customers done"), default=0)
+    #: ``{"done": n, "queued": n, "left": n}``: changed, deletion requests waiting, changed meanwhile.
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("customer bulk action")
+        verbose_name_plural = _("customer bulk actions")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.action} ({self.rows_total})"

@@ -5,24 +5,30 @@ the viewer may see (:class:`ScopedBulkActionMixin`), so a forged id list reaches
 else and reveals nothing of it. Every model of the app has its bulk actions replaced so.
 """
 
-import json
+import copy
+import datetime
 from urllib.parse import urlsplit
 
 from django import forms
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.functional import cached_property
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin import messages
 from wagtail.admin.forms.tags import TagField
+from wagtail.admin.views.bulk_action import BulkAction
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import archive, attributes, audit, booking, conf, deletion, export, exports, listing, merging, scope, times, versions
+from .. import attributes, booking, bulk_edits, conf, export, exports, listing, scope, times
+from ..filters import CustomerFilterSet
 from ..models import (
     Appointment,
     AppointmentStatus,
@@ -32,13 +38,14 @@ from ..models import (
     CustomerGroup,
     CustomerTag,
     DeletionRequest,
-    DeletionStatus,
     DuplicatePair,
     Segment,
     Service,
 )
-from .common import ProtectedDeletionMixin
+from ..page_queries import page_settings, rendered
 from .appointments import STATUS_ACTIONS
+from .common import ProtectedDeletionMixin
+from .customers import display_name
 from .scoping import scoped_queryset
 
 
@@ -46,9 +53,23 @@ class ScopedBulkActionMixin:
     def get_scoped_queryset(self):
         return scoped_queryset(self.model, self.request)
 
+    def listing_params(self):
+        """The filters, search and order of the listing the action was started from (none when
+        it came from elsewhere)."""
+        listing_url = reverse(self.model.snippet_viewset.get_url_name("list"))
+        came_from = urlsplit(self.next_url)
+        return QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+
     def get_listed_queryset(self):
-        """What "select all" chooses: every object the user may reach (customers: of the listing)."""
-        return self.get_scoped_queryset()
+        """What "select all" chooses: the objects the listing it was used in shows, found by that
+        listing's own view with its filters and search. (Wagtail's own bulk actions take every
+        object of the model, whatever the listing showed: wagtail/wagtail#12853.)"""
+        index_view = self.model.snippet_viewset.index_view
+        view = index_view.view_class(**index_view.view_initkwargs)
+        listing_request = copy.copy(self.request)
+        listing_request.GET = self.listing_params()
+        view.setup(listing_request)
+        return view.get_queryset()
 
     def get_actionable_objects(self):
         ids = self.request.GET.getlist("id")
@@ -73,9 +94,14 @@ class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, Dele
     def refused_deletion_url(self):
         return self.next_url
 
-    @property
+    @cached_property
     def _actionable_objects(self):
         return ScopedBulkActionMixin.get_actionable_objects(self)
+
+    def get_actionable_objects(self):
+        # Read once, as Wagtail's own delete reads them: the hooks after the deletion are given
+        # what was deleted, not what is left.
+        return self._actionable_objects
 
 
 class AttributeDeleteBulkAction(ScopedDeleteBulkAction):
@@ -90,75 +116,186 @@ class AttributeDeleteBulkAction(ScopedDeleteBulkAction):
         return super().execute_action(objects, **kwargs)
 
 
-class CustomerBulkForm(forms.Form):
-    #: ``{pk: version}`` of the customers the confirmation page listed.
-    versions = forms.CharField(widget=forms.HiddenInput, required=False)
+OPENED_AT_SALT = "wagtail_clientdb.bulk_action_opened_at"
 
-    def shown_versions(self):
+
+class CustomerBulkForm(forms.Form):
+    #: When the confirmation page was opened (signed): customers changed since are left out.
+    opened_at = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
         try:
-            shown = json.loads(self.cleaned_data.get("versions") or "{}")
-        except ValueError:
-            return {}
-        return shown if isinstance(shown, dict) else {}
+            cleaned["opened_at"] = datetime.datetime.fromisoformat(signing.loads(cleaned.get("opened_at") or "", salt=OPENED_AT_SALT))
+        except (signing.BadSignature, TypeError, ValueError):
+            raise ValidationError(
+                _("This page is out of date. Go back to the customers and choose the action again."), code="out_of_date"
+            ) from None
+        return cleaned
 
 
 class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
-    """A bulk action on customers. Customers changed since the confirmation page listed them
-    are left as they are, and the user is told which (:mod:`wagtail_clientdb.versions`)."""
+    """A bulk action on customers: a selection, or every customer of the listing (or segment)
+    it was started from — which may be hundreds of thousands.
+
+    The rule of who may change which customer is asked of the whole choice at once
+    (:meth:`split`), the confirmation page counts them and names the first
+    :data:`SHOWN_NAMES`, and the action changes them a chunk at a time
+    (:mod:`wagtail_clientdb.bulk_edits`). Customers changed after the confirmation page was
+    opened are left as they are, and the user is told which (:mod:`wagtail_clientdb.versions`).
+    """
 
     models = [Customer]
     template_name = "wagtail_clientdb/bulk_actions/confirm.html"
     form_class = CustomerBulkForm
     action_title = ""
     action_question = ""
+    #: How many of the chosen customers the confirmation page (and a warning) names.
+    SHOWN_NAMES = 20
 
     @property
     def viewer(self):
         return scope.viewer_for_request(self.request)
 
-    def listing_params(self):
-        """The filters, search and order of the customer listing the action was started from
-        (none when it came from elsewhere)."""
-        listing_url = reverse(Customer.snippet_viewset.get_url_name("list"))
-        came_from = urlsplit(self.next_url)
-        return QueryDict(came_from.query if came_from.path == listing_url else "", mutable=True)
+    @cached_property
+    def opened_at(self):
+        """When the confirmation page was opened (set by :meth:`get`; a form shown again: now)."""
+        return timezone.now()
 
     def get_listed_queryset(self):
         # "Select all" in a filtered listing (or a segment opened in it) means its customers,
         # never every customer the user may see.
         return listing.customers_as_listed(self.viewer, self.listing_params())
 
-    def check_perm(self, customer):
-        """Changing tags, groups or sharing changes the one record: direct editors only."""
-        return scope.edit_mode(self.viewer, customer) == scope.EditMode.DIRECT
+    def split(self, customers):
+        """The chosen ``customers`` this action may change, and those it may not (querysets)."""
+        return bulk_edits.split(self.action_type, self.viewer, customers)
+
+    def get_actionable_objects(self):
+        ids = self.request.GET.getlist("id")
+        if "all" in ids:
+            chosen = self.get_listed_queryset()
+        else:
+            try:
+                chosen = self.get_scoped_queryset().filter(pk__in=ids)
+            except (ValueError, TypeError, ValidationError):
+                raise Http404 from None
+        if not listing.keys(chosen).exists():
+            raise Http404
+        permitted, refused = self.split(chosen)
+        if self.cleaned_form is not None:
+            opened_at = self.cleaned_form.cleaned_data["opened_at"]
+            self.changed_meanwhile = permitted.filter(updated_at__gt=opened_at)
+            permitted = permitted.filter(updated_at__lte=opened_at)
+        return permitted, {"items_with_no_access": refused}
 
     def get_initial(self):
-        objects, _no_access = self.get_actionable_objects()
-        return {"versions": json.dumps({str(customer.pk): customer.version for customer in objects})}
-
-    def prepare_action(self, objects, objects_without_access):
-        shown = self.cleaned_form.shown_versions()
-        stale = [customer for customer in objects if shown.get(str(customer.pk)) != customer.version]
-        if stale:
-            # ``objects`` is the list Wagtail passes on to execute_action.
-            objects[:] = [customer for customer in objects if customer not in stale]
-            messages.warning(
-                self.request,
-                ngettext(
-                    "%(count)d customer changed after you opened this page and was left as it is: %(names)s",
-                    "%(count)d customers changed after you opened this page and were left as they are: %(names)s",
-                    len(stale),
-                )
-                % {"count": len(stale), "names": ", ".join(str(customer) for customer in stale)},
-            )
+        return {"opened_at": signing.dumps(self.opened_at.isoformat(), salt=OPENED_AT_SALT)}
 
     def get_context_data(self, **kwargs):
+        permitted, others = self.get_actionable_objects()
+        refused = others["items_with_no_access"]
+        # Those to change counted exactly; those left alone may be "more than 10,000" (listing.count:
+        # the planner cannot estimate a listing's customers a viewer may not change).
+        permitted_count = listing.Counted(listing.count_exactly(permitted))
+        refused_count = listing.count(refused, estimable=False)
+        # Wagtail's bulk actions list every object chosen; these name a few and count the rest.
         return {
-            **super().get_context_data(**kwargs),
+            **super(BulkAction, self).get_context_data(**kwargs),
+            "items": self.names(permitted),
+            "items_count": permitted_count.number,
+            "items_summary": self.summary(permitted_count),
+            "items_not_shown": self.not_shown(permitted_count),
+            "items_with_no_access": self.names(refused) if refused_count.number else [],
+            "no_access_summary": self.summary(refused_count),
+            "no_access_not_shown": self.not_shown(refused_count),
+            "next": self.next_url,
+            "submit_url": self.request.path + "?" + self.request.META["QUERY_STRING"],
+            "model_opts": self.model._meta,
+            "header_icon": self.model.snippet_viewset.icon,
             "action_title": self.action_title,
             "action_question": self.action_question,
             "no_access_message": _("You cannot change these customers:"),
         }
+
+    def names(self, customers):
+        """The names of the first :data:`SHOWN_NAMES` of ``customers`` in the listing's order,
+        as the viewer's branch sees them (read by their sort keys, as the listing reads a page)."""
+        params = self.listing_params()
+        viewer = self.viewer
+        branch = listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer))
+        rows = listing.listing_queryset(viewer, branch)
+        if "all" in self.request.GET.getlist("id"):
+            # Rows of the listing already, found by its search.
+            query = params.get("q", "").strip()
+        else:
+            customers, query = rows.filter(pk__in=listing.keys(customers)), ""
+        ids = listing.page_ids(customers, branch, params.get("ordering"), 0, self.SHOWN_NAMES, query=query)
+        return [display_name(customer) for customer in listing.in_order(rows, ids)]
+
+    @staticmethod
+    def summary(counted):
+        """"3,807 customers", "about 580,000 customers" (a :class:`listing.Counted`)."""
+        return ngettext("%(count)s customer", "%(count)s customers", counted.number) % {"count": counted.label}
+
+    def not_shown(self, counted):
+        """"… and 3,787 more": those the page does not name (nothing for an estimate)."""
+        rest = counted.number - self.SHOWN_NAMES
+        if rest <= 0 or counted.is_estimate:
+            return ""
+        return ngettext("… and %(count)s more", "… and %(count)s more", rest) % {
+            "count": number_format(rest, force_grouping=True)
+        }
+
+    def get(self, request, *args, **kwargs):
+        # Taken before the customers are read: a change after their reading is after it.
+        self.opened_at = timezone.now()
+        with page_settings():
+            return rendered(super().get(request, *args, **kwargs))
+
+    def prepare_action(self, objects, objects_without_access):
+        stale = listing.Counted(listing.count_exactly(self.changed_meanwhile))
+        if stale.number:
+            names = ", ".join(self.names(self.changed_meanwhile))
+            messages.warning(
+                self.request,
+                ngettext(
+                    "%(count)s customer was added or changed after you opened this page and was left as it is: %(names)s",
+                    "%(count)s customers were added or changed after you opened this page and were left as they are: %(names)s",
+                    stale.number,
+                )
+                % {"count": stale.label, "names": f"{names} {self.not_shown(stale)}".strip()},
+            )
+
+    def options(self):
+        """What the form chose, as JSON (:class:`~wagtail_clientdb.bulk_edits.Change`)."""
+        return {}
+
+    def get_execution_context(self):
+        return {
+            "change": bulk_edits.Change(self.action_type, self.viewer, self.options()),
+            "opened_at": self.cleaned_form.cleaned_data["opened_at"],
+        }
+
+    @classmethod
+    def execute_action(cls, objects, change=None, opened_at=None, **kwargs):
+        done = queued = 0
+        for customers in bulk_edits.chunks(set(listing.keys(objects).values_list("pk", flat=True)), unchanged_since=opened_at):
+            done_here, queued_here = change(customers)
+            done, queued = done + done_here, queued + queued_here
+        return done, queued
+
+    def form_valid(self, form):
+        self.cleaned_form = form
+        if "all" in self.request.GET.getlist("id"):
+            permitted, _refused = self.get_actionable_objects()
+            if bulk_edits.in_background(permitted):
+                job = bulk_edits.start_job(
+                    self.request.user, self.viewer, self.action_type, self.listing_params(), self.options(),
+                    form.cleaned_data["opened_at"],
+                )
+                return redirect(reverse(Customer.snippet_viewset.get_url_name("bulk_action_job"), args=(job.pk,)))
+        return super().form_valid(form)
 
 
 class AddTagsForm(CustomerBulkForm):
@@ -173,16 +310,8 @@ class AddTagsBulkAction(CustomerBulkAction):
     action_question = _("Add these tags to the following customers?")
     form_class = AddTagsForm
 
-    def get_execution_context(self):
-        return {"tags": self.cleaned_form.cleaned_data["tags"]}
-
-    @classmethod
-    def execute_action(cls, objects, tags=(), **kwargs):
-        for customer in objects:
-            customer.tags.add(*tags)
-        versions.touch(customer.pk for customer in objects)
-        audit.customers_edited(objects, ["tags"])
-        return len(objects), 0
+    def options(self):
+        return {"tags": list(self.cleaned_form.cleaned_data["tags"])}
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext("Tags added to %(count)d customer.", "Tags added to %(count)d customers.", num_parent_objects) % {
@@ -196,14 +325,6 @@ class RemoveTagsBulkAction(AddTagsBulkAction):
     aria_label = _("Remove tags from the selected customers")
     action_title = _("Remove tags")
     action_question = _("Remove these tags from the following customers?")
-
-    @classmethod
-    def execute_action(cls, objects, tags=(), **kwargs):
-        for customer in objects:
-            customer.tags.remove(*tags)
-        versions.touch(customer.pk for customer in objects)
-        audit.customers_edited(objects, ["tags"])
-        return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext(
@@ -232,15 +353,8 @@ class AddToGroupBulkAction(CustomerBulkAction):
     action_question = _("Add the following customers to the group?")
     form_class = AddToGroupForm
 
-    def get_execution_context(self):
-        return {"group": self.cleaned_form.cleaned_data["group"]}
-
-    @classmethod
-    def execute_action(cls, objects, group=None, **kwargs):
-        group.customers.add(*objects)
-        versions.touch(customer.pk for customer in objects)
-        audit.customers_edited(objects, ["groups"])
-        return len(objects), 0
+    def options(self):
+        return {"group": self.cleaned_form.cleaned_data["group"].pk}
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext(
@@ -254,13 +368,6 @@ class RemoveFromGroupBulkAction(AddToGroupBulkAction):
     aria_label = _("Remove the selected customers from a group")
     action_title = _("Remove from group")
     action_question = _("Remove the following customers from the group?")
-
-    @classmethod
-    def execute_action(cls, objects, group=None, **kwargs):
-        group.customers.remove(*objects)
-        versions.touch(customer.pk for customer in objects)
-        audit.customers_edited(objects, ["groups"])
-        return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext(
@@ -282,16 +389,6 @@ class ArchiveBulkAction(CustomerBulkAction):
     )
     action_priority = 25
 
-    def check_perm(self, customer):
-        return archive.may_archive(self.viewer, customer)
-
-    def get_execution_context(self):
-        return {"viewer": self.viewer}
-
-    @classmethod
-    def execute_action(cls, objects, viewer=None, **kwargs):
-        return archive.archive(viewer, objects), 0
-
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext("%(count)d customer archived.", "%(count)d customers archived.", num_parent_objects) % {
             "count": num_parent_objects
@@ -305,10 +402,6 @@ class RestoreBulkAction(ArchiveBulkAction):
     action_title = _("Restore customers")
     action_question = _("Bring the following customers back into the customer lists?")
     action_priority = 26
-
-    @classmethod
-    def execute_action(cls, objects, viewer=None, **kwargs):
-        return archive.restore(viewer, objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext("%(count)d customer restored.", "%(count)d customers restored.", num_parent_objects) % {
@@ -346,20 +439,9 @@ class ShareWithBranchesBulkAction(CustomerBulkAction):
     action_question = _("Share the following customers?")
     form_class = ShareForm
 
-    def check_perm(self, customer):
-        return scope.can_manage_sharing(self.viewer)
-
-    def get_execution_context(self):
+    def options(self):
         cleaned = self.cleaned_form.cleaned_data
-        return {"all_branches": cleaned["all_branches"], "branches": cleaned["branches"]}
-
-    @classmethod
-    def execute_action(cls, objects, all_branches=False, branches=(), **kwargs):
-        changed = sum(
-            scope.share_with_more_branches(customer, all_branches=all_branches, branches=branches)
-            for customer in objects
-        )
-        return changed, 0
+        return {"all_branches": cleaned["all_branches"], "branches": [branch.pk for branch in cleaned["branches"]]}
 
     def get_success_message(self, num_parent_objects, num_child_objects):
         return ngettext("%(count)d customer shared.", "%(count)d customers shared.", num_parent_objects) % {
@@ -370,7 +452,7 @@ class ShareWithBranchesBulkAction(CustomerBulkAction):
 class RequestDeletionBulkAction(CustomerBulkAction):
     """Replaces Wagtail's bulk delete for customers: deleting goes through the deletion queue.
 
-    Global customers are deleted only centrally; local ones by their branch.
+    Global customers are deleted only centrally; local ones by their branch (:func:`~wagtail_clientdb.bulk_edits.split`).
     """
 
     display_name = _("Delete")
@@ -384,17 +466,6 @@ class RequestDeletionBulkAction(CustomerBulkAction):
     action_priority = 30
     classes = {"serious"}
 
-    def check_perm(self, customer):
-        return scope.can_delete(self.viewer, customer)
-
-    def get_execution_context(self):
-        return {"viewer": self.viewer}
-
-    @classmethod
-    def execute_action(cls, objects, viewer=None, **kwargs):
-        requests = [deletion.request_deletion(viewer, customer) for customer in objects]
-        return sum(r.status == DeletionStatus.DONE for r in requests), sum(r.status != DeletionStatus.DONE for r in requests)
-
     def get_success_message(self, num_parent_objects, num_child_objects):
         return _("%(deleted)d deleted, %(queued)d queued until their upcoming appointments are over.") % {
             "deleted": num_parent_objects,
@@ -405,15 +476,12 @@ class RequestDeletionBulkAction(CustomerBulkAction):
 class MergeBulkAction(CustomerBulkAction):
     """Leads to the side-by-side merge view with the selected customers
     (:mod:`wagtail_clientdb.views.merges`): managers merge any customers, branch staff those
-    local to their branch."""
+    local to their branch (:func:`wagtail_clientdb.merging.may_merge`, which the merge view asks)."""
 
     display_name = _("Merge")
     action_type = "merge"
     aria_label = _("Merge the selected customers into one")
     action_priority = 40
-
-    def check_perm(self, customer):
-        return merging.may_merge(self.viewer, customer)
 
     def get(self, request, *args, **kwargs):
         from .merges import merge_url
@@ -422,7 +490,8 @@ class MergeBulkAction(CustomerBulkAction):
             messages.error(request, _("Select the customers to merge, two or more."))
             return redirect(self.next_url)
         objects, no_access = self.get_actionable_objects()
-        url = merge_url([*objects, *no_access["items_with_no_access"]])
+        chosen = [*listing.keys(objects).values_list("pk", flat=True), *listing.keys(no_access["items_with_no_access"]).values_list("pk", flat=True)]
+        url = merge_url(sorted(chosen))
         next_url = request.GET.get("next")
         return redirect(f"{url}&{urlencode({'next': next_url})}" if next_url else url)
 
@@ -438,8 +507,8 @@ class ExportBulkAction(CustomerBulkAction):
     aria_label = _("Download the selected customers as an XLSX file")
     action_priority = 50
 
-    def check_perm(self, customer):
-        return True
+    def split(self, customers):
+        return customers, customers.none()
 
     def get(self, request, *args, **kwargs):
         if "all" in request.GET.getlist("id"):
@@ -448,15 +517,16 @@ class ExportBulkAction(CustomerBulkAction):
             query["export"] = "xlsx"
             return redirect(f"{reverse(Customer.snippet_viewset.get_url_name('list'))}?{query.urlencode()}")
         objects, _no_access = self.get_actionable_objects()
-        if len(objects) > conf.get("EXPORT_BACKGROUND_ROWS"):
+        chosen_ids = sorted(listing.keys(objects).values_list("pk", flat=True))
+        if len(chosen_ids) > conf.get("EXPORT_BACKGROUND_ROWS"):
             messages.error(request, _("Too many customers selected: use the listing's Export."))
             return redirect(self.next_url)
         viewer = self.viewer
-        customers = listing.listing_queryset(viewer, viewer.branch).filter(pk__in=[customer.pk for customer in objects])
+        customers = listing.listing_queryset(viewer, viewer.branch).filter(pk__in=chosen_ids)
         # Recorded as an export of the customers chosen, by their numbers.
         chosen = QueryDict(mutable=True)
-        chosen.setlist("id", [str(pk) for pk in sorted(customer.pk for customer in objects)])
-        exports.record_export(request.user, viewer, chosen, "xlsx", len(objects))
+        chosen.setlist("id", [str(pk) for pk in chosen_ids])
+        exports.record_export(request.user, viewer, chosen, "xlsx", len(chosen_ids))
         zone = times.zone_of(viewer.branch)
         with timezone.override(zone):
             ordered = listing.order(customers, listing.DEFAULT_ORDERING)
@@ -487,8 +557,11 @@ class ChangeAppointmentStatusBulkAction(ScopedBulkActionMixin, SnippetBulkAction
         return self.permission_policy.user_has_permission_for_instance(self.request.user, "change", appointment)
 
     def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
         return {
-            **super().get_context_data(**kwargs),
+            **context,
+            "items": [item["item"] for item in context["items"]],
+            "items_count": len(context["items"]),
             "action_title": _("Change status"),
             "action_question": _("Change the status of these appointments?"),
             "no_access_message": _("You cannot change these appointments:"),
@@ -514,3 +587,4 @@ class ChangeAppointmentStatusBulkAction(ScopedBulkActionMixin, SnippetBulkAction
         return ngettext(
             "%(count)d appointment changed.", "%(count)d appointments changed.", num_parent_objects
         ) % {"count": num_parent_objects}
+

@@ -29,6 +29,7 @@ from . import duplicates as duplicates_view
 from . import imports
 from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
+from .bulk_action_jobs import BulkActionJobView
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
 from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, TitleCellMixin, ViewerFormMixin, ViewerMixin
@@ -661,6 +662,7 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
             path("import/batches/", imports.BatchListView.as_view(), name="import_batches"),
             path("import/batches/<int:batch_id>/", imports.RollbackView.as_view(), name="import_rollback"),
             path("export/<int:job_id>/", imports.ExportJobView.as_view(), name="export_job"),
+            path("bulk-action/<int:job_id>/", BulkActionJobView.as_view(), name="bulk_action_job"),
             path("export/<int:job_id>/download/", imports.ExportJobView.as_view(), {"download": True}, name="export_download"),
             path("online-booking/<int:pk>/", BookingBlockView.as_view(), name="booking_block"),
             path("personal-data/<int:pk>/", PersonalDataView.as_view(), name="personal_data"),
