@@ -954,6 +954,8 @@ def bulk_and_chooser_pages(customers):
         Page("groups-list", reverse(CustomerGroup.snippet_viewset.get_url_name("list")), both({})),
         Page("bulk-confirm-all", archive, both({"id": "all", "next": customers}), may_be_empty=True,
              notes=["archive, every customer of the listing: the confirmation page"]),
+        Page("bulk-confirm-search", archive, both({"id": "all", "next": f"{customers}?q={LAST_NAME_FRAGMENT}"}),
+             may_be_empty=True, notes=["archive, the listing of a last-name search: the confirmation page"]),
         Page("bulk-confirm-never-visited", archive, both({"id": "all", "next": f"{customers}?visits_max=0"}),
              may_be_empty=True, notes=["archive, the listing of customers who never visited: the confirmation page"]),
     ]

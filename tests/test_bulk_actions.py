@@ -181,7 +181,9 @@ def test_select_all_of_many_customers_runs_in_the_background(
     shared = make_customer(first_name="Gus", last_name="Hintergrund", branches=[branch_a])
     client = login(staff_a)
     url = action_url("archive", listing=customer_url("list") + "?q=Hintergrund")
-    opened_at = client.get(url).context["form"]["opened_at"].value()
+    page = client.get(url)
+    assert page.context["in_background"] and "So many customers are changed in the background" in page.content.decode()
+    opened_at = page.context["form"]["opened_at"].value()
     late = Customer.objects.get(pk=own[5].pk)
     late.notes = "Changed after the page was opened"
     late.save()
@@ -268,7 +270,11 @@ def test_a_background_job_of_staff_who_left_the_branch_changes_nothing(
 
 def test_a_selection_of_few_customers_is_changed_at_once(login, manager, branch_a, background_above_five):
     customers = [make_customer(first_name=f"Now{n}", last_name="Direct", branches=[branch_a]) for n in range(4)]
-    response = post_bulk(login(manager), action_url("archive", listing=customer_url("list") + "?q=Direct"))
+    client = login(manager)
+    url = action_url("archive", listing=customer_url("list") + "?q=Direct")
+    page = client.get(url)
+    assert not page.context["in_background"] and page.context["items_summary"] == "4 customers"
+    response = post_bulk(client, url)
     assert response.url == customer_url("list") + "?q=Direct"
     assert Customer.objects.filter(archived_at__isnull=False).count() == len(customers)
     assert not BulkActionJob.objects.exists()
