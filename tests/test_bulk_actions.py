@@ -212,7 +212,7 @@ def test_select_all_of_many_customers_runs_in_the_background(
     text = done.content.decode()
     assert "11 customers archived." in text
     assert "1 customer was added or changed after you opened the confirmation page and was left as it is." in text
-    assert client.get(response.url, {"status": "1"}).json() == {"status": "done", "running": False, "done": 12, "total": 12}
+    assert client.get(response.url, {"status": "1"}).json() == {"status": "done", "running": False, "rows_done": 12, "rows_total": 12}
     # Only its user sees it.
     assert login(manager).get(response.url).status_code == 404
 

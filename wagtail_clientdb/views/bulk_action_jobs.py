@@ -35,7 +35,9 @@ class BulkActionJobView(ImportViewMixin, View):
         job = self.job
         running = job.status in (BulkActionStatus.QUEUED, BulkActionStatus.RUNNING)
         if request.GET.get("status"):
-            return JsonResponse({"status": job.status, "running": running, "done": job.rows_done, "total": job.rows_total})
+            return JsonResponse(
+                {"status": job.status, "running": running, "rows_done": job.rows_done, "rows_total": job.rows_total}
+            )
         counts = job.counts or {}
         outcome = []
         if job.status == BulkActionStatus.DONE:

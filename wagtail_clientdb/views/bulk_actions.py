@@ -210,9 +210,10 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         """Those the action would change that changed after the confirmation page was opened."""
         return self.permitted(customers).filter(updated_at__gt=self.cleaned_form.cleaned_data["opened_at"])
 
-    def get_actionable_objects(self):
+    def get_actionable_objects(self, *, found=None):
+        """``found``: whether any customer was chosen, known already (the confirmation page counts them)."""
         chosen = self.chosen()
-        if not listing.keys(chosen).exists():
+        if not (listing.keys(chosen).exists() if found is None else found):
             raise Http404
         permitted, refused = self.split(chosen)
         if self.cleaned_form is not None:
@@ -223,7 +224,7 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         return {"opened_at": signing.dumps(self.opened_at.isoformat(), salt=OPENED_AT_SALT)}
 
     def get_context_data(self, **kwargs):
-        permitted, others = self.get_actionable_objects()
+        permitted, others = self.get_actionable_objects(found=True)
         refused = others["items_with_no_access"]
         # Counted as the listing counts, exactly up to what a request changes: above it the action
         # runs in the background, whose page counts them as it goes (an exact count of 950,000
@@ -235,6 +236,8 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         )
         permitted_count = listing.count(permitted, limit, estimable=estimable)
         refused_count = listing.count(refused, estimable=False)
+        if not (permitted_count.number or refused_count.number):
+            raise Http404
         # Wagtail's bulk actions list every object chosen; these name a few and count the rest.
         return {
             **super(BulkAction, self).get_context_data(**kwargs),
@@ -243,7 +246,9 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
             "items_summary": self.summary(permitted_count),
             "items_not_shown": self.not_shown(permitted_count),
             "in_background": permitted_count.number > limit,
-            "items_with_no_access": self.names(self.refused) if refused_count.number else [],
+            # Named while they are few enough to count: which twenty of "more than 10,000" says little.
+            "items_with_no_access": self.names(self.refused) if refused_count.number and not refused_count.is_lower_bound else [],
+            "no_access_count": refused_count.number,
             "no_access_summary": self.summary(refused_count),
             "no_access_not_shown": self.not_shown(refused_count),
             "next": self.next_url,
