@@ -313,3 +313,14 @@ def test_select_all_in_a_searched_list_deletes_what_it_lists_only(login, manager
     assert [item["item"] for item in client.get(url).context["items"]] == [deleted]
     assert client.post(url).status_code == 302
     assert list(Service.objects.all()) == [kept]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL counts to a limit; SQLite counts them all")
+def test_customers_left_alone_are_named_only_while_they_can_be_counted(login, staff_a, branch_a, settings):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "LISTING_EXACT_COUNT_LIMIT": 3}
+    make_customer(first_name="Own", last_name="Zahl", home_branch=branch_a)
+    for n in range(5):
+        make_customer(first_name=f"Shared{n}", last_name="Zahl", branches=[branch_a])
+    context = login(staff_a).get(action_url("archive", listing=customer_url("list") + "?q=Zahl")).context
+    assert context["no_access_summary"] == "more than 3 customers" and context["items_with_no_access"] == []
+    assert context["items"] == ["Own Zahl"]

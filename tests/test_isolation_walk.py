@@ -146,6 +146,8 @@ def test_the_walk_reaches_the_endpoints_of_the_issue_with_b_s_ids(world, db):
     bulk = planned_urls(world, "wagtail_bulk_action")
     for model in ("customer", "appointment", "deletionrequest", "branch"):
         assert any(url.startswith(f"/admin/bulk/wagtail_clientdb/{model}/delete/?id=all") for url in bulk), model
+    bulk_action_job = planned_urls(world, "wagtailsnippets_wagtail_clientdb_customer:bulk_action_job")
+    assert any(url.startswith(f"/admin/snippets/wagtail_clientdb/customer/bulk-action/{world.bulk_action_job.pk}/") for url in bulk_action_job)
     autocomplete = planned_urls(world, "wagtailadmin_tag_model_autocomplete")
     for model in tag_models():
         path = f"/admin/tag-autocomplete/{model._meta.app_label}/{model._meta.model_name}/"

@@ -71,17 +71,23 @@ class ScopedBulkActionMixin:
         view.setup(listing_request)
         return view.get_queryset()
 
+    @property
+    def selects_all(self):
+        return "all" in self.request.GET.getlist("id")
+
+    def chosen(self):
+        """The objects chosen: those of the listing ("select all"), or those ticked that the
+        user may reach (a forged id reaches nothing else)."""
+        if self.selects_all:
+            return self.get_listed_queryset()
+        try:
+            return self.get_scoped_queryset().filter(pk__in=self.request.GET.getlist("id"))
+        except (ValueError, TypeError, ValidationError):
+            raise Http404 from None
+
     def get_actionable_objects(self):
-        ids = self.request.GET.getlist("id")
-        if "all" in ids:
-            queryset = self.get_listed_queryset()
-        else:
-            try:
-                queryset = self.get_scoped_queryset().filter(pk__in=ids)
-            except (ValueError, TypeError):
-                raise Http404
         objects, no_access = [], []
-        for obj in queryset:
+        for obj in self.chosen():
             (objects if self.check_perm(obj) else no_access).append(obj)
         if not objects and not no_access:
             raise Http404
@@ -185,20 +191,6 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
     def split(self, customers):
         """The chosen ``customers`` this action may change, and those it may not (querysets)."""
         return bulk_edits.split(self.action_type, self.viewer, customers)
-
-    @property
-    def selects_all(self):
-        return "all" in self.request.GET.getlist("id")
-
-    def chosen(self):
-        """The customers chosen: those of the listing ("select all"), or those ticked that the
-        viewer sees."""
-        if self.selects_all:
-            return self.get_listed_queryset()
-        try:
-            return self.get_scoped_queryset().filter(pk__in=self.request.GET.getlist("id"))
-        except (ValueError, TypeError, ValidationError):
-            raise Http404 from None
 
     def permitted(self, customers):
         return self.split(customers)[0]
