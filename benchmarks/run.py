@@ -541,6 +541,14 @@ def profile_import(args):
     )
 
 
+def profile_api(args):
+    return _profiled(
+        lambda: measure_import_clientdb_api(args),
+        f"cProfile of the API's bulk import, {args.rows:,} records (half of them updates)",
+        "profile-api.txt",
+    )
+
+
 def profile_export(args):
     return _profiled(
         lambda: measure_export_clientdb(args),
@@ -562,6 +570,7 @@ ONE = {
     "export-plain-writer": measure_export_plain_writer,
     "export-clientdb-csv": measure_export_clientdb,
     "profile-import": profile_import,
+    "profile-api": profile_api,
     "profile-export": profile_export,
 }
 
@@ -977,12 +986,15 @@ def main(argv=None):
             steps.append(child("seed-existing", workdir, count=profile_rows))
             measure("profile-import", file=profile_csv, rows=profile_rows, expect_updates=(profile_rows + 1) // 2)
             reset_tables()
+            steps.append(child("seed-existing", workdir, count=profile_rows))
+            measure("profile-api", rows=profile_rows, expect_updates=(profile_rows + 1) // 2)
+            reset_tables()
             steps.append(child("seed-export", workdir, count=profile_rows))
             measure("profile-export", rows=profile_rows)
         reset_tables()
         results = {name: aggregate(repeats) for name, repeats in runs.items()}
         if args.profile_only:
-            log("profiles written to benchmarks/profile-import.txt and benchmarks/profile-export.txt")
+            log("profiles written to benchmarks/profile-import.txt, profile-api.txt and profile-export.txt")
             return 1 if any("error" in r for r in results.values()) else 0
 
         checks = verdicts(results)

@@ -315,6 +315,63 @@ def test_select_all_in_a_searched_list_deletes_what_it_lists_only(login, manager
     assert list(Service.objects.all()) == [kept]
 
 
+def appointment_action_url(action, *appointments, listing=None):
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "appointment", action))
+    if listing is not None:
+        return url + "?" + urlencode({"id": "all", "next": listing})
+    return url + "?" + urlencode([("id", appointment.pk) for appointment in appointments] + [("next", "/admin/")])
+
+
+@pytest.mark.parametrize("action, data", [("change_status", {"status": "cancelled"}), ("delete", {})])
+def test_select_all_of_more_appointments_than_an_action_takes_is_refused_and_changes_nothing(
+    login, manager, branch_a, settings, action, data
+):
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "BULK_ACTION_MAX_OBJECTS": 3}
+    customer = make_customer(first_name="Ann", shared_with_all_branches=True)
+    appointments = [make_appointment(customer, branch_a, days=days) for days in (1, 2, 3, 4)]
+    listing = reverse("wagtailsnippets_wagtail_clientdb_appointment:list") + f"?branch={branch_a.pk}"
+    client = login(manager)
+    for response in (client.get(appointment_action_url(action, listing=listing)),
+                     client.post(appointment_action_url(action, listing=listing), data)):
+        assert response.status_code == 302 and response.url == listing
+    messages = [str(m) for m in client.get(listing).context["messages"]]
+    assert any("more than 3 appointments" in message and "nothing was changed" in message for message in messages)
+    assert list(Appointment.objects.order_by("pk").values_list("status", flat=True)) == ["booked"] * 4
+    # Narrowed to as many as the action takes, the same "select all" goes ahead.
+    appointments[-1].delete()
+    assert client.get(appointment_action_url(action, listing=listing)).status_code == 200
+
+
+def test_the_confirmation_of_an_appointment_action_asks_as_many_queries_for_many_as_for_few(login, manager, branch_a):
+    customer = make_customer(first_name="Ann", shared_with_all_branches=True)
+    appointments = [make_appointment(customer, branch_a, days=days, service=f"Service {days}") for days in range(1, 13)]
+    client = login(manager)
+    counts = []
+    for chosen in (appointments[:2], appointments):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(appointment_action_url("change_status", *chosen))
+        assert len(response.context["items"]) == len(chosen)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    # The delete confirmation links each appointment to its edit view, asked once for all of them.
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(appointment_action_url("delete", *appointments))
+    assert sorted(item["edit_url"] for item in response.context["items"]) == sorted(
+        reverse("wagtailsnippets_wagtail_clientdb_appointment:edit", args=[a.pk]) for a in appointments
+    )
+    assert len(queries) <= counts[0] + 2
+
+
+def test_the_delete_confirmation_links_only_what_the_user_may_change(login, staff_a, branch_a, branch_b):
+    customer = make_customer(first_name="Ann", shared_with_all_branches=True)
+    mine, theirs = make_appointment(customer, branch_a), make_appointment(customer, branch_b)
+    response = login(staff_a).get(appointment_action_url("delete", mine, theirs))
+    # The other branch's appointment is not reached at all (the scope), so it is neither listed nor linked.
+    assert [(item["item"], item["edit_url"]) for item in response.context["items"]] == [
+        (mine, reverse("wagtailsnippets_wagtail_clientdb_appointment:edit", args=[mine.pk]))
+    ]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL counts to a limit; SQLite counts them all")
 def test_customers_left_alone_are_named_only_while_they_can_be_counted(login, staff_a, branch_a, settings):
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "LISTING_EXACT_COUNT_LIMIT": 3}

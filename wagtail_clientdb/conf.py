@@ -26,6 +26,11 @@ DEFAULTS = {
     # Bulk actions on more customers (every customer of a listing or segment) run as a background
     # task, a chunk at a time (about 150 µs a customer: 10,000 take 1.5–2 s in the request).
     "BULK_ACTION_BACKGROUND_CUSTOMERS": 10_000,
+    # Bulk actions on "select all" in the app's other listings (appointments, services, groups,
+    # segments, the deletion queue, possible duplicates…), which change one object at a time
+    # (an appointment's status: about 8 ms), take at most this many; a larger choice is refused
+    # and the listing asked to be narrowed.
+    "BULK_ACTION_MAX_OBJECTS": 500,
     # Listings of more customers show PostgreSQL's estimate of their number ("about 680,000").
     "LISTING_EXACT_COUNT_LIMIT": 10_000,
     # PostgreSQL settings for the queries of the app's admin pages, in their transaction only

@@ -35,6 +35,18 @@ class ScopedPermissionPolicy(ModelPermissionPolicy):
             and self.visible(scope.viewer_for_user(user)).filter(pk=instance.pk).exists()
         )
 
+    def instances_user_may(self, user, action, instances):
+        """Those of ``instances`` for which :meth:`user_has_permission_for_instance` holds: asked
+        in one query where that rule is the scope alone (a bulk action's 500 appointments asked
+        one by one took 500 queries)."""
+        if type(self).user_has_permission_for_instance is not ScopedPermissionPolicy.user_has_permission_for_instance:
+            return [instance for instance in instances if self.user_has_permission_for_instance(user, action, instance)]
+        if not instances or not self.user_has_permission(user, action):
+            return []
+        pks = [instance.pk for instance in instances]
+        reachable = set(self.visible(scope.viewer_for_user(user)).filter(pk__in=pks).values_list("pk", flat=True))
+        return [instance for instance in instances if instance.pk in reachable]
+
 
 class CustomerPermissionPolicy(ScopedPermissionPolicy):
     """Visible customers; changed and deleted as :func:`scope.edit_mode` and :func:`scope.can_delete` allow."""

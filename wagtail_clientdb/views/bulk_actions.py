@@ -10,6 +10,7 @@ import datetime
 from urllib.parse import urlsplit
 
 from django import forms
+from django.contrib.admin.utils import quote
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import Http404, QueryDict
@@ -49,6 +50,14 @@ from .customers import display_name
 from .scoping import scoped_queryset
 
 
+#: What the confirmation page's name of an object reads besides the object itself.
+NAMED_WITH = {Appointment: ("service", "branch")}
+
+
+class TooManyChosen(Exception):
+    """"Select all" chose more objects than an action that changes them one by one takes."""
+
+
 class ScopedBulkActionMixin:
     def get_scoped_queryset(self):
         return scoped_queryset(self.model, self.request)
@@ -85,24 +94,83 @@ class ScopedBulkActionMixin:
         except (ValueError, TypeError, ValidationError):
             raise Http404 from None
 
+
+class ObjectByObjectBulkActionMixin(ScopedBulkActionMixin):
+    """Actions on the app's other models, which load, check and change the chosen objects one
+    by one (the customers' actions work on the whole choice at once instead: :mod:`.bulk_edits`)."""
+
+    #: The permission each chosen object needs.
+    permission_action = None
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except TooManyChosen:
+            limit = conf.get("BULK_ACTION_MAX_OBJECTS")
+            messages.error(
+                request,
+                _(
+                    "“Select all” chose more than %(limit)s %(objects)s, and this action takes at most %(limit)s "
+                    "at a time. Narrow the listing with its filters or search and choose again: nothing was changed."
+                )
+                % {"limit": number_format(limit, force_grouping=True), "objects": self.model._meta.verbose_name_plural},
+            )
+            return redirect(self.next_url)
+
     def get_actionable_objects(self):
-        objects, no_access = [], []
-        for obj in self.chosen():
-            (objects if self.check_perm(obj) else no_access).append(obj)
-        if not objects and not no_access:
+        chosen = self.chosen()
+        # Each object is loaded, checked and changed in turn (and listed on the confirmation
+        # page): a listing of two million appointments would take the request down with it.
+        if self.selects_all and listing.has_more_than(chosen, conf.get("BULK_ACTION_MAX_OBJECTS")):
+            raise TooManyChosen
+        chosen = list(chosen.select_related(*NAMED_WITH.get(self.model, ())))
+        if not chosen:
             raise Http404
-        return objects, {"items_with_no_access": no_access}
+        policy = self.permission_policy
+        if hasattr(policy, "instances_user_may"):
+            allowed = {obj.pk for obj in policy.instances_user_may(self.request.user, self.permission_action, chosen)}
+        else:
+            # Wagtail's own model policies answer per object without a query.
+            allowed = {obj.pk for obj in chosen if self.check_perm(obj)}
+        objects = [obj for obj in chosen if obj.pk in allowed]
+        return objects, {"items_with_no_access": [obj for obj in chosen if obj.pk not in allowed]}
+
+    def annotate_items(self, items):
+        items = super().annotate_items(items)
+        # The confirmation page links each item to its edit view where the user may change it:
+        # asked for all of them at once, not by Wagtail's URL finder one by one.
+        policy = self.permission_policy
+        if hasattr(policy, "instances_user_may"):
+            self.editable = {obj.pk for obj in policy.instances_user_may(self.request.user, "change", items)}
+        return items
+
+    def object_context(self, obj):
+        editable = getattr(self, "editable", None)
+        if editable is None:
+            return super().object_context(obj)
+        edit_url = None
+        if obj.pk in editable:
+            edit_url = reverse(self.model.snippet_viewset.get_url_name("edit"), args=[quote(obj.pk)])
+        context = {"item": obj, "edit_url": edit_url}
+        references = getattr(obj, "_usage_references", None)
+        if references is not None:
+            # What Wagtail's ReferenceIndexMixin (the bulk delete) adds to each item.
+            context.update(
+                usage_count=references.count(), usage_url=self.get_usage_url(obj), is_protected=references.is_protected
+            )
+        return context
 
 
-class ScopedDeleteBulkAction(ProtectedDeletionMixin, ScopedBulkActionMixin, DeleteBulkAction):
+class ScopedDeleteBulkAction(ProtectedDeletionMixin, ObjectByObjectBulkActionMixin, DeleteBulkAction):
     models = [Appointment, Branch, CustomerGroup, DeletionRequest, DuplicatePair, Segment, Service]
+    permission_action = "delete"
 
     def refused_deletion_url(self):
         return self.next_url
 
     @cached_property
     def _actionable_objects(self):
-        return ScopedBulkActionMixin.get_actionable_objects(self)
+        return ObjectByObjectBulkActionMixin.get_actionable_objects(self)
 
     def get_actionable_objects(self):
         # Read once, as Wagtail's own delete reads them: the hooks after the deletion are given
@@ -582,7 +650,7 @@ class AppointmentStatusForm(forms.Form):
     )
 
 
-class ChangeAppointmentStatusBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
+class ChangeAppointmentStatusBulkAction(ObjectByObjectBulkActionMixin, SnippetBulkAction):
     """Completed, no-show or cancelled, for the selected appointments of the viewer's branches."""
 
     display_name = _("Change status")
@@ -591,9 +659,7 @@ class ChangeAppointmentStatusBulkAction(ScopedBulkActionMixin, SnippetBulkAction
     template_name = "wagtail_clientdb/bulk_actions/confirm.html"
     models = [Appointment]
     form_class = AppointmentStatusForm
-
-    def check_perm(self, appointment):
-        return self.permission_policy.user_has_permission_for_instance(self.request.user, "change", appointment)
+    permission_action = "change"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
