@@ -49,7 +49,6 @@ from .common import ProtectedDeletionMixin
 from .customers import display_name
 from .scoping import scoped_queryset
 
-
 #: What the confirmation page's name of an object reads besides the object itself.
 NAMED_WITH = {Appointment: ("service", "branch")}
 
