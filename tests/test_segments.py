@@ -336,6 +336,49 @@ def test_a_listing_filtered_by_one_dynamic_group_names_it_without_running_its_ru
     assert len(known) < len(evaluated)
 
 
+def tag_groups(manager, customers, numbers):
+    """Dynamic groups "Rule <n>" for each of ``numbers``, each of the customers tagged "rule-<n>"."""
+    made = []
+    for number in numbers:
+        for customer in customers:
+            customer.tags.add(f"rule-{number}")
+        tag = customers[0].tags.get(name=f"rule-{number}")
+        segment = make_segment(manager, f"tags={tag.pk}", name=f"Rule {number} segment")
+        made.append(CustomerGroup.objects.create(name=f"Rule {number}", segment=segment))
+    return made
+
+
+def test_a_listing_page_leaves_the_rules_it_has_no_time_for_to_the_browser(login, manager, staff_a, scope_customers, settings):
+    """After the first three, a page runs the dynamic groups' rules only for LISTING_GROUP_NAMES_MS
+    (each builds its segment's listing); the browser asks for the other groups' names."""
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "LISTING_GROUP_NAMES_MS": 0}
+    mine, theirs = scope_customers["local_a"], scope_customers["local_b"]
+    tag_groups(manager, [mine, theirs], range(1, 6))
+    client = login(staff_a)
+    with CaptureQueriesContext(connection) as five:
+        response = client.get(customer_url("list"), {"q": "Locala"})
+    (listed,) = response.context["object_list"]
+    assert listed.group_names == ["Rule 1", "Rule 2", "Rule 3"]
+    html = response.content.decode()
+    url = html.split('data-clientdb-group-names="')[1].split('"')[0].replace("&amp;", "&")
+    answer = client.get(url)
+    assert answer.status_code == 200 and answer.json() == {"names": {str(mine.pk): ["Rule 4", "Rule 5"]}}
+    # Whatever the number of groups, a page runs as many rules: its queries do not grow with them.
+    tag_groups(manager, [mine], range(6, 9))
+    with CaptureQueriesContext(connection) as eight:
+        assert client.get(customer_url("list"), {"q": "Locala"}).status_code == 200
+    assert len(eight) == len(five)
+    # Another branch's customer asked for by its id is not named, nor its existence told.
+    path, query = url.split("?")
+    assert client.get(f"{path}?{query}&id={theirs.pk}").json() == {"names": {str(mine.pk): ["Rule 4", "Rule 5"]}}
+    assert client.get(f"{path}?id=x").status_code == 400
+    # With time enough, the page names every group itself and leaves nothing to the browser.
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "LISTING_GROUP_NAMES_MS": 60_000}
+    response = client.get(customer_url("list"), {"q": "Locala"})
+    assert response.context["object_list"][0].group_names == sorted(g.name for g in CustomerGroup.objects.all())
+    assert b"data-clientdb-group-names" not in response.content
+
+
 def test_a_dynamic_group_counts_each_viewer_s_members_in_the_group_list(login, manager, staff_b, dynamic_group, scope_customers):
     scope_customers["local_b"].tags.add("vip")
     counts = {user: column_values(login(user).get(group_url("list")), "customer_count") for user in (manager, staff_b)}

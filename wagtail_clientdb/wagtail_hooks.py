@@ -72,6 +72,12 @@ def segment_counts_js():
     return format_html('<script src="{}" defer></script>', static("wagtail_clientdb/js/segment_counts.js"))
 
 
+@hooks.register("insert_global_admin_js")
+def group_names_js():
+    # A few lines that do nothing on a page without group names left to fetch (the customer listing).
+    return format_html('<script src="{}" defer></script>', static("wagtail_clientdb/js/group_names.js"))
+
+
 @hooks.register("register_log_actions")
 def register_log_entry_model(actions):
     """The app's branch-scoped models keep their history where it is read within the branch rules."""

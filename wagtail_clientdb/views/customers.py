@@ -1,16 +1,19 @@
+import time
+
 from django import forms
 from django.contrib.admin.utils import quote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.paginator import InvalidPage
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views import View
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
@@ -23,6 +26,7 @@ from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.customers import CustomerForm, FoundMeanwhile
 from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
+from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
 from . import duplicates as duplicates_view
@@ -30,9 +34,9 @@ from . import imports
 from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
 from .bulk_action_jobs import BulkActionJobView
+from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, TitleCellMixin, ViewerFormMixin, ViewerMixin
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
-from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, TitleCellMixin, ViewerFormMixin, ViewerMixin
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
 
 
@@ -91,6 +95,33 @@ class BranchContextMixin(ViewerMixin):
         context["clientdb_viewer"] = self.viewer
         context["clientdb_branch_choices"] = list(scope.branch_choices_for(self.request.user))
         return context
+
+
+class GroupNamesView(ViewerMixin, View):
+    """The dynamic groups a page of the customer listing left to the browser
+    (``static/wagtail_clientdb/js/group_names.js``): ``{"names": {id: [group names]}}`` of the
+    customers asked for (``id``) that the user sees, in the dynamic groups asked for (``group``),
+    as the user sees them."""
+
+    #: The customers the request may reach (the viewset's scope).
+    get_scoped_queryset = None
+    #: The most customers one request names: a listing page shows at most 100.
+    MOST_CUSTOMERS = 100
+
+    def get(self, request):
+        try:
+            ids = [int(value) for value in request.GET.getlist("id")]
+            group_ids = [int(value) for value in request.GET.getlist("group")]
+        except ValueError:
+            return JsonResponse({"error": gettext("Customers and groups are asked for by their numbers.")}, status=400)
+        if len(ids) > self.MOST_CUSTOMERS:
+            return JsonResponse(
+                {"error": gettext("At most %(count)s customers at a time.") % {"count": self.MOST_CUSTOMERS}}, status=400
+            )
+        pks = list(self.get_scoped_queryset(request).filter(pk__in=ids).values_list("pk", flat=True))
+        dynamic = list(groups.dynamic_groups().filter(pk__in=group_ids))
+        names = groups.names_by_customer(self.viewer, pks, manual={}, dynamic=dynamic)
+        return JsonResponse({"names": {str(pk): names.get(pk, []) for pk in pks}})
 
 
 class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
@@ -185,7 +216,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             ),
             TextColumn("email", label=_("Email"), accessor="eff_email", sort_key="email"),
             TextColumn("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
-            TextColumn("groups", label=_("Groups"), accessor=lambda c: ", ".join(c.group_names)),
+            TextColumn("groups", label=_("Groups"), accessor=self.group_names_html),
             TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
             MostBookingsColumn(
                 "bookings_count",
@@ -201,9 +232,26 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
 
     def get_table(self, object_list):
         # The groups of the page's customers, dynamic ones included, in a query per dynamic group
-        # (none for the group the listing is filtered by).
+        # (none for the group the listing is filtered by); the rules of the groups the page has no
+        # time for are left to the browser (GroupNamesView).
         members_of = self.filters.groups_of_everyone_listed if self.filters else []
-        return super().get_table(groups.attach_names(self.viewer, object_list, members_of=members_of))
+        deadline = time.perf_counter() + conf.get("LISTING_GROUP_NAMES_MS") / 1000
+        customers, left = groups.attach_names(self.viewer, object_list, members_of=members_of, deadline=deadline)
+        self.group_names_url = None
+        if left:
+            self.group_names_url = reverse(Customer.snippet_viewset.get_url_name("group_names")) + "?" + urlencode(
+                [("id", customer.pk) for customer in customers] + [("group", group.pk) for group in left]
+            )
+        return super().get_table(customers)
+
+    def group_names_html(self, customer):
+        names = ", ".join(customer.group_names)
+        if not self.group_names_url:
+            return names
+        return format_html(
+            '{}<span data-clientdb-group-names="{}" data-clientdb-for="{}" data-clientdb-separator="{}" aria-busy="true">{}…</span>',
+            names, self.group_names_url, customer.pk, ", " if names else "", ", " if names else "",
+        )
 
     @property
     def attribute_columns(self):
@@ -654,6 +702,11 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
 
     def get_urlpatterns(self):
         return super().get_urlpatterns() + [
+            path(
+                "group-names/",
+                page_view(GroupNamesView.as_view(get_scoped_queryset=self.get_scoped_queryset)),
+                name="group_names",
+            ),
             path("import/", imports.UploadView.as_view(), name="import"),
             path("import/<int:job_id>/", imports.JobView.as_view(), name="import_job"),
             path("import/<int:job_id>/mapping/", imports.MappingView.as_view(), name="import_mapping"),

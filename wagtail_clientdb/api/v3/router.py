@@ -193,7 +193,7 @@ class ListedCustomers:
             self.listed, self.branch, self.ordering, page.start, page.stop - page.start, query=self.query, unsearched=self.unsearched
         )
         customers = listing.in_order(customers_queryset(self.viewer, self.branch), ids)
-        rows = groups.attach_names(self.viewer, customers, members_of=self.members_of)
+        rows, _left = groups.attach_names(self.viewer, customers, members_of=self.members_of)
         return [customer_out(row) for row in rows]
 
     def __len__(self):
