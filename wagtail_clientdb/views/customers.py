@@ -105,7 +105,7 @@ class GroupNamesView(ViewerMixin, View):
 
     #: The customers the request may reach (the viewset's scope).
     get_scoped_queryset = None
-    #: The most customers one request names: a listing page shows at most 100.
+    #: The most customers one request names (a listing page shows twenty).
     MOST_CUSTOMERS = 100
 
     def get(self, request):
