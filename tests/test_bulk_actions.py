@@ -362,6 +362,19 @@ def test_the_confirmation_of_an_appointment_action_asks_as_many_queries_for_many
     assert len(queries) <= counts[0] + 2
 
 
+def test_the_delete_confirmation_links_no_edit_view_for_a_user_who_may_delete_but_not_change(login, make_user, branch_a):
+    from django.contrib.auth.models import Group
+
+    from tests.conftest import STAFF_PERMISSIONS, permissions
+
+    group = Group.objects.create(name="Cancellers")
+    group.permissions.set(permissions([p for p in STAFF_PERMISSIONS if p != ("wagtail_clientdb", "change_appointment")]))
+    user = make_user("canceller", groups=[group], branches=[branch_a])
+    appointment = make_appointment(make_customer(first_name="Ann", shared_with_all_branches=True), branch_a)
+    response = login(user).get(appointment_action_url("delete", appointment))
+    assert [(item["item"], item["edit_url"]) for item in response.context["items"]] == [(appointment, None)]
+
+
 def test_the_delete_confirmation_links_only_what_the_user_may_change(login, staff_a, branch_a, branch_b):
     customer = make_customer(first_name="Ann", shared_with_all_branches=True)
     mine, theirs = make_appointment(customer, branch_a), make_appointment(customer, branch_b)

@@ -126,7 +126,7 @@ def attach_names(viewer, customers, *, members_of=(), deadline=None):
     twenty groups. Returns the customers and the dynamic groups left out of their names."""
     customers = list(customers)
     manual = {c.pk: [g.name for g in c.groups.all() if not g.is_dynamic] for c in customers}
-    names, left = _names(viewer, manual, manual, members_of, None, deadline)
+    names, left = _names(viewer, list(manual), manual, members_of, dynamic=None, deadline=deadline)
     for customer in customers:
         customer.group_names = names.get(customer.pk, [])
     return customers, left

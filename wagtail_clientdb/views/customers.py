@@ -248,9 +248,10 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         names = ", ".join(customer.group_names)
         if not self.group_names_url:
             return names
+        separator = ", " if names else ""
         return format_html(
             '{}<span data-clientdb-group-names="{}" data-clientdb-for="{}" data-clientdb-separator="{}" aria-busy="true">{}…</span>',
-            names, self.group_names_url, customer.pk, ", " if names else "", ", " if names else "",
+            names, self.group_names_url, customer.pk, separator, separator,
         )
 
     @property
