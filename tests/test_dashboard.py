@@ -1,14 +1,16 @@
 """The dashboard's panels: today's appointments by the branch's clock, blocked deletions and
-the user's recent imports, each scoped like the listings."""
+the user's recent imports, exports and bulk changes, each scoped like the listings."""
 
 import datetime
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import deletion, scope
-from wagtail_clientdb.models import ImportJob
+from wagtail_clientdb.models import BranchMembership, BulkActionJob, BulkActionStatus, Customer, ExportJob, ImportJob, JobStatus
 
 HOME = reverse("wagtailadmin_home")
 
@@ -71,3 +73,53 @@ def test_branch_staff_search_customers_not_pages_from_the_dashboard(login, staff
     make_customer(first_name="Anna", last_name="Apfel", shared_with_all_branches=True)
     response = login(staff_a).get(listing, {"q": "Apfel"})
     assert [str(customer) for customer in response.context["object_list"]] == ["Anna Apfel"]
+
+
+def job_url(name, job):
+    return reverse(Customer.snippet_viewset.get_url_name(name), args=(job.pk,))
+
+
+def test_recent_exports_and_bulk_changes_are_listed_with_their_progress_for_whoever_started_them(login, manager, staff_a, branch_a):
+    export = ExportJob.objects.create(created_by=manager, format="xlsx", status=JobStatus.EXPORTED, rows_total=120_000, rows_done=120_000)
+    tagging = BulkActionJob.objects.create(
+        created_by=manager, action="add_tags", options={"tags": ["Stapel"]}, opened_at=timezone.now(),
+        status=BulkActionStatus.RUNNING, rows_total=231_000, rows_done=40_000,
+    )
+    html = login(manager).get(HOME).content.decode()
+    assert "Your recent exports and bulk changes" in html and "data-clientdb-recent-jobs" in html
+    # Newest first: the running bulk change with how far it got, then the finished export.
+    assert html.index(job_url("bulk_action_job", tagging)) < html.index(job_url("export_job", export))
+    assert "Add tags" in html and "40,000 of 231,000" in html
+    assert f"Customer export {export.file_name}" in html and "120,000" in html and "Ready" in html
+    for name, job in (("bulk_action_job", tagging), ("export_job", export)):
+        assert login(manager).get(job_url(name, job)).status_code == 200
+    # Someone else's jobs are not listed, and a user without jobs gets no panel.
+    assert "data-clientdb-recent-jobs" not in login(staff_a).get(HOME).content.decode()
+
+
+def test_a_job_of_a_branch_its_user_has_left_is_not_listed(login, staff_a, branch_a, branch_b):
+    BranchMembership.objects.create(user=staff_a, branch=branch_b)
+    left_behind = ExportJob.objects.create(created_by=staff_a, branch=branch_a, format="csv", status=JobStatus.EXPORTED)
+    current = ExportJob.objects.create(created_by=staff_a, branch=branch_b, format="xlsx", status=JobStatus.EXPORTING, rows_total=10)
+    BranchMembership.objects.filter(user=staff_a, branch=branch_a).delete()
+    html = login(staff_a).get(HOME).content.decode()
+    assert job_url("export_job", current) in html and "0 of 10" in html
+    # Its page would refuse it (404): the panel does not offer it.
+    assert job_url("export_job", left_behind) not in html
+    assert login(staff_a).get(job_url("export_job", left_behind)).status_code == 404
+
+
+def test_the_jobs_panel_asks_as_many_queries_for_ten_jobs_as_for_one(login, manager):
+    def queries():
+        client = login(manager)
+        client.get(HOME)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(HOME).status_code == 200
+        return len(captured)
+
+    ExportJob.objects.create(created_by=manager, format="csv", status=JobStatus.EXPORTED)
+    one = queries()
+    for number in range(5):
+        ExportJob.objects.create(created_by=manager, format="csv", status=JobStatus.EXPORTED)
+        BulkActionJob.objects.create(created_by=manager, action="archive", opened_at=timezone.now(), status=BulkActionStatus.DONE)
+    assert queries() == one

@@ -619,7 +619,10 @@ def booked_url(world, token):
 
 
 def dashboard_with_imports(world, client):
+    """The manager's recent imports, and a background export and bulk change."""
     import_jobs(world, client)
+    export_job(world, world.manager, "exporting")
+    bulk_action_job(world, BulkActionStatus.DONE)
     return reverse("wagtailadmin_home")
 
 

@@ -9,20 +9,33 @@ import datetime
 from django.forms import Media
 from django.template.loader import get_template
 from django.urls import reverse
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 from laces.components import Component
 from wagtail.admin.auth import user_has_any_page_permission
 from wagtail.admin.forms.search import SearchForm
+from wagtail.admin.views.bulk_action.registry import bulk_action_registry
 from wagtail.permissions import policy_registry
 
 from . import overrides, scope, times
 from .archive import ArchivedChoice
-from .models import Appointment, Customer, DeletionRequest, DeletionStatus, ImportJob
+from .models import (
+    Appointment,
+    BulkActionJob,
+    BulkActionStatus,
+    Customer,
+    DeletionRequest,
+    DeletionStatus,
+    ExportJob,
+    ImportJob,
+    JobStatus,
+)
 from .permissions import ANY_ACTION
 
 #: How many of today's appointments the panel lists before it links to the rest.
 TODAYS_APPOINTMENTS_SHOWN = 12
 RECENT_IMPORTS_SHOWN = 5
+RECENT_JOBS_SHOWN = 5
 
 
 def may_view(user, model):
@@ -146,5 +159,62 @@ class RecentImportsPanel(DashboardPanel):
         }
 
 
+class RecentJobsPanel(DashboardPanel):
+    """The user's own latest exports and bulk changes that ran in the background, with their
+    progress: where to find a download, or a change of many customers, after leaving its page.
+    Only those whose page the user may still open (the page checks the branch again)."""
+
+    name = "clientdb_recent_jobs"
+    order = 93
+    template_name = "wagtail_clientdb/dashboard/recent_jobs.html"
+
+    def get_context_data(self, parent_context=None):
+        user = self.request.user
+        if not may_view(user, Customer):
+            return None
+        jobs = sorted(
+            (
+                job
+                for model in (ExportJob, BulkActionJob)
+                for job in model.objects.filter(created_by=user).select_related("branch").order_by("-created_at", "-pk")[:RECENT_JOBS_SHOWN]
+            ),
+            key=lambda job: (job.created_at, job.pk),
+            reverse=True,
+        )
+        may_open = {}
+        rows = []
+        for job in jobs:
+            if job.branch_id not in may_open:
+                may_open[job.branch_id] = not scope.viewer_for_job(user, job.branch).sees_nothing
+            if not may_open[job.branch_id]:
+                continue
+            if isinstance(job, ExportJob):
+                label = _("Customer export %(file)s") % {"file": job.file_name}
+                url = reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,))
+                running = job.status == JobStatus.EXPORTING
+            else:
+                action = bulk_action_registry.get_bulk_action_class("wagtail_clientdb", "customer", job.action)
+                label = action.action_title if action is not None else job.action
+                url = reverse(Customer.snippet_viewset.get_url_name("bulk_action_job"), args=(job.pk,))
+                running = job.status in (BulkActionStatus.QUEUED, BulkActionStatus.RUNNING)
+            total = number_format(job.rows_total, force_grouping=True)
+            if running:
+                customers = _("%(done)s of %(total)s") % {"done": number_format(job.rows_done, force_grouping=True), "total": total}
+            else:
+                customers = total
+            rows.append({"job": job, "label": label, "url": url, "customers": customers})
+            if len(rows) == RECENT_JOBS_SHOWN:
+                break
+        if not rows:
+            return None
+        return {"rows": rows, "clientdb_zone": times.zone_of(self.viewer)}
+
+
 def add_panels(request, panels):
-    panels += [CustomerSearchPanel(request), TodaysAppointmentsPanel(request), BlockedDeletionsPanel(request), RecentImportsPanel(request)]
+    panels += [
+        CustomerSearchPanel(request),
+        TodaysAppointmentsPanel(request),
+        BlockedDeletionsPanel(request),
+        RecentImportsPanel(request),
+        RecentJobsPanel(request),
+    ]
