@@ -38,10 +38,9 @@ def main(argv=None):
     import django
 
     django.setup()
+    import scale
     from django.conf import settings
     from django.test import Client, override_settings
-
-    import scale
 
     settings.ALLOWED_HOSTS = ["*"]
     in_collector = {"seconds": 0.0, "started": 0.0}

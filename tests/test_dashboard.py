@@ -10,7 +10,15 @@ from django.utils import formats, timezone
 
 from tests.conftest import make_appointment, make_customer
 from wagtail_clientdb import deletion, scope
-from wagtail_clientdb.models import BranchMembership, BulkActionJob, BulkActionStatus, Customer, ExportJob, ImportJob, JobStatus
+from wagtail_clientdb.models import (
+    BranchMembership,
+    BulkActionJob,
+    BulkActionStatus,
+    Customer,
+    ExportJob,
+    ImportJob,
+    JobStatus,
+)
 
 HOME = reverse("wagtailadmin_home")
 
