@@ -87,7 +87,7 @@ def import_records(viewer, records, *, partial=False):
     )
     settings.recorder = BatchRecorder(source=CustomerSource.API, user=viewer.user, branch=viewer.branch)
     settings.consent_reference = "POST /api/v3/clientdb/customers/bulk/"
-    resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True, duplicates_when_done=True)
+    resource = CustomerImportResource(settings, lock_rows=True, remember_instances=True)
     results = {}
     refused_records = 0
 
@@ -106,6 +106,8 @@ def import_records(viewer, records, *, partial=False):
             results[index].errors = {_field_of(target): list(map(str, errors)) for target, errors in row.error_dict.items()}
         for number, errors in result.row_errors():
             results[chunk[number - 1][0]].errors = {"__all__": [str(error.error) for error in errors]}
+        for index, matches in resource.take_possible_duplicates().items():
+            results[index].possible_duplicates = matches
         return refused_records
 
     with gc_frozen(), transaction.atomic():
@@ -116,8 +118,6 @@ def import_records(viewer, records, *, partial=False):
             all_or_nothing=not partial,
             collect=collect,
         )
-        for index, matches in resource.take_possible_duplicates().items():
-            results[index].possible_duplicates = matches
         batch = None if refused else settings.recorder.finish()
     for record in results.values():
         # Nothing of a refused record, or of a call that saved nothing, was written.

@@ -140,14 +140,10 @@ class CustomerImportResource(resources.ModelResource):
         clean_model_instances = False
         report_skipped = True
 
-    def __init__(self, settings, *, lock_rows=False, remember_instances=False, duplicates_when_done=False):
+    def __init__(self, settings, *, lock_rows=False, remember_instances=False):
         super().__init__()
         self.settings = settings
         self.lock_rows = lock_rows
-        #: New rows are looked up for possible duplicates all at once, when the caller asks
-        #: (:meth:`name_possible_duplicates`), instead of chunk by chunk: one set of queries for
-        #: a whole API call instead of one per chunk.
-        self.duplicates_when_done = duplicates_when_done
         #: line → the customer of the row, for callers that report per record (the API); they
         #: take a chunk's customers once it is written.
         self.instance_by_line = {} if remember_instances else None
@@ -183,32 +179,26 @@ class CustomerImportResource(resources.ModelResource):
 
     def after_import(self, dataset, result, **kwargs):
         self.seen.end_chunk()
-        if not self.duplicates_when_done:
-            self.name_possible_duplicates()
+        if self.new_people:
+            # The chunk's new rows, looked up together: a few index lookups for all of them.
+            # Compared with the customers there before the import, as a preview (which writes
+            # nothing) compares them: not with those this import created, whichever chunk did.
+            lines = list(self.new_people)
+            found = matching.possible_duplicates(
+                self.settings.viewer,
+                [matching.Person.from_values(self.new_people[line]) for line in lines],
+                limit=3,
+                exclude=self.created_here,
+                # The rows matched nobody by the identity rule (MatchingLoader), or they would not be new.
+                unmatched=True,
+            )
+            self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
+            self.new_people = {}
         if self.settings.recorder is not None:
             self.settings.recorder.flush()
 
-    def name_possible_duplicates(self):
-        """Look up the new rows seen since the last lookup together: a few index lookups for all
-        of them. Compared with the customers there before the import, as a preview (which
-        writes nothing) compares them: not with those this import created, whichever chunk did."""
-        if not self.new_people:
-            return
-        lines = list(self.new_people)
-        found = matching.possible_duplicates(
-            self.settings.viewer,
-            [matching.Person.from_values(self.new_people[line]) for line in lines],
-            limit=3,
-            exclude=self.created_here,
-            # The rows matched nobody by the identity rule (MatchingLoader), or they would not be new.
-            unmatched=True,
-        )
-        self.possible_duplicates = {line: matches for line, matches in zip(lines, found) if matches}
-        self.new_people = {}
-
     def take_possible_duplicates(self):
-        """line → :class:`~wagtail_clientdb.matching.PossibleDuplicate` list of the new rows
-        looked up last (:meth:`name_possible_duplicates`)."""
+        """line → :class:`~wagtail_clientdb.matching.PossibleDuplicate` list of the chunk's new rows."""
         found, self.possible_duplicates = self.possible_duplicates, {}
         return found
 

@@ -302,8 +302,7 @@ def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect)
 
     ``collect(result, chunk)`` records each chunk's result and returns how many rows were
     refused so far; after the first refused row of an all-or-nothing import the rest is only
-    checked, and the transaction (the caller's) is marked for rollback. A resource that names
-    possible duplicates when done does so once all chunks are written. Returns whether
+    checked, and the transaction (the caller's) is marked for rollback. Returns whether
     everything was refused.
     """
     refuse_all = False
@@ -321,8 +320,6 @@ def import_chunks(resource, checked_chunks, *, dry_run, all_or_nothing, collect)
             # What the chunk left behind in reference cycles (see gc_frozen), once it is let go.
             del result, dataset
             gc.collect(0)
-        if resource.duplicates_when_done and not refuse_all:
-            resource.name_possible_duplicates()
     if refuse_all and not dry_run:
         transaction.set_rollback(True)
     return refuse_all
