@@ -14,7 +14,6 @@ from django.utils.translation import gettext_lazy as _
 from laces.components import Component
 from wagtail.admin.auth import user_has_any_page_permission
 from wagtail.admin.forms.search import SearchForm
-from wagtail.admin.views.bulk_action.registry import bulk_action_registry
 from wagtail.permissions import policy_registry
 
 from . import overrides, scope, times
@@ -22,13 +21,11 @@ from .archive import ArchivedChoice
 from .models import (
     Appointment,
     BulkActionJob,
-    BulkActionStatus,
     Customer,
     DeletionRequest,
     DeletionStatus,
     ExportJob,
     ImportJob,
-    JobStatus,
 )
 from .permissions import ANY_ACTION
 
@@ -191,14 +188,11 @@ class RecentJobsPanel(DashboardPanel):
             if isinstance(job, ExportJob):
                 label = _("Customer export %(file)s") % {"file": job.file_name}
                 url = reverse(Customer.snippet_viewset.get_url_name("export_job"), args=(job.pk,))
-                running = job.status == JobStatus.EXPORTING
             else:
-                action = bulk_action_registry.get_bulk_action_class("wagtail_clientdb", "customer", job.action)
-                label = action.action_title if action is not None else job.action
+                label = job.action_class.action_title if job.action_class is not None else job.action
                 url = reverse(Customer.snippet_viewset.get_url_name("bulk_action_job"), args=(job.pk,))
-                running = job.status in (BulkActionStatus.QUEUED, BulkActionStatus.RUNNING)
             total = number_format(job.rows_total, force_grouping=True)
-            if running:
+            if job.is_running:
                 customers = _("%(done)s of %(total)s") % {"done": number_format(job.rows_done, force_grouping=True), "total": total}
             else:
                 customers = total

@@ -123,6 +123,10 @@ class ExportJob(models.Model):
         """The name the file is downloaded as (and the export's name in the history, in any language)."""
         return f"customers-{times.local(self.created_at, self.branch):%Y-%m-%d}.{self.format}"
 
+    @property
+    def is_running(self):
+        return self.status == JobStatus.EXPORTING
+
 
 class ImportBatch(models.Model):
     """One confirmed import — a file (``job``) or an API bulk call — and what it changed,
@@ -248,3 +252,15 @@ class BulkActionJob(models.Model):
 
     def __str__(self):
         return f"{self.action} ({self.rows_total})"
+
+    @property
+    def is_running(self):
+        return self.status in (BulkActionStatus.QUEUED, BulkActionStatus.RUNNING)
+
+    @property
+    def action_class(self):
+        """The customer bulk action this job makes (``None`` for an action no longer registered)."""
+        # Admin views are not imported while models load.
+        from wagtail.admin.views.bulk_action.registry import bulk_action_registry
+
+        return bulk_action_registry.get_bulk_action_class("wagtail_clientdb", "customer", self.action)

@@ -8,7 +8,6 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
-from wagtail.admin.views.bulk_action.registry import bulk_action_registry
 
 from ..models import BulkActionJob, BulkActionStatus, Customer
 from .imports import ImportViewMixin, job_times
@@ -25,15 +24,14 @@ class BulkActionJobView(ImportViewMixin, View):
 
     @cached_property
     def action(self):
-        action_class = bulk_action_registry.get_bulk_action_class("wagtail_clientdb", "customer", self.job.action)
-        return action_class(self.request, Customer)
+        return self.job.action_class(self.request, Customer)
 
     def get_page_title(self):
         return self.action.action_title
 
     def get(self, request, job_id):
         job = self.job
-        running = job.status in (BulkActionStatus.QUEUED, BulkActionStatus.RUNNING)
+        running = job.is_running
         if request.GET.get("status"):
             return JsonResponse(
                 {"status": job.status, "running": running, "rows_done": job.rows_done, "rows_total": job.rows_total}

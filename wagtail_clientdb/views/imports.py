@@ -371,7 +371,7 @@ class ExportJobView(ImportViewMixin, View):
                 raise Http404
             return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.file_name)
         if request.GET.get("status"):
-            running = job.status == JobStatus.EXPORTING
+            running = job.is_running
             return JsonResponse({"status": job.status, "running": running})
         return TemplateResponse(
             request,
