@@ -105,15 +105,21 @@ def test_visits_since_the_mark_are_counted_as_well_as_the_kept_ones(
 @pytest.mark.parametrize(
     "rule",
     ["visits_min=2", "visits_min=1&visits_max=1", "visits_max=0", "no_shows=1", "no_shows=2", "upcoming_appointment=false",
-     "last_visit_from={recent}", "last_visit_to={recent}", "last_visit_from={long_ago}&last_visit_to={recent}"],
+     "last_visit_from={recent}", "last_visit_to={recent}", "last_visit_from={long_ago}&last_visit_to={recent}",
+     # Every other kind of filter: a rule builds only the filters it names (and "Archived").
+     "upcoming_appointment=true", "branch={branch}&visits_min=1", "branch={branch}", "created_from={recent}",
+     "created_to={long_ago}", "birthday_within=7", "local_values=false", "marketing_consent=false&source=manual",
+     "no_shows=1&last_visit_to={recent}&upcoming_appointment=false"],
 )
 def test_a_dynamic_group_by_visits_names_the_members_its_filter_finds(login, staff_a, manager, branch_a, people, rule):
     """The group column reads a dynamic group's members among the page's customers alone (the
-    rule's appointments of those customers): the same members as the filter by the group."""
+    rule's appointments of those customers): the same members as the filter by the group, and
+    as the listing with the rule's filters, all sixteen of them built."""
     from wagtail_clientdb import groups, scope
     from wagtail_clientdb.models import CustomerGroup, Segment, SegmentVisibility
 
-    query = rule.format(recent=day(-7, branch_a), long_ago=day(-60, branch_a))
+    Customer.objects.filter(pk=people["Newbie"].pk).update(birthday=times.today(branch_a) + datetime.timedelta(days=3))
+    query = rule.format(recent=day(-7, branch_a), long_ago=day(-60, branch_a), branch=branch_a.pk)
     segment = Segment.objects.create(name="Rule", query=query, owner=manager, visibility=SegmentVisibility.COMPANY)
     group = CustomerGroup.objects.create(name="By visits", segment=segment)
     for user in (staff_a, manager):

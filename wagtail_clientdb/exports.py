@@ -83,7 +83,7 @@ def run_export_job(job):
     # The language asked in; a job started without one (an older job) speaks its user's.
     language = params.get(LANGUAGE) or language_of(job.created_by)
     # Creation times on the clock of the listing exported (:mod:`wagtail_clientdb.times`).
-    zone = times.zone_of(listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer)))
+    zone = times.zone_of(listing.display_branch(viewer, CustomerFilterSet(data=params, viewer=viewer, only_named=True)))
     try:
         with tempfile.TemporaryFile() as output, translation.override(language), timezone.override(zone):
             rows = listing.count_exactly(queryset)

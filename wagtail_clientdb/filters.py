@@ -130,6 +130,12 @@ class AttributeNumberRangeWidget(NumberRangeWidget):
             widget.attrs["step"] = "any"
 
 
+def _is_named(name, data):
+    """Whether ``data`` holds a value of the filter ``name``, or of one of its parts (a range's
+    ``name_min`` and ``name_max``, a period's ``name_from`` and ``name_to``)."""
+    return any(key == name or key.startswith(name + "_") for key in data)
+
+
 class CustomerFilterSet(ClientDBFilterSet):
     """Filters of the customer listing; their options never reveal customers the viewer cannot see."""
 
@@ -189,26 +195,37 @@ class CustomerFilterSet(ClientDBFilterSet):
         model = Customer
         fields = ["branch", "tags", "groups", "marketing_consent", "source", "archived"]
 
-    def __init__(self, data=None, *args, request=None, viewer=None, **kwargs):
+    def __init__(self, data=None, *args, request=None, viewer=None, only_named=False, **kwargs):
+        """``only_named``: keep only the filters ``data`` names (and "Archived", which always
+        holds), for a query that is run but not shown — a dynamic group's rule, run for every
+        listing page, built all sixteen filters and their choices to apply one or two."""
         if data is not None and not data.get("archived"):
             data = data.copy()
             data["archived"] = archive.DEFAULT_CHOICE
         super().__init__(data, *args, request=request, **kwargs)
+        if only_named:
+            for name in [name for name in self.filters if name != "archived" and not _is_named(name, data)]:
+                del self.filters[name]
         # The default choice is not "filtering" (the listing says so only for the others).
         self.filters["archived"].extra["initial"] = archive.DEFAULT_CHOICE
         self.viewer = viewer = viewer or scope.viewer_for_request(request)
-        if viewer.is_manager:
+        if not viewer.is_manager:
+            self.filters.pop("branch", None)
+        elif "branch" in self.filters:
             self.filters["branch"].queryset = Branch.objects.order_by("name")
-        else:
-            del self.filters["branch"]
-        self.filters["tags"].queryset = scope.tags_of_visible_customers(viewer).order_by("name")
-        self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
+        if "tags" in self.filters:
+            self.filters["tags"].queryset = scope.tags_of_visible_customers(viewer).order_by("name")
+        self.attribute_definitions = []
+        if not only_named or any(key.startswith(ATTRIBUTE_FILTER_PREFIX) for key in data):
+            self.attribute_definitions = attributes.active_definitions(AttributeTarget.CUSTOMER)
         for definition in self.attribute_definitions:
             name = ATTRIBUTE_FILTER_PREFIX + definition.key
+            if only_named and not _is_named(name, data):
+                continue
             self.filters[name] = attribute_filter(definition, lambda: self.shown_branch)
             self.filters[name].field_name = name
             self.filters[name].model = Customer
-        if self.attribute_definitions:
+        if self.attribute_definitions and not only_named:
             self.filters["show_attributes"] = django_filters.MultipleChoiceFilter(
                 label=_("Show attribute columns"),
                 choices=[(d.key, d.label) for d in self.attribute_definitions],

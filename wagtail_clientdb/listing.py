@@ -154,7 +154,7 @@ def listed(viewer, params, *, strict=False):
     """
     from .filters import CustomerFilterSet
 
-    filters = CustomerFilterSet(data=params, viewer=viewer)
+    filters = CustomerFilterSet(data=params, viewer=viewer, only_named=True)
     branch = display_branch(viewer, filters)
     queryset = filtered(filters, listing_queryset(viewer, branch), strict=strict)
     query = params.get("q", "").strip()

@@ -253,7 +253,7 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
     @cached_property
     def display_branch(self):
         """The branch whose values the listing shows (and the confirmation page names)."""
-        return listing.display_branch(self.viewer, CustomerFilterSet(data=self.listing_params(), viewer=self.viewer))
+        return listing.display_branch(self.viewer, CustomerFilterSet(data=self.listing_params(), viewer=self.viewer, only_named=True))
 
     def split(self, customers):
         """The chosen ``customers`` this action may change, and those it may not (querysets)."""
