@@ -137,8 +137,14 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
     def may_edit_global(self):
         return scope.branches_may_edit_global_customers()
 
-    def get_base_queryset(self):
+    @cached_property
+    def listing_rows(self):
+        """The viewer's customers with what a row shows: filtered and searched for the page's
+        keys, read by id for its rows (built once; a queryset is copied, not changed, by both)."""
         return listing.listing_queryset(self.viewer, self.display_branch)
+
+    def get_base_queryset(self):
+        return self.listing_rows
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "clientdb_location": self.display_branch}
@@ -192,7 +198,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         return listing.ListingPaginator(
             queryset,
             per_page,
-            rows=self.get_base_queryset(),
+            rows=self.listing_rows,
             branch=self.display_branch, ordering=self.ordering,
             query=self.search_query if self.is_searching else "",
             unsearched=self.unsearched,
@@ -270,11 +276,22 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
         ]
 
     def get_edit_url(self, instance):
+        # Asked twice per row (the name's link, the row's buttons).
+        if instance.pk not in self.edit_urls:
+            self.edit_urls[instance.pk] = self._edit_url(instance)
+        return self.edit_urls[instance.pk]
+
+    @cached_property
+    def edit_urls(self):
+        return {}
+
+    def _edit_url(self, instance):
         if not self.user_has_permission("change"):
             return None
         mode = scope.edit_mode(self.viewer, instance, may_edit_global=self.may_edit_global)
         if mode != scope.EditMode.READ_ONLY:
             return reverse(self.edit_url_name, args=(quote(instance.pk),))
+        return None
 
     def get_delete_url(self, instance):
         if self.user_has_permission("delete") and scope.can_delete(self.viewer, instance):
