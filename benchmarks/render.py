@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """What rendering the admin listings costs in Python: the customer listing, the appointment
-listing and the Segments list, for the head office (``manager``) and one branch (``staff-01``).
+listing and the Segments list, for the head office (``manager``) and one branch (``staff-01``),
+and the dynamic groups' rules that the customer listing runs for its page.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/clientdb_scale_small \
         .venv/bin/python benchmarks/render.py [--rounds 15] [--profile customers]
@@ -74,6 +75,30 @@ def main(argv=None):
             )
             if page == args.profile:
                 stats.sort_stats("cumulative").print_stats(60)
+        print(f"{username:9} {'group rules':13} {rules_ms(username, args.rounds)}")
+
+
+def rules_ms(username, rounds):
+    """The rules of the dynamic groups run for the first page's twenty customers, as the listing's
+    Groups column runs them (median and minimum of ``rounds`` times 3)."""
+    from django.contrib.auth import get_user_model
+    from django.http import QueryDict
+
+    from wagtail_clientdb import groups, listing, scope
+
+    viewer = scope.viewer_for_user(get_user_model().objects.get(username=username))
+    pks = list(listing.customers_as_listed(viewer, QueryDict()).values_list("pk", flat=True)[:20])
+    dynamic = list(groups.dynamic_groups())
+    groups.names_by_customer(viewer, pks, manual={}, dynamic=dynamic)
+    seconds = []
+    for _round in range(3 * rounds):
+        start = time.perf_counter()
+        groups.names_by_customer(viewer, pks, manual={}, dynamic=dynamic)
+        seconds.append(time.perf_counter() - start)
+    return (
+        f"median {1000 * statistics.median(seconds):6.1f} ms, min {1000 * min(seconds):6.1f} ms "
+        f"({len(dynamic)} dynamic group{'' if len(dynamic) == 1 else 's'}, {len(pks)} customers)"
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ DEFAULTS = {
     # and the listing asked to be narrowed.
     "BULK_ACTION_MAX_OBJECTS": 500,
     # The customer listing names its page's dynamic groups for this long (ms) after the first
-    # three (each runs its segment's rule: about 9 ms); the browser asks for the others.
+    # three (each runs its segment's rule: 4–8 ms); the browser asks for the others.
     "LISTING_GROUP_NAMES_MS": 20,
     # Listings of more customers show PostgreSQL's estimate of their number ("about 680,000").
     "LISTING_EXACT_COUNT_LIMIT": 10_000,
