@@ -58,7 +58,7 @@ def main(argv=None):
             url = reverse(url_name)
             client.get(url)
             queries = []
-            with connection.execute_wrapper(lambda execute, *query: (queries.append(query), execute(*query))[1]):
+            with connection.execute_wrapper(lambda execute, *query, queries=queries: (queries.append(query), execute(*query))[1]):
                 response = client.get(url)
             seconds = []
             for _round in range(args.rounds):
