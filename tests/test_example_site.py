@@ -35,6 +35,22 @@ def test_the_demo_data_loads_in_german_once(tmp_path):
         customers = db.execute("SELECT count(*) FROM wagtail_clientdb_customer").fetchone()[0]
     assert service in services and group in groups and label in labels
     assert languages == {language} and customers == 300
+    # Saved filters of the head office and of Mitte's staff, and a dynamic group by a rule.
+    with sqlite3.connect(database) as db:
+        segments = dict(db.execute("SELECT name, visibility FROM wagtail_clientdb_segment"))
+        dynamic = db.execute(
+            "SELECT g.name, s.name FROM wagtail_clientdb_customergroup g JOIN wagtail_clientdb_segment s ON s.id = g.segment_id"
+        ).fetchall()
+    assert segments["Stammkunden (ab 3 Besuchen)"] == "company" and segments["Mit anstehendem Termin"] == "branch"
+    assert dynamic == [("Stammkunden", "Stammkunden (ab 3 Besuchen)")]
+    counted = manage(database, "shell", "-c", (
+        "from django.contrib.auth.models import User; from wagtail_clientdb import groups, scope, segments; "
+        "mitte = scope.viewer_for_user(User.objects.get(username='mitte')); "
+        "print(sorted(s.name for s in segments.visible_segments(mitte)), groups.members(mitte, groups.dynamic_groups().get()).count())"
+    ))
+    names, members = counted.strip().rsplit(" ", 1)
+    # Mitte's staff see the company's segments and their branch's, not the head office's private one.
+    assert "Mit anstehendem Termin" in names and "Termin versäumt" not in names and int(members) > 0
     assert "already loaded" in manage(database, "load_demo_data")
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM wagtail_clientdb_customer").fetchone()[0] == 300

@@ -142,6 +142,11 @@ def test_screenshots_of_the_docs(browser_page, admin_url, log_in_as, live_server
     page.goto(admin_url("wagtailsnippets_wagtail_clientdb_appointment:week"))
     expect(page.locator("[data-clientdb-week-appointment]").first).to_be_visible()
     shot("appointments-week")
+    # The company's segments and the branch's own, each counted as Mitte sees it.
+    page.goto(admin_url("wagtailsnippets_wagtail_clientdb_segment:list"))
+    expect(page.locator("table.listing > tbody tr")).to_have_count(4)
+    expect(page.locator("table.listing")).to_contain_text("Has an upcoming appointment")
+    shot("segments")
 
     # The public booking page of Berlin Mitte, with the free times of a weekday.
     booking_page = BookingPage.objects.get(slug="mitte")

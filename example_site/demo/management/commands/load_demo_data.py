@@ -3,7 +3,7 @@
 Run after ``migrate``; a second run finds the data and changes nothing. A fixed random
 seed makes every run create the same customers. Appointment dates are relative to today,
 so the demo always has upcoming bookings. ``--language de`` writes the business's own words
-(groups, services, attributes, notes, tags, pages) in German and sets the demo users' admin
+(groups, segments, services, attributes, notes, tags, pages) in German and sets the demo users' admin
 language to German; the default follows the project's LANGUAGE_CODE.
 """
 
@@ -43,6 +43,8 @@ from wagtail_clientdb.models import (
     CustomerGroup,
     CustomerSource,
     OpeningHours,
+    Segment,
+    SegmentVisibility,
     Service,
 )
 from wagtail_clientdb.overrides import save_local_values
@@ -128,6 +130,21 @@ CUSTOMER_GROUPS = {
         "newsletter": ("Newsletter", "Erhalten den monatlichen Newsletter.", False),
     },
 }
+
+# Saved filters: key: name per language, the listing's query, shared with (None: the company;
+# a branch's slug; "private": the head office's own).
+SEGMENTS = {
+    "regulars": ({"en": "Regulars (3 visits or more)", "de": "Stammkunden (ab 3 Besuchen)"}, "visits_min=3", None),
+    "birthdays": ({"en": "Birthdays this month", "de": "Geburtstag diesen Monat"}, "birthday=this_month", None),
+    "consent": ({"en": "Marketing consent", "de": "Mit Werbeeinwilligung"}, "marketing_consent=true", None),
+    "booked": ({"en": "Has an upcoming appointment", "de": "Mit anstehendem Termin"}, "upcoming_appointment=true", "mitte"),
+    "no_shows": ({"en": "Missed an appointment", "de": "Termin versäumt"}, "no_shows=1&ordering=-created_at", "private"),
+}
+# A dynamic group: its members are whoever meets its segment's rule.
+DYNAMIC_GROUP = ("regulars", {"en": "Regulars", "de": "Stammkunden"}, {
+    "en": "Everyone with three visits or more, as the branch shown counts them.",
+    "de": "Alle mit mindestens drei Besuchen, wie die gezeigte Filiale sie zählt.",
+})
 
 HAIR_TYPES = {"en": ["fine", "normal", "thick", "curly"], "de": ["fein", "normal", "kräftig", "lockig"]}
 REFERRALS = {"en": ["friend", "instagram", "walk-in", "google"], "de": ["Empfehlung", "Instagram", "Laufkundschaft", "Google"]}
@@ -438,9 +455,26 @@ class Command(BaseCommand):
         Appointment.objects.bulk_create(appointments)
         booking_counts.recount_all()  # bulk_create sends no signals
         self.create_local_values(rng, [c for c, _ in customers if c.shared_with_all_branches], branches)
+        self.create_segments(branches)
         self.stdout.write(
             f"Created {len(branches)} branches, {len(customers)} customers and {len(appointments)} appointments."
         )
+
+    def create_segments(self, branches):
+        """Saved filters of the head office and of Mitte's staff, and a dynamic group."""
+        User = get_user_model()
+        manager, mitte = User.objects.get(username="manager"), User.objects.get(username="mitte")
+        segments = {}
+        for key, (names, query, shared_with) in SEGMENTS.items():
+            if shared_with is None:
+                sharing = {"owner": manager, "visibility": SegmentVisibility.COMPANY}
+            elif shared_with == "private":
+                sharing = {"owner": manager, "visibility": SegmentVisibility.PRIVATE}
+            else:
+                sharing = {"owner": mitte, "visibility": SegmentVisibility.BRANCH, "branch": branches[shared_with]}
+            segments[key] = Segment.objects.create(name=names[self.language], query=query, **sharing)
+        key, names, descriptions = DYNAMIC_GROUP
+        CustomerGroup.objects.create(name=names[self.language], description=descriptions[self.language], segment=segments[key])
 
     def create_pages(self, branches):
         """A home page in place of Wagtail's welcome page, with a booking page per branch."""
