@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import customer_url, make_appointment, make_customer, post_edit
 from wagtail_clientdb.models import ConsentEvent, Customer, CustomerGroup
+from wagtail_clientdb.overrides import save_local_values
 
 
 def listed_names(response):
@@ -109,6 +110,20 @@ def test_filter_by_location(login, manager, people, branch_a, branch_b):
 )
 def test_search_by_name_email_and_phone_in_any_format(login, manager, people, query, expected):
     assert listed_names(login(manager).get(customer_url("list"), {"q": query})) == expected
+
+
+@pytest.mark.parametrize("role", ["manager", "staff_a"])
+def test_a_whole_email_address_finds_the_addresses_holding_it_and_no_other(login, request, role, people, branch_a):
+    """An address is looked up by its own part (``anna@``) and then checked whole: the same own
+    part at another domain is not found; an address holding the whole one is; and a branch
+    finds its local value."""
+    make_customer(first_name="Anna", last_name="Other", email="anna@example.net", shared_with_all_branches=True)
+    make_customer(first_name="Hanna", last_name="Longer", email="hanna@example.com", shared_with_all_branches=True)
+    local = make_customer(first_name="Dora", last_name="Local", email="dora@example.org", shared_with_all_branches=True)
+    save_local_values(local, branch_a, {"email": "anna@example.com"})
+    found = listed_names(login(request.getfixturevalue(role)).get(customer_url("list"), {"q": "Anna@Example.com"}))
+    expected = ["Local", "Longer", "Schmidt"] if role == "staff_a" else ["Longer", "Schmidt"]
+    assert found == expected
 
 
 def test_listing_query_count_does_not_grow_with_page_size(login, manager, branch_a, branch_b):

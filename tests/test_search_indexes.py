@@ -106,6 +106,31 @@ def test_each_word_of_a_search_narrows_its_candidates_through_the_indexes(db, br
     assert "%ANNA%" in index_conditions, plan
 
 
+def test_an_email_address_is_looked_up_by_its_own_part(db, branch_a):
+    """The domain of an address is in most customers' rows (its trigrams' index entries are the
+    longest): the indexes are asked for the address's own part up to the "@", and the whole
+    address is checked on what they find."""
+    anna = make_customer(first_name="Anna", last_name="Schmidt", email="anna.schmidt@example.org")
+    make_customer(first_name="Anna", last_name="Other", email="anna.schmidt@example.net")
+    queryset = overrides.with_effective_values(Customer.objects.all(), branch_a)
+    queryset = queryset.filter(search.customer_search_q("anna.schmidt@example.org", "DE"))
+    assert list(queryset) == [anna]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = queryset.explain()
+    index_conditions = "\n".join(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "%ANNA.SCHMIDT@%" in index_conditions and "EXAMPLE.ORG" not in index_conditions, plan
+
+
+@pytest.mark.parametrize("term, looked_up_by", [
+    ("anna.schmidt@example.org", "anna.schmidt@"), ("ann@web.de", "ann@"), ("an@web.de", "an@web.de"),
+    ("@example.org", "@example.org"), ("example.org", "example.org"), ("schmidt", "schmidt"),
+])
+def test_which_part_of_a_word_its_candidates_are_looked_up_by(term, looked_up_by):
+    assert search.looked_up_by(term) == looked_up_by
+
+
 @pytest.mark.parametrize("branch", [False, True], ids=["company", "branch"])
 def test_an_attribute_value_is_found_through_the_attribute_index(db, branch_a, branch):
     """A choice's customers are found through the index of the record's attribute values (the

@@ -34,12 +34,27 @@ def customer_search_q(query, phone_region):
     # 48,000 Schmidts to find 720 Annas among them.
     candidates = Q()
     for term in terms:
-        candidates &= overrides.own_or_local_values_match(name_q(term))
+        candidates &= overrides.own_or_local_values_match(name_q(looked_up_by(term)))
     return candidates & by_name
 
 
 def longest_word(query):
     return max(query.split(), key=len)
+
+
+#: The fewest characters before the "@" of an email address that the candidates are looked up by.
+ADDRESS_OWN_PART = 3
+
+
+def looked_up_by(term):
+    """The part of ``term`` that the candidates of a search are looked up by: the term itself,
+    but of an email address, its own part up to the "@" (``anna.schmidt@``). Whatever holds the
+    address holds that part, so the candidates stay a superset of the matches, which are then
+    checked against the whole address. The domain is what every customer of a mail provider
+    shares: its trigrams are in most rows, and looking them up took 54 ms of a full address's
+    62 at a million customers (8 ms without), for the count and the page alike."""
+    own_part, at, _domain = term.partition("@")
+    return own_part + at if at and len(own_part) >= ADDRESS_OWN_PART else term
 
 
 def name_q(term, prefix=""):
