@@ -1017,12 +1017,15 @@ def time_page(client, url, rounds):
               "rows_shown": shown_rows(response.content.decode())}
     if response.status_code != 200:
         return result
-    seconds, processor_seconds = [], []
+    seconds, processor_seconds, database_seconds = [], [], []
     for _round in range(rounds):
+        waited = QueryTimer()
         start, processor_start = time.perf_counter(), time.process_time()
-        response = client.get(url)
+        with connection.execute_wrapper(waited):
+            response = client.get(url)
         seconds.append(time.perf_counter() - start)
         processor_seconds.append(time.process_time() - processor_start)
+        database_seconds.append(waited.seconds)
         if response.status_code != 200:
             result["status"] = response.status_code
             return result
@@ -1032,8 +1035,25 @@ def time_page(client, url, rounds):
         max_ms=round(1000 * max(seconds), 1),
         # This process's own time (not PostgreSQL's): what rendering and the ORM cost.
         processor_median_ms=round(1000 * statistics.median(processor_seconds), 1),
+        # The time its queries took, as this process waited for them (the database's work and
+        # the driver's).
+        database_median_ms=round(1000 * statistics.median(database_seconds), 1),
     )
     return result
+
+
+class QueryTimer:
+    """Adds up how long a request's queries take."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 class QueryCounter:
@@ -1147,7 +1167,7 @@ def database_facts():
 
 def print_table(results):
     print()
-    print(f"{'page':<26} {'role':<8} {'median ms':>10} {'min-max ms':>17} {'queries':>8} {'rows':>5} "
+    print(f"{'page':<26} {'role':<8} {'median ms':>10} {'min-max ms':>17} {'in db ms':>9} {'queries':>8} {'rows':>5} "
           f"{'baseline ms':>12} {'b. queries':>10} {'b. rows':>7} {'ratio':>6}")
     for result in results:
         if "skipped" in result:
@@ -1162,7 +1182,7 @@ def print_table(results):
         base_queries = str(baseline["queries"]) if baseline else ""
         base_rows = str(baseline["rows_shown"]) if baseline else ""
         ratio = f"{result['ratio']:.2f}" if result.get("ratio") else ""
-        print(f"{result['page']:<26} {result['role']:<8} {result['median_ms']:>10.1f} {spread:>17} "
+        print(f"{result['page']:<26} {result['role']:<8} {result['median_ms']:>10.1f} {spread:>17} {result['database_median_ms']:>9.1f} "
               f"{result['queries']:>8} {result['rows_shown']:>5} {base_ms:>12} {base_queries:>10} {base_rows:>7} {ratio:>6}")
     print()
 
@@ -1214,7 +1234,8 @@ def measure(args):
                     failures.append(f"{page.name} as {role}: no rows shown")
                 results.append(entry)
                 log(f"{page.name} as {role}: HTTP {entry['status']}, {entry.get('median_ms', '-')} ms "
-                    f"({entry.get('processor_median_ms', '-')} ms processor), {entry['queries']} queries, {entry['rows_shown']} rows")
+                    f"({entry.get('processor_median_ms', '-')} ms processor, {entry.get('database_median_ms', '-')} ms in the database), "
+                    f"{entry['queries']} queries, {entry['rows_shown']} rows")
         if "export-100k" in wanted:
             log("export: the manager's listing, first 100,000 customers, CSV")
             jobs_done["export-100k"] = measure_export(users[MANAGER])
