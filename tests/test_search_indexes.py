@@ -87,6 +87,16 @@ def test_last_names_starting_with_a_search_are_read_from_the_name_index(db, mana
     assert "clientdb_customer_name_walk" in plan and "'schm'::text" in plan and "'schn'::text" in plan, plan
 
 
+def _index_conditions(queryset):
+    """What the indexes are asked for when only the trigram indexes' bitmaps are left (they show
+    which words are looked up), and the whole plan."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = queryset.explain()
+    return "\n".join(line for line in plan.splitlines() if "Index Cond" in line), plan
+
+
 def test_each_word_of_a_search_narrows_its_candidates_through_the_indexes(db, branch_a):
     """"Anna Schmidt": each word's candidates are there for the indexes, so the planner reads the
     rarer word's, not every Schmidt (the longest word) to find the Annas among them."""
@@ -98,11 +108,7 @@ def test_each_word_of_a_search_narrows_its_candidates_through_the_indexes(db, br
     assert list(queryset) == [anna]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE wagtail_clientdb_customer")
-        # Only the trigram indexes' bitmaps left: they show which words they are asked for.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        plan = queryset.explain()
-    index_conditions = "\n".join(line for line in plan.splitlines() if "Index Cond" in line)
+    index_conditions, plan = _index_conditions(queryset)
     assert "%ANNA%" in index_conditions, plan
 
 
@@ -115,11 +121,7 @@ def test_an_email_address_is_looked_up_by_its_own_part(db, branch_a):
     queryset = overrides.with_effective_values(Customer.objects.all(), branch_a)
     queryset = queryset.filter(search.customer_search_q("anna.schmidt@example.org", "DE"))
     assert list(queryset) == [anna]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        plan = queryset.explain()
-    index_conditions = "\n".join(line for line in plan.splitlines() if "Index Cond" in line)
+    index_conditions, plan = _index_conditions(queryset)
     assert "%ANNA.SCHMIDT@%" in index_conditions and "EXAMPLE.ORG" not in index_conditions, plan
 
 
