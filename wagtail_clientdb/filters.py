@@ -130,10 +130,15 @@ class AttributeNumberRangeWidget(NumberRangeWidget):
             widget.attrs["step"] = "any"
 
 
-def _is_named(name, data):
-    """Whether ``data`` holds a value of the filter ``name``, or of one of its parts (a range's
+def is_parameter_of(parameter, name):
+    """Whether the query ``parameter`` is the filter ``name``'s, or one of its parts' (a range's
     ``name_min`` and ``name_max``, a period's ``name_from`` and ``name_to``)."""
-    return any(key == name or key.startswith(name + "_") for key in data)
+    return parameter == name or parameter.startswith(name + "_")
+
+
+def _is_named(name, data):
+    """Whether ``data`` holds a value of the filter ``name`` or of one of its parts."""
+    return any(is_parameter_of(key, name) for key in data)
 
 
 class CustomerFilterSet(ClientDBFilterSet):

@@ -351,7 +351,7 @@ def planner_can_estimate(params):
     (a value inside the attributes' JSON, guessed from nothing: "about 42,000" for 95,154), a
     rule over visits or appointments ("about 41,000" with an upcoming appointment, for 209,537)
     or a dynamic group (a segment's rules)."""
-    from .filters import ATTRIBUTE_FILTER_PREFIX, ESTIMATED_FILTERS, CustomerFilterSet
+    from .filters import ATTRIBUTE_FILTER_PREFIX, ESTIMATED_FILTERS, CustomerFilterSet, is_parameter_of
     from .models import CustomerGroup
 
     if params.get("q", "").strip():
@@ -361,7 +361,7 @@ def planner_can_estimate(params):
             continue
         # A range filter's parameters carry a suffix (visits_min, created_after); the page, the
         # order and the columns shown are no filters.
-        filter_name = next((f for f in CustomerFilterSet.base_filters if name == f or name.startswith(f + "_")), None)
+        filter_name = next((f for f in CustomerFilterSet.base_filters if is_parameter_of(name, f)), None)
         if name.startswith(ATTRIBUTE_FILTER_PREFIX) or filter_name not in (None, *ESTIMATED_FILTERS):
             return False
     chosen_groups = [value for value in params.getlist("groups") if value.strip().isdigit()]
