@@ -226,7 +226,7 @@ def test_a_listing_the_planner_cannot_estimate_shows_more_than_the_limit_and_eve
     "more than 10"."""
     AttributeDefinition.objects.create(label="Hair", key="hair", field_type="choice", choices=["fine", "thick"])
     Customer.objects.update(attributes={"hair": "fine"})
-    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10, "LISTING_SEARCH_EXACT_COUNT_LIMIT": 10}
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE wagtail_clientdb_customer")
     client = login(manager)
@@ -245,6 +245,60 @@ def test_a_listing_the_planner_cannot_estimate_shows_more_than_the_limit_and_eve
     assert (last.count, last.count_is_estimate, last.count_is_lower_bound) == (47, False, False)
     # Without them, the planner's estimate of the whole listing is still "about".
     assert not client.get(LIST_URL).context["paginator"].count_is_lower_bound
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
+def test_a_search_is_counted_only_up_to_its_own_limit(login, manager, many_customers, settings):
+    """A front desk reads a search's first matches, not their number: a search is counted up to
+    ``LISTING_SEARCH_EXACT_COUNT_LIMIT``, the listing and its filters up to ``LISTING_EXACT_COUNT_LIMIT``."""
+    settings.WAGTAIL_CLIENTDB = {"LISTING_SEARCH_EXACT_COUNT_LIMIT": 10}
+    client = login(manager)
+    searched = client.get(LIST_URL, {"q": "example.com"})
+    assert searched.context["paginator"].count_is_lower_bound and searched.context["paginator"].estimated_count == "10"
+    assert "There are more than 10 matches" in searched.content.decode()
+    for params in ({}, {"source": "manual"}, {"upcoming_appointment": "false"}):
+        paginator = client.get(LIST_URL, params).context["paginator"]
+        assert (paginator.count, paginator.count_is_estimate) == (47, False), params
+    chosen = client.get(CHOOSER_RESULTS_URL, {"q": "example.com"})
+    assert "There are more than 10 matches" in chosen.content.decode()
+    assert all_pages(client, {"q": "example.com"}) == whole_listing(scope.Viewer(manager, True), {"q": "example.com"})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL says what it counted")
+@pytest.mark.parametrize("who", ["manager", "staff_a"])
+def test_a_search_with_more_matches_listed_first_than_the_limit_is_not_counted_through_the_search_indexes(
+    login, request, who, branch_a, many_customers, settings
+):
+    """Every match of "adl" is an Adler or an Adlon, listed first: counted along the name index,
+    they are more than the limit without the search's own count, which finds every match first."""
+    for number in range(PER_PAGE):
+        make_customer(first_name=f"Ida {number}", last_name="Adlon", shared_with_all_branches=True)
+    user = request.getfixturevalue(who)
+    viewer = scope.Viewer(user, True) if who == "manager" else scope.Viewer(user, False, (branch_a,))
+    matches = whole_listing(viewer, {"q": "adl"})
+    assert len(matches) > PER_PAGE + 1
+    client = login(user)
+    settings.WAGTAIL_CLIENTDB = {"LISTING_SEARCH_EXACT_COUNT_LIMIT": PER_PAGE}
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(LIST_URL, {"q": "adl"})
+    paginator = response.context["paginator"]
+    assert paginator.count_is_lower_bound and paginator.estimated_count == str(PER_PAGE)
+    assert f"There are more than {PER_PAGE} matches" in response.content.decode()
+    counts = [query["sql"] for query in queries if query["sql"].startswith("SELECT COUNT(*)")]
+    assert counts and not any("%adl%" in sql for sql in counts)
+    assert all_pages(client, {"q": "adl"}) == matches
+    # As many as the limit: the search's own count says exactly how many.
+    settings.WAGTAIL_CLIENTDB = {"LISTING_SEARCH_EXACT_COUNT_LIMIT": len(matches)}
+    paginator = client.get(LIST_URL, {"q": "adl"}).context["paginator"]
+    assert (paginator.count, paginator.count_is_estimate) == (len(matches), False)
+
+
+def test_sqlite_counts_a_search_exactly(login, manager, many_customers, settings):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL says what it counted (previous test)")
+    settings.WAGTAIL_CLIENTDB = {"LISTING_SEARCH_EXACT_COUNT_LIMIT": 10}
+    paginator = login(manager).get(LIST_URL, {"q": "example.com"}).context["paginator"]
+    assert (paginator.count, paginator.count_is_estimate) == (47, False)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
@@ -464,7 +518,7 @@ def test_the_customer_chooser_pages_in_the_listing_order_archived_customers_incl
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimates counts")
 def test_the_customer_chooser_says_a_search_count_as_the_listing_does(login, manager, many_customers, settings):
-    settings.WAGTAIL_CLIENTDB = {"LISTING_EXACT_COUNT_LIMIT": 10}
+    settings.WAGTAIL_CLIENTDB = {"LISTING_SEARCH_EXACT_COUNT_LIMIT": 10}
     response = login(manager).get(CHOOSER_RESULTS_URL, {"q": "example.com"})
     assert "There are more than 10 matches" in response.content.decode()
     assert "There are 11 matches" not in response.content.decode()
