@@ -304,7 +304,7 @@ def page_ids(queryset, branch, ordering, offset, limit, *, query="", unsearched=
     for segment in segments:
         found = segment.ids(offset, limit - len(ids))
         ids += found
-        if len(ids) == limit:
+        if len(ids) == limit or segment is segments[-1]:
             break
         # The page goes on in the next segment: skip what is left of the offset there.
         offset = max(0, offset - segment.count()) if not found else 0
@@ -477,11 +477,12 @@ class ListingPaginator(WagtailPaginator):
             return False
         unsearched = self.object_list if self.unsearched is None else self.unsearched
         counted = 0
-        for segment in _name_keys(unsearched.filter(_other_words_q(self.query)), self.branch, False, word):
-            for part in segment.parts:
-                counted += part[: limit + 1 - counted].count()
-                if counted > limit:
-                    return True
+        with page_settings(self.object_list.db):
+            for segment in _name_keys(unsearched.filter(_other_words_q(self.query)), self.branch, False, word):
+                for part in segment.parts:
+                    counted += part[: limit + 1 - counted].count()
+                    if counted > limit:
+                        return True
         return False
 
     @cached_property
