@@ -133,6 +133,12 @@ def customer_url(name, *args):
     return reverse(f"wagtailsnippets_wagtail_clientdb_customer:{name}", args=args)
 
 
+def listing_counts(queries):
+    """The queries of captured ``queries`` that count a listing (on PostgreSQL, its planner's
+    estimate first). A first page that holds the whole listing asks none: its rows are its count."""
+    return [query for query in queries if query["sql"].startswith(("SELECT COUNT(*)", "EXPLAIN"))]
+
+
 def post_bulk(client, url, data=None, **kwargs):
     """Open a customer bulk action's confirmation page and confirm it, as a browser does: with
     the time the page was opened."""

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from wagtail.models import APIToken
 
-from tests.conftest import make_appointment, make_customer
+from tests.conftest import listing_counts, make_appointment, make_customer
 from wagtail_clientdb import archive, listing, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
 from wagtail_clientdb.filters import ESTIMATED_FILTERS, CustomerFilterSet
@@ -293,6 +293,23 @@ def test_a_search_with_more_matches_listed_first_than_the_limit_is_not_counted_t
     assert (paginator.count, paginator.count_is_estimate) == (len(matches), False)
 
 
+@pytest.mark.parametrize("query, found", [("local@example.com", 1), ("zzz-nobody", 0)])
+def test_a_first_page_that_holds_the_whole_listing_is_its_count(login, staff_a, many_customers, query, found):
+    """The front desk's usual search finds one customer: the page's rows are the count, the
+    search is not run a second time to count them."""
+    client = login(staff_a)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(LIST_URL, {"q": query})
+    paginator = response.context["paginator"]
+    assert (paginator.count, paginator.count_is_estimate, len(response.context["object_list"])) == (found, False, found)
+    assert not listing_counts(queries.captured_queries)
+    assert ("There is 1 match" if found else "No customers match your query") in response.content.decode()
+    # A full first page is counted.
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(LIST_URL)
+    assert response.context["paginator"].count == 29 and listing_counts(queries.captured_queries)
+
+
 def test_sqlite_counts_a_search_exactly(login, manager, many_customers, settings):
     if connection.vendor == "postgresql":
         pytest.skip("PostgreSQL says what it counted (previous test)")
@@ -429,6 +446,8 @@ def test_a_search_is_counted_with_the_page_settings_in_the_customer_chooser_too(
     """The chooser's requests do not run in the page settings as the listing's do: a search's
     counts put them in force themselves (without, PostgreSQL counted a branch's "Schm" matches
     listed first in 333 ms instead of 5 at a million customers)."""
+    for number in range(PER_PAGE):
+        make_customer(first_name=f"Ida {number}", last_name="Adlon", shared_with_all_branches=True)
     seen = []
 
     def record_settings(execute, sql, params, many, context):

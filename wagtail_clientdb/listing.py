@@ -307,7 +307,7 @@ def page_ids(queryset, branch, ordering, offset, limit, *, query="", unsearched=
         if len(ids) == limit or segment is segments[-1]:
             break
         # The page goes on in the next segment: skip what is left of the offset there.
-        offset = max(0, offset - segment.count()) if not found else 0
+        offset = max(0, offset - segment.count()) if offset and not found else 0
     return ids
 
 
@@ -511,6 +511,10 @@ class ListingPaginator(WagtailPaginator):
         return super().items_count_label
 
     def validate_number(self, number):
+        if str(number) == "1" and self.allow_empty_first_page:
+            # The first page is there however many customers there are: page() counts them
+            # only if they fill it.
+            return 1
         try:
             return super().validate_number(number)
         except EmptyPage:
@@ -526,7 +530,11 @@ class ListingPaginator(WagtailPaginator):
         ids = page_ids(
             self.object_list, self.branch, self.ordering, offset, self.per_page, query=self.query, unsearched=self.unsearched
         )
-        if self.count_is_estimate and not self._estimate_holds(offset, ids):
+        if offset == 0 and len(ids) < self.per_page:
+            # The whole listing is on its first page (a phone number, an email address found):
+            # that is its count, without asking the search indexes a second time.
+            self._set_count(len(ids), estimate=False)
+        elif self.count_is_estimate and not self._estimate_holds(offset, ids):
             return self.page(min(number, self.num_pages))
         return self._get_page(in_order(self.rows, ids), number, self)
 
