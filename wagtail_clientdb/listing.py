@@ -254,8 +254,14 @@ def _search_segments(queryset, unsearched, branch, descending, query):
     only make the planner expect a few and sort them all."""
     if descending or not first_word(query):
         return [_sorted_matches(queryset, descending)]
-    first = _name_keys(unsearched.filter(_other_words_q(query)), branch, False, first_word(query))
+    first = _listed_first_segments(unsearched, branch, query)
     return [*first, _sorted_matches(queryset.exclude(listed_first(query)), False)]
+
+
+def _listed_first_segments(unsearched, branch, query):
+    """The matches of a search that are listed first (:func:`listed_first`), in name order, read
+    from the name index of the listing before the search (``unsearched``)."""
+    return _name_keys(unsearched.filter(_other_words_q(query)), branch, False, first_word(query))
 
 
 def _segments(queryset, branch, ordering, query="", unsearched=None):
@@ -472,13 +478,12 @@ class ListingPaginator(WagtailPaginator):
         counted along the name index: a common name's matches ("Schm": 72,000 last names, 69,000
         email addresses at a million customers) are otherwise all found through the search
         indexes before a count can stop, 28 ms of a page."""
-        word = first_word(self.query)
-        if not word:
+        if not first_word(self.query):
             return False
         unsearched = self.object_list if self.unsearched is None else self.unsearched
         counted = 0
         with page_settings(self.object_list.db):
-            for segment in _name_keys(unsearched.filter(_other_words_q(self.query)), self.branch, False, word):
+            for segment in _listed_first_segments(unsearched, self.branch, self.query):
                 for part in segment.parts:
                     counted += part[: limit + 1 - counted].count()
                     if counted > limit:
