@@ -8,7 +8,7 @@ import sys
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
-from django.core.paginator import EmptyPage
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db import connections
 from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce
@@ -516,7 +516,10 @@ class ListingPaginator(WagtailPaginator):
         return super().items_count_label
 
     def validate_number(self, number):
-        if str(number) == "1" and self.allow_empty_first_page:
+        # Not a number: refused before the count, which Django 6 asks for first.
+        if not str(number).strip().isdecimal():
+            raise PageNotAnInteger(self.error_messages["invalid_page"])
+        if int(number) == 1 and self.allow_empty_first_page:
             # The first page is there however many customers there are: page() counts them
             # only if they fill it.
             return 1
