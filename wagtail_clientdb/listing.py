@@ -517,20 +517,24 @@ class ListingPaginator(WagtailPaginator):
 
     def validate_number(self, number):
         # Not a number: refused before the count, which Django 6 asks for first.
-        if not str(number).strip().isdecimal():
+        try:
+            number = int(number) if str(number).strip().isdecimal() else None
+        except ValueError:  # more digits than Python converts
+            number = None
+        if number is None:
             raise PageNotAnInteger(self.error_messages["invalid_page"])
-        if int(number) == 1 and self.allow_empty_first_page:
+        if number == 1 and self.allow_empty_first_page:
             # The first page is there however many customers there are: page() counts them
             # only if they fill it.
             return 1
         try:
             return super().validate_number(number)
         except EmptyPage:
-            if not self.count_is_estimate or int(number) < 1:
+            if not self.count_is_estimate or number < 1:
                 raise
             # An estimate may be too low (the next page of one that reached it): the page is
             # looked for, and the count corrected by what it holds (page()).
-            return int(number)
+            return number
 
     def page(self, number):
         number = self.validate_number(number)
