@@ -7,7 +7,9 @@ import re
 
 import pytest
 from django import forms
+from django.contrib.admin.utils import quote
 from django.template import Context, Template
+from django.template.loader import get_template
 from django.test import RequestFactory
 from django.test.html import parse_html
 from django.urls import reverse
@@ -130,6 +132,33 @@ def test_the_customer_listing_title_cells_are_what_the_templates_render(role, re
     html = "".join(cells)
     assert "archived</span>" in html and "pending deletion</span>" in html and "global</span>" in html
     assert "&lt;Specifica&gt;" in html and "O&#x27;Global" in html
+
+
+@pytest.mark.parametrize("role", ["manager", "staff_a"])
+def test_the_customer_listing_checkbox_cells_are_what_the_template_renders(role, request, login, listed_customers):
+    client = login(request.getfixturevalue(role))
+    response = client.get(LIST_URL, {"archived": "any"})
+    table = response.context["table"]
+    column = table.columns["bulk_actions"]
+    cells = re.findall(r'<td class="bulk-action-checkbox-cell">.*?</td>', response.content.decode(), re.S)
+    assert len(cells) == len(table.data) >= 5
+    reference = get_template(column.cell_template_name)
+    for row, instance, cell in zip(table.rows, table.data, cells):
+        context = column.get_cell_context_data(instance, {"request": response.wsgi_request, "table": table, "row": row})
+        assert same_html(cell, reference.render(context)), cell
+        assert f'data-object-id="{instance.pk}"' in cell and f'aria-describedby="snippet_{instance.pk}_title"' in cell
+
+
+def test_the_customer_listing_row_urls_are_those_reverse_writes(login, manager, listed_customers):
+    response = login(manager).get(LIST_URL, {"archived": "any"})
+    view = response.context["view"]
+    for instance in response.context["table"].data:
+        for name, url in [
+            (view.edit_url_name, view.get_edit_url(instance)),
+            (view.inspect_url_name, view.get_inspect_url(instance)),
+            (view.delete_url_name, view.get_delete_url(instance)),
+        ]:
+            assert url == reverse(name, args=(quote(instance.pk),))
 
 
 def test_a_listing_button_added_by_a_hook_is_rendered_by_its_template(login, manager, listed_customers):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db import connections
-from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
 from django.utils.formats import number_format
@@ -55,7 +55,9 @@ def listing_queryset(viewer, branch):
     return (
         queryset.annotate(bookings_count=bookings, is_pending_deletion=Exists(open_deletion))
         .select_related("home_branch")
-        .prefetch_related("groups", "tags", "branches")
+        # The tags as a list (``listed_tags``): kept as taggit's manager, each row's tags built a
+        # query of their own, never run, to hold what the prefetch had read.
+        .prefetch_related("groups", Prefetch("tags", to_attr="listed_tags"), "branches")
     )
 
 

@@ -5,7 +5,9 @@ that POST, and dates and times by the rule of :mod:`wagtail_clientdb.times`."""
 import datetime
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import quote as url_quote
 
+from django.contrib.admin.utils import quote
 from django.db import models
 from django.db.models import ProtectedError
 from django.middleware.csrf import get_token
@@ -14,11 +16,11 @@ from django.urls import reverse
 from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import RFC3986_SUBDELIMS, url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from wagtail.admin import messages
-from wagtail.admin.ui.tables import BooleanColumn, Column, DateColumn
+from wagtail.admin.ui.tables import BooleanColumn, BulkActionsCheckboxColumn, Column, DateColumn
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import audit, markup, scope, times
@@ -132,6 +134,42 @@ class TextCellMixin:
 
 class TextColumn(TextCellMixin, Column):
     pass
+
+
+class CheckboxColumn(BulkActionsCheckboxColumn):
+    """Wagtail's bulk-action checkbox column, its cells written as ``listing_checkbox_cell.html``
+    writes them (for objects other than pages)."""
+
+    def render_cell_html(self, instance, parent_context):
+        return format_html(
+            '<td class="bulk-action-checkbox-cell"><input type="checkbox" data-object-id="{}" data-bulk-action-checkbox '
+            'class="bulk-action-checkbox" aria-label="{}" aria-describedby="{}"/></td>\n',
+            # Wagtail's own word, translated by its catalog.
+            quote(instance.pk), _("Select"), self.get_aria_describedby(instance),
+        )
+
+
+class RowURLsMixin:
+    """A listing's row URLs (``reverse(url_name, args=(quote(pk),))``), each URL pattern reversed
+    once per page instead of two or three times per row."""
+
+    #: Stands for the object's key in the URL reversed once: digits, which every key converter
+    #: takes, and too many of them to be anything else in the URL.
+    KEY_MARK = 918273645546372819
+
+    @cached_property
+    def row_url_parts(self):
+        return {}
+
+    def row_url(self, url_name, instance):
+        if url_name not in self.row_url_parts:
+            parts = reverse(url_name, args=(self.KEY_MARK,)).split(str(self.KEY_MARK))
+            self.row_url_parts[url_name] = parts if len(parts) == 2 else None
+        parts = self.row_url_parts[url_name]
+        if parts is None:
+            return reverse(url_name, args=(quote(instance.pk),))
+        # Written into the URL as reverse() writes an argument.
+        return f"{parts[0]}{url_quote(str(quote(instance.pk)), safe=RFC3986_SUBDELIMS + '/~:@')}{parts[1]}"
 
 
 class TitleCellMixin:

@@ -17,7 +17,7 @@ from django.views import View
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
-from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, Column, NumberColumn, TitleColumn
+from wagtail.admin.ui.tables import Column, NumberColumn, TitleColumn
 from wagtail.admin.widgets.button import Button, ButtonWithDropdown, HeaderButton
 from wagtail.snippets.views import snippets as snippet_views
 
@@ -34,7 +34,17 @@ from . import imports
 from .archive import ArchiveView
 from .booking_blocks import BookingBlockView
 from .bulk_action_jobs import BulkActionJobView
-from .common import MomentColumn, SaveRefusalMixin, TextCellMixin, TextColumn, TitleCellMixin, ViewerFormMixin, ViewerMixin
+from .common import (
+    CheckboxColumn,
+    MomentColumn,
+    RowURLsMixin,
+    SaveRefusalMixin,
+    TextCellMixin,
+    TextColumn,
+    TitleCellMixin,
+    ViewerFormMixin,
+    ViewerMixin,
+)
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
 from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
@@ -124,7 +134,7 @@ class GroupNamesView(ViewerMixin, View):
         return JsonResponse({"names": {str(pk): names.get(pk, []) for pk in pks}})
 
 
-class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
+class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexView):
     filterset_class = CustomerFilterSet
     default_ordering = "name"
     search_fields = ["first_name", "last_name", "email", "phone"]
@@ -210,7 +220,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
     def columns(self):
         title_class = self._get_title_column_class(CustomerNameColumn)
         return [
-            BulkActionsCheckboxColumn("bulk_actions", obj_type="snippet"),
+            CheckboxColumn("bulk_actions", obj_type="snippet"),
             title_class(
                 "name",
                 label=_("Name"),
@@ -223,7 +233,7 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             TextColumn("email", label=_("Email"), accessor="eff_email", sort_key="email"),
             TextColumn("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
             TextColumn("groups", label=_("Groups"), accessor=self.group_names_html),
-            TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.tags.all()))),
+            TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.listed_tags))),
             MostBookingsColumn(
                 "bookings_count",
                 label=_("Bookings here") if self.display_branch else _("Bookings"),
@@ -290,12 +300,16 @@ class CustomerIndexView(BranchContextMixin, snippet_views.IndexView):
             return None
         mode = scope.edit_mode(self.viewer, instance, may_edit_global=self.may_edit_global)
         if mode != scope.EditMode.READ_ONLY:
-            return reverse(self.edit_url_name, args=(quote(instance.pk),))
+            return self.row_url(self.edit_url_name, instance)
         return None
+
+    def get_inspect_url(self, instance):
+        if self.inspect_url_name and self.user_has_any_permission({"add", "change", "delete", "view"}):
+            return self.row_url(self.inspect_url_name, instance)
 
     def get_delete_url(self, instance):
         if self.user_has_permission("delete") and scope.can_delete(self.viewer, instance):
-            return reverse(self.delete_url_name, args=(quote(instance.pk),))
+            return self.row_url(self.delete_url_name, instance)
 
     def get_add_url(self):
         if self.viewer.sees_nothing:
