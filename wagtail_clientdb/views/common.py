@@ -163,13 +163,10 @@ class RowURLsMixin:
 
     def row_url(self, url_name, instance):
         if url_name not in self.row_url_parts:
-            parts = reverse(url_name, args=(self.KEY_MARK,)).split(str(self.KEY_MARK))
-            self.row_url_parts[url_name] = parts if len(parts) == 2 else None
-        parts = self.row_url_parts[url_name]
-        if parts is None:
-            return reverse(url_name, args=(quote(instance.pk),))
+            self.row_url_parts[url_name] = reverse(url_name, args=(self.KEY_MARK,)).split(str(self.KEY_MARK))
+        before, after = self.row_url_parts[url_name]
         # Written into the URL as reverse() writes an argument.
-        return f"{parts[0]}{url_quote(str(quote(instance.pk)), safe=RFC3986_SUBDELIMS + '/~:@')}{parts[1]}"
+        return f"{before}{url_quote(str(quote(instance.pk)), safe=RFC3986_SUBDELIMS + '/~:@')}{after}"
 
 
 class TitleCellMixin:
