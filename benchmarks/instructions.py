@@ -8,6 +8,8 @@ then the counters are zeroed, the page is requested ``--requests`` times and the
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/clientdb_scale_small \\
         .venv/bin/python benchmarks/instructions.py --user staff-01 /admin/snippets/wagtail_clientdb/customer/
+    # The plain SnippetViewSet of scale.py over the same table:
+    ... benchmarks/instructions.py --plain /admin/plain-customers/
 
 On a database made by ``benchmarks/scale.py generate`` (a small one does). About 2.5 minutes a
 run: Django starts 50 times slower under Valgrind. Needs Debian's ``valgrind``.
@@ -29,6 +31,10 @@ def main(argv=None):
     parser.add_argument("url")
     parser.add_argument("--user", default="manager")
     parser.add_argument("--requests", type=int, default=2)
+    parser.add_argument(
+        "--plain", action="store_true",
+        help="mount scale.py's plain SnippetViewSet (the baseline) under /admin/plain-customers/",
+    )
     args = parser.parse_args(argv)
     if os.environ.get(UNDER_CALLGRIND):
         request_pages(args)
@@ -55,6 +61,11 @@ def request_pages(args):
 
     django.setup()
     settings.DATABASES["default"]["CONN_MAX_AGE"] = None
+    if args.plain:
+        from benchmarks import scale
+
+        scale.plain_customer_urlconf()
+        settings.ROOT_URLCONF = scale.PLAIN_URLCONF
     from django.contrib.auth import get_user_model
     from django.test import Client
 
