@@ -2,7 +2,7 @@
 
 Timings on this shared machine move by up to three times from hour to hour, and a change of a few
 per cent in a page's Python is lost in them. Callgrind counts the instructions the process runs
-instead, the same on every run (to 0.01 % here) whatever else the machine does. It counts the web
+instead, the same on every run (to 0.4 % here: psycopg's waits for the database vary) whatever else the machine does. It counts the web
 process only: PostgreSQL's work is not in the figure. Each page is requested twice to warm up,
 then the counters are zeroed, the page is requested ``--requests`` times and the counters dumped.
 

@@ -61,6 +61,11 @@ def listing_queryset(viewer, branch):
     )
 
 
+def tag_names(customer):
+    """The names of a listed customer's tags (prefetched by :func:`listing_queryset`), A→Z."""
+    return sorted(tag.name for tag in customer.listed_tags)
+
+
 def order(queryset, ordering, query=""):
     """``queryset`` in ``ordering``; a search (``query``) in name order lists first the customers
     of :func:`listed_first`."""

@@ -233,7 +233,7 @@ class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexVie
             TextColumn("email", label=_("Email"), accessor="eff_email", sort_key="email"),
             TextColumn("phone", label=_("Phone"), accessor=display_phone, classname="clientdb-nowrap"),
             TextColumn("groups", label=_("Groups"), accessor=self.group_names_html),
-            TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(sorted(t.name for t in c.listed_tags))),
+            TextColumn("tags", label=_("Tags"), accessor=lambda c: ", ".join(listing.tag_names(c))),
             MostBookingsColumn(
                 "bookings_count",
                 label=_("Bookings here") if self.display_branch else _("Bookings"),

@@ -237,7 +237,7 @@ def customer_out(customer):
         "marketing_consent": customer.marketing_consent,
         "attributes": effective_attributes,
         "groups": customer.group_names,
-        "tags": sorted(tag.name for tag in customer.listed_tags),
+        "tags": listing.tag_names(customer),
         "scope": scope_of(customer),
         "source": customer.source,
         "external_id": customer.external_id,
