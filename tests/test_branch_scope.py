@@ -272,6 +272,30 @@ def test_staff_with_two_branches_switches_the_current_branch(login, make_user, s
     assert Customer.objects.get(last_name="InB").home_branch == branch_b
 
 
+def test_the_branch_switcher_offers_the_branches_read_for_the_page(login, make_user, staff_group, branch_a, branch_b):
+    """The switcher lists the user's branches as read for the page's scope: one query for both."""
+    user = make_user("both", groups=[staff_group], branches=[branch_a, branch_b])
+    client = login(user)
+    client.get(customer_url("list"))
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(customer_url("list")).content.decode()
+    assert f'<option value="{branch_a.pk}" selected>{branch_a.name}</option>' in html
+    assert f'<option value="{branch_b.pk}">{branch_b.name}</option>' in html
+    memberships = [q for q in queries if '"wagtail_clientdb_branchmembership"' in q["sql"]]
+    assert len(memberships) == 1
+
+
+def test_a_search_reads_the_company_settings_once(login, staff_a, branch_a):
+    """The phone region of the search and whether branches may edit global customers: one row, read once."""
+    make_customer(first_name="Lea", last_name="Lang", home_branch=branch_a)
+    client = login(staff_a)
+    client.get(customer_url("list") + "?q=Lang")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(customer_url("list") + "?q=Lang")
+    assert listed(response)
+    assert len([q for q in queries if '"wagtail_clientdb_clientdbsettings"' in q["sql"]]) == 1
+
+
 def test_switching_to_a_foreign_branch_is_refused(login, staff_a, branch_b):
     client = login(staff_a)
     response = client.post(reverse("wagtail_clientdb:switch_branch"), {"branch": branch_b.pk})

@@ -51,3 +51,24 @@ def test_listings_take_the_same_queries_for_a_bigger_company(login, manager, sta
     grow_the_company(8, branch_a, start=2)
     big = {user: queries_of(login(user), url) for user in (manager, staff_a)}
     assert big == small
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL reads through server-side cursors")
+@pytest.mark.parametrize(
+    "listing, choices",
+    [
+        ("wagtailsnippets_wagtail_clientdb_customer:list", "wagtail_clientdb_customertag"),
+        ("wagtailsnippets_wagtail_clientdb_appointment:list", "wagtail_clientdb_service"),
+    ],
+)
+def test_filter_choices_are_read_in_one_query(login, manager, staff_a, branch_a, listing, choices):
+    """Tags, groups, branches and services offered by the filters: one query each, not a
+    server-side cursor (DECLARE, FETCH, FETCH, CLOSE) as Django's model choice fields read them."""
+    grow_the_company(2, branch_a, start=0)
+    for user in (manager, staff_a):
+        client = login(user)
+        client.get(reverse(listing))
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse(listing)).status_code == 200
+        assert [q for q in queries if f'FROM "{choices}"' in q["sql"]]
+        assert not [q for q in queries if q["sql"].startswith("DECLARE")]

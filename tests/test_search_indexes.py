@@ -150,3 +150,24 @@ def test_an_attribute_value_is_found_through_the_attribute_index(db, branch_a, b
         cursor.execute("SET LOCAL enable_indexscan = off")
         plan = customers.explain()
     assert "clientdb_customer_attributes" in plan, plan
+
+
+def test_a_branch_reads_the_customers_it_names_itself_from_their_own_index(db, staff_a, branch_a):
+    """The customers a branch knows by names of its own are sorted apart from the walk of the
+    name index and left out of it: both read from the index of local names alone, not from
+    every local value the branch keeps."""
+    from wagtail_clientdb import listing, scope
+
+    renamed = make_customer(first_name="Anna", last_name="Adler", shared_with_all_branches=True)
+    overrides.save_local_values(renamed, branch_a, {"last_name": "Zander"})
+    berg = make_customer(first_name="Bea", last_name="Berg", shared_with_all_branches=True)
+    noted = make_customer(first_name="Cem", last_name="Cakir", shared_with_all_branches=True)
+    overrides.save_local_values(noted, branch_a, {"notes": "local notes, no local name"})
+    with CaptureQueriesContext(connection) as page:
+        ids = listing.page_ids(listing.listing_queryset(scope.viewer_for_user(staff_a), branch_a), branch_a, "name", 0, 20)
+    assert ids == [berg.pk, noted.pk, renamed.pk]  # Zander, as the branch sees Anna Adler
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        plan = _plan(_page_reads(page)[0])
+    assert plan.count("Index Only Scan using clientdb_override_names") == 2, plan

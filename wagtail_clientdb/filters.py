@@ -93,12 +93,44 @@ WRITTEN_WIDGETS = {
 }
 
 
+class ChoicesReadAtOnce(django_filters.fields.ModelChoiceIterator):
+    """The choices of a model choice filter read in one query and kept by its field for every
+    reader (the drawer, the active filters). Django reads them through ``QuerySet.iterator()``,
+    on PostgreSQL a server-side cursor: four round trips (DECLARE, two FETCHes, CLOSE) a filter
+    on every listing page, for a few dozen tags or branches."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        if self.field.null_label is not None:
+            yield (self.field.null_value, self.field.null_label)
+        for obj in self.queryset:
+            yield self.choice(obj)
+
+
+class ModelChoiceField(django_filters.fields.ModelChoiceField):
+    iterator = ChoicesReadAtOnce
+
+
+class ModelMultipleChoiceField(django_filters.fields.ModelMultipleChoiceField):
+    iterator = ChoicesReadAtOnce
+
+
+#: Each field class of django-filter's, and the class that reads its choices at once.
+CHOICES_READ_AT_ONCE = {
+    django_filters.fields.ModelChoiceField: ModelChoiceField,
+    django_filters.fields.ModelMultipleChoiceField: ModelMultipleChoiceField,
+}
+
+
 class ClientDBFilterSet(WagtailFilterSet):
-    """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field and the choices
-    of every filter written by :data:`WRITTEN_WIDGETS`."""
+    """Wagtail's filter set, with a :class:`YesNoFilter` for each yes/no field, the choices of
+    every filter written by :data:`WRITTEN_WIDGETS` and those of models read at once
+    (:class:`ChoicesReadAtOnce`)."""
 
     def get_form_class(self):
         for filter_ in self.filters.values():
+            filter_.field_class = CHOICES_READ_AT_ONCE.get(filter_.field_class, filter_.field_class)
             widget = filter_.extra.get("widget", filter_.field_class.widget)
             if isinstance(widget, type) and widget in WRITTEN_WIDGETS:
                 filter_.extra["widget"] = WRITTEN_WIDGETS[widget]

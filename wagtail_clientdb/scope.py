@@ -96,8 +96,16 @@ def viewer_for_request(request):
         branches = list(member_branches(user))
         current = next((b for b in branches if b.pk == chosen), branches[0] if branches else None)
         viewer = Viewer(user, False, (current,) if current else ())
+        request._clientdb_branch_choices = branches
     request._clientdb_viewer = viewer
     return viewer
+
+
+def branch_choices_for_request(request):
+    """:func:`branch_choices_for` the request's user, as :func:`viewer_for_request` read them
+    (the branch switcher of every listing page read them a second time)."""
+    viewer = viewer_for_request(request)
+    return [] if viewer.is_manager else request._clientdb_branch_choices
 
 
 def viewer_for_job(user, branch):
@@ -173,8 +181,9 @@ def is_visible(viewer, customer):
     return visible_customers(viewer).filter(pk=customer.pk).exists()
 
 
-def branches_may_edit_global_customers():
-    return ClientDBSettings.load().branches_may_edit_global_customers
+def branches_may_edit_global_customers(request=None):
+    """The company's setting; with ``request``, read once for it (Wagtail keeps it there)."""
+    return ClientDBSettings.load(request_or_site=request).branches_may_edit_global_customers
 
 
 class EditMode:

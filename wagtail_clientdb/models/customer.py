@@ -393,6 +393,14 @@ class CustomerOverride(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "branch"], name="clientdb_one_override_per_branch")
         ]
+        indexes = [
+            # The customers a branch knows by names of its own, which its listing sorts apart from
+            # the walk of the name index and leaves out of that walk: read from this index alone,
+            # not from the table (PostgreSQL). Not partial ("has a local name"): a search on names
+            # implies that condition, and the planner then read this index instead of the
+            # trigram ones where there are few local values.
+            models.Index(fields=["branch", "customer"], include=["last_name", "first_name"], name="clientdb_override_names"),
+        ]
 
     def __str__(self):
         return f"{self.customer_id} @ {self.branch_id}"

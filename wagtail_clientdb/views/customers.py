@@ -103,7 +103,7 @@ class BranchContextMixin(ViewerMixin):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["clientdb_viewer"] = self.viewer
-        context["clientdb_branch_choices"] = list(scope.branch_choices_for(self.request.user))
+        context["clientdb_branch_choices"] = scope.branch_choices_for_request(self.request)
         return context
 
 
@@ -145,7 +145,7 @@ class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexVie
 
     @cached_property
     def may_edit_global(self):
-        return scope.branches_may_edit_global_customers()
+        return scope.branches_may_edit_global_customers(self.request)
 
     @cached_property
     def listing_rows(self):
