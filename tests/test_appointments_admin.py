@@ -1,14 +1,17 @@
 """Appointments in the admin: booking with a new customer typed in, status changes, the week view."""
 
 import datetime
+import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
 from wagtail_clientdb import times
-from wagtail_clientdb.models import Appointment, ConsentEvent, Customer, OpeningHours
+from wagtail_clientdb.models import Appointment, ClosedDay, ConsentEvent, Customer, OpeningHours
 
 
 def url(name, *args):
@@ -141,6 +144,56 @@ def test_week_view_shows_one_branchs_week(login, staff_a, manager, branch_a, bra
     assert "Lars" not in html  # not a branch of staff A: A's own week instead
     html = login(manager).get(url("week"), {"branch": branch_b.pk}).content.decode()
     assert "Lars" in html and "Anna" not in html
+
+
+def test_week_view_reads_the_weeks_opening_hours_and_closed_days_at_once(login, staff_a, branch_a):
+    """Each day's opening hours, a closed day "Closed" although its weekday has hours: two
+    queries for the whole week, not two a day."""
+    monday = datetime.date(2030, 1, 14)
+    for weekday in range(5):
+        OpeningHours.objects.create(branch=branch_a, weekday=weekday, opens=datetime.time(9), closes=datetime.time(13))
+        OpeningHours.objects.create(branch=branch_a, weekday=weekday, opens=datetime.time(14), closes=datetime.time(18))
+    ClosedDay.objects.create(branch=branch_a, date=monday + datetime.timedelta(days=2), reason="Holiday")
+    client = login(staff_a)
+    client.get(url("week"), {"week": monday.isoformat()})
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url("week"), {"week": monday.isoformat()}).content.decode()
+    days = re.findall(r'<p class="help">\s*(.*?)\s*</p>', html, re.S)
+    morning, afternoon = (
+        times.span(*(datetime.datetime.combine(monday, hour, tzinfo=branch_a.zoneinfo) for hour in hours), branch_a)
+        for hours in ((datetime.time(9), datetime.time(13)), (datetime.time(14), datetime.time(18)))
+    )
+    assert days == [f"{morning}, {afternoon}"] * 2 + ["Closed"] + [f"{morning}, {afternoon}"] * 2 + ["Closed"] * 2
+    hours_and_closed_days = [q for q in queries if "openinghours" in q["sql"] or "closedday" in q["sql"]]
+    assert len(hours_and_closed_days) == 2
+
+
+def test_week_view_reads_what_it_shows_of_each_appointment_with_it(login, staff_a, branch_a):
+    """The customer (as the branch knows them), service and staff member of each appointment come
+    with it: as many queries for six appointments as for one, and the names shown."""
+    from wagtail_clientdb import overrides
+
+    client = login(staff_a)
+    monday = times.today(branch_a) - datetime.timedelta(days=times.today(branch_a).weekday())
+
+    def week_with(first, count):
+        for i in range(first, first + count):
+            customer = make_customer(first_name=f"Kundin{i}", last_name="Week", email=f"k{i}@example.org", shared_with_all_branches=True)
+            overrides.save_local_values(customer, branch_a, {"first_name": f"Lokal{i}"})
+            appointment = make_appointment(customer, branch_a, service=f"Service {i}")
+            appointment.start = times.start_of_day(monday, branch_a) + datetime.timedelta(days=i % 5, hours=9 + i)
+            appointment.end, appointment.staff = appointment.start + datetime.timedelta(minutes=30), staff_a
+            appointment.save()
+        client.get(url("week"))
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url("week")).content.decode()
+        return len(queries), html
+
+    few, _html = week_with(0, 1)
+    many, html = week_with(1, 5)
+    assert many == few
+    for i in range(6):
+        assert f"Lokal{i} Week" in html and f"Service {i} · {staff_a.get_full_name() or staff_a.get_username()}" in html
 
 
 def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(login, staff_a, branch_a):

@@ -213,6 +213,21 @@ def test_the_week_view_shows_days_hours_and_appointments_on_the_branchs_clock(lo
 
 
 @LANGUAGES
+def test_spans_formatted_once_a_time_of_day_are_the_spans_formatted_one_by_one(branch_ny, language):
+    """The week view formats each time of day once (``times.spans_on_the_clock_of``): the same
+    text as each span formatted on its own, on both sides of the change to summer time."""
+    with translation.override(language):
+        span = times.spans_on_the_clock_of(branch_ny)
+        for day in (8, 9, 10, 11, 12):  # summer time begins in New York on 2030-03-10
+            for hour in (0, 9, 13, 23):
+                start = datetime.datetime(2030, 3, day, hour, 30, tzinfo=UTC)
+                end = start + datetime.timedelta(minutes=45)
+                assert span(start, end) == times.span(start, end, branch_ny)
+        winter, summer = (datetime.datetime(2030, 3, day, 9, 30, tzinfo=UTC) for day in (8, 12))
+        assert span(winter, winter) != span(summer, summer)  # 4:30 and 5:30 in New York
+
+
+@LANGUAGES
 def test_an_appointment_in_a_message_is_on_its_branchs_clock(login, manager, appointment, language):
     speak(manager, language)
     client = login(manager)

@@ -75,16 +75,29 @@ class SlotTaken(ValidationError):
 
 def opening_periods(branch, day):
     """``(start, end)`` of each period ``branch`` is open on ``day``, as aware datetimes in its time zone."""
-    if branch.closed_days.filter(date=day).exists():
-        return []
+    return opening_periods_by_day(branch, [day])[day]
+
+
+def opening_periods_by_day(branch, days):
+    """:func:`opening_periods` of each of ``days``, ``{day: periods}``: two queries for any number
+    of days (the week view asked two a day)."""
+    closed = set(branch.closed_days.filter(date__in=days).values_list("date", flat=True))
+    hours_of = {}
+    for hours in branch.opening_hours.filter(weekday__in={day.weekday() for day in days}).order_by("opens"):
+        hours_of.setdefault(hours.weekday, []).append(hours)
     zone = branch.zoneinfo
-    return [
-        (
-            datetime.datetime.combine(day, hours.opens, tzinfo=zone),
-            datetime.datetime.combine(day, hours.closes, tzinfo=zone),
-        )
-        for hours in branch.opening_hours.filter(weekday=day.weekday()).order_by("opens")
-    ]
+    return {
+        day: []
+        if day in closed
+        else [
+            (
+                datetime.datetime.combine(day, hours.opens, tzinfo=zone),
+                datetime.datetime.combine(day, hours.closes, tzinfo=zone),
+            )
+            for hours in hours_of.get(day.weekday(), [])
+        ]
+        for day in days
+    }
 
 
 def _booked_between(branch, start, end):

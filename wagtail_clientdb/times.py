@@ -96,6 +96,24 @@ def span(start, end, where=None):
     return f"{clock(start, where)}–{clock(end, where)}"
 
 
+def spans_on_the_clock_of(where=None):
+    """:func:`span` for many datetimes on the clock of ``where``, each time of day formatted
+    once: a busy week shows hundreds of appointments at a few dozen times of day, and
+    formatting took a sixth of the week view's time."""
+    zone = zone_of(where)
+    shown = {}
+
+    def shown_clock(value):
+        value = timezone.localtime(value, zone)
+        # The time of day and the zone's name and offset are all a time format can show.
+        key = (value.time(), value.tzname(), value.utcoffset())
+        if key not in shown:
+            shown[key] = formats.time_format(value, CLOCK)
+        return shown[key]
+
+    return lambda start, end: f"{shown_clock(start)}–{shown_clock(end)}"
+
+
 def day(value, where=None):
     """A date (or the day of a datetime on the clock of ``where``): "05/01/1990", "01.05.1990"."""
     if value in (None, ""):

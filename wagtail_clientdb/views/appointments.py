@@ -130,6 +130,15 @@ class AppointmentInspectView(snippet_views.InspectView):
         return [{**field, "component": None} for field in fields]
 
 
+#: The fields of an appointment the week view reads (its customer as ``name_of`` names it).
+WEEK_SHOWS = [
+    *("start", "end", "status", "branch", "customer", "service", "staff"),
+    *(f"customer__{name}" for name in ("first_name", "last_name", "email", "phone", "phone_raw")),
+    "service__name",
+    *(f"staff__{name}" for name in ("first_name", "last_name", "username")),
+]
+
+
 class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
     """One branch's week: its opening hours and appointments, day by day."""
 
@@ -172,18 +181,16 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
         time formatted in the user's language each) they took most of the page's time."""
         edit_url = reverse(Appointment.snippet_viewset.get_url_name("edit"), args=(0,))
         edit_url_before, _zero, edit_url_after = edit_url.rpartition("0")
-        status_tags, spans = {}, {}
+        status_tags = {}
+        span = times.spans_on_the_clock_of(branch)
         deleted_customer = _("(deleted customer)")
         for appointment in overrides.customers_as_their_branches_see_them(appointments):
             if appointment.status not in status_tags:
                 status_tags[appointment.status] = render_to_string(
                     "wagtail_clientdb/includes/appointment_status.html", {"appointment": appointment}
                 )
-            span = (appointment.start, appointment.end)
-            if span not in spans:
-                spans[span] = times.span(appointment.start, appointment.end, branch)
             appointment.edit_url = f"{edit_url_before}{appointment.pk}{edit_url_after}"
-            appointment.shown_time = spans[span]
+            appointment.shown_time = span(appointment.start, appointment.end)
             appointment.status_tag = status_tags[appointment.status]
             appointment.shown_customer = appointment.seen_customer or deleted_customer
             appointment.shown_staff = staff_name(appointment.staff) if appointment.staff else ""
@@ -199,19 +206,23 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
                 scope.visible_appointments(self.viewer)
                 .filter(branch=branch, start__gte=start, start__lt=start + datetime.timedelta(days=7))
                 .select_related("customer", "service", "staff")
+                # What the week shows of each: not the notes, attributes and the rest of
+                # hundreds of customers and appointments.
+                .only(*WEEK_SHOWS)
                 .order_by("start")
             )
             by_day = {day: [] for day in days}
             for appointment in appointments:
                 by_day[times.local(appointment.start, branch).date()].append(appointment)
             self.show_on_the_week(appointments, branch)
+            periods = booking.opening_periods_by_day(branch, days)
             for day in days:
                 week.append(
                     {
                         "day": day,
                         "weekday": times.weekday(day),
                         "shown_day": times.day(day),
-                        "hours": [times.span(opens, closes, branch) for opens, closes in booking.opening_periods(branch, day)],
+                        "hours": [times.span(opens, closes, branch) for opens, closes in periods[day]],
                         "appointments": by_day[day],
                     }
                 )
