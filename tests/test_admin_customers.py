@@ -1,5 +1,7 @@
 """The customer admin through its real URLs: listing, filters, search, ordering, forms, inspect."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -164,6 +166,31 @@ def test_inspect_view_shows_contact_and_appointment_history(login, manager, peop
     assert html.count("Haircut") == 3
     assert len(response.context["appointments"]) == 3
     assert response.context["appointments"][0].start > response.context["appointments"][-1].start
+
+
+def test_inspect_view_reads_what_the_history_shows_of_each_appointment_with_it(login, manager, staff_a, branch_a):
+    """The service, branch, staff member and status of each appointment come with it: as many
+    queries for six appointments as for one."""
+    customer = make_customer(first_name="Hanna", shared_with_all_branches=True)
+    client = login(manager)
+
+    def history_with(first, count):
+        for i in range(first, first + count):
+            appointment = make_appointment(customer, branch_a, days=-i - 1, service=f"Service {i}", status="completed")
+            appointment.staff = staff_a
+            appointment.save()
+        client.get(customer_url("inspect", customer.pk))
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(customer_url("inspect", customer.pk)).content.decode()
+        return len(queries), html
+
+    few, _html = history_with(0, 1)
+    many, html = history_with(1, 5)
+    assert many == few
+    staff_member = staff_a.get_full_name() or staff_a.get_username()
+    for i in range(6):
+        assert re.search(rf"<td>Service {i}</td>\s*<td>{branch_a.name}</td>\s*<td>{staff_member}</td>", html)
+    assert html.count("clientdb-status--completed") == 6
 
 
 def test_manager_creates_customer(login, manager, branch_a):

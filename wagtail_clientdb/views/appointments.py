@@ -6,7 +6,6 @@ import datetime
 from django import forms
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -29,7 +28,16 @@ from ..forms.appointments import AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
-from .common import PostButton, PostButtonsColumn, SaveRefusalMixin, TextColumn, ViewerFormMixin, ViewerMixin, redirect_back
+from .common import (
+    PostButton,
+    PostButtonsColumn,
+    SaveRefusalMixin,
+    TextColumn,
+    ViewerFormMixin,
+    ViewerMixin,
+    redirect_back,
+    with_status_tags,
+)
 from .scoping import ScopedViewSetMixin
 
 #: The status buttons of a booked appointment, in the order shown.
@@ -181,17 +189,11 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
         time formatted in the user's language each) they took most of the page's time."""
         edit_url = reverse(Appointment.snippet_viewset.get_url_name("edit"), args=(0,))
         edit_url_before, _zero, edit_url_after = edit_url.rpartition("0")
-        status_tags = {}
         span = times.spans_on_the_clock_of(branch)
         deleted_customer = _("(deleted customer)")
-        for appointment in overrides.customers_as_their_branches_see_them(appointments):
-            if appointment.status not in status_tags:
-                status_tags[appointment.status] = render_to_string(
-                    "wagtail_clientdb/includes/appointment_status.html", {"appointment": appointment}
-                )
+        for appointment in with_status_tags(overrides.customers_as_their_branches_see_them(appointments)):
             appointment.edit_url = f"{edit_url_before}{appointment.pk}{edit_url_after}"
             appointment.shown_time = span(appointment.start, appointment.end)
-            appointment.status_tag = status_tags[appointment.status]
             appointment.shown_customer = appointment.seen_customer or deleted_customer
             appointment.shown_staff = staff_name(appointment.staff) if appointment.staff else ""
 

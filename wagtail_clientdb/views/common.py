@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import ProtectedError
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.formats import localize
 from django.utils.functional import cached_property
@@ -180,6 +181,21 @@ class TitleCellMixin:
 
     def title_extra_html(self, instance):
         return ""
+
+
+def with_status_tags(appointments):
+    """Set ``status_tag`` on each of ``appointments``: its status tag, rendered once a status. A
+    page of hundreds of appointments (a customer's history, a busy week) rendered the template
+    for each of them."""
+    tags = {}
+    appointments = list(appointments)
+    for appointment in appointments:
+        if appointment.status not in tags:
+            tags[appointment.status] = render_to_string(
+                "wagtail_clientdb/includes/appointment_status.html", {"appointment": appointment}
+            )
+        appointment.status_tag = tags[appointment.status]
+    return appointments
 
 
 class MomentColumn(DateColumn):

@@ -44,6 +44,7 @@ from .common import (
     TitleCellMixin,
     ViewerFormMixin,
     ViewerMixin,
+    with_status_tags,
 )
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
@@ -507,6 +508,14 @@ def local_values_summary(customer):
     return summary
 
 
+#: The fields of an appointment a customer's history shows (the branch's clock for its start).
+HISTORY_SHOWS = [
+    *("start", "status", "branch", "service", "staff"),
+    *("branch__name", "branch__timezone", "service__name"),
+    *(f"staff__{name}" for name in ("first_name", "last_name", "username")),
+]
+
+
 class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
 
     @cached_property
@@ -588,10 +597,12 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        appointments = list(
+        appointments = with_status_tags(
             scope.visible_appointments(self.viewer)
             .filter(customer=self.object)
             .select_related("branch", "staff", "service")
+            # What the history shows of each appointment, not the rest of hundreds of them.
+            .only(*HISTORY_SHOWS)
             .order_by("-start")
         )
         context.update(
