@@ -108,7 +108,7 @@ def spans_on_the_clock_of(where=None):
         # The time of day and the zone's name and offset are all a time format can show.
         key = (value.time(), value.tzname(), value.utcoffset())
         if key not in shown:
-            shown[key] = formats.time_format(value, CLOCK)
+            shown[key] = clock(value, zone)
         return shown[key]
 
     return lambda start, end: f"{shown_clock(start)}–{shown_clock(end)}"

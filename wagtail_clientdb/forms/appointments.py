@@ -195,5 +195,9 @@ class AppointmentForm(WagtailAdminModelForm):
         return appointment
 
 
+#: The fields of a user :func:`staff_name` reads.
+STAFF_NAME_FIELDS = ("first_name", "last_name", "username")
+
+
 def staff_name(user):
     return user.get_full_name() or user.get_username()

@@ -88,6 +88,10 @@ class TaggedCustomer(ItemBase):
         indexes = [models.Index(fields=["tag", "content_object"], name="clientdb_tag_customers")]
 
 
+#: The fields :func:`name_of` reads (a page that loads only what it shows loads these).
+NAME_FIELDS = ("first_name", "last_name", "email", "phone", "phone_raw")
+
+
 def name_of(customer):
     """How a customer is named: the names, else the email, else the phone number. ``customer`` is
     a :class:`Customer` or one as a branch sees it (:class:`~wagtail_clientdb.overrides.EffectiveCustomer`)."""

@@ -24,8 +24,9 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, booking, overrides, scope, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
-from ..forms.appointments import AppointmentForm, staff_name
+from ..forms.appointments import STAFF_NAME_FIELDS, AppointmentForm, staff_name
 from ..models import Appointment, AppointmentStatus, AttributeTarget
+from ..models.customer import NAME_FIELDS
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
 from .common import (
@@ -141,9 +142,9 @@ class AppointmentInspectView(snippet_views.InspectView):
 #: The fields of an appointment the week view reads (its customer as ``name_of`` names it).
 WEEK_SHOWS = [
     *("start", "end", "status", "branch", "customer", "service", "staff"),
-    *(f"customer__{name}" for name in ("first_name", "last_name", "email", "phone", "phone_raw")),
+    *(f"customer__{name}" for name in NAME_FIELDS),
     "service__name",
-    *(f"staff__{name}" for name in ("first_name", "last_name", "username")),
+    *(f"staff__{name}" for name in STAFF_NAME_FIELDS),
 ]
 
 

@@ -24,6 +24,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import archive, attribute_types, attributes, audit, booking_blocks, conf, deletion, export, exports, groups, listing, markup, overrides, scope, times
 from ..contact import format_phone
 from ..filters import CustomerFilterSet
+from ..forms.appointments import STAFF_NAME_FIELDS
 from ..forms.customers import CustomerForm, FoundMeanwhile
 from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
 from ..page_queries import page_view
@@ -512,7 +513,7 @@ def local_values_summary(customer):
 HISTORY_SHOWS = [
     *("start", "status", "branch", "service", "staff"),
     *("branch__name", "branch__timezone", "service__name"),
-    *(f"staff__{name}" for name in ("first_name", "last_name", "username")),
+    *(f"staff__{name}" for name in STAFF_NAME_FIELDS),
 ]
 
 
