@@ -193,7 +193,7 @@ def test_week_view_reads_what_it_shows_of_each_appointment_with_it(login, staff_
     many, html = week_with(1, 5)
     assert many == few
     for i in range(6):
-        assert f"Lokal{i} Week" in html and f"Service {i} · {staff_a.get_full_name() or staff_a.get_username()}" in html
+        assert f"Lokal{i} Week" in html and f"Service {i} · staff_a" in html
 
 
 def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(login, staff_a, branch_a):
@@ -213,8 +213,35 @@ def test_week_view_shows_each_appointment_with_its_link_time_status_and_staff(lo
         assert f'href="{url("edit", appointment.pk)}"' in html
         assert times.span(appointment.start, appointment.end, branch_a) in html
     assert "(deleted customer)" in html
-    assert f"Colour · {staff_a.get_full_name() or staff_a.get_username()}" in html
+    assert "Colour · staff_a" in html
     assert html.count("clientdb-status--completed") == 1 and html.count("clientdb-status--booked") == 1
+
+
+def test_staff_members_are_named_as_wagtail_names_users_on_every_page(login, make_user, staff_group, manager, branch_a):
+    """Full name, else username (Wagtail's rule, its history pages included): in the appointment
+    listing, the week view, the appointment form's choices and a customer's history alike."""
+    named = make_user("ada", groups=[staff_group], branches=[branch_a], first_name="Ada", last_name="Lovelace")
+    unnamed = make_user("grace", groups=[staff_group], branches=[branch_a], first_name=" ", last_name="")
+    customer = make_customer(first_name="Ines", home_branch=branch_a)
+    day = times.today(branch_a)
+    for hours, staff in ((9, named), (11, unnamed)):
+        appointment = make_appointment(customer, branch_a, service="Cut")
+        appointment.start = times.start_of_day(day, branch_a) + datetime.timedelta(hours=hours)
+        appointment.end, appointment.staff = appointment.start + datetime.timedelta(minutes=30), staff
+        appointment.save()
+    client = login(manager)
+    pages = {
+        "listing": client.get(url("list"), {"period": "all"}).content.decode(),
+        "week": client.get(url("week"), {"branch": branch_a.pk, "week": day.isoformat()}).content.decode(),
+        "form": client.get(url("edit", appointment.pk)).content.decode(),
+        "history": client.get(customer_url("inspect", customer.pk)).content.decode(),
+    }
+    for page, html in pages.items():
+        assert "Ada Lovelace" in html and re.search(r"[>·]\s*grace\s*<", html), page
+        assert not re.search(r"[>·]\s*ada\s*<", html), page
+    # The staff filter's choice, and the active filter it becomes.
+    filtered = client.get(url("list"), {"period": "all", "staff": named.pk}).content.decode()
+    assert re.search(r"Staff member:\s*</span>\s*<b[^>]*>Ada Lovelace</b>", filtered)
 
 
 def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):

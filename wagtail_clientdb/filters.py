@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin import widgets as wagtail_widgets
 from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adapter_class
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
+from wagtail.admin.utils import get_user_display_name
 
 from . import archive, attributes, groups, markup, scope, times
 from . import visits as visit_rules
@@ -114,6 +115,17 @@ class ModelChoiceField(django_filters.fields.ModelChoiceField):
 
 class ModelMultipleChoiceField(django_filters.fields.ModelMultipleChoiceField):
     iterator = ChoicesReadAtOnce
+
+
+class StaffChoiceField(ModelChoiceField):
+    """Staff members named as everywhere in the admin: by full name, else by username."""
+
+    def label_from_instance(self, obj):
+        return get_user_display_name(obj)
+
+
+class StaffFilter(django_filters.ModelChoiceFilter):
+    field_class = StaffChoiceField
 
 
 #: Each field class of django-filter's, and the class that reads its choices at once.
@@ -359,7 +371,7 @@ class AppointmentFilterSet(ClientDBFilterSet):
     status = django_filters.ChoiceFilter(label=_("Status"), choices=AppointmentStatus.choices)
     branch = django_filters.ModelChoiceFilter(label=_("Branch"), queryset=Branch.objects.none())
     service = django_filters.ModelChoiceFilter(label=_("Service"), queryset=Service.objects.none())
-    staff = django_filters.ModelChoiceFilter(label=_("Staff member"), queryset=Branch.objects.none())
+    staff = StaffFilter(label=_("Staff member"), queryset=Branch.objects.none())
 
     class Meta:
         model = Appointment

@@ -16,6 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from wagtail.admin.utils import get_user_display_name
 from wagtail.log_actions import log
 
 from . import attribute_types, attributes, groups, scope, times
@@ -45,7 +46,7 @@ def _attributes(target, stored):
 
 
 def _user(user):
-    return (user.get_full_name() or user.get_username()) if user else None
+    return get_user_display_name(user) if user else None
 
 
 def collect(customer):

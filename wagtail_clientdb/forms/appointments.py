@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.admin.utils import get_user_display_name
 
 from .. import attributes, booking, consent, matching, registration, scope, times
 from ..contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
@@ -85,7 +86,7 @@ class AppointmentForm(WagtailAdminModelForm):
             # The staff member already booked stays a valid choice, even after leaving the branch.
             current_staff = get_user_model().objects.filter(pk=self.instance.staff_id)
             self.fields["staff"].queryset = scope.staff_choices(viewer) | current_staff
-            self.fields["staff"].label_from_instance = staff_name
+            self.fields["staff"].label_from_instance = get_user_display_name
 
     def branch_clock(self):
         """The clock start and end are shown and typed on: the chosen branch's (else the
@@ -138,7 +139,7 @@ class AppointmentForm(WagtailAdminModelForm):
         reassigned = {"staff", "branch"} & set(self.changed_data)
         if staff and branch and reassigned and not branch.memberships.filter(user=staff).exists():
             self.add_error(
-                "staff", _("%(staff)s does not work in %(branch)s.") % {"staff": staff_name(staff), "branch": branch}
+                "staff", _("%(staff)s does not work in %(branch)s.") % {"staff": get_user_display_name(staff), "branch": branch}
             )
         if service and branch and {"service", "branch"} & set(self.changed_data) and not service.branches.filter(pk=branch.pk).exists():
             self.add_error("service", _("%(branch)s does not offer %(service)s.") % {"branch": branch, "service": service})
@@ -195,9 +196,6 @@ class AppointmentForm(WagtailAdminModelForm):
         return appointment
 
 
-#: The fields of a user :func:`staff_name` reads.
+#: The fields of a user that Wagtail's ``get_user_display_name`` reads (its full name, or else
+#: its username): what a page that names staff members loads of them.
 STAFF_NAME_FIELDS = ("first_name", "last_name", "username")
-
-
-def staff_name(user):
-    return user.get_full_name() or user.get_username()

@@ -16,6 +16,7 @@ from django.views.generic import TemplateView
 from wagtail.admin import messages
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, HelpPanel, MultiFieldPanel
 from wagtail.admin.ui.tables import StatusTagColumn
+from wagtail.admin.utils import get_user_display_name
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from wagtail.admin.widgets.button import HeaderButton
@@ -24,7 +25,7 @@ from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attribute_types, attributes, booking, overrides, scope, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
-from ..forms.appointments import STAFF_NAME_FIELDS, AppointmentForm, staff_name
+from ..forms.appointments import STAFF_NAME_FIELDS, AppointmentForm
 from ..models import Appointment, AppointmentStatus, AttributeTarget
 from ..models.customer import NAME_FIELDS
 from ..page_queries import page_view
@@ -128,7 +129,7 @@ class AppointmentInspectView(snippet_views.InspectView):
             {"label": _("Start"), "value": times.moment(appointment.start, branch)},
             {"label": _("End"), "value": times.moment(appointment.end, branch)},
             {"label": _("Service"), "value": appointment.service},
-            {"label": _("Staff member"), "value": staff_name(appointment.staff) if appointment.staff else ""},
+            {"label": _("Staff member"), "value": get_user_display_name(appointment.staff) if appointment.staff else ""},
             {"label": _("Status"), "value": appointment.get_status_display()},
             {"label": _("Source"), "value": appointment.get_source_display()},
             {"label": _("Notes"), "value": appointment.notes},
@@ -196,7 +197,7 @@ class WeekView(ViewerMixin, PermissionCheckedMixin, WagtailAdminTemplateMixin, T
             appointment.edit_url = f"{edit_url_before}{appointment.pk}{edit_url_after}"
             appointment.shown_time = span(appointment.start, appointment.end)
             appointment.shown_customer = appointment.seen_customer or deleted_customer
-            appointment.shown_staff = staff_name(appointment.staff) if appointment.staff else ""
+            appointment.shown_staff = get_user_display_name(appointment.staff) if appointment.staff else ""
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -276,7 +277,7 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         TextColumn("customer", label=gettext_lazy("Customer"), accessor=lambda a: a.seen_customer or _("(deleted customer)")),
         TextColumn("service", label=gettext_lazy("Service"), sort_key="service__name"),
         TextColumn("branch", label=gettext_lazy("Branch")),
-        TextColumn("staff", label=gettext_lazy("Staff member"), accessor=lambda a: staff_name(a.staff) if a.staff else ""),
+        TextColumn("staff", label=gettext_lazy("Staff member"), accessor=lambda a: get_user_display_name(a.staff) if a.staff else ""),
         AppointmentStatusColumn("status", label=gettext_lazy("Status"), accessor="get_status_display"),
         PostButtonsColumn("actions", status_buttons, label=gettext_lazy("Change status")),
     ]

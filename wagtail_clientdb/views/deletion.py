@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, StatusTagColumn
+from wagtail.admin.utils import get_user_display_name
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import deletion, scope
@@ -33,7 +34,7 @@ def blocked_by(request):
 
 def requested_by(request):
     user = request.requested_by
-    return (user.get_full_name() or user.get_username()) if user else ""
+    return get_user_display_name(user) if user else ""
 
 
 class DeletionQueueIndexView(snippet_views.IndexView):

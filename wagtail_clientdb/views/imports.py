@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
+from wagtail.admin.utils import get_user_display_name
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
@@ -325,7 +326,7 @@ class BatchListView(ImportViewMixin, TemplateView):
                     "label": batch_label(batch),
                     "url": rollback_url(batch),
                     "at": times.moment(batch.created_at, viewer),
-                    "by": batch.created_by.get_full_name() or batch.created_by.get_username() if batch.created_by else "",
+                    "by": get_user_display_name(batch.created_by) if batch.created_by else "",
                     "branch": batch.branch.name if batch.branch else "",
                     "created": batch.created,
                     "updated": batch.updated,
