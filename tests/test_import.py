@@ -53,6 +53,9 @@ def names():
         ("plain.csv", csv_bytes(PLAIN_ROWS)),
         ("plain-semicolon.csv", csv_bytes(PLAIN_ROWS, delimiter=";", encoding="cp1252")),
         ("plain.xlsx", xlsx_bytes(PLAIN_ROWS)),
+        # Consent as Excel keeps numbers and yes/no cells: 1 and 0, TRUE and FALSE.
+        ("plain-numbers.xlsx", xlsx_bytes([[*row[:4], {"1": 1, "": 0}[row[4]]] for row in PLAIN_ROWS])),
+        ("plain-booleans.xlsx", xlsx_bytes([[*row[:4], row[4] == "1"] for row in PLAIN_ROWS])),
         ("with-header.csv", csv_bytes([["Name", "Phone", "Email", "Notes", "Marketing consent"], *PLAIN_ROWS])),
         ("with-german-header.xlsx", xlsx_bytes([["Name", "Telefon", "E-Mail", "Notizen", "Einwilligung"], *PLAIN_ROWS])),
     ],
@@ -100,6 +103,22 @@ def test_encodings_and_delimiters_are_detected(login, manager, encoding, delimit
     assert job.counts["new"] == 1
     confirm(client, job)
     assert names() == [("Jürgen", "Größe")]
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16"])
+def test_a_tab_separated_file_with_a_formula_like_cell_is_read_by_its_tabs(login, manager, encoding):
+    """Excel's "Unicode text" and a tab-separated export: a quoted cell holding commas does not
+    make the file comma-separated."""
+    rows = [
+        ["Name", "E-Mail", "Notizen"],
+        ["Jürgen Größe", "juergen@example.de", "Stammkunde, mag Kaffee"],
+        ['=HYPERLINK("http://example.de/","klick")', "formel@example.de", ""],
+        ["Anna Apfel", "anna@example.de", ""],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "kunden.txt", csv_bytes(rows, delimiter="\t", encoding=encoding)))
+    assert job.targets == ["name", "email", "notes"]
+    assert job.counts["new"] == 3
 
 
 def test_xls_from_excel_with_german_headers_and_date_cells(login, manager):
@@ -652,6 +671,38 @@ def test_styled_blank_rows_are_ignored_and_ragged_rows_reported(login, manager):
     assert refused_rows(job) == [{"line": 4, "who": "Bert", "column": "(row)", "message": "The row has 1 more cells than the header row."}]
 
 
+def test_the_refused_rows_report_keeps_every_cell_under_its_column_and_the_reason_in_its_own(login, manager):
+    """Rows are read without their empty trailing cells; in the report each refused row is as
+    wide as the header, so that a corrected report imports again without its reasons taken for
+    the customer's data. Cells beyond the header's follow the reason."""
+    rows = [
+        ["Name", "Email", "Notes", "Birthday"],
+        ["Anna Apfel", "anna@example.com", "", ""],
+        ["Max Muster", "max@@example", "", ""],
+        ["Bert Birne", "not-an-email", "", "", "extra"],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "list.csv", csv_bytes(rows, delimiter=";", encoding="cp1252")))
+    assert job.counts["invalid"] == 2
+    confirm(client, job, import_valid_rows="on", sharing="all")
+    report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+    report_rows = list(csv.reader(io.StringIO(report), delimiter=";"))
+    assert report_rows[0] == ["Line", "Name", "Email", "Notes", "Birthday", "Reason"]
+    assert report_rows[1][:5] == ["3", "Max Muster", "max@@example", "", ""]
+    assert report_rows[1][5].startswith("Email:") and len(report_rows[1]) == 6
+    assert report_rows[2][:5] == ["4", "Bert Birne", "not-an-email", "", ""]
+    assert report_rows[2][5] and report_rows[2][6:] == ["extra"]
+    # Max's email corrected in the report, which then imports as it is: its Line and Reason
+    # columns are the report's own, left alone without a mapping step.
+    report_rows[1][2] = "max@example.com"
+    response = upload(client, "report.csv", csv_bytes(report_rows[:2], delimiter=";"))
+    assert "mapping" not in response.url
+    job = job_of(response)
+    assert job.counts == {"new": 1, "updated": 0, "unchanged": 0, "invalid": 0}
+    confirm(client, job, sharing="all")
+    assert Customer.objects.filter(email="max@example.com", notes="", birthday=None).exists()
+
+
 def test_german_excel_semicolon_csv_with_decimal_commas(login, manager):
     AttributeDefinition.objects.create(label="Guthaben", key="credit", field_type="decimal")
     rows = [["Vorname", "Nachname", "E-Mail", "Guthaben"], ["Jürgen", "Größe", "j@example.de", "12,50"]]
@@ -819,3 +870,30 @@ def test_a_managers_import_shares_new_customers_by_choice_never_with_nobody(logi
     assert not Customer.objects.exists()
     client.post(customer_url("import_job", job.pk), {"sharing": "specific", "share_branches": [branch_a.pk]})
     assert list(Customer.objects.get().branches.all()) == [branch_a]
+
+
+def test_a_managers_import_without_new_customers_asks_no_sharing_and_refuses_a_row_new_since(login, manager):
+    """Only updates in the preview: nothing to share, so nothing to choose. A row whose customer
+    is gone by the import would be a new customer nobody chose the sharing of: it is refused
+    as a change made after the preview is, and nothing is written."""
+    anna = make_customer(first_name="Anna", last_name="Apfel", email="anna@example.com", shared_with_all_branches=True)
+    bert = make_customer(first_name="Bert", last_name="Birne", email="bert@example.com", shared_with_all_branches=True)
+    rows = [["Name", "Email", "Notes"], ["Anna Apfel", "anna@example.com", "updated"], ["Bert Birne", "bert@example.com", "updated"]]
+    client = login(manager)
+    job = job_of(upload(client, "list.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 0, "updated": 2, "unchanged": 0, "invalid": 0}
+    form = client.get(customer_url("import_job", job.pk)).context["form"]
+    assert "sharing" not in form.fields and "share_branches" not in form.fields
+    bert.delete()
+    client.post(customer_url("import_job", job.pk), {})
+    job.refresh_from_db()
+    assert job.status == "refused"
+    assert [row["line"] for row in job.invalid_rows] == [3]
+    assert "which the preview did not show" in str(job.invalid_rows[0]["message"])
+    anna.refresh_from_db()
+    assert anna.notes == "" and list(Customer.objects.values_list("first_name", flat=True)) == ["Anna"]
+    # Without the row that changed, the rest imports.
+    job = job_of(upload(client, "list.csv", csv_bytes(rows[:2])))
+    client.post(customer_url("import_job", job.pk), {})
+    anna.refresh_from_db()
+    assert anna.notes == "updated"

@@ -74,9 +74,12 @@ class ConfirmForm(forms.Form):
         label=_("Branches"), queryset=Branch.objects.order_by("name"), widget=forms.CheckboxSelectMultiple, required=False
     )
 
-    def __init__(self, *args, is_manager, refused=0, retry=False, **kwargs):
+    def __init__(self, *args, is_manager, new=1, refused=0, retry=False, **kwargs):
+        """``new``: how many new customers the preview found; without any, there is no sharing
+        to choose (a row that is new only at the import is refused, as a change made after the
+        preview is)."""
         super().__init__(*args, **kwargs)
-        if not is_manager or retry:
+        if not is_manager or retry or not new:
             # A retry after a refusal keeps the sharing chosen the first time.
             del self.fields["sharing"]
             del self.fields["share_branches"]

@@ -68,8 +68,11 @@ EXPORT_HEADINGS = {
     EXTERNAL_ID: gettext_lazy("External ID"),
     "created": gettext_lazy("Created"),
 }
-#: Export columns an import leaves alone: counted or set by the system.
-EXPORT_ONLY_COLUMNS = ("bookings", "source", "created")
+#: The refused-rows report's own columns (before and after the file's): a corrected report
+#: imports again without a mapping step.
+REPORT_HEADINGS = {"report_line": gettext_lazy("Line"), "report_reason": gettext_lazy("Reason")}
+#: Columns an import leaves alone: counted or set by the system, or the report's own.
+EXPORT_ONLY_COLUMNS = ("bookings", "source", "created", *REPORT_HEADINGS)
 
 #: Columns that identify a person: a file needs at least one of them.
 IDENTIFYING = (NAME, FIRST_NAME, LAST_NAME, EMAIL, PHONE, EXTERNAL_ID)
@@ -109,7 +112,7 @@ def _known_headers():
     known = {normalise_header(synonym): target for target, synonyms in SYNONYMS.items() for synonym in synonyms}
     for language in cell_values.LANGUAGES:
         with translation.override(language):
-            for target, heading in EXPORT_HEADINGS.items():
+            for target, heading in (*EXPORT_HEADINGS.items(), *REPORT_HEADINGS.items()):
                 known.setdefault(normalise_header(str(heading)), target)
     return known
 
@@ -233,7 +236,8 @@ def looks_like_plain_layout(layout, first_rows):
     checks = {
         1: lambda cell: isinstance(cell, int) or bool(_PHONE_LIKE.fullmatch(str(cell).strip())),
         2: lambda cell: "@" in str(cell),
-        4: lambda cell: normalise_header(cell) in CONSENT_WORDS,
+        # A spreadsheet's yes/no and number cells (True, 0, 1.0) as well as words.
+        4: lambda cell: cell in (0, 1) if isinstance(cell, (bool, int, float)) else normalise_header(cell) in CONSENT_WORDS,
     }
     return all(
         fits(row[index], check) for row in first_rows[:20] for index, check in checks.items() if index < len(row)

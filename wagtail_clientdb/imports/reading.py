@@ -331,9 +331,20 @@ def _sniff_delimiter(sample):
         cut = text.rfind("\n", 0, _SNIFF_SIZE)
         text = text[: cut if cut > 0 else _SNIFF_SIZE]
     try:
-        return csv.Sniffer().sniff(text, delimiters="".join(DELIMITERS)).delimiter
+        sniffed = csv.Sniffer().sniff(text, delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
         # One column, or too irregular to sniff: the most frequent delimiter of the first line wins.
         counts = {d: len(re.findall(re.escape(d), lines[0])) for d in DELIMITERS}
         best = max(counts, key=counts.get)
         return best if counts[best] else ","
+    # The sniffer trusts quoted cells first: one cell like =HYPERLINK("a","b") in a tab-separated
+    # file made it comma-separated, of one column. A separator that splits every line into the
+    # same number of columns wins over one that does not.
+    if _splits_evenly(text, sniffed):
+        return sniffed
+    return next((d for d in DELIMITERS if _splits_evenly(text, d)), sniffed)
+
+
+def _splits_evenly(text, delimiter):
+    widths = {len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row}
+    return len(widths) == 1 and widths.pop() > 1

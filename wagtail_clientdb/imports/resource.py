@@ -273,6 +273,19 @@ class CustomerImportResource(resources.ModelResource):
         scope.apply_new_customer_scope(viewer, instance)
         if viewer.is_manager:
             sharing = values.branches if values.branches is not None else ("all" if self.settings.all_branches else self.settings.share_branches)
+            if values.branches is None and sharing == [] and self.settings.previewed_at is not None:
+                # The preview had no new customers, so no sharing was chosen: this row matched
+                # a customer then who is gone now.
+                raise ValidationError(
+                    {
+                        "__all__": [
+                            _(
+                                "This row would now create a new customer, which the preview did not show. "
+                                "Check the file again (upload it anew) to choose who new customers are shared with."
+                            )
+                        ]
+                    }
+                )
             instance.shared_with_all_branches = sharing == "all"
             plan.branches = [] if sharing == "all" else list(sharing)
         if values.consent:

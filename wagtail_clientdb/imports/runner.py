@@ -127,7 +127,8 @@ class Outcome:
         self.report_file = tempfile.TemporaryFile()
         self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
         self.report_writer = csv.writer(self.report, delimiter=delimiter)
-        self.report_writer.writerow([_("Line"), *[_report_cell(header) for header in headers], _("Reason")])
+        line, reason = (str(heading) for heading in columns.REPORT_HEADINGS.values())
+        self.report_writer.writerow([line, *[_report_cell(header) for header in headers], reason])
 
     def add(self, result, chunk):
         lines = {index: line for index, (line, _raw) in enumerate(chunk, 1)}
@@ -149,7 +150,16 @@ class Outcome:
                 if len(self.invalid_rows) < MAX_LISTED_INVALID_ROWS:
                     self.invalid_rows.append({"line": line, "who": self.who(raws[line]), "column": column, "message": message})
             reason = "; ".join(f"{column_label(column)}: {stored_text.show(message)}" for column, message in messages)
-            self.report_writer.writerow([line, *[_report_cell(cell) for cell in raws[line]], _report_cell(reason)])
+            self.report_writer.writerow(self._report_row(line, raws[line], reason))
+
+    def _report_row(self, line, raw, reason):
+        """The row as the file has it, under the header's columns, then the reason: rows are read
+        without their empty trailing cells, and the reason would otherwise land in a column of
+        the file (a corrected report, imported again, took it for the customer's notes). Cells
+        beyond the header's columns follow the reason."""
+        width = len(self.headers)
+        cells = [_report_cell(cell) for cell in raw]
+        return [line, *cells[:width], *[""] * (width - len(cells)), _report_cell(reason), *cells[width:]]
 
     def add_possible_duplicates(self, found, chunk):
         """``found``: line → the customers a new row may be (from the resource, per chunk)."""

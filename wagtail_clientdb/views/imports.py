@@ -161,7 +161,11 @@ class JobView(ImportViewMixin, FormView):
 
     def get_form(self, form_class=None):
         return ConfirmForm(
-            **self.get_form_kwargs(), is_manager=self.viewer.is_manager, refused=self.refused_rows, retry=self.is_retry
+            **self.get_form_kwargs(),
+            is_manager=self.viewer.is_manager,
+            new=self.job.counts.get("new", 0),
+            refused=self.refused_rows,
+            retry=self.is_retry,
         )
 
     def form_valid(self, form):
