@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import make_appointment, make_customer, make_service
-from wagtail_clientdb.models import AttributeDefinition, Branch, CustomerGroup
+from wagtail_clientdb.models import AttributeDefinition, Branch, Customer, CustomerGroup
 
 
 def url(model, name="list", *args):
@@ -125,6 +125,20 @@ def test_the_admin_speaks_german_and_french(login, manager, data, language, word
     html = login(manager).get(url("customer")).content.decode()
     for word in words:
         assert word in html
+
+
+def test_the_customer_page_heads_its_fields_as_the_language_writes_them(login, manager, data):
+    """"E-Mail", not "E-mail": a field's name begins with a capital, the rest as translated."""
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    customer = data["lars"]
+    customer.email = "lars@example.com"
+    customer.save()
+    html = login(manager).get(reverse("wagtailsnippets_wagtail_clientdb_customer:inspect", args=(customer.pk,))).content.decode()
+    assert ">E-Mail<" in html.replace("\n", "").replace(" ", "") and ">E-mail<" not in html.replace("\n", "").replace(" ", "")
 
 
 def test_an_empty_deletion_queue_says_so_in_plain_words(login, manager, db):

@@ -4,6 +4,7 @@ and counts above the exact-count limit are PostgreSQL's estimate, labelled and c
 a page proves them wrong."""
 
 import itertools
+import re
 
 import pytest
 from django.db import connection
@@ -13,7 +14,7 @@ from django.urls import reverse
 from wagtail.models import APIToken
 
 from tests.conftest import listing_counts, make_appointment, make_customer
-from wagtail_clientdb import archive, listing, page_queries, scope
+from wagtail_clientdb import archive, listing, overrides, page_queries, scope
 from wagtail_clientdb.checks import name_collation_check
 from wagtail_clientdb.filters import ESTIMATED_FILTERS, CustomerFilterSet
 from wagtail_clientdb.models import AttributeDefinition, Customer, CustomerGroup, CustomerOverride, Segment
@@ -566,3 +567,13 @@ def test_the_customer_chooser_says_a_search_count_as_the_listing_does(login, man
     response = login(manager).get(CHOOSER_RESULTS_URL, {"q": "example.com"})
     assert "There are more than 10 matches" in response.content.decode()
     assert "There are 11 matches" not in response.content.decode()
+
+
+def test_the_customer_chooser_names_customers_as_the_branch_knows_them(login, staff_a, branch_a):
+    """Booking an appointment, the front desk finds a customer by the name its branch keeps,
+    and the chooser shows that name (in a column headed as the listing heads it)."""
+    customer = make_customer(first_name="Sabine", last_name="Schulz", shared_with_all_branches=True)
+    overrides.save_local_values(customer, branch_a, {"last_name": "Schulz-Lokal"})
+    html = login(staff_a).get(CHOOSER_RESULTS_URL, {"q": "Schulz-Lokal"}).content.decode()
+    assert "Sabine Schulz-Lokal" in html
+    assert re.search(r"<th[^>]*>\s*Name\s*</th>", html) and not re.search(r"<th[^>]*>\s*Title\s*</th>", html)

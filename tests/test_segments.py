@@ -5,6 +5,7 @@ membership is read."""
 
 import csv
 import io
+import re
 from urllib.parse import parse_qs
 
 import pytest
@@ -632,3 +633,10 @@ def test_the_segment_list_shows_a_searched_segment_above_its_limit_as_more_than_
     shown = column_values(login(manager).get(segment_url("list")), "count")[segment]
     assert shown == "more than 2"
     assert segments.count(scope.viewer_for_user(manager), segment).number > 2
+
+
+def test_the_segments_list_names_who_saved_each_as_every_page_names_users(login, make_user, staff_group, branch_a, manager):
+    owner = make_user("ada", groups=[staff_group], branches=[branch_a], first_name="Ada", last_name="Lovelace")
+    make_segment(owner, "q=Lovelace", name="Ada's segment")
+    html = login(manager).get(segment_url("list")).content.decode()
+    assert "Ada Lovelace" in html and not re.search(r">\s*ada\s*<", html)

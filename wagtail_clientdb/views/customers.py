@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views import View
@@ -561,7 +562,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
         ]
         fields = [
             {
-                "label": Customer._meta.get_field(name).verbose_name.capitalize(),
+                "label": capfirst(Customer._meta.get_field(name).verbose_name),
                 "value": value,
                 "is_local": name in local,
             }
@@ -667,6 +668,14 @@ class CustomerChooseMixin(ViewerMixin):
             return self.paginator.page(request.GET.get("p", 1))
         except InvalidPage as error:
             raise Http404 from error
+
+    @property
+    def title_column(self):
+        # Named as the viewer's branch knows them, as they are sorted (Wagtail's says "Title" and
+        # names the company record).
+        column = super().title_column
+        column.label, column.accessor = _("Name"), display_name
+        return column
 
     @property
     def columns(self):

@@ -18,6 +18,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn, TitleColumn
+from wagtail.admin.utils import get_user_display_name
 from wagtail.snippets.views import snippets as snippet_views
 
 from .. import attributes, conf, groups, segments
@@ -155,7 +156,7 @@ class SegmentIndexView(ViewerMixin, snippet_views.IndexView):
             ),
             TextColumn("visibility", label=_("Shared with"), accessor=sharing_label, sort_key="visibility"),
             TextColumn("count", label=_("Customers"), accessor=self.count_label),
-            TextColumn("owner", label=_("Saved by"), accessor=lambda segment: segment.owner or "–"),
+            TextColumn("owner", label=_("Saved by"), accessor=lambda segment: get_user_display_name(segment.owner) if segment.owner else "–"),
             MomentColumn("updated_at", label=_("Updated"), sort_key="updated_at"),
         ]
 
