@@ -244,6 +244,22 @@ def test_staff_members_are_named_as_wagtail_names_users_on_every_page(login, mak
     assert re.search(r"Staff member:\s*</span>\s*<b[^>]*>Ada Lovelace</b>", filtered)
 
 
+def test_each_appointment_is_opened_from_the_listing_and_from_the_customers_history(login, staff_a, branch_a):
+    """The start links to the appointment's edit page, with the row's buttons, as Wagtail's
+    listings link their first column; a customer's history links each appointment the same way."""
+    customer = make_customer(first_name="Ines", home_branch=branch_a)
+    appointments = [make_appointment(customer, branch_a, days=days, service="Cut") for days in (1, 2)]
+    client = login(staff_a)
+    html = client.get(url("list")).content.decode()
+    for appointment in appointments:
+        assert re.search(rf'<a href="{url("edit", appointment.pk)}"><span id="snippet_{appointment.pk}_title">', html)
+        assert f'aria-describedby="snippet_{appointment.pk}_title"' in html
+        assert f'href="{url("inspect", appointment.pk)}"' in html
+    history = client.get(customer_url("inspect", customer.pk)).content.decode()
+    for appointment in appointments:
+        assert f'<a href="{url("edit", appointment.pk)}">' in history
+
+
 def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):
     """A customer shared with both branches whose name branch A keeps for itself: A's
     appointments show A's name wherever appointments are shown (the dashboard's today's

@@ -4,6 +4,7 @@ view of one branch, and the booking form (a known customer, or a new one typed i
 import datetime
 
 from django import forms
+from django.contrib.admin.utils import quote
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 from wagtail.admin import messages
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, HelpPanel, MultiFieldPanel
-from wagtail.admin.ui.tables import StatusTagColumn
+from wagtail.admin.ui.tables import StatusTagColumn, TitleColumn
 from wagtail.admin.utils import get_user_display_name
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
@@ -33,8 +34,10 @@ from ..panels import AttributeFieldsPanel, ClientDBObjectList
 from .common import (
     PostButton,
     PostButtonsColumn,
+    RowURLsMixin,
     SaveRefusalMixin,
     TextColumn,
+    TitleCellMixin,
     ViewerFormMixin,
     ViewerMixin,
     redirect_back,
@@ -67,8 +70,42 @@ def status_buttons(appointment):
     ]
 
 
-class AppointmentIndexView(snippet_views.IndexView):
+class AppointmentStartColumn(TitleCellMixin, TitleColumn):
+    pass
+
+
+class AppointmentIndexView(RowURLsMixin, snippet_views.IndexView):
     filterset_class = AppointmentFilterSet
+
+    @cached_property
+    def columns(self):
+        # The start links to the appointment (its edit page, else its own) and carries the row's
+        # buttons, as the first column of Wagtail's listings does.
+        checkbox, start, *others = super().columns
+        title_class = self._get_title_column_class(AppointmentStartColumn)
+        start = title_class(
+            start.name,
+            label=start.label,
+            accessor=start.accessor,
+            sort_key=start.sort_key,
+            get_url=lambda appointment: self.get_edit_url(appointment) or self.get_inspect_url(appointment),
+            get_title_id=lambda appointment: f"snippet_{quote(appointment.pk)}_title",
+        )
+        return [checkbox, start, *others]
+
+    # Each row's URLs reversed once a page (its link and its buttons ask for them).
+
+    def get_edit_url(self, instance):
+        if self.edit_url_name and self.user_has_permission("change"):
+            return self.row_url(self.edit_url_name, instance)
+
+    def get_inspect_url(self, instance):
+        if self.inspect_url_name and self.user_has_any_permission({"add", "change", "delete", "view"}):
+            return self.row_url(self.inspect_url_name, instance)
+
+    def get_delete_url(self, instance):
+        if self.delete_url_name and self.user_has_permission("delete"):
+            return self.row_url(self.delete_url_name, instance)
 
     def get_table(self, object_list):
         # Each customer by the name the appointment's branch knows (its local values).

@@ -27,7 +27,7 @@ from ..contact import format_phone
 from ..filters import CustomerFilterSet
 from ..forms.appointments import STAFF_NAME_FIELDS
 from ..forms.customers import CustomerForm, FoundMeanwhile
-from ..models import AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
+from ..models import Appointment, AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
@@ -597,6 +597,18 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
         if scope.can_delete(self.viewer, self.object):
             return super().get_delete_url()
 
+    def appointment_link(self):
+        """``pk`` → the URL of an appointment of the history (its edit page, else its own), or
+        ``None`` for a user who may not open appointments; reversed once, not per appointment."""
+        policy = Appointment.snippet_viewset.permission_policy
+        user = self.request.user
+        for view, actions in (("edit", {"change"}), ("inspect", {"add", "change", "delete", "view"})):
+            if policy.user_has_any_permission(user, actions):
+                mark = str(RowURLsMixin.KEY_MARK)
+                before, after = reverse(Appointment.snippet_viewset.get_url_name(view), args=(mark,)).split(mark)
+                return lambda pk: f"{before}{pk}{after}"
+        return None
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         appointments = with_status_tags(
@@ -607,6 +619,9 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             .only(*HISTORY_SHOWS)
             .order_by("-start")
         )
+        link = self.appointment_link()
+        for appointment in appointments:
+            appointment.link = link(appointment.pk) if link else ""
         context.update(
             clientdb_zone=times.zone_of(self.viewer),
             effective=self.effective,
