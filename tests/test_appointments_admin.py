@@ -121,6 +121,13 @@ def test_status_buttons_and_bulk_change(login, staff_a, branch_a):
     listed = client.get(customer_url("list")).context["object_list"]
     assert [c.bookings_count for c in listed] == [1]
 
+    # Each change is in the appointment's history, by whom, in the reader's words.
+    for appointment, status in ((past, "No-show"), (future, "Cancelled")):
+        history = client.get(url("history", appointment.pk)).content.decode()
+        assert f"Status changed to {status}" in history and "staff_a" in history
+    assert "has not started" not in client.get(url("history", future.pk)).content.decode()
+    assert client.get(url("history", future.pk)).content.decode().count("Status changed to") == 1
+
 
 def test_other_branches_appointments_cannot_change_status(login, staff_a, branch_b):
     lars = make_customer(first_name="Lars", home_branch=branch_b)

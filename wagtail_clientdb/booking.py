@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
+from wagtail.log_actions import log
 
 from . import archive, booking_blocks, conf
 from .deletion import lock_customer_for_booking
@@ -238,9 +239,11 @@ def cancel_by_customer(appointment, now=None):
 # --- Status changes in the admin -----------------------------------------------------------------------
 
 
-def set_status(appointment, status, now=None):
+def set_status(appointment, status, now=None, *, record=True):
     """Mark an appointment completed, a no-show, or cancelled; raises ValidationError when it
-    cannot be (an appointment still to come cannot have been completed or missed)."""
+    cannot be (an appointment still to come cannot have been completed or missed). The change
+    is recorded in the appointment's history (``record=False``: the caller records it, as the
+    API does "via API")."""
     now = now or timezone.now()
     if status in (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW) and appointment.start > now:
         raise ValidationError(
@@ -250,4 +253,6 @@ def set_status(appointment, status, now=None):
         )
     appointment.status = status
     appointment.save(update_fields=["status", "updated_at"])
+    if record:
+        log(appointment, "wagtail_clientdb.status", data={"status": status})
     return appointment

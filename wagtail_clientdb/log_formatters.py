@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from wagtail.log_actions import LogFormatter
 
-from .models import AttributeDefinition, ConsentChannel, Customer
+from .models import AppointmentStatus, AttributeDefinition, ConsentChannel, Customer
 
 ATTRIBUTE_PREFIX = "attributes."
 
@@ -155,6 +155,15 @@ class ConsentWithdrawnFormatter(LogFormatter):
         return _("Marketing consent withdrawn (%(source)s)") % {"source": consent_source(log_entry.data)}
 
 
+class AppointmentStatusFormatter(LogFormatter):
+    label = gettext_lazy("Change status")
+
+    def format_message(self, log_entry):
+        status = log_entry.data.get("status")
+        shown = AppointmentStatus(status).label if status in AppointmentStatus.values else status
+        return _("Status changed to %(status)s") % {"status": shown}
+
+
 class DeletionBlockedFormatter(LogFormatter):
     label = gettext_lazy("Deletion blocked")
 
@@ -215,6 +224,7 @@ class RetentionDeletionFormatter(LogFormatter):
 
 #: action → formatter class
 FORMATTERS = {
+    "wagtail_clientdb.status": AppointmentStatusFormatter,
     "wagtail_clientdb.edit": EditFormatter,
     "wagtail_clientdb.edit_via_api": EditViaAPIFormatter,
     "wagtail_clientdb.import_create": ImportCreateFormatter,

@@ -770,7 +770,7 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
                 appointment.status = payload.status
                 booking.save_appointment(appointment)
             else:
-                booking.set_status(appointment, payload.status)
+                booking.set_status(appointment, payload.status, record=False)
         except ValidationError as refusal:
             raise field_errors({"status": refusal.messages})
     audit(appointment, "edit", request.user, status=payload.status)
