@@ -267,6 +267,32 @@ def test_each_appointment_is_opened_from_the_listing_and_from_the_customers_hist
         assert f'<a href="{url("edit", appointment.pk)}">' in history
 
 
+def test_an_appointment_moved_to_another_start_keeps_its_length(login, staff_a, branch_a):
+    """Only the start changed on the edit page: the end moves with it (before, the old end
+    refused the later start). An end typed as well is kept as typed."""
+    customer = make_customer(first_name="Ines", home_branch=branch_a)
+    appointment = make_appointment(customer, branch_a, days=3, service="Cut")
+    appointment.start = times.start_of_day(times.today(branch_a) + datetime.timedelta(days=3), branch_a) + datetime.timedelta(hours=12)
+    appointment.end = appointment.start + datetime.timedelta(minutes=30)
+    appointment.save()
+    client = login(staff_a)
+    form = client.get(url("edit", appointment.pk)).context["form"]
+    data = {name: form[name].value() for name in ("customer", "branch", "service", "status")}
+    shown = {name: form[name].as_widget().split('value="')[1].split('"')[0] for name in ("start", "end")}
+    later = (appointment.start + datetime.timedelta(hours=1)).astimezone(times.zone_of(branch_a)).strftime("%Y-%m-%d %H:%M")
+    response = client.post(url("edit", appointment.pk), {**data, "start": later, "end": shown["end"]})
+    assert response.status_code == 302, response.context["form"].errors
+    appointment.refresh_from_db()
+    assert appointment.end - appointment.start == datetime.timedelta(minutes=30)
+    assert appointment.start.astimezone(times.zone_of(branch_a)).hour == 13
+    # Both changed: as typed.
+    start, end = appointment.start + datetime.timedelta(hours=1), appointment.start + datetime.timedelta(hours=3)
+    typed = {k: v.astimezone(times.zone_of(branch_a)).strftime("%Y-%m-%d %H:%M") for k, v in (("start", start), ("end", end))}
+    assert client.post(url("edit", appointment.pk), {**data, **typed}).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.end - appointment.start == datetime.timedelta(hours=2)
+
+
 def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):
     """A customer shared with both branches whose name branch A keeps for itself: A's
     appointments show A's name wherever appointments are shown (the dashboard's today's

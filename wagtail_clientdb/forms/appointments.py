@@ -129,6 +129,10 @@ class AppointmentForm(WagtailAdminModelForm):
     def clean(self):
         cleaned = super().clean()
         start, end, service = cleaned.get("start"), cleaned.get("end"), cleaned.get("service")
+        moved = self.instance.pk and start and "start" in self.changed_data and "end" not in self.changed_data
+        if moved and end and self.instance.end:
+            # A new start with the end as it was: the appointment is moved, not shortened.
+            end = cleaned["end"] = self.instance.end + (start - self.instance.start)
         if start and not end and service:
             cleaned["end"] = self.instance.end = service.end_for(start)
         elif start and end and end <= start:
