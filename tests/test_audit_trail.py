@@ -3,6 +3,7 @@ in the customer's history and the history report, scoped by the branch rules; an
 a project connects to, sent once a change is committed."""
 
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -263,3 +264,24 @@ def test_removing_tags_and_a_group_in_bulk_changes_and_logs_only_the_selected(lo
     assert sorted(other.tags.names()) == ["regular", "vip"] and group.customers.filter(pk=other.pk).exists()
     assert [e.message for e in entries(chosen, "wagtail_clientdb.edit")] == ["Changed: tags", "Changed: groups"]
     assert not entries(other, "wagtail_clientdb.edit")
+
+
+def test_a_date_column_and_an_action_or_status_of_the_same_english_word_read_apart_in_german(login, manager, branch_a):
+    """"Created" heads a date column ("Erstellt am") and is Wagtail's name of an action
+    ("Erstellt"); "Requested" heads the deletion queue's date ("Angefordert am") and is a
+    request's reason ("Angefordert"). The app's catalog told them apart by context, not
+    Wagtail's words over."""
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = "de"
+    profile.save()
+    client = login(manager)
+    client.post(customer_url("add"), {"first_name": "Neu", "last_name": "Kunde", "sharing": "all"})
+    customer = Customer.objects.get(last_name="Kunde")
+    history = history_of(client, customer)
+    assert re.search(r">\s*Erstellt\s*<", history) and "Erstellt am" not in history
+    assert "Erstellt am" in client.get(customer_url("list")).content.decode()
+    deletion.request_deletion(scope.Viewer(manager, True), customer)
+    queue = client.get(reverse("wagtailsnippets_wagtail_clientdb_deletionrequest:list")).content.decode()
+    assert "Angefordert am" in queue and re.search(r">\s*Angefordert\s*<", queue)

@@ -9,6 +9,7 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from wagtail.admin import widgets as wagtail_widgets
 from wagtail.admin.active_filters import BaseFilterAdapter, register_filter_adapter_class
 from wagtail.admin.filters import DateRangePickerWidget, NumberRangeWidget, WagtailFilterSet
@@ -231,7 +232,7 @@ class CustomerFilterSet(ClientDBFilterSet):
         help_text=_("0 is today, 7 is today and the next seven days."),
     )
     created = django_filters.DateFromToRangeFilter(
-        label=_("Created"), widget=DateRangePickerWidget, method="filter_created"
+        label=pgettext_lazy("when", "Created"), widget=DateRangePickerWidget, method="filter_created"
     )
     local_values = YesNoFilter(
         label=_("Has local values"),

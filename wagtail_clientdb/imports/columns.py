@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from .. import attributes, cell_values
 from ..models import AttributeTarget
@@ -66,7 +66,7 @@ EXPORT_HEADINGS = {
     "bookings": gettext_lazy("Bookings"),
     "source": gettext_lazy("Source"),
     EXTERNAL_ID: gettext_lazy("External ID"),
-    "created": gettext_lazy("Created"),
+    "created": pgettext_lazy("when", "Created"),
 }
 #: The refused-rows report's own columns (before and after the file's): a corrected report
 #: imports again without a mapping step.

@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views import View
 from wagtail.admin import messages
 from wagtail.admin.forms.choosers import BaseFilterForm
@@ -245,7 +246,7 @@ class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexVie
                 descending_title_text=_("Sort by most bookings"),
             ),
             TextColumn("scope", label=_("Branches"), accessor=display_scope),
-            MomentColumn("created_at", label=_("Created"), sort_key="created_at", zone=lambda c: self.display_branch),
+            MomentColumn("created_at", label=pgettext_lazy("when", "Created"), sort_key="created_at", zone=lambda c: self.display_branch),
             *self.attribute_columns,
         ]
 
@@ -575,7 +576,7 @@ class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
             {"label": _("Branches"), "value": display_scope(customer)},
             {"label": _("Source"), "value": customer.get_source_display()},
             {"label": _("External ID"), "value": customer.external_id},
-            {"label": _("Created"), "value": times.moment(customer.created_at, self.viewer)},
+            {"label": pgettext_lazy("when", "Created"), "value": times.moment(customer.created_at, self.viewer)},
             {"label": _("Updated"), "value": times.moment(customer.updated_at, self.viewer)},
         ]
         stored = effective.attributes

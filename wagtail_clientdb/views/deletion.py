@@ -4,6 +4,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_POST
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, StatusTagColumn
@@ -59,7 +60,7 @@ class DeletionRequestViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         Column("customer", label=_("Customer"), accessor=str),
         StatusTagColumn("status", label=_("Status"), accessor="get_status_display"),
         Column("errors", label=_("Blocked by"), accessor=blocked_by),
-        MomentColumn("requested_at", label=_("Requested"), sort_key="requested_at"),
+        MomentColumn("requested_at", label=pgettext_lazy("when", "Requested"), sort_key="requested_at"),
         MomentColumn("last_attempt_at", label=_("Last attempt"), sort_key="last_attempt_at"),
         MomentColumn("completed_at", label=_("Deleted"), sort_key="completed_at"),
         Column("requested_by", label=_("Requested by"), accessor=requested_by),

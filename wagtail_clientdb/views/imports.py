@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.utils import get_user_display_name
@@ -385,6 +385,6 @@ class ExportJobView(ImportViewMixin, View):
                 job=job,
                 download_url=url("export_download", job),
                 status_url=request.path + "?status=1",
-                job_times=job_times(self.viewer, (_("Created"), job.created_at), (_("finished at"), job.finished_at)),
+                job_times=job_times(self.viewer, (pgettext("when", "Created"), job.created_at), (_("finished at"), job.finished_at)),
             ),
         )
