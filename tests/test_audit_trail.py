@@ -61,6 +61,20 @@ def test_a_branchs_local_values_are_logged_as_the_branchs(login, staff_a, manage
     assert gloria.first_name == "Gloria"
 
 
+def test_another_branch_does_not_read_which_local_values_a_branch_changed(login, staff_a, staff_b, manager, branch_a, allow_branch_edits):
+    """A's own values of a shared customer are A's: B, who sees the customer and its history,
+    does not see that A changed them, nor which; A and the head office do."""
+    gloria = make_customer(first_name="Gloria", last_name="Global", email="gloria@example.com", shared_with_all_branches=True)
+    post_edit(login(staff_a), gloria, {"first_name": "Glo", "last_name": "Global", "email": gloria.email})
+    message = "Changed the local values of Alpha Salon: first name"
+    site_history = reverse("wagtailadmin_reports:site_history")
+    for user, shown in ((staff_a, True), (manager, True), (staff_b, False)):
+        client = login(user)
+        assert (message in history_of(client, gloria)) is shown, user
+        assert (message in client.get(site_history).content.decode()) is shown, user
+    assert history_of(login(staff_b), gloria).count("Gloria") >= 1
+
+
 def test_sharing_consent_and_bulk_changes_are_logged(login, manager, branch_a, branch_b):
     lena = make_customer(first_name="Lena", email="lena@example.com", home_branch=branch_a)
     client = login(manager)

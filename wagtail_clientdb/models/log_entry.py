@@ -6,6 +6,18 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.models.audit_log import BaseLogEntry, ModelLogEntryManager
 from wagtail.permissions import policy_registry
 
+def readable_local_values_q(user):
+    """The log entries ``user`` may read as to local values: a branch's local values of a
+    shared customer are its own, and so is which of them it changed (another branch sees the
+    customer and its history without them); the head office reads all."""
+    from .. import scope
+
+    viewer = scope.viewer_for_user(user)
+    if viewer.is_manager:
+        return Q()
+    return Q(data__local_branch__isnull=True) | Q(data__local_branch__in=[branch.pk for branch in viewer.branches])
+
+
 class ClientDBLogEntryManager(ModelLogEntryManager):
     def viewable_by_user(self, user):
         """The entries of objects the user may reach now, by the models' permission policies.
@@ -14,7 +26,8 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
         log model checks model permissions only, so another branch's customers, appointments
         and deletion requests (whose names the entries keep) would show. The policies check the
         model permissions too (Wagtail's own check caches its result on the user across log
-        models, so it is not used here).
+        models, so it is not used here). Branch staff do not see what another branch changed of
+        its local values of a shared customer.
         """
         from ..permissions import ANY_ACTION
 
@@ -28,7 +41,7 @@ class ClientDBLogEntryManager(ModelLogEntryManager):
                 .values("id_text")
             )
             allowed |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids)
-        return self.filter(allowed)
+        return self.filter(allowed & readable_local_values_q(user))
 
     def log_action(self, instance, action, **kwargs):
         from ..audit import acting_branch

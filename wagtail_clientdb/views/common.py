@@ -27,6 +27,7 @@ from wagtail.snippets.views import snippets as snippet_views
 from .. import audit, markup, scope, times
 from ..deletion import BookingRefused
 from ..models import Customer
+from ..models.log_entry import readable_local_values_q
 from ..templatetags.clientdb_times import moment_ago_html
 from ..versions import StaleEdit
 
@@ -230,7 +231,11 @@ class LocalTimesInspectMixin(ViewerMixin):
 
 
 class LocalTimesHistoryView(snippet_views.HistoryView):
-    """An object's history with the time of each entry as :class:`MomentColumn` shows it."""
+    """An object's history with the time of each entry as :class:`MomentColumn` shows it, and
+    without what another branch changed of its local values (as in the history report)."""
+
+    def get_base_queryset(self):
+        return super().get_base_queryset().filter(readable_local_values_q(self.request.user))
 
     @cached_property
     def columns(self):
