@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
-from wagtail_clientdb import times
+from wagtail_clientdb import overrides, times
 from wagtail_clientdb.models import Appointment, ClosedDay, ConsentEvent, Customer, OpeningHours
 
 
@@ -291,6 +291,25 @@ def test_an_appointment_moved_to_another_start_keeps_its_length(login, staff_a, 
     assert client.post(url("edit", appointment.pk), {**data, **typed}).status_code == 302
     appointment.refresh_from_db()
     assert appointment.end - appointment.start == datetime.timedelta(hours=2)
+
+
+def test_appointments_are_searched_by_their_customer_as_the_customer_listing_searches(login, staff_a, branch_a, allow_branch_edits):
+    """The full name as shown, in either order, the branch's own name for a shared customer,
+    the phone typed another way; the service and notes as before."""
+    ines = make_customer(first_name="Ines", last_name="Imhof", phone_raw="030 1234567", shared_with_all_branches=True)
+    overrides.save_local_values(ines, branch_a, {"last_name": "Imhof-Lokal"})
+    other = make_customer(first_name="Otto", last_name="Imhof", home_branch=branch_a)
+    mine = make_appointment(ines, branch_a, days=2, service="Colour")
+    theirs = make_appointment(other, branch_a, days=3, service="Cut")
+    client = login(staff_a)
+
+    def found(query):
+        return {a.pk for a in client.get(url("list"), {"q": query}).context["object_list"]}
+
+    assert found("Ines Imhof-Lokal") == found("Imhof-Lokal Ines") == {mine.pk}
+    assert found("Imhof") == {mine.pk, theirs.pk}
+    assert found("+49 30 1234567") == {mine.pk}
+    assert found("Colour") == {mine.pk}
 
 
 def test_appointments_name_the_customer_as_the_appointments_branch_knows_them(login, staff_a, staff_b, manager, branch_a, branch_b):

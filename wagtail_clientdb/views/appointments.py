@@ -8,6 +8,7 @@ from django.contrib.admin.utils import quote
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
@@ -24,10 +25,10 @@ from wagtail.admin.widgets.button import HeaderButton
 from wagtail.permissions import policy_registry
 from wagtail.snippets.views import snippets as snippet_views
 
-from .. import attribute_types, attributes, booking, overrides, scope, times
+from .. import attribute_types, attributes, booking, overrides, scope, search, times
 from ..filters import AppointmentFilterSet, AppointmentPeriod
 from ..forms.appointments import STAFF_NAME_FIELDS, AppointmentForm
-from ..models import Appointment, AppointmentStatus, AttributeTarget
+from ..models import Appointment, AppointmentStatus, AttributeTarget, ClientDBSettings
 from ..models.customer import NAME_FIELDS
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBObjectList
@@ -106,6 +107,22 @@ class AppointmentIndexView(RowURLsMixin, snippet_views.IndexView):
     def get_delete_url(self, instance):
         if self.delete_url_name and self.user_has_permission("delete"):
             return self.row_url(self.delete_url_name, instance)
+
+    def search_queryset(self, queryset):
+        # The customer found as the customer listing finds them (every word, in any order, by
+        # the names, email and phone the viewer's branch knows), or the service or the notes.
+        if not self.is_searching:
+            return queryset
+        viewer = scope.viewer_for_request(self.request)
+        region = ClientDBSettings.load(request_or_site=self.request).default_phone_region
+        customers = overrides.with_effective_values(scope.visible_customers(viewer), viewer.branch).filter(
+            search.customer_search_q(self.search_query, region)
+        )
+        return queryset.filter(
+            Q(service__name__icontains=self.search_query)
+            | Q(notes__icontains=self.search_query)
+            | Q(customer__in=customers.values("pk"))
+        )
 
     def get_table(self, object_list):
         # Each customer by the name the appointment's branch knows (its local values).
@@ -319,7 +336,8 @@ class AppointmentViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
         PostButtonsColumn("actions", status_buttons, label=gettext_lazy("Change status")),
     ]
     ordering = ["-start"]
-    search_fields = ["service__name", "notes", "customer__first_name", "customer__last_name"]
+    # Gives the listing its search box; what a search finds: AppointmentIndexView.search_queryset.
+    search_fields = ["service__name", "notes", "customer"]
     edit_handler = ClientDBObjectList(
         [
             MultiFieldPanel(
