@@ -192,6 +192,21 @@ def test_inspect_view_reads_what_the_history_shows_of_each_appointment_with_it(l
     assert html.count("clientdb-status--completed") == 6
 
 
+def test_a_customers_pages_name_them_as_the_branch_knows_them(login, staff_a, branch_a, allow_branch_edits):
+    """Title, header, breadcrumbs and the message after saving: the branch's own name of a shared
+    customer, as its listing shows it."""
+    sabine = make_customer(first_name="Sabine", last_name="Schulz", email="sabine@example.com", shared_with_all_branches=True)
+    client = login(staff_a)
+    response = post_edit(client, sabine, {"first_name": "Sabine", "last_name": "Schulz-Lokal", "email": sabine.email}, follow=True)
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("Sabine Schulz-Lokal" in message for message in messages), messages
+    for view in ("inspect", "edit"):
+        html = client.get(customer_url(view, sabine.pk)).content.decode()
+        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+        assert "Sabine Schulz-Lokal" in title and "Sabine Schulz " not in title + " "
+        assert html.count("Sabine Schulz-Lokal") >= 2
+
+
 def test_manager_creates_customer(login, manager, branch_a):
     response = login(manager).post(
         customer_url("add"),

@@ -114,6 +114,18 @@ def test_an_import_is_logged_with_its_counts_and_each_customer_with_its_fields(l
     assert not ClientDBLogEntry.objects.viewable_by_user(staff_b).filter(pk=summary.pk).exists()
 
 
+def test_an_exports_filters_chosen_by_id_are_logged_by_their_names(login, manager, branch_a):
+    anna = make_customer(first_name="Anna", last_name="Alpha", shared_with_all_branches=True)
+    anna.tags.add("VIP")
+    group = CustomerGroup.objects.create(name="Regulars")
+    anna.groups.add(group)
+    tag = anna.tags.get()
+    login(manager).get(customer_url("list"), {"tags": tag.pk, "groups": group.pk, "branch": branch_a.pk, "q": "Alpha", "export": "csv"})
+    (entry,) = ClientDBLogEntry.objects.filter(action="wagtail_clientdb.export")
+    assert entry.data["filters"] == f"branch: {branch_a.name}; groups: Regulars; q: Alpha; tags: VIP"
+    assert entry.message.endswith(f"filters: branch: {branch_a.name}; groups: Regulars; q: Alpha; tags: VIP")
+
+
 def test_an_export_is_logged_with_who_which_filters_and_how_many_rows(login, manager, staff_a, staff_b, branch_a):
     make_customer(first_name="Anna", last_name="Alpha", home_branch=branch_a)
     make_customer(first_name="Berta", last_name="Alpha", home_branch=branch_a)

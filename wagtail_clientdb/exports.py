@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 
 from . import conf, export, listing, scope, times
-from .models import ExportJob, JobStatus
+from .models import Branch, CustomerGroup, CustomerTag, ExportJob, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,22 @@ LANGUAGE = "language"
 NOT_FILTERS = {LANGUAGE, "export", "delimiter", "p"}
 
 
+#: Filters whose choices are ids: logged by the names they had (``tags: VIP``, not ``tags: 3``).
+NAMED_CHOICES = {"tags": lambda: CustomerTag.all_tags, "groups": lambda: CustomerGroup.objects, "branch": lambda: Branch.objects}
+
+
 def filters_of(params):
-    """The listing's filters of an export, readable: ``q: müller; tag: 3``."""
-    return "; ".join(
-        f"{name}: {', '.join(values)}" for name, values in sorted(params.lists()) if name not in NOT_FILTERS and any(values)
-    )
+    """The listing's filters of an export, readable: ``q: müller; tags: VIP``."""
+    shown = []
+    for name, values in sorted(params.lists()):
+        if name in NOT_FILTERS or not any(values):
+            continue
+        if name in NAMED_CHOICES:
+            ids = [int(value) for value in values if value.strip().isdigit()]
+            names = dict(NAMED_CHOICES[name]().filter(pk__in=ids).values_list("pk", "name"))
+            values = [names.get(int(value), value) if value.strip().isdigit() else value for value in values]
+        shown.append(f"{name}: {', '.join(values)}")
+    return "; ".join(shown)
 
 
 def log_export(job, rows):

@@ -29,6 +29,7 @@ from ..filters import CustomerFilterSet
 from ..forms.appointments import STAFF_NAME_FIELDS
 from ..forms.customers import CustomerForm, FoundMeanwhile
 from ..models import Appointment, AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
+from ..models.customer import name_of
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
@@ -414,7 +415,18 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
         return context
 
 
-class CustomerEditView(SaveRefusalMixin, BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
+class NamedAsTheBranchKnowsMixin:
+    """The page's title, header and breadcrumbs, and the edit's message, name the customer as the
+    viewer's branch knows them (Wagtail's name the company record)."""
+
+    def get_page_subtitle(self):
+        return name_of(overrides.effective_customer(self.object, self.viewer.branch))
+
+    def get_success_message(self):
+        return capfirst(self.success_message % {"object": self.get_page_subtitle(), "model_name": self.model._meta.verbose_name})
+
+
+class CustomerEditView(NamedAsTheBranchKnowsMixin, SaveRefusalMixin, BranchContextMixin, ViewerFormMixin, snippet_views.EditView):
 
     @cached_property
     def edit_mode(self):
@@ -519,7 +531,7 @@ HISTORY_SHOWS = [
 ]
 
 
-class CustomerInspectView(BranchContextMixin, snippet_views.InspectView):
+class CustomerInspectView(NamedAsTheBranchKnowsMixin, BranchContextMixin, snippet_views.InspectView):
 
     @cached_property
     def header_more_buttons(self):
