@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import make_appointment, make_customer, make_service
-from wagtail_clientdb.models import AttributeDefinition, Branch, Customer, CustomerGroup
+from wagtail_clientdb.models import AttributeDefinition, Branch, CustomerGroup
 
 
 def url(model, name="list", *args):
