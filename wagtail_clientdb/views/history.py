@@ -25,6 +25,8 @@ class CustomerHistoryFilterSet(SiteHistoryReportFilterSet):
         null_label=_("Head office"),
         help_text=_("The branch the change was made in."),
     )
+    # Comments are the pages' (Wagtail's page history filters them); customers have none.
+    is_commenting_action = None
 
 
 class CustomerHistoryView(LogEntriesView):
