@@ -897,3 +897,16 @@ def test_a_managers_import_without_new_customers_asks_no_sharing_and_refuses_a_r
     client.post(customer_url("import_job", job.pk), {})
     anna.refresh_from_db()
     assert anna.notes == "updated"
+
+
+def test_the_preview_says_whom_a_row_renames(login, manager):
+    """A row matched by its phone number under another name: the preview's examples name the
+    customer it updates and what the row makes of them."""
+    make_customer(first_name="Jürgen", last_name="Weiß", phone_raw="030 1234567", shared_with_all_branches=True)
+    make_customer(first_name="Anna", last_name="Apfel", email="anna@example.com", shared_with_all_branches=True)
+    rows = [["Name", "Phone", "Email", "Notes"], ["Grete Nullmann", "+49 30 1234567", "grete@example.de", ""], ["Anna Apfel", "", "anna@example.com", "new"]]
+    client = login(manager)
+    job = job_of(upload(client, "list.csv", csv_bytes(rows)))
+    assert job.counts["updated"] == 2
+    assert job.samples["updated"] == ["Jürgen Weiß → Grete Nullmann", "Anna Apfel"]
+    assert "Jürgen Weiß → Grete Nullmann" in client.get(customer_url("import_job", job.pk)).content.decode()

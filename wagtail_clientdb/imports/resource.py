@@ -166,6 +166,8 @@ class CustomerImportResource(resources.ModelResource):
         self.possible_duplicates = {}
         #: Ids of the customers this import wrote so far (kept while it names possible duplicates).
         self.created_here = set()
+        #: line → the name of a customer the row renames (its result says who it was).
+        self.renamed = {}
         self.new_customer = bulk.instance_maker(Customer, source=settings.source)
 
     def get_queryset(self):
@@ -202,6 +204,14 @@ class CustomerImportResource(resources.ModelResource):
         found, self.possible_duplicates = self.possible_duplicates, {}
         return found
 
+    def import_row(self, row, instance_loader, **kwargs):
+        result = super().import_row(row, instance_loader, **kwargs)
+        before = self.renamed.pop(row[LINE], None)
+        if before and result.object_repr:
+            # The preview's examples say whom a row matched: "Jürgen Weiß → Grete Nullmann".
+            result.object_repr = f"{before} → {result.object_repr}"
+        return result
+
     def init_instance(self, row=None):
         return self.new_customer()
 
@@ -234,7 +244,10 @@ class CustomerImportResource(resources.ModelResource):
         if mode == scope.EditMode.OVERRIDE:
             self._local_values(instance, values, plan)
         elif mode == scope.EditMode.DIRECT:
+            before = str(instance)
             self._update(instance, values, plan)
+            if plan.changed and str(instance) != before:
+                self.renamed[row[LINE]] = before
         else:
             self._update(instance, values, plan)
             if plan.changed:
