@@ -202,7 +202,7 @@ def test_a_customers_pages_name_them_as_the_branch_knows_them(login, staff_a, br
     assert any("Sabine Schulz-Lokal" in message for message in messages), messages
     for view in ("inspect", "edit"):
         html = client.get(customer_url(view, sabine.pk)).content.decode()
-        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+        title = re.search(r"<title>(.*?)</title>", html, re.DOTALL).group(1)
         assert "Sabine Schulz-Lokal" in title and "Sabine Schulz " not in title + " "
         assert html.count("Sabine Schulz-Lokal") >= 2
 

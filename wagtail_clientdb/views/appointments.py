@@ -6,9 +6,9 @@ import datetime
 from django import forms
 from django.contrib.admin.utils import quote
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
