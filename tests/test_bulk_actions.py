@@ -2,11 +2,15 @@
 hundreds of thousands, so the rules are asked of the whole choice at once, the confirmation
 page counts and names a few, and the change is made a chunk at a time (issue #17)."""
 
+import html
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.http import urlencode
+from wagtail.users.models import UserProfile
 
 from tests.conftest import customer_url, make_appointment, make_customer, post_bulk
 from wagtail_clientdb import archive, bulk_edits, merging, scope
@@ -394,3 +398,39 @@ def test_customers_left_alone_are_named_only_while_they_can_be_counted(login, st
     context = login(staff_a).get(action_url("archive", listing=customer_url("list") + "?q=Zahl")).context
     assert context["no_access_summary"] == "more than 3 customers" and context["items_with_no_access"] == []
     assert context["items"] == ["Own Zahl"]
+
+
+def test_the_footer_offers_each_user_the_actions_it_may_use(login, manager, staff_a, scope_customers):
+    """Sharing is the head office's: branch staff are not offered it (their footer once listed it
+    and the action then refused every customer). Every other action they may use on their own."""
+
+    def offered(user):
+        page = login(user).get(customer_url("list")).content.decode()
+        footer = page.split("data-bulk-action-footer=")[1].split("</section>")[0]
+        return {action for action in ACTIONS if f"/customer/{action}/" in footer}
+
+    ACTIONS = ("add_tags", "remove_tags", "add_to_group", "remove_from_group", "archive", "restore", "share_with_branches", "delete", "merge", "export")
+    assert offered(manager) == set(ACTIONS)
+    assert offered(staff_a) == set(ACTIONS) - {"share_with_branches"}
+    # The selection is counted as customers, in the user's language, not as Wagtail's "snippets".
+    profile = UserProfile.get_for_user(staff_a)
+    profile.preferred_language = "de"
+    profile.save()
+    page = login(staff_a).get(customer_url("list")).content.decode()
+    strings = json.loads(page.split('id="clientdb-bulk-action-strings" type="application/json">')[1].split("</script>")[0])
+    assert strings["PLURAL"] == "%(objects)s Kunden ausgewählt"
+
+
+def test_a_refusal_says_why(login, staff_a, scope_customers):
+    client = login(staff_a)
+    chosen = [scope_customers[name] for name in ("global_all", "global_a", "local_a")]
+    page = client.get(action_url("add_tags", *chosen))
+    assert page.context["items"] == ["Lena Locala"]
+    assert sorted(page.context["items_with_no_access"]) == ["Gerd Specifica", "Gloria Globalall"]
+    assert "Customers shared with other branches are changed by the head office" in page.context["no_access_reason"]
+    assert html.escape(page.context["no_access_reason"]) in page.content.decode()
+    # Sharing reached by its address (the footer does not offer it) refuses them all, and says why.
+    page = client.get(action_url("share_with_branches", *chosen))
+    assert page.context["items_count"] == 0 and page.context["no_access_reason"] == "Only the head office shares customers with branches."
+    # Nothing refused, nothing to explain.
+    assert login(staff_a).get(action_url("add_tags", scope_customers["local_a"])).context["no_access_reason"] == ""

@@ -50,6 +50,18 @@ def split(action, viewer, customers):
     return scope.split_by_direct_edit(viewer, customers)
 
 
+def refusal_reason(action, viewer):
+    """Why :func:`split` leaves the others out, as the confirmation page tells the user."""
+    if action == "share_with_branches":
+        return _("Only the head office shares customers with branches.")
+    if viewer.branch is None:
+        return _("You are not a member of any branch, so you cannot change customers.")
+    return _(
+        "A branch changes its own customers. Customers shared with other branches are changed by the "
+        "head office; your branch keeps its own values of them on each customer's page."
+    )
+
+
 def chunks(ids, *, unchanged_since):
     """The customers with ``ids`` not changed after ``unchanged_since``, a list of up to
     :data:`CHUNK` at a time, in id order; each chunk read when its turn comes."""

@@ -28,7 +28,7 @@ from wagtail.admin.views.bulk_action import BulkAction
 from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
-from .. import attributes, booking, bulk_edits, conf, export, exports, listing, scope, times
+from .. import attributes, booking, bulk_edits, conf, export, exports, groups, listing, scope, times
 from ..filters import CustomerFilterSet
 from ..models import (
     Appointment,
@@ -226,6 +226,13 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
     #: How many of the chosen customers the confirmation page (and a warning) names.
     SHOWN_NAMES = 20
 
+    @classmethod
+    def is_shown(cls, request):
+        """Whether the listing's footer offers the action to ``request``'s user
+        (:mod:`~wagtail_clientdb.templatetags.clientdb_bulk_actions`): one the user may use on
+        some customer. Which of the chosen ones it may change is :meth:`split`'s answer."""
+        return True
+
     @cached_property
     def opened_at(self):
         """When the confirmation page was opened (set by :meth:`get`; a form shown again: now)."""
@@ -317,6 +324,7 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
             "action_title": self.action_title,
             "action_question": self.action_question,
             "no_access_message": _("You cannot change these customers:"),
+            "no_access_reason": bulk_edits.refusal_reason(self.action_type, self.viewer) if refused_count.number else "",
         }
 
     def names(self, part):
@@ -439,16 +447,8 @@ class RemoveTagsBulkAction(AddTagsBulkAction):
 
 
 class AddToGroupForm(CustomerBulkForm):
-    group = forms.ModelChoiceField(label=_("Group"), queryset=CustomerGroup.objects.order_by("name"))
-
-    def clean_group(self):
-        group = self.cleaned_data["group"]
-        if group.is_dynamic:
-            raise ValidationError(
-                _("“%(group)s” is a dynamic group: its members follow its segment “%(segment)s” and cannot be added by hand.")
-                % {"group": group, "segment": group.segment}
-            )
-        return group
+    # A dynamic group's members follow its segment's rule: nobody adds them by hand.
+    group = forms.ModelChoiceField(label=_("Group"), queryset=groups.manual_groups().order_by("name"))
 
 
 class AddToGroupBulkAction(CustomerBulkAction):
@@ -544,6 +544,10 @@ class ShareWithBranchesBulkAction(CustomerBulkAction):
     action_title = _("Share with branches")
     action_question = _("Share the following customers?")
     form_class = ShareForm
+
+    @classmethod
+    def is_shown(cls, request):
+        return scope.can_manage_sharing(scope.viewer_for_request(request))
 
     def options(self):
         cleaned = self.cleaned_form.cleaned_data
