@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import customer_url, listing_counts, make_appointment, make_customer, post_edit
@@ -192,19 +193,31 @@ def test_inspect_view_reads_what_the_history_shows_of_each_appointment_with_it(l
     assert html.count("clientdb-status--completed") == 6
 
 
-def test_a_customers_pages_name_them_as_the_branch_knows_them(login, staff_a, branch_a, allow_branch_edits):
-    """Title, header, breadcrumbs and the message after saving: the branch's own name of a shared
-    customer, as its listing shows it."""
+def test_a_customers_pages_name_them_as_the_branch_knows_them(login, manager, staff_a, branch_a, allow_branch_edits):
+    """Title, header, breadcrumbs and the message after saving, the history and usage pages, the
+    listing and an appointment's chosen customer: the branch's own name of a shared customer, as
+    its listing shows it."""
     sabine = make_customer(first_name="Sabine", last_name="Schulz", email="sabine@example.com", shared_with_all_branches=True)
     client = login(staff_a)
     response = post_edit(client, sabine, {"first_name": "Sabine", "last_name": "Schulz-Lokal", "email": sabine.email}, follow=True)
     messages = [str(message) for message in response.context["messages"]]
     assert any("Sabine Schulz-Lokal" in message for message in messages), messages
-    for view in ("inspect", "edit"):
+    for view in ("inspect", "edit", "history", "usage"):
         html = client.get(customer_url(view, sabine.pk)).content.decode()
         title = re.search(r"<title>(.*?)</title>", html, re.DOTALL).group(1)
-        assert "Sabine Schulz-Lokal" in title and "Sabine Schulz " not in title + " "
-        assert html.count("Sabine Schulz-Lokal") >= 2
+        assert "Sabine Schulz-Lokal" in title and "Sabine Schulz " not in title + " ", view
+        assert html.count("Sabine Schulz-Lokal") >= 2, view
+    # Nowhere else either: the listing's row (its "More" menu's label too), an appointment's
+    # form with the customer chosen, and the chooser's answer when the customer is chosen.
+    appointment = make_appointment(sabine, branch_a)
+    appointment_edit = reverse("wagtailsnippets_wagtail_clientdb_appointment:edit", args=[appointment.pk])
+    chosen = reverse("wagtailsnippetchoosers_wagtail_clientdb_customer:chosen", args=[sabine.pk])
+    for url in (customer_url("list"), customer_url("list") + "?q=Schulz", appointment_edit, chosen):
+        page = client.get(url).content.decode()
+        assert "Sabine Schulz-Lokal" in page and not re.search(r"Sabine Schulz(?!-Lokal)", page), url
+    # The head office reads the company record.
+    manager_page = login(manager).get(appointment_edit).content.decode()
+    assert "Sabine Schulz<" in manager_page and "Schulz-Lokal" not in manager_page
 
 
 def test_manager_creates_customer(login, manager, branch_a):

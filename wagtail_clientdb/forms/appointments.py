@@ -80,6 +80,7 @@ class AppointmentForm(WagtailAdminModelForm):
             offered = Service.objects.active().filter(branches__in=scope.visible_branches(viewer)).values("pk")
             self.fields["service"].queryset = (Service.objects.filter(pk__in=offered) | current_service).order_by("name")
             self.fields["customer"].queryset = scope.visible_customers(viewer)
+            self.fields["customer"].widget.branch = viewer.branch  # the chosen customer named as the branch knows them
             self.fields["branch"].queryset = scope.visible_branches(viewer).order_by("name")
             if viewer.branch is not None and not self.instance.pk:
                 self.fields["branch"].initial = viewer.branch.pk

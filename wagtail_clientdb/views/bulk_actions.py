@@ -46,7 +46,7 @@ from ..models import (
 from ..page_queries import page_settings, rendered
 from .appointments import STATUS_ACTIONS
 from .common import ProtectedDeletionMixin
-from .customers import display_name
+from .customers import listed_name
 from .scoping import scoped_queryset
 
 #: What the confirmation page's name of an object reads besides the object itself.
@@ -345,7 +345,7 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
         ids = listing.page_ids(
             customers, branch, params.get("ordering"), 0, self.SHOWN_NAMES, query=query, unsearched=unsearched
         )
-        return [display_name(customer) for customer in listing.in_order(rows, ids)]
+        return [listed_name(customer) for customer in listing.in_order(rows, ids)]
 
     @staticmethod
     def summary(counted):

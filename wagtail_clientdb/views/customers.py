@@ -1,4 +1,5 @@
 import time
+from types import SimpleNamespace
 
 from django import forms
 from django.contrib.admin.utils import quote
@@ -29,7 +30,7 @@ from ..filters import CustomerFilterSet
 from ..forms.appointments import STAFF_NAME_FIELDS
 from ..forms.customers import CustomerForm, FoundMeanwhile
 from ..models import Appointment, AppointmentStatus, AttributeTarget, ClientDBSettings, Customer, DeletionStatus, DuplicateRule, Segment
-from ..models.customer import name_of
+from ..models.customer import NAME_FIELDS, name_of
 from ..page_queries import page_view
 from ..panels import AttributeFieldsPanel, ClientDBTabbedInterface
 from ..search import customer_search_q
@@ -40,6 +41,7 @@ from .booking_blocks import BookingBlockView
 from .bulk_action_jobs import BulkActionJobView
 from .common import (
     CheckboxColumn,
+    LocalTimesHistoryView,
     MomentColumn,
     RowURLsMixin,
     SaveRefusalMixin,
@@ -52,15 +54,20 @@ from .common import (
 )
 from .merges import MergeUndoView, MergeView, merges_panel
 from .personal_data import PersonalDataView
-from .scoping import ScopedChooseResultsView, ScopedChooserViewSet, ScopedChooseView, ScopedViewSetMixin
+from .scoping import (
+    ScopedChooseResultsView,
+    ScopedChooserViewSet,
+    ScopedChooseView,
+    ScopedChosenView,
+    ScopedSnippetChooser,
+    ScopedViewSetMixin,
+)
 
 
-def display_name(customer):
-    """Name of a customer from a listing row (effective values) or a plain instance."""
-    first = getattr(customer, "eff_first_name", customer.first_name)
-    last = getattr(customer, "eff_last_name", customer.last_name)
-    name = " ".join(part for part in (first, last) if part)
-    return name or getattr(customer, "eff_email", customer.email) or str(customer)
+def listed_name(row):
+    """:func:`~wagtail_clientdb.models.customer.name_of` a listing row (:func:`listing.listing_queryset`),
+    read from its effective values (``eff_…``): the customer as the listing's branch knows them."""
+    return name_of(SimpleNamespace(pk=row.pk, **{field: getattr(row, f"eff_{field}", getattr(row, field)) for field in NAME_FIELDS}))
 
 
 def display_phone(customer):
@@ -158,6 +165,15 @@ class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexVie
         keys, read by id for its rows (built once; a queryset is copied, not changed, by both)."""
         return listing.listing_queryset(self.viewer, self.display_branch)
 
+    def get_list_buttons(self, instance):
+        # Wagtail labels a row's "More" menu with the company record's name (``str``); a
+        # screen reader should hear the name the row shows.
+        buttons = super().get_list_buttons(instance)
+        for button in buttons:
+            if isinstance(button, ButtonWithDropdown):
+                button.attrs["aria-label"] = gettext("More options for '%(title)s'") % {"title": listed_name(instance)}
+        return buttons
+
     def get_base_queryset(self):
         return self.listing_rows
 
@@ -229,7 +245,7 @@ class CustomerIndexView(RowURLsMixin, BranchContextMixin, snippet_views.IndexVie
             title_class(
                 "name",
                 label=_("Name"),
-                accessor=display_name,
+                accessor=listed_name,
                 classname="clientdb-name",
                 sort_key="name",
                 get_url=lambda c: self.get_edit_url(c) or self.get_inspect_url(c),
@@ -415,12 +431,16 @@ class CustomerCreateView(BranchContextMixin, ViewerFormMixin, snippet_views.Crea
         return context
 
 
-class NamedAsTheBranchKnowsMixin:
+class NamedAsTheBranchKnowsMixin(ViewerMixin):
     """The page's title, header and breadcrumbs, and the edit's message, name the customer as the
     viewer's branch knows them (Wagtail's name the company record)."""
 
-    def get_page_subtitle(self):
+    @cached_property
+    def name_as_the_branch_knows(self):
         return name_of(overrides.effective_customer(self.object, self.viewer.branch))
+
+    def get_page_subtitle(self):
+        return self.name_as_the_branch_knows
 
     def get_success_message(self):
         return capfirst(self.success_message % {"object": self.get_page_subtitle(), "model_name": self.model._meta.verbose_name})
@@ -437,7 +457,7 @@ class CustomerEditView(NamedAsTheBranchKnowsMixin, SaveRefusalMixin, BranchConte
             messages.error(
                 request,
                 _("“%(customer)s” is shared by the head office and is read-only in your branch.")
-                % {"customer": self.object},
+                % {"customer": self.get_page_subtitle()},
             )
             return redirect(self.get_inspect_url())
         return super().dispatch(request, *args, **kwargs)
@@ -529,6 +549,20 @@ HISTORY_SHOWS = [
     *("branch__name", "branch__timezone", "service__name"),
     *(f"staff__{name}" for name in STAFF_NAME_FIELDS),
 ]
+
+
+class CustomerHistoryView(NamedAsTheBranchKnowsMixin, LocalTimesHistoryView):
+    pass
+
+
+class CustomerUsageView(NamedAsTheBranchKnowsMixin, snippet_views.UsageView):
+    def get_breadcrumbs_items(self):
+        # Wagtail's names the customer in the usage page's breadcrumbs without get_page_subtitle.
+        edit_url = self.get_edit_url(self.object)
+        return [
+            {**item, "label": self.get_page_subtitle()} if edit_url and item["url"] == edit_url else item
+            for item in super().get_breadcrumbs_items()
+        ]
 
 
 class CustomerInspectView(NamedAsTheBranchKnowsMixin, BranchContextMixin, snippet_views.InspectView):
@@ -702,7 +736,7 @@ class CustomerChooseMixin(ViewerMixin):
         # Named as the viewer's branch knows them, as they are sorted (Wagtail's says "Title" and
         # names the company record).
         column = super().title_column
-        column.label, column.accessor = _("Name"), display_name
+        column.label, column.accessor = _("Name"), listed_name
         return column
 
     @property
@@ -722,9 +756,26 @@ class CustomerChooseResultsView(CustomerChooseMixin, ScopedChooseResultsView):
     pass
 
 
+class CustomerChosenView(ScopedChosenView):
+    def get_display_title(self, instance):
+        # Named in the form as the chooser's list named them (Wagtail's names the company record).
+        return name_of(overrides.effective_customer(instance, scope.viewer_for_request(self.request).branch))
+
+
+class CustomerChooserWidget(ScopedSnippetChooser):
+    #: The branch whose name of the chosen customer the widget shows, set by a form for its
+    #: viewer (:class:`~wagtail_clientdb.forms.appointments.AppointmentForm`); ``None``: the company record's.
+    branch = None
+
+    def get_display_title(self, instance):
+        return name_of(overrides.effective_customer(instance, self.branch))
+
+
 class CustomerChooserViewSet(ScopedChooserViewSet):
+    base_widget_class = CustomerChooserWidget
     choose_view_class = CustomerChooseView
     choose_results_view_class = CustomerChooseResultsView
+    chosen_view_class = CustomerChosenView
 
 
 class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
@@ -739,6 +790,8 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_view_class = CustomerEditView
     delete_view_class = CustomerDeleteView
     inspect_view_class = CustomerInspectView
+    history_view_class = CustomerHistoryView
+    usage_view_class = CustomerUsageView
     chooser_viewset_class = CustomerChooserViewSet
     index_template_name = "wagtail_clientdb/customers/index.html"
     index_results_template_name = "wagtail_clientdb/customers/index_results.html"
