@@ -1,14 +1,17 @@
 """The customer admin through its real URLs: listing, filters, search, ordering, forms, inspect."""
 
+import datetime
 import re
 
 import pytest
 from django.db import connection
-from django.urls import reverse
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import customer_url, listing_counts, make_appointment, make_customer, post_edit
-from wagtail_clientdb.models import ConsentEvent, Customer, CustomerGroup
+from wagtail_clientdb import times
+from wagtail_clientdb.models import ConsentEvent, Customer, CustomerGroup, CustomerOverride
 from wagtail_clientdb.overrides import save_local_values
 
 
@@ -334,3 +337,17 @@ def test_the_delete_confirmation_counts_the_customers_appointments(login, manage
     html = login(manager).get(customer_url("delete", anna.pk)).content.decode()
     assert "Appointments of this customer: 2 upcoming, 4 past or cancelled." in html
     assert "referenced" not in html.lower()
+
+
+def test_the_customer_page_dates_the_last_change_the_branch_sees(login, staff_a, staff_b, branch_a, branch_b, allow_branch_edits):
+    customer = make_customer(first_name="Ute", shared_with_all_branches=True)
+    long_ago = timezone.now() - datetime.timedelta(days=30)
+    Customer.objects.filter(pk=customer.pk).update(updated_at=long_ago)
+    save_local_values(customer, branch_a, {"notes": "Mag Tee"})
+
+    def updated(user):
+        fields = login(user).get(customer_url("inspect", customer.pk)).context["fields"]
+        return next(field["value"] for field in fields if field["label"] == "Updated")
+
+    assert updated(staff_b) == times.moment(long_ago, branch_b)
+    assert updated(staff_a) == times.moment(CustomerOverride.objects.get().updated_at, branch_a) != times.moment(long_ago, branch_a)

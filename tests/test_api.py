@@ -127,6 +127,32 @@ def test_branch_tokens_see_their_branchs_local_values(api, staff_a, staff_b, wor
     assert (row_b["notes"], row_b["local_fields"]) == ("", [])
 
 
+def test_a_branch_s_local_change_is_an_update_for_the_branch_only(api, staff_a, staff_b, manager, world, branch_a, allow_branch_edits):
+    """A sync by ``updated_since`` meets what changed of the customer as its branch sees it: its
+    own local values changed, or dropped; other branches and the head office see no change."""
+    from wagtail_clientdb import overrides
+
+    customer = world["global_all"]
+    since = timezone.now()
+    Customer.objects.filter(pk=customer.pk).update(updated_at=since - datetime.timedelta(hours=1))
+
+    def synced(user):
+        client = api(user)
+        return ids(client.get("/customers/", {"updated_since": since.isoformat()})), client.get(f"/customers/{customer.pk}/").json()["updated_at"]
+
+    before = {user: synced(user)[1] for user in (staff_a, staff_b, manager)}
+    overrides.save_local_values(customer, branch_a, {"notes": "A's note"})
+    changed, updated_at = synced(staff_a)
+    assert customer.pk in changed and updated_at > before[staff_a]
+    assert synced(staff_b) == (set(), before[staff_b]) and synced(manager) == (set(), before[manager])
+    # Dropping the local values is a change for the branch too (none are left to date it).
+    Customer.objects.filter(pk=customer.pk).update(updated_at=since - datetime.timedelta(hours=1))
+    CustomerOverride.objects.filter(customer=customer).update(updated_at=since - datetime.timedelta(hours=1))
+    assert customer.pk not in synced(staff_a)[0]
+    overrides.reset_to_global(customer, branch_a, ["notes"])
+    assert customer.pk in synced(staff_a)[0] and not CustomerOverride.objects.filter(customer=customer).exists()
+
+
 # --- Listing filters and reading ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F, FilteredRelation, Func, JSONField, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from . import bulk
 from .contact import normalise_email, normalise_text, parse_phone
@@ -45,15 +46,16 @@ class JSONObjectMerge(Func):
 
 
 def with_effective_values(queryset, branch):
-    """Annotate ``eff_<field>`` for each of :data:`EFFECTIVE_FIELDS`, and ``eff_attributes``,
-    as ``branch`` sees them.
+    """Annotate ``eff_<field>`` for each of :data:`EFFECTIVE_FIELDS`, ``eff_attributes``, and
+    ``eff_updated_at`` (the later of the record's change and the branch's local values'), as
+    ``branch`` sees them.
 
     One join and no extra query; ``branch=None`` (the company-wide view) gives the global
     values. Filters and searches on the annotations see what the branch sees.
     """
     if branch is None:
         return queryset.annotate(
-            **{f"eff_{name}": F(name) for name in EFFECTIVE_FIELDS}, eff_attributes=F("attributes")
+            **{f"eff_{name}": F(name) for name in EFFECTIVE_FIELDS}, eff_attributes=F("attributes"), eff_updated_at=F("updated_at")
         )
     queryset = queryset.annotate(
         branch_override=FilteredRelation("overrides", condition=Q(overrides__branch=branch))
@@ -63,6 +65,8 @@ def with_effective_values(queryset, branch):
         eff_attributes=JSONObjectMerge(
             "attributes", Coalesce("branch_override__attributes", Value({}, output_field=JSONField()))
         ),
+        # SQLite's greatest of a NULL is NULL: a customer without local values is the record's.
+        eff_updated_at=Greatest("updated_at", Coalesce("branch_override__updated_at", "updated_at")),
     )
 
 
@@ -130,6 +134,13 @@ class EffectiveCustomer:
         names = [name for name in OVERRIDABLE_FIELDS if getattr(self.override, name) is not None]
         names += [ATTRIBUTE_PREFIX + key for key in self.override.attributes]
         return names
+
+    @property
+    def updated_at(self):
+        """When what the branch sees last changed: the record, or the branch's local values."""
+        if self.override is None:
+            return self.customer.updated_at
+        return max(self.customer.updated_at, self.override.updated_at)
 
     def __getattr__(self, name):
         if name in EFFECTIVE_FIELDS:
@@ -235,6 +246,9 @@ def _save_or_drop(override, user):
         return override
     if override.pk is not None:
         override.delete()
+        # What the branch sees changed, and no local values are left to say when: the record
+        # says it (its version stays: the record's own values did not change).
+        Customer.objects.filter(pk=override.customer_id).update(updated_at=timezone.now())
     return None
 
 

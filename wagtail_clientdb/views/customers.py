@@ -623,7 +623,7 @@ class CustomerInspectView(NamedAsTheBranchKnowsMixin, BranchContextMixin, snippe
             {"label": _("Source"), "value": customer.get_source_display()},
             {"label": _("External ID"), "value": customer.external_id},
             {"label": pgettext_lazy("when", "Created"), "value": times.moment(customer.created_at, self.viewer)},
-            {"label": _("Updated"), "value": times.moment(customer.updated_at, self.viewer)},
+            {"label": _("Updated"), "value": times.moment(effective.updated_at, self.viewer)},
         ]
         stored = effective.attributes
         for definition in attributes.active_definitions(AttributeTarget.CUSTOMER):

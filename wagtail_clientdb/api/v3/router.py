@@ -14,7 +14,7 @@ from collections import Counter
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -242,7 +242,7 @@ def customer_out(customer):
         "source": customer.source,
         "external_id": customer.external_id,
         "created_at": customer.created_at,
-        "updated_at": customer.updated_at,
+        "updated_at": customer.eff_updated_at,
         "archived_at": customer.archived_at,
         "version": f"{customer.version}.{customer.local_version or 0}",
         "local_fields": local,
@@ -281,7 +281,12 @@ def _filtered(viewer, branch, queryset, filters, chosen_groups):
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
     if filters.updated_since is not None:
-        queryset = queryset.filter(updated_at__gte=times.aware(filters.updated_since))  # no offset: the company's clock
+        since = times.aware(filters.updated_since)  # no offset: the company's clock
+        changed = Q(updated_at__gte=since)
+        if branch is not None:
+            # Or what the branch sees of it: its local values changed since.
+            changed |= Q(pk__in=CustomerOverride.objects.filter(branch=branch, updated_at__gte=since).values("customer"))
+        queryset = queryset.filter(changed)
     definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
     for condition in filters.attribute:
         key, _sep, value = condition.partition(":")
