@@ -351,3 +351,21 @@ def test_the_customer_page_dates_the_last_change_the_branch_sees(login, staff_a,
 
     assert updated(staff_b) == times.moment(long_ago, branch_b)
     assert updated(staff_a) == times.moment(CustomerOverride.objects.get().updated_at, branch_a) != times.moment(long_ago, branch_a)
+
+
+def test_a_number_typed_from_its_beginning_is_found_from_its_beginning(login, manager, settings_model):
+    """"0170" is the beginning of a mobile number, not "170" anywhere: a Berlin landline with
+    "170" in the middle is not found by it. Digits typed without a prefix are found anywhere."""
+    settings_model.default_phone_region = "DE"
+    settings_model.save()
+    mobile = make_customer(first_name="Mobil", phone_raw="0170 5550123", shared_with_all_branches=True)
+    landline = make_customer(first_name="Festnetz", phone_raw="030 1701234", shared_with_all_branches=True)
+    abroad = make_customer(first_name="Wien", phone_raw="+43 660 1701999", shared_with_all_branches=True)
+
+    def found(query):
+        return {row.pk for row in login(manager).get(customer_url("list"), {"q": query}).context["object_list"]}
+
+    assert found("0170") == found("+49 170") == found("0049170") == {mobile.pk}
+    assert found("030 170") == {landline.pk}
+    assert found("1701") == {landline.pk, abroad.pk}
+    assert found("+43 660") == {abroad.pk}

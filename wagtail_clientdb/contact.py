@@ -203,15 +203,34 @@ def _deciding_digits(country_code):
 def phone_search_terms(query, region):
     """The stored forms a search query may be looking for, if it looks like a phone number.
 
-    Returns ``(e164, digits)``: the E.164 form when the query parses as a whole number,
-    and the significant digits for a partial match; ``(None, None)`` for non-phone queries.
+    Returns ``(e164, digits, start)``: the E.164 form when the query parses as a whole number;
+    the significant digits, looked for anywhere ("1234567", the end of a number); and ``start``,
+    the beginning of the E.164 form when the query is typed from the number's beginning — with
+    its country code ("+49 170", "0049 170") or the region's trunk prefix 0 ("0170") — else
+    ``None``. A number typed from its beginning is found from its beginning: "0170" is not
+    "170" somewhere in "+49 30 1701234". ``(None, None, None)`` for non-phone queries.
     """
     query = query.strip()
     digits = re.sub(r"\D", "", query)
     if len(digits) < 4 or not _PHONE_LIKE.match(query):
-        return None, None
+        return None, None, None
     parsed = parse_phone(query, region)
-    return (parsed.e164 or None), digits.lstrip("0")
+    return (parsed.e164 or None), digits.lstrip("0"), _typed_from_start(query, digits, region)
+
+
+def _typed_from_start(query, digits, region):
+    if query.startswith("+"):
+        return "+" + digits
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region or "", None)
+    if metadata is None:
+        return None
+    if metadata.international_prefix == "00" and digits.startswith("00"):
+        return "+" + digits[2:]
+    # Only a trunk prefix of 0: where it is 1 (the United States), "1234" may as well be the
+    # end of a number as its beginning.
+    if metadata.national_prefix == "0" and digits.startswith("0"):
+        return f"+{metadata.country_code}{digits[1:]}"
+    return None
 
 
 def phone_region_choices():

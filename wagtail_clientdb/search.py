@@ -23,12 +23,12 @@ def customer_search_q(query, phone_region):
     by_name = Q()
     for term in terms:
         by_name &= name_q(term, prefix="eff_")
-    e164, digits = phone_search_terms(query, phone_region)
-    if digits is not None:
+    phone_terms = phone_search_terms(query, phone_region)
+    if phone_terms[1] is not None:
         # A phone number typed in parts ("030 1234567"): its digits find it, not each part.
-        phone = _phone_q(query, e164, digits)
+        phone = _phone_q(query, *phone_terms)
         candidates = overrides.own_or_local_values_match(name_q(longest_word(query)) | phone)
-        return candidates & (by_name | _phone_q(query, e164, digits, prefix="eff_"))
+        return candidates & (by_name | _phone_q(query, *phone_terms, prefix="eff_"))
     # Every match holds each word somewhere: the candidates of each word, which the indexes
     # intersect before a row is read. By the longest word alone, "Anna Schmidt" read all
     # 48,000 Schmidts to find 720 Annas among them.
@@ -66,7 +66,9 @@ def name_q(term, prefix=""):
     )
 
 
-def _phone_q(query, e164, digits, prefix=""):
-    """The phone number typed in any format: its digits anywhere, as typed, or the number itself."""
-    found = Q(**{f"{prefix}phone__contains": digits}) | Q(**{f"{prefix}phone_raw__icontains": query.strip()})
+def _phone_q(query, e164, digits, start, prefix=""):
+    """The phone number typed in any format (:func:`~wagtail_clientdb.contact.phone_search_terms`):
+    from its beginning or its digits anywhere, as typed, or the number itself."""
+    by_digits = Q(**{f"{prefix}phone__startswith": start}) if start else Q(**{f"{prefix}phone__contains": digits})
+    found = by_digits | Q(**{f"{prefix}phone_raw__icontains": query.strip()})
     return found | Q(**{f"{prefix}phone": e164}) if e164 else found
