@@ -132,7 +132,7 @@ def test_exports_neutralise_formulas_and_keep_values(login, manager):
         assert (cell.data_type, cell.value) == ("s", text.replace("\r", "\n"))
     assert cells["Ctrl"][1].value == "abc"
     assert (cells["Ctrl"][3].value, cells["Ctrl"][3].data_type) == ("+49 170 1234567", "s")
-    assert cells["Ctrl"][10].value == 0 and cells["Ctrl"][10].data_type == "n"  # numbers (bookings) stay numbers
+    assert cells["Ctrl"][11].value == 0 and cells["Ctrl"][11].data_type == "n"  # numbers (bookings) stay numbers
 
 
 def test_exports_write_dates_in_local_time_to_the_second(login, manager):

@@ -137,12 +137,15 @@ def test_csv_export_is_readable_in_the_users_language(login, manager, world, lan
     # Headings are labels in the user's language; attribute columns are headed by their labels,
     # except where an import would read the label as another column.
     assert header[0] == words["first"] and words["consent"] in header
-    assert header[14:] == ["Hair type", "Allergies known", "Customer since", "Discount", "Visits", "Mobile (mobile)"]
+    assert header[15:] == ["Hair type", "Allergies known", "Customer since", "Discount", "Visits", "Mobile (mobile)"]
     cells = {row[0]: dict(zip(header, row)) for row in rows[1:]}
     anna, bert, cecile, dora, emil = (cells[name] for name in ("Anna", "Bert", "Cécile", "Dora", "Emil"))
-    consent, branches, source = header[6], header[9], header[11]
+    consent, branches, local_to, source = header[6], header[9], header[10], header[12]
     assert (anna[consent], bert[consent]) == (words["yes"], words["no"])
     assert anna[branches] == words["all"] and bert[branches] == "Alpha Salon"
+    # Bert is Alpha's own customer: the Branches cell alone would not tell him from one the
+    # head office shares with Alpha alone.
+    assert (bert[local_to], anna[local_to], cecile[local_to]) == ("Alpha Salon", "", "")
     assert cecile[branches] == "Alpha Salon, beta"  # "Beta Salon" is the name of two branches: its slug
     assert dora[branches] == "gamma"  # "Gamma, Altona" would read as two branches
     assert anna[source] == words["source"]

@@ -82,12 +82,13 @@ ROW_FIELDS = (
 #: The standard columns, in the order of the cells of :meth:`ExportColumns.row_chunks`.
 STANDARD_COLUMNS = (
     fields.FIRST_NAME, fields.LAST_NAME, fields.EMAIL, fields.PHONE, fields.NOTES, fields.BIRTHDAY,
-    fields.CONSENT, fields.GROUPS, fields.TAGS, fields.BRANCHES, "bookings", "source", fields.EXTERNAL_ID, "created",
+    fields.CONSENT, fields.GROUPS, fields.TAGS, fields.BRANCHES, "local_to", "bookings", "source", fields.EXTERNAL_ID,
+    "created",
 )
 #: Standard columns of text that people typed: the ones a spreadsheet could run as formulas.
 TEXT_COLUMNS = {
     fields.FIRST_NAME, fields.LAST_NAME, fields.EMAIL, fields.PHONE, fields.NOTES,
-    fields.GROUPS, fields.TAGS, fields.BRANCHES, fields.EXTERNAL_ID,
+    fields.GROUPS, fields.TAGS, fields.BRANCHES, "local_to", fields.EXTERNAL_ID,
 }
 
 #: How XLSX shows dates and times, by admin language; the cells hold real dates, which an
@@ -138,8 +139,10 @@ class ExportColumns:
         Phones are written as ``+49 170 1234567`` (:func:`~.contact.spaced_international`);
         a number that could not be read is written as it was typed. Consent is a yes or
         no; branches are "All branches" or branch names (slugs where a name would not
-        read back as its branch alone); the source is its label. The cells are in the
-        order of :data:`STANDARD_COLUMNS`, then the attributes.
+        read back as its branch alone): those who see the customer, its own branch's for a
+        local customer, which *Local to* names too (it tells a branch's own customers from
+        those the head office shares with that branch alone); the source is its label. The
+        cells are in the order of :data:`STANDARD_COLUMNS`, then the attributes.
         """
         yes, no, all_branches, sources, labels = self.yes, self.no, self.all_branches, self.sources, self.branches
         attribute_values = self.attribute_values
@@ -160,6 +163,7 @@ class ExportColumns:
                     labels.get(values[_HOME_BRANCH], "")
                     if values[_HOME_BRANCH]
                     else (all_branches if values[_ALL_BRANCHES] else branches.get(values[_PK], "")),
+                    labels.get(values[_HOME_BRANCH], "") if values[_HOME_BRANCH] else "",
                     values[_BOOKINGS],
                     sources.get(values[_SOURCE], values[_SOURCE]),
                     values[_EXTERNAL_ID],

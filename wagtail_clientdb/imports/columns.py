@@ -63,6 +63,7 @@ EXPORT_HEADINGS = {
     GROUPS: gettext_lazy("Groups"),
     TAGS: gettext_lazy("Tags"),
     BRANCHES: gettext_lazy("Branches"),
+    "local_to": gettext_lazy("Local to"),
     "bookings": gettext_lazy("Bookings"),
     "source": gettext_lazy("Source"),
     EXTERNAL_ID: gettext_lazy("External ID"),
@@ -71,8 +72,9 @@ EXPORT_HEADINGS = {
 #: The refused-rows report's own columns (before and after the file's): a corrected report
 #: imports again without a mapping step.
 REPORT_HEADINGS = {"report_line": gettext_lazy("Line"), "report_reason": gettext_lazy("Reason")}
-#: Columns an import leaves alone: counted or set by the system, or the report's own.
-EXPORT_ONLY_COLUMNS = ("bookings", "source", "created", *REPORT_HEADINGS)
+#: Columns an import leaves alone: counted or set by the system (a customer local to a branch
+#: is made so by that branch's staff, never by a cell), or the report's own.
+EXPORT_ONLY_COLUMNS = ("local_to", "bookings", "source", "created", *REPORT_HEADINGS)
 
 #: Columns that identify a person: a file needs at least one of them.
 IDENTIFYING = (NAME, FIRST_NAME, LAST_NAME, EMAIL, PHONE, EXTERNAL_ID)
