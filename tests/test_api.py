@@ -650,3 +650,84 @@ def test_the_schema_is_served_and_names_every_endpoint(client, db):
         "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
         "/api/v3/clientdb/segments/", "/api/v3/clientdb/segments/{segment_id}/customers/",
     }
+
+
+# --- What an integrator met (a review with the docs in hand) ----------------------------------------------
+
+
+def test_contact_data_longer_than_the_database_keeps_is_a_field_error(api, manager, world):
+    client = api(manager)
+    long_email = "a" * 300 + "@example.com"
+    response = client.send("post", "/customers/", {"first_name": "Lang", "email": long_email})
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", "payload", "email"]]
+    response = client.send("post", "/customers/", {"first_name": "Lang", "phone": "+49 170 " + "1 " * 40})
+    assert response.status_code == 422 and not Customer.objects.filter(first_name="Lang").exists()
+    etag = client.get(f"/customers/{world['global_all'].pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{world['global_all'].pk}/", {"email": long_email}, {"If-Match": etag})
+    assert response.status_code == 422
+
+
+def test_times_beyond_the_calendar_are_filter_edges_or_field_errors(api, manager, world, branch_a):
+    """"Since the beginning" is a first sync's question, not a server error."""
+    client = api(manager)
+    assert client.get("/customers/", {"updated_since": "0001-01-01"}).json()["count"] == 4
+    assert client.get("/appointments/", {"start_after": "0001-01-01T00:00", "start_before": "9999-12-31T23:59"}).status_code == 200
+    make_service("Cut", branch_a, duration=30)
+    for start in ("0001-01-01T10:00", "9999-12-31T23:30"):
+        response = client.send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start, "customer_id": world["global_all"].pk})
+        assert response.status_code == 422, start
+        assert [(error["loc"], error["msg"]) for error in response.json()["errors"]] == [
+            (["body", "payload", "start"], "Give a time between the years 1900 and 2999.")
+        ]
+    assert not Appointment.objects.exists()
+
+
+def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
+    records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]
+    client = api(manager)
+    response = client.send("post", "/customers/bulk/", {"customers": records})
+    assert response.status_code == 200 and response.json()["created"] == 10
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "API_BULK_MAX_BYTES": 500}
+    response = client.send("post", "/customers/bulk/", {"customers": [{**r, "email": "x" + r["email"]} for r in records]})
+    assert response.status_code == 413 and response["Content-Type"] == "application/problem+json"
+    assert "larger than 500 bytes" in response.json()["detail"]
+    assert Customer.objects.filter(first_name__startswith="Gross").count() == 10
+
+
+def test_a_bulk_record_with_an_attribute_nobody_defined_is_refused_not_dropped(api, manager, world):
+    records = [{"first_name": "Kim", "attributes": {"hair": "fine"}}, {"first_name": "Lou", "attributes": {"nope": 1}}]
+    for partial in (False, True):
+        response = api(manager).send("post", "/customers/bulk/", {"customers": records, "partial": partial})
+        assert response.status_code == 422
+        assert [error["loc"] for error in response.json()["errors"]] == [["body", "payload", "customers", 1, "attributes", "nope"]]
+    assert not Customer.objects.filter(first_name__in=["Kim", "Lou"]).exists()
+
+
+def test_an_appointment_is_booked_only_in_a_branch_that_sees_the_customer(api, manager, world, branch_a):
+    make_service("Cut", branch_a, duration=30)
+    start = (timezone.now() + datetime.timedelta(days=3)).replace(microsecond=0).isoformat()
+    response = api(manager).send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start, "customer_id": world["local_b"].pk})
+    assert response.status_code == 422 and "does not see this customer" in response.content.decode()
+    assert not Appointment.objects.exists()
+    assert api(manager).send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start, "customer_id": world["global_a"].pk}).status_code == 201
+
+
+def test_a_booked_appointment_is_answered_in_utc_and_lasts_its_service_across_a_clock_change(api, manager, world, branch_a):
+    make_service("Colour", branch_a, duration=60)
+    client = api(manager)
+    booked = {"branch": "alpha", "service": "Colour", "customer_id": world["global_all"].pk}
+    answer = client.send("post", "/appointments/", {**booked, "start": "2030-06-03T09:00:00+02:00"}).json()
+    assert (answer["start"], answer["end"]) == ("2030-06-03T07:00:00Z", "2030-06-03T08:00:00Z")
+    assert client.get(f"/appointments/{answer['id']}/").json()["start"] == answer["start"]
+    # The night the clocks go forward (Europe/Berlin, 31 March 2030), and back (27 October).
+    for start in ("2030-03-31T01:30:00", "2030-10-27T01:30:00", "2030-10-27T02:30:00"):
+        answer = client.send("post", "/appointments/", {**booked, "start": start}).json()
+        lasts = datetime.datetime.fromisoformat(answer["end"]) - datetime.datetime.fromisoformat(answer["start"])
+        assert lasts == datetime.timedelta(minutes=60), start
+
+
+def test_a_customer_deleted_at_once_is_named_in_the_answer(api, manager, world):
+    response = api(manager).send("delete", f"/customers/{world['local_a'].pk}/", None)
+    assert response.json() == {"status": "done", "customer_id": world["local_a"].pk, "errors": []}

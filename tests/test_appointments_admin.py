@@ -87,6 +87,21 @@ def test_a_manager_s_new_customer_is_shared_with_the_branch_of_the_appointment(l
     assert customer.is_global and list(customer.branches.all()) == [branch_a]
 
 
+def test_a_customer_is_booked_only_in_a_branch_that_sees_them(login, manager, branch_a, branch_b):
+    """The head office sees every customer, but a branch holds appointments only of customers it
+    sees: another branch's local customer is refused there, and a shared one is booked."""
+    cut = make_service("Cut", branch_a)
+    theirs = make_customer(first_name="Bea", home_branch=branch_b)
+    shared = make_customer(first_name="Cem", branches=[branch_a])
+    client = login(manager)
+    booking = {"branch": branch_a.pk, "service": cut.pk, "start": slot(), "status": "booked"}
+    response = client.post(url("add"), {**booking, "customer": theirs.pk})
+    assert "does not see this customer" in str(response.context["form"].errors["customer"])
+    assert not Appointment.objects.exists()
+    assert client.post(url("add"), {**booking, "customer": shared.pk}).status_code == 302
+    assert Appointment.objects.get().customer == shared
+
+
 def test_only_services_the_branch_offers(login, staff_a, branch_a, branch_b):
     make_service("Beard trim", branch_b)
     form = login(staff_a).get(url("add")).context["form"]

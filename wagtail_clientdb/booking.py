@@ -22,9 +22,9 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 
-from . import archive, booking_blocks, conf
-from .deletion import lock_customer_for_booking
-from .models import Appointment, AppointmentSource, AppointmentStatus, ClientDBSettings
+from . import archive, booking_blocks, conf, scope
+from .deletion import BookingRefused, lock_customer_for_booking
+from .models import Appointment, AppointmentSource, AppointmentStatus, ClientDBSettings, Customer
 
 
 def _is_upcoming(customer_id, status, start, now):
@@ -40,8 +40,31 @@ def makes_new_booking(appointment, now=None):
     return before is None or before["customer_id"] != appointment.customer_id or not _is_upcoming(now=now, **before)
 
 
+def check_branch_sees_customer(appointment):
+    """Raise BookingRefused unless the appointment's branch sees its customer (the customer's
+    scope takes the branch in): the branch would hold an appointment of a customer it cannot
+    open, which the deletion queue, asking the branches that see a customer, would not count.
+    An appointment kept with its customer and branch is not asked again."""
+    if appointment.customer_id is None or appointment.branch_id is None:
+        return
+    if appointment.pk is not None:
+        before = Appointment.objects.filter(pk=appointment.pk).values_list("customer_id", "branch_id").first()
+        if before == (appointment.customer_id, appointment.branch_id):
+            return
+    in_scope = scope.in_scope_of_branches_q([appointment.branch_id])
+    if not Customer.objects.filter(in_scope, pk=appointment.customer_id).exists():
+        raise BookingRefused(
+            _(
+                "%(branch)s does not see this customer: share the customer with the branch first, or book the "
+                "appointment in a branch that sees them."
+            )
+            % {"branch": appointment.branch}
+        )
+
+
 def check_can_book(appointment):
     """Raise BookingRefused early (for a form), without locking."""
+    check_branch_sees_customer(appointment)
     if makes_new_booking(appointment):
         with transaction.atomic():
             lock_customer_for_booking(appointment.customer_id)
@@ -54,6 +77,7 @@ def save_appointment(appointment):
 
     A new booking — one still to come, or a new appointment entered afterwards that was not
     cancelled (a walk-in) — brings its customer back from the archive."""
+    check_branch_sees_customer(appointment)
     new_booking = makes_new_booking(appointment)
     if new_booking:
         lock_customer_for_booking(appointment.customer_id)

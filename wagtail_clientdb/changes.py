@@ -21,6 +21,8 @@ from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, par
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
 
 TEXT_LIMITS = {"first_name": 150, "last_name": 150, "notes": 10_000, "external_id": 255}
+EMAIL_LIMIT = Customer._meta.get_field("email").max_length
+PHONE_LIMIT = Customer._meta.get_field("phone_raw").max_length
 #: Only the head office decides these.
 MANAGER_ONLY = ("external_id", "shared_with_all_branches", "branches")
 
@@ -61,14 +63,19 @@ def clean_values(viewer, data):
     if "email" in data:
         email = normalise_email(data["email"] or "")
         try:
-            if email:
-                validate_email(email)
-            values["email"] = email
+            if len(email) > EMAIL_LIMIT:
+                refuse("email", _("At most %(limit)s characters.") % {"limit": EMAIL_LIMIT})
+            else:
+                if email:
+                    validate_email(email)
+                values["email"] = email
         except ValidationError as error:
             refuse("email", " ".join(error.messages))
     if "phone" in data:
         parsed = parse_phone(data["phone"] or "", region)
-        if parsed.is_valid:
+        if len(parsed.raw or "") > PHONE_LIMIT:
+            refuse("phone", _("At most %(limit)s characters.") % {"limit": PHONE_LIMIT})
+        elif parsed.is_valid:
             values["phone_raw"] = parsed.raw
         else:
             refuse("phone", PHONE_INVALID_MESSAGE % {"region": region})

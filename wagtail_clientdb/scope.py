@@ -141,19 +141,18 @@ def visible_in_branches_q(branches):
     block the deletion.
     """
     branch_ids = [b.pk for b in branches]
-    shared = Customer.branches.through.objects.filter(
-        customer=OuterRef("pk"), branch_id__in=branch_ids
-    )
     open_request = DeletionRequest.objects.filter(
         customer=OuterRef("pk"), status__in=[DeletionStatus.PENDING, DeletionStatus.BLOCKED]
     )
     still_seen = open_request.filter(blocking_branches__in=branch_ids)
-    in_scope = (
-        Q(home_branch__isnull=True, shared_with_all_branches=True)
-        | Q(home_branch_id__in=branch_ids)
-        | Exists(shared)
-    )
-    return in_scope & (~Exists(open_request) | Exists(still_seen))
+    return in_scope_of_branches_q(branch_ids) & (~Exists(open_request) | Exists(still_seen))
+
+
+def in_scope_of_branches_q(branch_ids):
+    """Customers whose scope takes in one of the branches (ids): shared with all, shared with
+    one of them, or local there — whether queued for deletion or not."""
+    shared = Customer.branches.through.objects.filter(customer=OuterRef("pk"), branch_id__in=branch_ids)
+    return Q(home_branch__isnull=True, shared_with_all_branches=True) | Q(home_branch_id__in=branch_ids) | Exists(shared)
 
 
 def visible_customers(viewer, queryset=None):

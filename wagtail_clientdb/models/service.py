@@ -42,5 +42,9 @@ class Service(models.Model):
         return self.name
 
     def end_for(self, start):
-        """When an appointment of this service that begins at ``start`` ends."""
-        return start + datetime.timedelta(minutes=self.duration)
+        """When an appointment of this service that begins at ``start`` ends: its duration later
+        in elapsed time (a datetime's own arithmetic adds to its wall clock, which made a 60-minute
+        service last no time in the hour the clocks skip, and two in the hour they repeat)."""
+        if start.tzinfo is None:
+            return start + datetime.timedelta(minutes=self.duration)
+        return (start.astimezone(datetime.UTC) + datetime.timedelta(minutes=self.duration)).astimezone(start.tzinfo)

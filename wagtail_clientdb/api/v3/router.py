@@ -9,6 +9,7 @@ with exactly that user's permissions and branch scope; the errors are Wagtail's
 import datetime
 import functools
 import hashlib
+import io
 import json
 from collections import Counter
 
@@ -18,6 +19,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
 from ninja.decorators import decorate_view
@@ -27,6 +29,7 @@ from ninja.throttling import SimpleRateThrottle
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from wagtail.api.v3.auth import BearerTokenAuth
+from wagtail.api.v3.errors import problem_response
 from wagtail.api.v3.pagination import WagtailLimitOffsetPagination
 from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
@@ -256,7 +259,7 @@ class CustomerFilters(Schema):
     group: list[schemas.Text] = []
     consent: bool | None = None
     attribute: list[schemas.Text] = []
-    updated_since: datetime.datetime | None = None
+    updated_since: schemas.Bound | None = None
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
@@ -400,7 +403,8 @@ def delete_customer(request: HttpRequest, customer_id: int, branch: schemas.Text
     require(request, Customer, "delete")
     viewer, _branch, customer = _customer(request, customer_id, branch)
     queued = deletion.request_deletion(viewer, customer, log_action="wagtail_clientdb.delete_via_api")
-    return Status(202, {"status": queued.status, "customer_id": queued.customer_id, "errors": [deletion.describe_blocking(e) for e in queued.errors]})
+    # The customer asked about, also when deleted at once (the request no longer points to it).
+    return Status(202, {"status": queued.status, "customer_id": customer.pk, "errors": [deletion.describe_blocking(e) for e in queued.errors]})
 
 
 # --- Segments (saved filters) -------------------------------------------------------------------------------
@@ -485,8 +489,35 @@ def collection_deferred(run):
     return wrapped
 
 
+def body_up_to_the_bulk_limit(run):
+    """The bulk call's body is read up to ``API_BULK_MAX_BYTES`` (a larger one is refused with
+    413): 10,000 records are 2–5 MB of JSON, more than Django reads for any request
+    (``DATA_UPLOAD_MAX_MEMORY_SIZE``), which stays the limit of every other one. Read as
+    ``HttpRequest.body`` reads it, which then gives what was read."""
+
+    @functools.wraps(run)
+    def wrapped(request, *args, **kwargs):
+        limit = conf.get("API_BULK_MAX_BYTES")
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return problem_response(
+                status=413,
+                detail=_("The request is larger than %(limit)s bytes; send the customers in several calls.")
+                % {"limit": number_format(limit, force_grouping=True)},
+            )
+        if not hasattr(request, "_body"):
+            request._body = request.read()
+            request._stream = io.BytesIO(request._body)
+        return run(request, *args, **kwargs)
+
+    return wrapped
+
+
 @router.post("/customers/bulk/", response={200: schemas.BulkOut, 422: schemas.BulkOut}, url_name="clientdb_customers_bulk", summary="Import customers in bulk")
-@decorate_view(collection_deferred)
+@decorate_view(collection_deferred, body_up_to_the_bulk_limit)
 @recorded
 def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.Text | None = None):
     """Up to 10,000 customers, matched by external ID, then email, then phone among the
@@ -497,6 +528,7 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
     require(request, Customer, "add")
     require(request, Customer, "change")
     viewer, _shown = viewer_of(request, branch)
+    refused = {}
     if not viewer.is_manager:
         refused = {
             ("customers", index, name): [_("Only the head office can set this.")]
@@ -504,8 +536,14 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
             for name in changes.MANAGER_ONLY
             if record.get(name) is not None
         }
-        if refused:
-            raise field_errors(refused)
+    # An attribute nobody defined is a mistake of the caller, as when creating one customer:
+    # an import of a file would only leave its column out, and lose what the caller sent.
+    known = {definition.key for definition in attributes.active_definitions(AttributeTarget.CUSTOMER)}
+    for index, record in enumerate(payload.customers):
+        for key in (record.get("attributes") or {}).keys() - known:
+            refused[("customers", index, "attributes", key)] = [_("No such attribute.")]
+    if refused:
+        raise field_errors(refused)
     replay, record = _replayed(request, request.body)
     if replay is not None:
         return replay
@@ -634,8 +672,9 @@ def appointment_out(appointment, response=None):
         "customer_id": appointment.customer_id,
         "branch": appointment.branch.slug,
         "service": appointment.service.name,
-        "start": appointment.start,
-        "end": appointment.end,
+        # In UTC, as read back later (a new one's start is on the clock it was given on).
+        "start": appointment.start.astimezone(datetime.UTC),
+        "end": appointment.end.astimezone(datetime.UTC),
         "status": appointment.status,
         "source": appointment.source,
         "staff_id": appointment.staff_id,
@@ -654,8 +693,8 @@ def appointments_of(viewer):
 
 class AppointmentFilters(Schema):
     branch: schemas.Text | None = None
-    start_after: datetime.datetime | None = None
-    start_before: datetime.datetime | None = None
+    start_after: schemas.Bound | None = None
+    start_before: schemas.Bound | None = None
     status: AppointmentStatus | None = None
 
 
