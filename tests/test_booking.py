@@ -381,3 +381,14 @@ def test_a_person_queued_for_deletion_is_not_booked_and_told_nothing_internal(cl
     html = response.content.decode()
     assert "Please call the branch" in html and "deletion" not in html
     assert Appointment.objects.count() == 1
+
+
+def test_a_mail_server_that_is_down_costs_the_email_not_the_booking_page(client, page, haircut, open_branch, online_group, settings):
+    """The appointment is saved and the visitor told so; the email's failure is the background
+    task's (a page that answered with an error once the booking was saved was booked again)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nobody listens there
+    response = book(client, page, haircut, at(open_branch, tomorrow(open_branch), 9, 30))
+    assert response.status_code == 302
+    assert "your appointment is booked" in client.get(response.url).content.decode()
+    assert Appointment.objects.count() == 1 and not mail.outbox

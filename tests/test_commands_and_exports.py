@@ -223,3 +223,24 @@ def test_background_exports_keep_the_separator_asked_for(login, manager, setting
     job = ExportJob.objects.get()
     body = b"".join(client.get(customer_url("export_download", job.pk)).streaming_content).decode("utf-8-sig")
     assert body.splitlines()[0].count(";") > 5 and "," not in body.splitlines()[0]
+
+
+def test_the_roles_command_makes_the_two_groups_a_project_needs(login, make_user, branch_a, scope_customers):
+    """A project that is not the example site gets the roles' groups with one command, run again
+    without harm; the staff group works the admin as branch staff do, API tokens included."""
+    from django.contrib.auth.models import Group, Permission
+
+    Group.objects.create(name="Branch staff").permissions.add(Permission.objects.get(codename="view_image"))
+    out = io.StringIO()
+    call_command("clientdb_setup_roles", stdout=out)
+    staff_group, managers = Group.objects.get(name="Branch staff"), Group.objects.get(name="Branch managers")
+    assert staff_group.permissions.filter(codename="view_image").exists()  # what it had stays
+    assert managers.permissions.filter(codename="manage_global_customers").exists()
+    assert not staff_group.permissions.filter(codename="manage_global_customers").exists()
+    again = io.StringIO()
+    call_command("clientdb_setup_roles", stdout=again)
+    assert "(0 added)" in again.getvalue() and again.getvalue().count("(0 added)") == 2
+    client = login(make_user("neu", groups=[staff_group], branches=[branch_a]))
+    listed = client.get(customer_url("list")).context["object_list"]
+    assert {row.pk for row in listed} == {scope_customers[name].pk for name in ("global_all", "global_a", "local_a")}
+    assert client.get("/admin/api-tokens/new/").status_code == 200

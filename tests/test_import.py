@@ -240,7 +240,9 @@ def test_refused_rows_in_the_preview_are_left_out_and_the_page_says_so_before_th
     job.refresh_from_db()
     assert job.status == "imported"
     assert names() == [("Anna", "Schmidt"), ("Emil", "Ende")]
-    report = b"".join(client.get(customer_url("import_report", job.pk)).streaming_content).decode("utf-8-sig")
+    answer = client.get(customer_url("import_report", job.pk))
+    assert answer["Content-Type"] == "text/csv; charset=utf-8"  # also for tools that ignore the BOM
+    report = b"".join(answer.streaming_content).decode("utf-8-sig")
     report_rows = list(csv.reader(io.StringIO(report)))
     assert report_rows[0] == ["Line", "First name", "Last name", "Email", "Hair", "Since", "Birthday", "Reason"]
     assert [row[0] for row in report_rows[1:]] == ["3", "4", "5"]

@@ -9,7 +9,7 @@ through all of the user's branches; the admin narrows that to the current branch
 """
 
 from wagtail.permission_policies import ModelPermissionPolicy
-from wagtail.permissions import register_permission_policy
+from wagtail.permissions import policy_registry, register_permission_policy
 
 from . import scope
 
@@ -142,7 +142,14 @@ class SegmentPermissionPolicy(ScopedPermissionPolicy):
 
 
 def register_permission_policies():
+    """Once, before anything asks Wagtail for a policy of these models (it then makes a fallback
+    policy that no later registration may replace): from the app's ``ready()`` or, where
+    ``wagtail.snippets`` comes first in ``INSTALLED_APPS`` and reads the app's hooks before it,
+    from the top of ``wagtail_hooks.py``."""
     from .models import Appointment, Branch, Customer, DeletionRequest, DuplicatePair, ExportJob, ImportJob, Segment
+
+    if isinstance(policy_registry.get_by_type(Customer, fallback=False), CustomerPermissionPolicy):
+        return
 
     register_permission_policy(Customer, CustomerPermissionPolicy(Customer))
     register_permission_policy(Appointment, ScopedPermissionPolicy(Appointment, scope.visible_appointments))

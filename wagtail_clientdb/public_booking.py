@@ -14,7 +14,6 @@ import secrets
 from django import forms
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -22,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import attributes, booking, conf, consent, matching, registration, scope, times
+from . import attributes, booking, conf, consent, matching, registration, scope, tasks, times
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .deletion import BookingRefused
 from .models import AttributeTarget, ClientDBSettings, ConsentChannel, CustomerSource, Service
@@ -251,4 +250,4 @@ def _send_confirmation(page, request, appointment):
         "day": times.moment(appointment.start, appointment.branch),
     }
     body = render_to_string("wagtail_clientdb/booking/confirmation_email.txt", context, request)
-    transaction.on_commit(lambda: send_mail(subject, body, None, [customer.email]))
+    transaction.on_commit(lambda: tasks.send_booking_confirmation.enqueue(str(subject), body, customer.email))

@@ -5,6 +5,7 @@ database backend and a worker (see docs/deployment.md).
 """
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.utils import translation
 from django_tasks import task
 
@@ -19,6 +20,14 @@ def language_of(user):
 
     profile = UserProfile.objects.filter(user=user).first()
     return (profile.preferred_language if profile else "") or settings.LANGUAGE_CODE
+
+
+@task()
+def send_booking_confirmation(subject: str, body: str, to: str):
+    """The booking page's confirmation email, sent apart from the visitor's request: a mail
+    server that is down costs the email (the task fails and says why), never the page's answer
+    to a booking already saved — which the visitor, shown an error, booked again."""
+    send_mail(subject, body, None, [to])
 
 
 @task()

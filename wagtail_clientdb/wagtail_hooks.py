@@ -11,7 +11,7 @@ from wagtail.snippets.views.snippets import SnippetViewSetGroup
 from . import dashboard, log_formatters, urls
 from .models import ClientDBLogEntry, Customer
 from .models.log_entry import LogModelsInOrder, logged_models
-from .permissions import ANY_ACTION
+from .permissions import ANY_ACTION, register_permission_policies
 from .views.appointments import AppointmentViewSet
 from .views.attributes import AttributeDefinitionViewSet
 from .views.branches import BranchViewSet
@@ -36,6 +36,10 @@ from .views.duplicates import DuplicatePairViewSet
 from .views.groups import CustomerGroupViewSet
 from .views.segments import SegmentViewSet
 from .views.services import ServiceViewSet
+
+# Before the viewsets below ask for them: where wagtail.snippets comes before this app in
+# INSTALLED_APPS, Wagtail reads these hooks before the app's ready() has run.
+register_permission_policies()
 
 
 class ClientDBViewSetGroup(SnippetViewSetGroup):

@@ -357,7 +357,8 @@ class ReportView(ImportViewMixin, View):
         if not job.report:
             raise Http404
         name = job.original_name.rsplit(".", 1)[0] + "-refused-rows.csv"
-        return FileResponse(job.report.open("rb"), as_attachment=True, filename=name)
+        # Written as UTF-8 (with a BOM for Excel), which tools that ignore the BOM learn here.
+        return FileResponse(job.report.open("rb"), as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")
 
 
 class ExportJobView(ImportViewMixin, View):

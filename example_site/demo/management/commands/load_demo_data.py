@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import phonenumbers
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -25,7 +24,8 @@ from django.utils import timezone
 from wagtail.models import Page, Site
 from wagtail.users.models import UserProfile
 
-from wagtail_clientdb import booking_counts
+from wagtail_clientdb import booking_counts, roles
+from wagtail_clientdb.roles import MANAGER_GROUP, STAFF_GROUP
 from wagtail_clientdb.consent import record_consent
 from wagtail_clientdb.models import (
     Appointment,
@@ -60,27 +60,6 @@ BRANCHES = [
     ("ehrenfeld", "Köln Ehrenfeld", "Venloer Straße 341\n50823 Köln"),
 ]
 
-CRUD = ("add", "change", "delete", "view")
-STAFF_PERMISSIONS = [
-    ("wagtailadmin", "access_admin"),
-    *[("wagtail_clientdb", f"{action}_{model}") for model in ("customer", "appointment") for action in CRUD],
-    ("wagtail_clientdb", "view_customergroup"),
-    ("wagtail_clientdb", "view_service"),
-    ("wagtail_clientdb", "view_deletionrequest"),
-    ("wagtail_clientdb", "view_attributedefinition"),
-]
-MANAGER_PERMISSIONS = [
-    *STAFF_PERMISSIONS,
-    ("wagtail_clientdb", "manage_global_customers"),
-    *[
-        ("wagtail_clientdb", f"{action}_{model}")
-        for model in ("branch", "customergroup", "service", "attributedefinition", "deletionrequest")
-        for action in CRUD
-    ],
-    ("wagtail_clientdb", "change_clientdbsettings"),
-]
-STAFF_GROUP = "Branch staff"
-MANAGER_GROUP = "Branch managers"
 
 
 class DemoUser(NamedTuple):
@@ -507,10 +486,7 @@ class Command(BaseCommand):
 
     def create_users(self, branches):
         """The demo logins; returns the staff members of each branch."""
-        groups = {
-            STAFF_GROUP: self.permission_group(STAFF_GROUP, STAFF_PERMISSIONS),
-            MANAGER_GROUP: self.permission_group(MANAGER_GROUP, MANAGER_PERMISSIONS),
-        }
+        groups = {name: group for name, (group, _added) in roles.set_up_groups().items()}
         User = get_user_model()
         staff_by_branch = {branch: [] for branch in branches.values()}
         for demo_user in USERS:
@@ -535,14 +511,6 @@ class Command(BaseCommand):
                 BranchMembership.objects.create(user=user, branch=branches[slug])
                 staff_by_branch[branches[slug]].append(user)
         return staff_by_branch
-
-    def permission_group(self, name, permissions):
-        group = Group.objects.create(name=name)
-        group.permissions.set(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            for app_label, codename in dict.fromkeys(permissions)
-        )
-        return group
 
     def create_customer(self, rng, branches, customer_groups):
         """A customer and the branches where they book appointments."""
