@@ -731,3 +731,28 @@ def test_a_booked_appointment_is_answered_in_utc_and_lasts_its_service_across_a_
 def test_a_customer_deleted_at_once_is_named_in_the_answer(api, manager, world):
     response = api(manager).send("delete", f"/customers/{world['local_a'].pk}/", None)
     assert response.json() == {"status": "done", "customer_id": world["local_a"].pk, "errors": []}
+
+
+def test_a_branch_gives_a_local_value_back_to_the_company_with_null(api, staff_a, world, allow_branch_edits):
+    """null, from a branch changing a shared customer, gives the field (or attribute) back to the
+    company's value; an empty text stays a local value of its own, as in the admin."""
+    customer = world["global_all"]
+    customer.notes, customer.attributes = "Company note", {"hair": "fine"}
+    customer.save()
+    client = api(staff_a)
+    path = f"/customers/{customer.pk}/"
+
+    def patch(data):
+        response = client.send("patch", path, data, {"If-Match": client.get(path)["ETag"]})
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    mine = patch({"notes": "A's note", "attributes": {"hair": "thick"}})
+    assert (mine["notes"], mine["attributes"], sorted(mine["local_fields"])) == ("A's note", {"hair": "thick"}, ["attributes.hair", "notes"])
+    back = patch({"notes": None, "attributes": {"hair": None}})
+    assert (back["notes"], back["attributes"], back["local_fields"]) == ("Company note", {"hair": "fine"}, [])
+    assert not CustomerOverride.objects.filter(customer=customer).exists()
+    blank = patch({"notes": ""})
+    assert (blank["notes"], blank["local_fields"]) == ("", ["notes"])
+    customer.refresh_from_db()
+    assert (customer.notes, customer.attributes) == ("Company note", {"hair": "fine"})

@@ -161,9 +161,22 @@ def create_customer(viewer, values, *, source, channel, user):
     return customer
 
 
+#: The given fields a branch may hold local values of, by the names of those values.
+LOCAL_VALUE_OF = {"first_name": "first_name", "last_name": "last_name", "email": "email", "phone": "phone_raw", "notes": "notes", "birthday": "birthday"}
+
+
+def given_as_null(data):
+    """What ``data`` (as given) sends as null, by the names of local values (``attributes.<key>``
+    for attributes): for a branch's local values of a shared customer, back to the company's
+    values (an empty text is a local value of its own, as the admin's form keeps it)."""
+    names = {LOCAL_VALUE_OF[name] for name, value in data.items() if value is None and name in LOCAL_VALUE_OF}
+    return names | {overrides.ATTRIBUTE_PREFIX + key for key, value in (data.get("attributes") or {}).items() if value is None}
+
+
 @transaction.atomic
-def update_customer(viewer, customer, values, *, expected_version, shown_branch, channel, user):
-    """Apply ``values`` as ``viewer`` may: on the record, or as the branch's local values.
+def update_customer(viewer, customer, values, *, expected_version, shown_branch, channel, user, back_to_company=()):
+    """Apply ``values`` as ``viewer`` may: on the record, or as the branch's local values;
+    ``back_to_company`` (:func:`given_as_null`): local values the branch gives up.
 
     Raises :class:`StaleVersion` when what the caller read — the customer as ``shown_branch``
     sees it, record and local values — changed since ``expected_version`` (from
@@ -179,11 +192,11 @@ def update_customer(viewer, customer, values, *, expected_version, shown_branch,
         raise PermissionDenied(_("This customer is shared by the head office and is read-only in your branch."))
     local_branch = branch if mode == scope.EditMode.OVERRIDE else None
     with audit.edit_of(customer.pk, user=user, local_branch=local_branch, action="wagtail_clientdb.edit_via_api", source="api"):
-        _apply(customer, values, mode, branch, channel=channel, user=user)
+        _apply(customer, values, mode, branch, channel=channel, user=user, back_to_company=set(back_to_company))
     return customer
 
 
-def _apply(customer, values, mode, branch, *, channel, user):
+def _apply(customer, values, mode, branch, *, channel, user, back_to_company=frozenset()):
     if mode == scope.EditMode.OVERRIDE:
         shared = [name for name in values if name not in (*overrides.OVERRIDABLE_FIELDS, "attributes")]
         if shared:
@@ -191,10 +204,16 @@ def _apply(customer, values, mode, branch, *, channel, user):
         overrides.save_local_values(
             customer,
             branch,
-            {name: value for name, value in values.items() if name != "attributes"},
-            attributes=values.get("attributes"),
+            {name: value for name, value in values.items() if name != "attributes" and name not in back_to_company},
+            attributes={
+                key: value
+                for key, value in (values.get("attributes") or {}).items()
+                if overrides.ATTRIBUTE_PREFIX + key not in back_to_company
+            },
             user=user,
         )
+        if back_to_company:
+            overrides.reset_to_global(customer, branch, back_to_company, user=user)
         return
     if "external_id" in values:
         _check_external_id(values["external_id"], customer)

@@ -386,7 +386,8 @@ def update_customer(request: HttpRequest, response: HttpResponse, customer_id: i
     try:
         values = changes.clean_values(viewer, given)
         changes.update_customer(
-            viewer, customer, values, expected_version=version, shown_branch=shown_branch, channel=ConsentChannel.API, user=request.user
+            viewer, customer, values, expected_version=version, shown_branch=shown_branch, channel=ConsentChannel.API,
+            user=request.user, back_to_company=changes.given_as_null(given),
         )
     except changes.StaleVersion:
         raise HttpError(412, _("The customer changed since you read it. Read it again and repeat your change."))
