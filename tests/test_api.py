@@ -647,7 +647,7 @@ def test_the_schema_is_served_and_names_every_endpoint(client, db):
     assert paths == {
         "/api/v3/clientdb/customers/", "/api/v3/clientdb/customers/{customer_id}/", "/api/v3/clientdb/customers/bulk/",
         "/api/v3/clientdb/customers/bulk/{batch_id}/", "/api/v3/clientdb/customers/bulk/{batch_id}/rollback/",
-        "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
+        "/api/v3/clientdb/services/", "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
         "/api/v3/clientdb/segments/", "/api/v3/clientdb/segments/{segment_id}/customers/",
     }
 
@@ -756,3 +756,36 @@ def test_a_branch_gives_a_local_value_back_to_the_company_with_null(api, staff_a
     assert (blank["notes"], blank["local_fields"]) == ("", ["notes"])
     customer.refresh_from_db()
     assert (customer.notes, customer.attributes) == ("Company note", {"hair": "fine"})
+
+
+def test_services_tell_a_booking_what_it_may_name(api, staff_a, manager, world, branch_a, branch_b):
+    make_service("Cut", branch_a, duration=30)
+    make_service("Beard", branch_b, duration=20)
+    retired = make_service("Perm", branch_a)
+    retired.is_active = False
+    retired.save()
+    assert api(staff_a).get("/services/").json()["items"] == [{"name": "Cut", "duration": 30, "branches": ["alpha"]}]
+    assert [s["name"] for s in api(manager).get("/services/").json()["items"]] == ["Beard", "Cut"]
+    assert [s["name"] for s in api(manager).get("/services/", {"branch": "beta"}).json()["items"]] == ["Beard"]
+
+
+def test_a_sync_finds_the_appointments_booked_or_changed_since(api, manager, world, branch_a):
+    old = make_appointment(world["global_all"], branch_a, days=2)
+    Appointment.objects.filter(pk=old.pk).update(updated_at=timezone.now() - datetime.timedelta(days=1))
+    since = timezone.now()
+    new = make_appointment(world["global_a"], branch_a, days=3)
+    client = api(manager)
+    assert ids(client.get("/appointments/", {"updated_since": since.isoformat()})) == {new.pk}
+    read = client.get(f"/appointments/{new.pk}/").json()
+    assert read["updated_at"].endswith("Z") and read["updated_at"] >= since.astimezone(datetime.UTC).isoformat()[:19]
+
+
+def test_several_groups_find_the_customers_in_any_of_them_as_in_the_admin(api, manager, world):
+    vip = CustomerGroup.objects.get(name="VIP")
+    regulars = CustomerGroup.objects.create(name="Regulars")
+    vip.customers.add(world["global_all"])
+    regulars.customers.add(world["local_a"])
+    client = api(manager)
+    assert ids(client.get("/customers/", {"group": ["VIP", "Regulars"]})) == {world["global_all"].pk, world["local_a"].pk}
+    assert ids(client.get("/customers/", {"group": ["VIP", "Nobody"]})) == {world["global_all"].pk}
+    assert ids(client.get("/customers/", {"group": ["Nobody"]})) == set()

@@ -269,18 +269,16 @@ def _chosen_groups(filters):
 
 
 def _filtered(viewer, branch, queryset, filters, chosen_groups):
-    """``chosen_groups``: :func:`_chosen_groups`, every one of which holds every customer listed
-    (a group named but not found lists nobody)."""
+    """Several tags or groups find the customers in any of them, as the admin's filters do;
+    several attribute conditions, those meeting every one. ``chosen_groups``: :func:`_chosen_groups`."""
     queryset = archive.in_list(queryset, filters.archived)
     if filters.tag:
         # By the tags' ids, which the planner knows how common they are: by their names, it
         # walked a million customers in name order looking for a tag nobody has.
         tag_ids = list(CustomerTag.all_tags.filter(name__in=filters.tag).values_list("pk", flat=True))
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__in=tag_ids).values("content_object"))
-    if len(chosen_groups) < len(filters.group):
-        queryset = queryset.none()
-    for group in chosen_groups:
-        queryset = queryset.filter(groups.in_any_q(viewer, [group]))
+    if filters.group:
+        queryset = queryset.filter(groups.in_any_q(viewer, chosen_groups)) if chosen_groups else queryset.none()
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
     if filters.updated_since is not None:
@@ -316,7 +314,9 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     filtered = _filtered(viewer, branch, queryset, filters, chosen_groups)
     query = (filters.q or "").strip()
     return ListedCustomers(
-        viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered, members_of=chosen_groups
+        viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered,
+        # One group found: every customer listed is in it (its rule need not run again for the names).
+        members_of=chosen_groups if len(chosen_groups) == 1 else (),
     )
 
 
@@ -681,6 +681,7 @@ def appointment_out(appointment, response=None):
         "staff_id": appointment.staff_id,
         "notes": appointment.notes,
         "attributes": appointment.attributes or {},
+        "updated_at": appointment.updated_at.astimezone(datetime.UTC),
         "version": appointment_version(appointment),
     }
     if response is not None:
@@ -697,6 +698,28 @@ class AppointmentFilters(Schema):
     start_after: schemas.Bound | None = None
     start_before: schemas.Bound | None = None
     status: AppointmentStatus | None = None
+    updated_since: schemas.Bound | None = None
+
+
+@router.get("/services/", response=list[schemas.ServiceOut], url_name="clientdb_services", summary="List services")
+@paginate(WagtailLimitOffsetPagination)
+def list_services(request: HttpRequest, branch: schemas.Text | None = None):
+    """The services that can be booked (active), with the branches of the token's user that
+    offer them (``branch``: one branch's): a booking names its service."""
+    require(request, Service)
+    viewer, chosen = viewer_of(request, branch)
+    branches = [chosen] if chosen is not None else list(scope.visible_branches(viewer))
+    offered = Service.objects.active().filter(branches__in=branches).distinct().order_by("name").prefetch_related("branches")
+    slugs = {branch.pk: branch.slug for branch in branches}
+
+    def service_out(service):
+        return {
+            "name": service.name,
+            "duration": service.duration,
+            "branches": sorted(slugs[b.pk] for b in service.branches.all() if b.pk in slugs),
+        }
+
+    return Mapped(offered, service_out)
 
 
 @router.get("/appointments/", response=list[schemas.AppointmentOut], url_name="clientdb_appointments", summary="List appointments")
@@ -715,6 +738,8 @@ def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(
         queryset = queryset.filter(start__lt=times.aware(filters.start_before, branch))
     if filters.status:
         queryset = queryset.filter(status=filters.status)
+    if filters.updated_since:
+        queryset = queryset.filter(updated_at__gte=times.aware(filters.updated_since, branch))
     return Mapped(queryset, appointment_out)
 
 

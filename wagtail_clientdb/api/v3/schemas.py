@@ -267,6 +267,12 @@ class ImportBatchOut(Schema):
     rollback: RollbackOut | None
 
 
+class ServiceOut(Schema):
+    name: str = Field(description="What a booking names as its service.")
+    duration: int = Field(description="Minutes: a booking's end is its start plus these.")
+    branches: list[str] = Field(description="Slugs of the token user's branches that offer it.")
+
+
 class AppointmentOut(Schema):
     id: int
     customer_id: int | None
@@ -279,6 +285,7 @@ class AppointmentOut(Schema):
     staff_id: int | None
     notes: str
     attributes: dict[str, Any]
+    updated_at: datetime.datetime
     version: str
 
 
