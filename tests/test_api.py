@@ -789,3 +789,9 @@ def test_several_groups_find_the_customers_in_any_of_them_as_in_the_admin(api, m
     assert ids(client.get("/customers/", {"group": ["VIP", "Regulars"]})) == {world["global_all"].pk, world["local_a"].pk}
     assert ids(client.get("/customers/", {"group": ["VIP", "Nobody"]})) == {world["global_all"].pk}
     assert ids(client.get("/customers/", {"group": ["Nobody"]})) == set()
+
+
+def test_a_record_repeating_an_earlier_one_names_it_by_its_index(api, manager, world):
+    records = [{"first_name": "Ida", "email": "ida@example.com"}, {"first_name": "Jo"}, {"first_name": "Ida 2", "email": "ida@example.com"}]
+    answer = api(manager).send("post", "/customers/bulk/", {"customers": records, "partial": True}).json()
+    assert answer["records"][2]["errors"] == {"email": ["The same value as record 0 of this call."]}

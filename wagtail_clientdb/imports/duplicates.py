@@ -24,10 +24,21 @@ def digests(values):
     return [(target, hash((name, values.fields[name]))) for target, name in KEYS if values.fields.get(name)]
 
 
-class SeenValues:
-    """The first line of every key value seen so far."""
+def same_as_line(line):
+    return ValidationError(_("The same value as line %(line)s of this file."), params={"line": line})
 
-    def __init__(self):
+
+def same_as_record(line):
+    """For the API's bulk call, whose records are counted from 0."""
+    return ValidationError(_("The same value as record %(index)s of this call."), params={"index": line - 1})
+
+
+class SeenValues:
+    """The first line of every key value seen so far. ``same_as``: the error of a row that
+    repeats an earlier one's, given that row's line (:func:`same_as_line`, :func:`same_as_record`)."""
+
+    def __init__(self, same_as=same_as_line):
+        self.same_as = same_as
         #: digest → first line: of every value while they are few; once spilled, of the current chunk's.
         self.lines = {}
         self.spilled = None
@@ -50,7 +61,7 @@ class SeenValues:
         for target, digest in digests(values):
             first = self.from_spilled.get(digest) or self.lines.setdefault(digest, line)
             if first != line:
-                errors[target] = [ValidationError(_("The same value as line %(line)s of this file."), params={"line": first})]
+                errors[target] = [self.same_as(first)]
         return errors
 
     def end_chunk(self):

@@ -37,7 +37,7 @@ from ..models import (
 )
 from . import columns
 from .batches import note
-from .duplicates import SeenValues
+from .duplicates import SeenValues, same_as_line, same_as_record
 from .rows import RowContext
 
 #: The dataset django-import-export walks has one column: each row's line in the file.
@@ -156,7 +156,7 @@ class CustomerImportResource(resources.ModelResource):
         )
         #: line → CheckedRow of the chunk being imported; set before each chunk.
         self.checked = {}
-        self.seen = SeenValues()
+        self.seen = SeenValues(same_as_record if settings.source == CustomerSource.API else same_as_line)
         self.visible = scope.visible_customers(viewer)
         self.now = timezone.now()
         self.consent_user = viewer.user if getattr(viewer.user, "is_authenticated", False) else None
