@@ -795,3 +795,10 @@ def test_a_record_repeating_an_earlier_one_names_it_by_its_index(api, manager, w
     records = [{"first_name": "Ida", "email": "ida@example.com"}, {"first_name": "Jo"}, {"first_name": "Ida 2", "email": "ida@example.com"}]
     answer = api(manager).send("post", "/customers/bulk/", {"customers": records, "partial": True}).json()
     assert answer["records"][2]["errors"] == {"email": ["The same value as record 0 of this call."]}
+
+
+def test_an_address_that_is_no_endpoint_is_answered_in_the_api_s_error_shape(api, manager, world):
+    for path in ("/customers/abc/", "/customers/1/nothing/", "/nowhere/"):
+        response = api(manager).get(path)
+        assert (response.status_code, response["Content-Type"]) == (404, "application/problem+json"), path
+    assert api(manager).send("patch", "/appointments/x/", {}).status_code == 404

@@ -16,7 +16,7 @@ from collections import Counter
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -847,3 +847,10 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
     return appointment_out(appointment, response)
 
 
+
+
+# Last: any other path under the router (``customers/abc/``) is a 404 in the API's error shape,
+# not Django's HTML page.
+@router.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", include_in_schema=False)
+def no_such_endpoint(request: HttpRequest, rest: str):
+    raise Http404(_("No such endpoint: %(path)s") % {"path": request.path})
