@@ -802,3 +802,20 @@ def test_an_address_that_is_no_endpoint_is_answered_in_the_api_s_error_shape(api
         response = api(manager).get(path)
         assert (response.status_code, response["Content-Type"]) == (404, "application/problem+json"), path
     assert api(manager).send("patch", "/appointments/x/", {}).status_code == 404
+
+
+def test_a_booking_retried_with_its_idempotency_key_is_booked_once(api, manager, world, branch_a):
+    """A client that lost the answer sends the booking again: one appointment, the first answer."""
+    make_service("Cut", branch_a, duration=30)
+    client = api(manager)
+    booked = {"branch": "alpha", "service": "Cut", "start": "2030-06-03T09:00:00+02:00", "customer_id": world["global_all"].pk}
+    first = client.send("post", "/appointments/", booked, {"Idempotency-Key": "desk-42"})
+    retry = client.send("post", "/appointments/", booked, {"Idempotency-Key": "desk-42"})
+    assert first.status_code == retry.status_code == 201 and retry.json() == first.json()
+    assert Appointment.objects.count() == 1
+    # The same key for another call (another address or body) is refused, not replayed.
+    assert client.send("post", "/customers/bulk/", {"customers": [{"first_name": "Uli"}]}, {"Idempotency-Key": "desk-42"}).status_code == 422
+    # A refused booking leaves its key free for the corrected one.
+    refused = client.send("post", "/appointments/", {**booked, "customer_id": world["local_b"].pk}, {"Idempotency-Key": "desk-43"})
+    assert refused.status_code == 422
+    assert client.send("post", "/appointments/", {**booked, "start": "2030-06-04T09:00:00+02:00"}, {"Idempotency-Key": "desk-43"}).status_code == 201

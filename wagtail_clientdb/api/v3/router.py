@@ -14,6 +14,7 @@ import json
 from collections import Counter
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
@@ -457,12 +458,34 @@ def segment_customers(request: HttpRequest, segment_id: int, branch: schemas.Tex
 # --- Bulk import of global shared customers ----------------------------------------------------------------
 
 
-def _replayed(request, payload_bytes):
+def once_per_key(request, work):
+    """``work()``'s answer; with an ``Idempotency-Key`` header, a retry of the call (the same
+    user, key, method, address and body, within a day) gets the first call's answer without the
+    work being done again. A call that failed leaves the key free for its retry."""
+    replay, record = _replayed(request, b" ".join([request.method.encode(), request.get_full_path().encode(), request.body]))
+    if replay is not None:
+        return replay
+    try:
+        answer = work()
+    except BaseException:
+        if record is not None:
+            record.delete()
+        raise
+    if record is not None:
+        if isinstance(answer, Status):
+            record.status, record.response = answer.status_code, json.loads(json.dumps(answer.value, cls=DjangoJSONEncoder))
+        else:
+            record.status, record.response = answer.status_code, json.loads(answer.content)
+        record.save(update_fields=["status", "response"])
+    return answer
+
+
+def _replayed(request, call_bytes):
     """The stored answer of an earlier call with this ``Idempotency-Key``, or the record to fill."""
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         return None, None
-    digest = hashlib.sha256(payload_bytes).hexdigest()
+    digest = hashlib.sha256(call_bytes).hexdigest()
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - datetime.timedelta(days=1)).delete()
     try:
         with transaction.atomic():
@@ -545,16 +568,10 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
             refused[("customers", index, "attributes", key)] = [_("No such attribute.")]
     if refused:
         raise field_errors(refused)
-    replay, record = _replayed(request, request.body)
-    if replay is not None:
-        return replay
-    try:
-        saved, results, batch = import_records(viewer, payload.customers, partial=payload.partial)
-    except BaseException:
-        # A call that failed did nothing: a retry with its key must do the work, not wait a day.
-        if record is not None:
-            record.delete()
-        raise
+    return once_per_key(request, lambda: _bulk_answer(*import_records(viewer, payload.customers, partial=payload.partial)))
+
+
+def _bulk_answer(saved, results, batch):
     counts = Counter(r.result for r in results)
     answer = schemas.BulkOut.model_construct(
         saved=saved,
@@ -572,14 +589,9 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
             for r in results
         ],
     )
-    status = 200 if saved else 422
     # Built here from values of known types and written by pydantic in one go: validating
     # 10,000 results again and encoding them with the json module took 0.06–0.08 s of a call.
-    content = answer.model_dump_json()
-    if record is not None:
-        record.status, record.response = status, json.loads(content)
-        record.save(update_fields=["status", "response"])
-    return HttpResponse(content, status=status, content_type="application/json; charset=utf-8")
+    return HttpResponse(answer.model_dump_json(), status=200 if saved else 422, content_type="application/json; charset=utf-8")
 
 
 # --- Rolling back an import batch -------------------------------------------------------------------------
@@ -769,6 +781,10 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
     errors.update(attribute_errors)
     if errors:
         raise field_errors(errors)
+    return once_per_key(request, lambda: _book(request, response, viewer, branch, service, payload, booking_attributes))
+
+
+def _book(request, response, viewer, branch, service, payload, booking_attributes):
     created = False
     with transaction.atomic():
         if payload.customer_id is not None:
