@@ -462,7 +462,7 @@ def once_per_key(request, work):
     """``work()``'s answer; with an ``Idempotency-Key`` header, a retry of the call (the same
     user, key, method, address and body, within a day) gets the first call's answer without the
     work being done again. A call that failed leaves the key free for its retry."""
-    replay, record = _replayed(request, b" ".join([request.method.encode(), request.get_full_path().encode(), request.body]))
+    replay, record = _replayed(request)
     if replay is not None:
         return replay
     try:
@@ -480,12 +480,14 @@ def once_per_key(request, work):
     return answer
 
 
-def _replayed(request, call_bytes):
+def _replayed(request):
     """The stored answer of an earlier call with this ``Idempotency-Key``, or the record to fill."""
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         return None, None
-    digest = hashlib.sha256(call_bytes).hexdigest()
+    call = hashlib.sha256(f"{request.method} {request.get_full_path()} ".encode())
+    call.update(request.body)
+    digest = call.hexdigest()
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - datetime.timedelta(days=1)).delete()
     try:
         with transaction.atomic():
