@@ -11,6 +11,7 @@ from django.utils import timezone, translation
 
 from tests.conftest import customer_url, make_customer
 from tests.import_files import refused_rows, csv_bytes, fixture, xlsx_bytes
+from wagtail_clientdb import matching
 from wagtail_clientdb.models import (
     AttributeDefinition,
     Customer,
@@ -440,11 +441,26 @@ def test_branch_import_never_touches_another_branchs_customer(login, staff_a, br
     client = login(staff_a)
     job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Bea from A", "bea@example.com"]])))
     assert job.counts["new"] == 1  # B's customer is not A's to update: A gets its own
-    job = job_of(upload(client, "b.csv", csv_bytes([["Name", "External ID"], ["Bea", "B-1"]])))
-    assert refused_rows(job)[0]["message"] == "This external ID cannot be used."
-    assert "Bea" not in refused_rows(job)[0]["message"] and "beta" not in str(refused_rows(job))
+    # Another branch's external ID and one nobody has get the same answer: the import does not
+    # tell A that B holds an ID (external IDs are the head office's to give).
+    job = job_of(upload(client, "b.csv", csv_bytes([["Name", "External ID"], ["Bea", "B-1"], ["Neu", "NOBODY-7"]])))
+    messages = [row["message"] for row in refused_rows(job)]
+    assert messages == [str(matching.EXTERNAL_IDS_ARE_THE_HEAD_OFFICES)] * 2
+    assert "Bea" not in messages[0] and "beta" not in str(refused_rows(job))
     hidden.refresh_from_db()
     assert hidden.first_name == "Bea"
+
+
+def test_external_ids_are_the_head_office_s_to_give(login, manager, staff_a, branch_a):
+    """A branch finds its customers by their external IDs but gives none, in the admin as in the
+    import and the API; the head office gives them."""
+    own = make_customer(first_name="Ole", email="ole@example.com", external_id="A-1", home_branch=branch_a)
+    client = login(staff_a)
+    job = job_of(upload(client, "a.csv", csv_bytes([["Name", "External ID", "Notes"], ["Ole", "A-1", "Mag Tee"]])))
+    assert job.counts["updated"] == 1 and not refused_rows(job)
+    assert "external_id" not in client.get(customer_url("edit", own.pk)).context["form"].fields
+    job = job_of(upload(login(manager), "m.csv", csv_bytes([["Name", "External ID"], ["Neu", "HQ-9"]])))
+    assert job.counts["new"] == 1
 
 
 def test_branch_import_of_global_customers_follows_the_setting(login, staff_a, branch_a, settings_model):

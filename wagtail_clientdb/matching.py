@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import bulk, duplicates, scope
 from .contact import normalise_email, normalise_text, parse_phone
@@ -53,12 +54,21 @@ class NoSafeMatch(ValidationError):
     """The keys point at a customer that may not be used, or at several: ``{key: [message]}``."""
 
 
+#: Why a branch's row with an external ID that finds none of its customers is refused: external
+#: IDs are one namespace for the company, which only the head office writes (the API refuses
+#: them from branch tokens too), so that no answer tells a branch that another one holds an ID.
+EXTERNAL_IDS_ARE_THE_HEAD_OFFICES = gettext_lazy(
+    "Only the head office gives customers external IDs: a branch's external ID finds one of its customers who has it."
+)
+
+
 class Candidates:
     """The customers some keys may mean, indexed by key (see :func:`candidates`)."""
 
-    def __init__(self, customers, foreign_external_ids=()):
+    def __init__(self, customers, foreign_external_ids=(), *, sets_external_ids=True):
         self.customers = customers
         self.foreign_external_ids = set(foreign_external_ids)
+        self.sets_external_ids = sets_external_ids
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
         for customer in customers:
             if customer.external_id:
@@ -73,6 +83,9 @@ class Candidates:
         if keys.external_id:
             if keys.external_id in self.by_external_id:
                 return self.by_external_id[keys.external_id]
+            if not self.sets_external_ids:
+                # The same answer whether another branch's customer has it or nobody does.
+                raise NoSafeMatch({EXTERNAL_ID: [EXTERNAL_IDS_ARE_THE_HEAD_OFFICES]})
             if keys.external_id in self.foreign_external_ids:
                 raise NoSafeMatch({EXTERNAL_ID: [_("This external ID cannot be used.")]})
         for key, value, index in ((EMAIL, keys.email, self.by_email), (PHONE, keys.phone, self.by_phone)):
@@ -89,8 +102,10 @@ class Candidates:
         return None
 
 
-def candidates(visible, many_keys, *, lock=False, prepare=None):
+def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_ids=True):
     """The customers of ``visible`` that any of ``many_keys`` may mean, for :meth:`Candidates.match`.
+    ``sets_external_ids``: whether the keys' external IDs may be given to customers (the head
+    office's); else an external ID only finds a visible customer who has it.
 
     Each key value is looked up by index; then the visible ones are loaded in one query
     (locked, with ``lock``, for a write that follows; ``prepare`` may add to the query).
@@ -110,9 +125,9 @@ def candidates(visible, many_keys, *, lock=False, prepare=None):
     external_ids = {keys.external_id for keys in many_keys} - {None}
     unseen = external_ids - {customer.external_id for customer in customers}
     foreign = set()
-    if unseen:
+    if unseen and sets_external_ids:
         foreign = set(Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True))
-    return Candidates(customers, foreign)
+    return Candidates(customers, foreign, sets_external_ids=sets_external_ids)
 
 
 #: The namespaces of the app's advisory locks (any numbers unlikely to be another app's): the

@@ -93,6 +93,9 @@ class CustomerForm(WagtailAdminModelForm):
             self._limit_to_local_fields()
         else:
             del self.fields["reset_to_global"]
+        if viewer is not None and not viewer.is_manager:
+            # External IDs are the head office's (matching.EXTERNAL_IDS_ARE_THE_HEAD_OFFICES).
+            self.fields.pop("external_id", None)
         if viewer is not None and scope.can_manage_sharing(viewer):
             self._init_sharing()
         else:
