@@ -13,7 +13,7 @@ from django.db.models import Q
 CRUD = ("add", "change", "delete", "view")
 
 #: ``(app label, codename)`` of each permission of branch staff: their customers and
-#: appointments, the company's lists to choose from, and API tokens of their own.
+#: appointments, and the company's lists to choose from.
 STAFF_PERMISSIONS = (
     ("wagtailadmin", "access_admin"),
     *(("wagtail_clientdb", f"{action}_{model}") for model in ("customer", "appointment") for action in CRUD),
@@ -21,12 +21,14 @@ STAFF_PERMISSIONS = (
     ("wagtail_clientdb", "view_service"),
     ("wagtail_clientdb", "view_deletionrequest"),
     ("wagtail_clientdb", "view_attributedefinition"),
-    *(("wagtailcore", f"{action}_apitoken") for action in CRUD),
 )
-#: The head office: everything branch staff may, every branch's customers, and the company's
-#: branches, groups, services, attributes, deletion queue and settings.
+#: The head office: everything branch staff may, every branch's customers, the company's
+#: branches, groups, services, attributes, deletion queue and settings, and API tokens of its
+#: own. (Not branch staff's: Wagtail's site history shows whoever may manage tokens every
+#: token's creation, by name — a branch would read the head office's.)
 MANAGER_PERMISSIONS = (
     *STAFF_PERMISSIONS,
+    *(("wagtailcore", f"{action}_apitoken") for action in CRUD),
     ("wagtail_clientdb", "manage_global_customers"),
     *(
         ("wagtail_clientdb", f"{action}_{model}")
