@@ -102,6 +102,19 @@ def test_a_customer_is_booked_only_in_a_branch_that_sees_them(login, manager, br
     assert Appointment.objects.get().customer == shared
 
 
+def test_a_start_beyond_the_calendar_is_a_form_error_as_in_the_api(login, manager, branch_a):
+    """Year 9999 broke the end's sum (a server error), year 1 was saved: the API's rule, from
+    :mod:`wagtail_clientdb.times`, in the form too."""
+    cut = make_service("Cut", branch_a)
+    customer = make_customer(first_name="Ada", shared_with_all_branches=True)
+    client = login(manager)
+    for start in ("9999-12-31 23:30", "0001-01-01 10:00"):
+        response = client.post(url("add"), {"customer": customer.pk, "branch": branch_a.pk, "service": cut.pk, "start": start, "status": "booked"})
+        assert response.status_code == 200
+        assert response.context["form"].errors["start"] == ["Give a time between the years 1900 and 2999."]
+    assert not Appointment.objects.exists()
+
+
 def test_only_services_the_branch_offers(login, staff_a, branch_a, branch_b):
     make_service("Beard trim", branch_b)
     form = login(staff_a).get(url("add")).context["form"]

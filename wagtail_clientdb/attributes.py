@@ -115,6 +115,16 @@ def values_from_form(form, definitions):
     return values
 
 
+def undefined(target, keys):
+    """The ones of ``keys`` that no active attribute of ``target`` has: a client's mistake,
+    refused (:data:`UNDEFINED`), never silently dropped."""
+    return set(keys) - {definition.key for definition in active_definitions(target)}
+
+
+#: The refusal of a value for an attribute no one defined.
+UNDEFINED = _("No such attribute.")
+
+
 def parse_given(target, given):
     """Attribute values as a client gives them (key → value; the API) → ``(values, errors)``:
     the values to store by key (``None`` removes one), and the messages by ``attributes.<key>``."""
@@ -122,7 +132,7 @@ def parse_given(target, given):
     values, errors = {}, {}
     for key, value in given.items():
         if key not in definitions:
-            errors[f"attributes.{key}"] = [str(_("No such attribute."))]
+            errors[f"attributes.{key}"] = [str(UNDEFINED)]
             continue
         try:
             values[key] = attribute_types.parse_text(definitions[key], value)

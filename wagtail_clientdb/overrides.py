@@ -158,6 +158,11 @@ def effective_customer(customer, branch):
     return EffectiveCustomer(customer, override)
 
 
+def name_known_in(customer, branch):
+    """The customer's name as ``branch`` knows them (its local names); ``None``: the record's."""
+    return name_of(effective_customer(customer, branch))
+
+
 def customers_as_their_branches_see_them(appointments):
     """Set ``seen_customer`` on each of ``appointments`` (their customers loaded): its customer
     as the appointment's branch sees it, with that branch's local values, or ``None`` for a

@@ -238,6 +238,13 @@ def can_manage_sharing(viewer):
     return viewer.is_manager
 
 
+def gives_external_ids(viewer):
+    """External IDs are one namespace for the company, which only the head office writes (the
+    admin's form, the import, the API): a branch uses one only to find its own customer, so
+    that no answer tells it that another branch's customer holds an ID."""
+    return viewer.is_manager
+
+
 def apply_new_customer_scope(viewer, customer):
     """Scope of a customer created by ``viewer``: global from managers, local from branches."""
     if viewer.is_manager:

@@ -38,6 +38,7 @@ meant for, and ``localize`` shows a stored datetime in UTC.
 import datetime
 
 from django.utils import formats, timezone
+from django.utils.translation import gettext
 
 MOMENT = "SHORT_DATETIME_FORMAT"
 CLOCK = "TIME_FORMAT"
@@ -173,3 +174,25 @@ def naive(value, where=None):
     if value is None or timezone.is_naive(value):
         return value
     return local(value, where).replace(tzinfo=None)
+
+
+#: The years a moment someone gives may fall in: the database keeps no earlier or later one (the
+#: end of a 9999-12-31 appointment does not fit), and a booking beyond them is a typing error.
+YEARS = (1900, 2999)
+
+
+def outside_the_years(value):
+    """The message refusing ``value`` (a datetime given in a form or the API) outside
+    :data:`YEARS`, or ``None`` when it is within them."""
+    if YEARS[0] <= value.year <= YEARS[1]:
+        return None
+    return gettext("Give a time between the years %(first)s and %(last)s.") % {"first": YEARS[0], "last": YEARS[1]}
+
+
+def moved_into_the_years(value):
+    """A filter's bound before or after :data:`YEARS`: "from the beginning" or "to the end"."""
+    if value.year < YEARS[0]:
+        return datetime.datetime(YEARS[0], 1, 1, tzinfo=value.tzinfo)
+    if value.year > YEARS[1]:
+        return datetime.datetime(YEARS[1], 12, 31, 23, 59, 59, tzinfo=value.tzinfo)
+    return value

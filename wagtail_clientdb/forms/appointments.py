@@ -37,7 +37,10 @@ class BranchClockDateTimeField(forms.DateTimeField):
 
     def to_python(self, value):
         with timezone.override(self.clock()):
-            return super().to_python(value)
+            value = super().to_python(value)
+        if value is not None and (message := times.outside_the_years(value)):
+            raise ValidationError(message, code="out_of_range")
+        return value
 
 
 def on_branch_clock(field, clock):

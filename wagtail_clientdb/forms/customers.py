@@ -93,8 +93,7 @@ class CustomerForm(WagtailAdminModelForm):
             self._limit_to_local_fields()
         else:
             del self.fields["reset_to_global"]
-        if viewer is not None and not viewer.is_manager:
-            # External IDs are the head office's (matching.EXTERNAL_IDS_ARE_THE_HEAD_OFFICES).
+        if viewer is not None and not scope.gives_external_ids(viewer):
             self.fields.pop("external_id", None)
         if viewer is not None and scope.can_manage_sharing(viewer):
             self._init_sharing()

@@ -437,7 +437,7 @@ class NamedAsTheBranchKnowsMixin(ViewerMixin):
 
     @cached_property
     def name_as_the_branch_knows(self):
-        return name_of(overrides.effective_customer(self.object, self.viewer.branch))
+        return overrides.name_known_in(self.object, self.viewer.branch)
 
     def get_page_subtitle(self):
         return self.name_as_the_branch_knows
@@ -551,8 +551,9 @@ HISTORY_SHOWS = [
 ]
 
 
-class CustomerHistoryView(NamedAsTheBranchKnowsMixin, LocalTimesHistoryView):
-    pass
+class CustomerObjectHistoryView(NamedAsTheBranchKnowsMixin, LocalTimesHistoryView):
+    """One customer's history (the history report of every customer is
+    :class:`~wagtail_clientdb.views.history.CustomerHistoryView`)."""
 
 
 class CustomerUsageView(NamedAsTheBranchKnowsMixin, snippet_views.UsageView):
@@ -759,7 +760,7 @@ class CustomerChooseResultsView(CustomerChooseMixin, ScopedChooseResultsView):
 class CustomerChosenView(ScopedChosenView):
     def get_display_title(self, instance):
         # Named in the form as the chooser's list named them (Wagtail's names the company record).
-        return name_of(overrides.effective_customer(instance, scope.viewer_for_request(self.request).branch))
+        return overrides.name_known_in(instance, scope.viewer_for_request(self.request).branch)
 
 
 class CustomerChooserWidget(ScopedSnippetChooser):
@@ -768,7 +769,7 @@ class CustomerChooserWidget(ScopedSnippetChooser):
     branch = None
 
     def get_display_title(self, instance):
-        return name_of(overrides.effective_customer(instance, self.branch))
+        return overrides.name_known_in(instance, self.branch)
 
 
 class CustomerChooserViewSet(ScopedChooserViewSet):
@@ -790,7 +791,7 @@ class CustomerViewSet(ScopedViewSetMixin, snippet_views.SnippetViewSet):
     edit_view_class = CustomerEditView
     delete_view_class = CustomerDeleteView
     inspect_view_class = CustomerInspectView
-    history_view_class = CustomerHistoryView
+    history_view_class = CustomerObjectHistoryView
     usage_view_class = CustomerUsageView
     chooser_viewset_class = CustomerChooserViewSet
     index_template_name = "wagtail_clientdb/customers/index.html"

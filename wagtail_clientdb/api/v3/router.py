@@ -564,10 +564,11 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
         }
     # An attribute nobody defined is a mistake of the caller, as when creating one customer:
     # an import of a file would only leave its column out, and lose what the caller sent.
-    known = {definition.key for definition in attributes.active_definitions(AttributeTarget.CUSTOMER)}
-    for index, record in enumerate(payload.customers):
-        for key in (record.get("attributes") or {}).keys() - known:
-            refused[("customers", index, "attributes", key)] = [_("No such attribute.")]
+    given = {key for record in payload.customers for key in (record.get("attributes") or ())}
+    if undefined := attributes.undefined(AttributeTarget.CUSTOMER, given):
+        for index, record in enumerate(payload.customers):
+            for key in undefined.intersection(record.get("attributes") or ()):
+                refused[("customers", index, "attributes", key)] = [str(attributes.UNDEFINED)]
     if refused:
         raise field_errors(refused)
     return once_per_key(request, lambda: _bulk_answer(*import_records(viewer, payload.customers, partial=payload.partial)))
@@ -863,8 +864,6 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
             raise field_errors({"status": refusal.messages})
     audit(appointment, "edit", request.user, status=payload.status)
     return appointment_out(appointment, response)
-
-
 
 
 # Last: any other path under the router (``customers/abc/``) is a 404 in the API's error shape,

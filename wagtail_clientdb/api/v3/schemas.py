@@ -10,13 +10,13 @@ schemas.
 import datetime
 from typing import Annotated, Any, Literal
 
-from typing_extensions import TypedDict
-
 from django.core.validators import ProhibitNullCharactersValidator
-from django.utils.translation import gettext
 from ninja import Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
+
+from ... import times
 
 
 def _without_null_characters(value):
@@ -32,31 +32,16 @@ def _values_without_null_characters(values):
     return values
 
 
-#: The years a time may fall in: the database keeps no earlier or later one (the end of a
-#: 9999-12-31 appointment does not fit), and a booking beyond them is a typing error.
-YEARS = (1900, 2999)
-
-
 def _within_the_years(value):
-    if not YEARS[0] <= value.year <= YEARS[1]:
-        message = gettext("Give a time between the years %(first)s and %(last)s.") % {"first": YEARS[0], "last": YEARS[1]}
+    if message := times.outside_the_years(value):
         raise PydanticCustomError("out_of_range", message)
-    return value
-
-
-def _moved_into_the_years(value):
-    """A filter's bound before or after :data:`YEARS` means "from the beginning" or "to the end"."""
-    if value.year < YEARS[0]:
-        return datetime.datetime(YEARS[0], 1, 1, tzinfo=value.tzinfo)
-    if value.year > YEARS[1]:
-        return datetime.datetime(YEARS[1], 12, 31, 23, 59, 59, tzinfo=value.tzinfo)
     return value
 
 
 #: A time a client sets (an appointment's start).
 Moment = Annotated[datetime.datetime, AfterValidator(_within_the_years)]
 #: A time a list is filtered from or to (``updated_since``, ``start_after``).
-Bound = Annotated[datetime.datetime, AfterValidator(_moved_into_the_years)]
+Bound = Annotated[datetime.datetime, AfterValidator(times.moved_into_the_years)]
 
 #: Text as a client sends it, in a body or a query.
 Text = Annotated[str, AfterValidator(_without_null_characters)]
