@@ -5,19 +5,13 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from wagtail_clientdb import roles
 from wagtail_clientdb.models import Appointment, Branch, BranchMembership, ClientDBSettings, Customer, Service
 
-STAFF_PERMISSIONS = [
-    ("wagtailadmin", "access_admin"),
-    *[("wagtail_clientdb", f"{action}_{model}") for action in ("add", "change", "delete", "view") for model in ("customer", "appointment")],
-    ("wagtail_clientdb", "view_customergroup"),
-    ("wagtail_clientdb", "view_service"),
-    ("wagtail_clientdb", "view_deletionrequest"),
-]
-MANAGER_EXTRA_PERMISSIONS = [
-    ("wagtail_clientdb", "manage_global_customers"),
-    *[("wagtail_clientdb", f"{action}_{model}") for action in ("add", "change", "delete", "view") for model in ("branch", "customergroup", "service", "attributedefinition", "deletionrequest")],
-]
+# The product's two roles, as ``clientdb_setup_roles`` gives them: a test of a role is a test of
+# what a site that set the roles up gives its users.
+STAFF_PERMISSIONS = list(roles.STAFF_PERMISSIONS)
+MANAGER_EXTRA_PERMISSIONS = [p for p in roles.MANAGER_PERMISSIONS if p not in roles.STAFF_PERMISSIONS]
 
 
 def permissions(pairs):

@@ -290,6 +290,8 @@ def test_updates_need_the_version_and_a_stale_one_is_412(api, manager, world):
     assert response.json()["notes"] == "First"
     stale = client.send("patch", f"/customers/{customer.pk}/", {"notes": "Second"}, {"If-Match": read["ETag"]})
     assert stale.status_code == 412
+    # "Any version" is the blind overwrite the header prevents: asked for the version instead.
+    assert client.send("patch", f"/customers/{customer.pk}/", {"notes": "Third"}, {"If-Match": "*"}).status_code == 428
     customer.refresh_from_db()
     assert customer.notes == "First"
     assert ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action="wagtail_clientdb.edit_via_api").exists()
@@ -646,9 +648,35 @@ def test_the_schema_is_served_and_names_every_endpoint(client, db):
     paths = {path for path in schema["paths"] if "/clientdb/" in path}
     assert paths == {
         "/api/v3/clientdb/customers/", "/api/v3/clientdb/customers/{customer_id}/", "/api/v3/clientdb/customers/bulk/",
+        "/api/v3/clientdb/customers/removed/",
         "/api/v3/clientdb/customers/bulk/{batch_id}/", "/api/v3/clientdb/customers/bulk/{batch_id}/rollback/",
         "/api/v3/clientdb/services/", "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
         "/api/v3/clientdb/segments/", "/api/v3/clientdb/segments/{segment_id}/customers/",
+    }
+
+
+def test_the_schema_declares_the_headers_and_the_errors_in_wagtails_shape(client, db):
+    """A client generated from the schema sends If-Match and may send Idempotency-Key, and knows
+    every error answer's shape."""
+    paths = {path: operations for path, operations in client.get("/api/v3/openapi.json").json()["paths"].items() if "/clientdb/" in path}
+
+    def headers(path, method):
+        return {p["name"]: p["required"] for p in paths[f"/api/v3/clientdb/{path}"][method].get("parameters", []) if p["in"] == "header"}
+
+    assert headers("customers/{customer_id}/", "patch") == {"If-Match": True}
+    assert headers("appointments/{appointment_id}/", "patch") == {"If-Match": True}
+    assert headers("customers/bulk/", "post") == {"Idempotency-Key": False}
+    assert headers("appointments/", "post") == {"Idempotency-Key": False}
+    assert headers("customers/", "get") == {}
+    assert {"412", "428"} <= set(paths["/api/v3/clientdb/customers/{customer_id}/"]["patch"]["responses"])
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status in ("401", "403", "404", "422", "429"):
+                content = operation["responses"][status]["content"]
+                assert "application/problem+json" in content, (method, path, status)
+    # The bulk call's 422 is either its per-record answer or a problem (a body that is not records).
+    assert set(paths["/api/v3/clientdb/customers/bulk/"]["post"]["responses"]["422"]["content"]) == {
+        "application/json", "application/problem+json",
     }
 
 

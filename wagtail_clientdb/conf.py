@@ -57,6 +57,9 @@ DEFAULTS = {
     # The largest body of a bulk import call, in bytes: 10,000 records are 2–5 MB of JSON, more
     # than Django reads into memory for any other request (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB).
     "API_BULK_MAX_BYTES": 20 * 1024 * 1024,
+    # Customers deleted, merged or no longer shared with a branch are listed to API clients
+    # (customers/removed/) for this many days; a client that syncs less often reads all again.
+    "REMOVALS_KEPT_DAYS": 90,
     # Possible duplicates: how similar two names must be (pg_trgm's trigram similarity, 0–1) to
     # count as "similar" beside the same birthday or the same end of the phone number.
     "DUPLICATE_NAME_SIMILARITY": 0.5,

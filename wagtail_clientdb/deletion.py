@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 
-from . import audit, bulk, scope, times
+from . import audit, bulk, removals, scope, times
 from .models import Appointment, ClientDBLogEntry, Customer, DeletionReason, DeletionRequest, DeletionStatus
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def _delete_customer(customer):
 
     forget_merges_of(customer)
     customer_id = customer.pk
+    removals.record_deleted([customer_id])
     customer.delete()
     audit.customers_deleted([customer_id], reason="deletion_request")
 
@@ -251,6 +252,7 @@ def _delete_customers(ids):
     ClientDBLogEntry.objects.filter(
         bulk.any_of("object_id", [str(pk) for pk in ids], "text"), content_type=ContentType.objects.get_for_model(Customer)
     ).update(label=Concat(Value(before), "object_id", Value(after), output_field=CharField()))
+    removals.record_deleted(ids)
     for start in range(0, len(ids), bulk.BATCH_SIZE):
         Customer.objects.filter(bulk.any_of("id", ids[start : start + bulk.BATCH_SIZE])).delete()
     audit.customers_deleted(ids, reason="deletion_request")

@@ -23,6 +23,8 @@ What a confirmed import changed (:class:`~wagtail_clientdb.models.ImportBatchPar
 values before and after of the customers it updated) is kept for ``IMPORT_ROLLBACK_DAYS``
 (default 30) so that the import can be rolled back, then deleted by
 :func:`delete_expired_import_records` (run with the files); the batch stays with its counts.
+What the API tells clients of customers removed from their view goes after
+``REMOVALS_KEPT_DAYS`` (:func:`wagtail_clientdb.removals.forget_expired`).
 """
 
 import datetime
@@ -34,7 +36,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import audit, conf, deletion, merging, scope
+from . import audit, conf, deletion, merging, removals, scope
 from .models import (
     Appointment,
     ClientDBSettings,
@@ -175,6 +177,7 @@ def delete_expired_files(now=None):
     # Merges past their undo period no longer keep the merged customers' former values.
     merging.forget_expired_snapshots(now)
     delete_expired_import_records(now)
+    removals.forget_expired(now)
     return deleted + _delete_unreferenced(before)
 
 

@@ -21,6 +21,7 @@ from .group import CustomerGroup
 from .jobs import BulkActionJob, BulkActionStatus, ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .merge import CustomerMerge
+from .removal import CustomerRemoval, RemovalReason
 from .segment import Segment, SegmentVisibility
 from .service import Service
 from .settings import ClientDBSettings
@@ -50,6 +51,7 @@ __all__ = [
     "CustomerGroup",
     "CustomerMerge",
     "CustomerOverride",
+    "CustomerRemoval",
     "CustomerSource",
     "CustomerTag",
     "DeletionReason",
@@ -65,6 +67,7 @@ __all__ = [
     "JobStatus",
     "OpeningHours",
     "SavedImportMapping",
+    "RemovalReason",
     "Segment",
     "SegmentVisibility",
     "Service",

@@ -36,7 +36,7 @@ from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
 
 from ... import audit as audit_trail
-from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, scope, segments, times
+from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, removals, scope, segments, times
 from ...imports.records import import_records
 from ...imports.runner import gc_frozen
 from ...page_queries import page_view
@@ -321,6 +321,26 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     )
 
 
+@router.get("/customers/removed/", response=list[schemas.RemovalOut], url_name="clientdb_customers_removed", summary="List customers removed from view")
+@paginate(WagtailLimitOffsetPagination)
+def list_removed_customers(request: HttpRequest, since: schemas.Bound | None = None, branch: schemas.Text | None = None):
+    """Customers deleted, merged into another, or no longer shared with the branch since
+    ``since``, oldest first: what a sync by ``updated_since`` removes from its copy."""
+    require(request, Customer)
+    _viewer, branch = viewer_of(request, branch)
+    since = times.aware(since)  # no offset: the company's clock
+
+    def removal_out(removal):
+        return {
+            "id": removal.customer_number,
+            "reason": removal.reason,
+            "merged_into": removal.merged_into,
+            "removed_at": removal.removed_at.astimezone(datetime.UTC),
+        }
+
+    return Mapped(removals.removed_from_view(branch, since), removal_out)
+
+
 def _customer(request, customer_id, branch_slug):
     require(request, Customer)
     viewer, branch = viewer_of(request, branch_slug)
@@ -372,12 +392,13 @@ def create_customer(request: HttpRequest, response: HttpResponse, payload: schem
 def expected_version(request):
     """The version ``If-Match`` names; updates without one are refused (no blind overwrites)."""
     given = request.headers.get("If-Match", "").strip()
-    if not given:
+    # "*" (any version) would be the blind overwrite the header is there to prevent.
+    if not given or given == "*":
         raise HttpError(428, _("Send the version you read as If-Match (the ETag of the customer or appointment)."))
     return given.removeprefix("W/").strip('"')
 
 
-@router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", summary="Change a customer")
+@router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", openapi_extra=schemas.IF_MATCH, summary="Change a customer")
 @recorded
 def update_customer(request: HttpRequest, response: HttpResponse, customer_id: int, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     require(request, Customer, "change")
@@ -542,7 +563,7 @@ def body_up_to_the_bulk_limit(run):
     return wrapped
 
 
-@router.post("/customers/bulk/", response={200: schemas.BulkOut, 422: schemas.BulkOut}, url_name="clientdb_customers_bulk", summary="Import customers in bulk")
+@router.post("/customers/bulk/", response={200: schemas.BulkOut, 422: schemas.BulkOut}, url_name="clientdb_customers_bulk", openapi_extra=schemas.IDEMPOTENCY_KEY, summary="Import customers in bulk")
 @decorate_view(collection_deferred, body_up_to_the_bulk_limit)
 @recorded
 def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.Text | None = None):
@@ -765,7 +786,7 @@ def read_appointment(request: HttpRequest, response: HttpResponse, appointment_i
     return appointment_out(get_object_or_404(appointments_of(viewer), pk=appointment_id), response)
 
 
-@router.post("/appointments/", response={201: schemas.AppointmentCreatedOut}, url_name="clientdb_appointments_create", summary="Book an appointment")
+@router.post("/appointments/", response={201: schemas.AppointmentCreatedOut}, url_name="clientdb_appointments_create", openapi_extra=schemas.IDEMPOTENCY_KEY, summary="Book an appointment")
 @recorded
 def create_appointment(request: HttpRequest, response: HttpResponse, payload: schemas.AppointmentIn):
     """For an existing customer (``customer_id``) or a person (``customer``), found by the
@@ -844,7 +865,7 @@ def _booking_attributes(given):
     return {key: value for key, value in values.items() if value is not None}, errors
 
 
-@router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", summary="Change an appointment's status")
+@router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", openapi_extra=schemas.IF_MATCH, summary="Change an appointment's status")
 @recorded
 def update_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, payload: schemas.AppointmentStatusIn, branch: schemas.Text | None = None):
     require(request, Appointment, "change")
@@ -864,6 +885,18 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
             raise field_errors({"status": refusal.messages})
     audit(appointment, "edit", request.user, status=payload.status)
     return appointment_out(appointment, response)
+
+
+def _declare_common_problems():
+    """Every operation's schema names the errors any of them can answer (the route's own,
+    such as 412, are declared on it)."""
+    for path_view in router.path_operations.values():
+        for operation in path_view.operations:
+            extra = operation.openapi_extra or {}
+            operation.openapi_extra = {**extra, "responses": {**schemas.COMMON_PROBLEMS["responses"], **extra.get("responses", {})}}
+
+
+_declare_common_problems()
 
 
 # Last: any other path under the router (``customers/abc/``) is a 404 in the API's error shape,

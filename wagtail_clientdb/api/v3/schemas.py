@@ -8,6 +8,7 @@ schemas.
 """
 
 import datetime
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from django.core.validators import ProhibitNullCharactersValidator
@@ -15,6 +16,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
+from wagtail.api.v3.errors import ProblemDetail
 
 from ... import times
 
@@ -252,6 +254,13 @@ class ImportBatchOut(Schema):
     rollback: RollbackOut | None
 
 
+class RemovalOut(Schema):
+    id: int = Field(description="The number the customer had (or has, when no longer shared with the branch).")
+    reason: Literal["deleted", "merged", "unshared"]
+    merged_into: int | None = Field(description="Merged: the customer it lives on as.")
+    removed_at: datetime.datetime
+
+
 class ServiceOut(Schema):
     name: str = Field(description="What a booking names as its service.")
     duration: int = Field(description="Minutes: a booking's end is its start plus these.")
@@ -301,3 +310,40 @@ class AppointmentIn(Strict):
 
 class AppointmentStatusIn(Strict):
     status: Literal["booked", "completed", "no_show", "cancelled"]
+
+
+# --- What the schema says beyond the bodies: headers and error answers --------------------------------------
+
+
+def _header(name, description, *, required):
+    return {"in": "header", "name": name, "required": required, "schema": {"type": "string"}, "description": description}
+
+
+def problem_answers(*statuses):
+    """OpenAPI ``responses`` for errors in Wagtail's ``application/problem+json`` shape."""
+    content = {"application/problem+json": {"schema": ProblemDetail.model_json_schema()}}
+    # Keyed by number, as django-ninja keys the responses it merges these into.
+    return {status: {"description": HTTPStatus(status).phrase, "content": content} for status in statuses}
+
+
+#: Every operation's possible errors (a missing or unknown token, no permission, not in scope,
+#: a field error, too many requests).
+COMMON_PROBLEMS = {"responses": problem_answers(401, 403, 404, 422, 429)}
+
+IF_MATCH = {
+    "parameters": [_header("If-Match", "The ETag of the record as read; a record changed since is not changed (412).", required=True)],
+    "responses": problem_answers(412, 428),
+}
+
+IDEMPOTENCY_KEY = {
+    "parameters": [
+        _header(
+            "Idempotency-Key",
+            "Any text of the client's: a retry of the same call (method, address, body) within a day gets the first answer "
+            "without the work being done again.",
+            required=False,
+        )
+    ],
+    "responses": problem_answers(409),
+}
+

@@ -1,0 +1,175 @@
+"""A sync learns what left its view (issue #12): customers deleted, merged into another, or no
+longer shared with its branch, from ``customers/removed/`` — the customers a sync by
+``updated_since`` cannot list any more. Through the real URLs with real tokens; each entry
+point that removes a customer (the API, the admin's deletion and merge, the sharing form)."""
+
+import datetime
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.utils import timezone
+
+from tests.conftest import make_appointment, make_customer, post_bulk
+from tests.test_api import Api
+from tests.test_bulk_actions import action_url
+from tests.test_merge import merge_through_admin, undo_url
+from wagtail_clientdb import deletion, removals, scope
+from wagtail_clientdb.models import Customer, CustomerMerge, CustomerRemoval, DeletionStatus
+
+REMOVED = "/customers/removed/"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def tokens(client, manager, staff_a, staff_b):
+    return {"head office": Api(client, manager), "a": Api(client, staff_a), "b": Api(client, staff_b)}
+
+
+def removed(api, **params):
+    response = api.get(REMOVED, params)
+    assert response.status_code == 200, response.content
+    return [(item["id"], item["reason"], item["merged_into"]) for item in response.json()["items"]]
+
+
+def test_a_deleted_customer_is_removed_from_the_view_of_those_who_saw_it_only(tokens, scope_customers):
+    local_a, everyone = scope_customers["local_a"], scope_customers["global_all"]
+    assert tokens["a"].send("delete", f"/customers/{local_a.pk}/", None).json()["status"] == "done"
+    assert tokens["head office"].send("delete", f"/customers/{everyone.pk}/", None).json()["status"] == "done"
+
+    assert removed(tokens["a"]) == [(local_a.pk, "deleted", None), (everyone.pk, "deleted", None)]
+    # Branch B never saw A's local customer: not even its number.
+    assert removed(tokens["b"]) == [(everyone.pk, "deleted", None)]
+    assert removed(tokens["head office"]) == [(local_a.pk, "deleted", None), (everyone.pk, "deleted", None)]
+    # A manager asking as branch B sees what B saw.
+    assert removed(tokens["head office"], branch="beta") == [(everyone.pk, "deleted", None)]
+
+
+def test_a_customer_shared_with_specific_branches_is_listed_to_each_of_them_once(tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", branches=[branch_a, branch_b])
+    assert tokens["head office"].send("delete", f"/customers/{shared.pk}/", None).json()["status"] == "done"
+    for who in ("a", "b", "head office"):
+        assert removed(tokens[who]) == [(shared.pk, "deleted", None)], who
+
+
+def test_a_blocked_deletion_is_listed_when_the_customer_is_deleted(tokens, scope_customers, branch_a):
+    customer = scope_customers["local_a"]
+    appointment = make_appointment(customer, branch_a, days=2)
+    assert tokens["a"].send("delete", f"/customers/{customer.pk}/", None).json()["status"] == "blocked"
+    assert removed(tokens["a"]) == []
+
+    appointment.start = appointment.end = timezone.now() - datetime.timedelta(hours=1)
+    appointment.save()
+    deletion.process_queue()
+    assert not Customer.objects.filter(pk=customer.pk).exists()
+    assert removed(tokens["a"]) == [(customer.pk, "deleted", None)]
+
+
+def test_customers_deleted_by_a_bulk_action_in_the_admin_are_listed(client, login, staff_a, tokens, branch_a):
+    customers = [make_customer(first_name=f"Del{n}", last_name="Queue", home_branch=branch_a) for n in range(3)]
+    post_bulk(login(staff_a), action_url("delete", *customers))
+    assert not Customer.objects.filter(last_name="Queue").exists()
+    assert sorted(removed(tokens["a"])) == [(customer.pk, "deleted", None) for customer in customers]
+    assert removed(tokens["b"]) == []
+
+
+def test_a_merged_customer_names_the_customer_it_lives_on_as(client, login, manager, tokens, branch_a):
+    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
+    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    login(manager)
+    merge_through_admin(client, [kept, merged])
+    assert removed(tokens["a"]) == [(merged.pk, "merged", kept.pk)]
+    assert removed(tokens["b"]) == []
+
+
+def test_a_branch_that_no_longer_sees_a_customer_is_told_and_others_are_not(tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", branches=[branch_a, branch_b])
+    before = timezone.now()
+    customer = Customer.objects.get(pk=shared.pk)
+    scope.set_sharing(customer, all_branches=False, branches=[branch_a])
+
+    assert removed(tokens["b"]) == [(shared.pk, "unshared", None)]
+    assert removed(tokens["a"]) == []
+    # The customer still exists: the head office's own view lost nothing.
+    assert removed(tokens["head office"]) == []
+
+    # Shared with B again, it is back in B's sync as a change after its removal.
+    scope.set_sharing(customer, all_branches=False, branches=[branch_a, branch_b])
+    changed = tokens["b"].get("/customers/", {"updated_since": before.isoformat()}).json()["items"]
+    (item,) = [item for item in changed if item["id"] == shared.pk]
+    removed_at = tokens["b"].get(REMOVED).json()["items"][0]["removed_at"]
+    assert datetime.datetime.fromisoformat(item["updated_at"]) >= datetime.datetime.fromisoformat(removed_at)
+
+
+def test_narrowing_through_the_api_is_listed_too(tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", branches=[branch_a, branch_b])
+    version = tokens["head office"].get(f"/customers/{shared.pk}/")["ETag"]
+    response = tokens["head office"].send("patch", f"/customers/{shared.pk}/", {"branches": ["alpha"]}, {"If-Match": version})
+    assert response.status_code == 200, response.content
+    assert removed(tokens["b"]) == [(shared.pk, "unshared", None)]
+
+
+def test_undoing_a_merge_tells_the_branches_that_saw_the_survivor_only_through_it(client, login, manager, tokens, branch_a, branch_b):
+    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
+    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.b@example.com", home_branch=branch_b)
+    login(manager)
+    merge_through_admin(client, [kept, merged])
+    assert removed(tokens["b"]) == [(merged.pk, "merged", kept.pk)]
+    assert {branch.slug for branch in Customer.objects.get(pk=kept.pk).branches.all()} == {"alpha", "beta"}
+
+    client.post(undo_url(CustomerMerge.objects.get()))
+    assert Customer.objects.filter(pk=merged.pk).exists()
+    assert removed(tokens["b"]) == [(merged.pk, "merged", kept.pk), (kept.pk, "unshared", None)]
+    assert removed(tokens["a"]) == []
+
+
+def test_since_leaves_out_older_removals_and_a_bad_since_is_a_field_error(tokens, scope_customers):
+    first, second = scope_customers["local_a"], scope_customers["global_a"]
+    tokens["a"].send("delete", f"/customers/{first.pk}/", None)
+    CustomerRemoval.objects.update(removed_at=timezone.now() - datetime.timedelta(days=2))
+    tokens["head office"].send("delete", f"/customers/{second.pk}/", None)
+
+    since = (timezone.now() - datetime.timedelta(days=1)).isoformat()
+    assert removed(tokens["a"], since=since) == [(second.pk, "deleted", None)]
+    response = tokens["a"].get(REMOVED, {"since": "yesterday"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "since"]
+
+
+def test_removals_are_forgotten_after_the_days_kept(tokens, scope_customers):
+    tokens["a"].send("delete", f"/customers/{scope_customers['local_a'].pk}/", None)
+    CustomerRemoval.objects.update(removed_at=timezone.now() - datetime.timedelta(days=91))
+    call_command("clientdb_delete_expired_files", verbosity=0)
+    assert removed(tokens["a"]) == []
+    assert CustomerRemoval.objects.count() == 0
+
+
+def test_entries_keep_no_personal_data(tokens, scope_customers):
+    tokens["a"].send("delete", f"/customers/{scope_customers['local_a'].pk}/", None)
+    fields = {field.name for field in CustomerRemoval._meta.get_fields()}
+    assert fields == {"id", "customer_number", "reason", "merged_into", "branch", "shared_with_all_branches", "removed_at"}
+    assert removals.removed_from_view(None).count() == 1
+
+
+def test_editors_without_customer_permissions_get_403(api_editor_token):
+    assert api_editor_token.get(REMOVED).status_code == 403
+
+
+@pytest.fixture
+def api_editor_token(client, editor):
+    return Api(client, editor)
+
+
+def test_the_queue_is_not_a_way_round_the_feed(tokens, scope_customers):
+    """A cancelled request removes nothing: the customer was never deleted."""
+    customer = scope_customers["local_a"]
+    make_appointment(customer, customer.home_branch, days=2)
+    tokens["a"].send("delete", f"/customers/{customer.pk}/", None)
+    request = customer.deletion_requests.get()
+    assert request.status == DeletionStatus.BLOCKED
+    deletion.cancel(request)
+    assert removed(tokens["a"]) == []

@@ -1,0 +1,81 @@
+"""Customers gone from a branch's view, kept for a sync.
+
+A client that keeps a copy of the customers (a newsletter tool, a till) learns of new and
+changed ones from the API's ``updated_since``; one that was deleted, merged into another or
+is no longer shared with the client's branch is not in that list any more, and without this
+the copy would keep a person the business has deleted. Each such change writes a
+:class:`~wagtail_clientdb.models.CustomerRemoval` in the same transaction, read back by
+:func:`removed_from_view` for the branch that lost sight of the customer. Entries hold no
+personal data and are kept ``REMOVALS_KEPT_DAYS``; a client away longer reads everything again.
+"""
+
+import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import bulk, conf
+from .models import Customer, CustomerRemoval, RemovalReason
+
+
+def seen_by(customer_ids):
+    """``{customer id: (shared with all branches, ids of the branches that see it)}`` as stored."""
+    ids = list(customer_ids)
+    seen = {
+        pk: (everywhere, {home} if home else set())
+        for pk, everywhere, home in Customer.objects.filter(bulk.any_of("id", ids)).values_list(
+            "pk", "shared_with_all_branches", "home_branch_id"
+        )
+    }
+    for customer_id, branch_id in Customer.branches.through.objects.filter(bulk.any_of("customer_id", ids)).values_list(
+        "customer_id", "branch_id"
+    ):
+        seen[customer_id][1].add(branch_id)
+    return seen
+
+
+def record_deleted(customer_ids, *, merged_into=None):
+    """Before ``customer_ids`` are deleted (their scope is read from their rows): the company's
+    entry and one per branch that saw each of them."""
+    reason = RemovalReason.DELETED if merged_into is None else RemovalReason.MERGED
+    now = timezone.now()
+    entries = []
+    for pk, (everywhere, branch_ids) in seen_by(customer_ids).items():
+        common = {"customer_number": pk, "reason": reason, "merged_into": merged_into, "removed_at": now}
+        entries.append(CustomerRemoval(shared_with_all_branches=everywhere, **common))
+        if not everywhere:
+            entries.extend(CustomerRemoval(branch_id=branch_id, **common) for branch_id in sorted(branch_ids))
+    CustomerRemoval.objects.bulk_create(entries, batch_size=bulk.BATCH_SIZE)
+
+
+def record_unshared(customer_id, before, after):
+    """A customer's sharing changed from ``before`` to ``after`` (each as :func:`seen_by` gives
+    it): an entry for each branch that no longer sees it."""
+    (was_everywhere, was_seen_by), (is_everywhere, is_seen_by) = before, after
+    if was_everywhere or is_everywhere:
+        # "All branches" is never narrowed; widened to it, every branch sees the customer.
+        return
+    now = timezone.now()
+    CustomerRemoval.objects.bulk_create(
+        CustomerRemoval(customer_number=customer_id, reason=RemovalReason.UNSHARED, branch_id=branch_id, removed_at=now)
+        for branch_id in sorted(was_seen_by - is_seen_by)
+    )
+
+
+def removed_from_view(branch, since=None):
+    """What left the view of ``branch`` (``None``: the company's, deletions and merges) since
+    ``since``, oldest first."""
+    if branch is None:
+        removals = CustomerRemoval.objects.filter(branch=None)
+    else:
+        removals = CustomerRemoval.objects.filter(Q(branch=branch) | Q(branch=None, shared_with_all_branches=True))
+    if since is not None:
+        removals = removals.filter(removed_at__gte=since)
+    return removals.order_by("removed_at", "customer_number", "pk")
+
+
+def forget_expired(now=None):
+    """Delete the entries older than ``REMOVALS_KEPT_DAYS``; returns how many."""
+    before = (now or timezone.now()) - datetime.timedelta(days=conf.get("REMOVALS_KEPT_DAYS"))
+    deleted, _counts = CustomerRemoval.objects.filter(removed_at__lt=before).delete()
+    return deleted
