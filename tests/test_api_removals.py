@@ -173,3 +173,23 @@ def test_the_queue_is_not_a_way_round_the_feed(tokens, scope_customers):
     assert request.status == DeletionStatus.BLOCKED
     deletion.cancel(request)
     assert removed(tokens["a"]) == []
+
+
+def test_an_import_that_shares_with_fewer_branches_tells_the_branch_left_out(tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", email="sina@example.com", branches=[branch_a, branch_b])
+    response = tokens["head office"].send("post", "/customers/bulk/", {"customers": [{"email": "sina@example.com", "branches": ["alpha"]}]})
+    assert response.json()["updated"] == 1, response.content
+    assert removed(tokens["b"]) == [(shared.pk, "unshared", None)]
+    assert removed(tokens["a"]) == []
+
+
+def test_rolling_back_an_import_that_shared_a_customer_tells_the_branch_it_shared_with(tokens, branch_a, branch_b):
+    only_a = make_customer(first_name="Olga", last_name="Only", email="olga@example.com", branches=[branch_a])
+    answer = tokens["head office"].send(
+        "post", "/customers/bulk/", {"customers": [{"email": "olga@example.com", "branches": ["alpha", "beta"]}]}
+    ).json()
+    assert removed(tokens["b"]) == []
+    response = tokens["head office"].send("post", f"/customers/bulk/{answer['batch']}/rollback/", None)
+    assert response.status_code == 200, response.content
+    assert {branch.slug for branch in Customer.objects.get(pk=only_a.pk).branches.all()} == {"alpha"}
+    assert removed(tokens["b"]) == [(only_a.pk, "unshared", None)]

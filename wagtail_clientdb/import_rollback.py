@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.permissions import policy_registry
 
-from . import audit, bulk, conf, deletion, scope, times
+from . import audit, bulk, conf, deletion, removals, scope, times
 from .consent import record_consent
 from .models import (
     Appointment,
@@ -522,6 +522,7 @@ def _restore_records(rows, partly, user, channel, now):
 
     fields, consents = set(), []
     links = {name: [] for name in LINKS}
+    seen_before = removals.seen_by([customer.pk for customer, _change, _notes in rows])
     for customer, change, notes in rows:
         final = ALL_BRANCHES_FINAL in notes
         for name, (before, _after) in change.changes.items():
@@ -568,6 +569,8 @@ def _restore_records(rows, partly, user, channel, now):
             TaggedCustomer, "content_object", "tag",
             [(customer.pk, [tags[name].pk for name in before], True) for customer, before in links["tags"]],
         )
+    # The sharing put back may be narrower than the import made it.
+    removals.record_unshared(seen_before, removals.seen_by(seen_before))
     for customer, given in consents:
         record_consent(customer, bool(given), channel, user, previous=customer.marketing_consent)
 

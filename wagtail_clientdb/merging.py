@@ -476,7 +476,7 @@ def _execute(plan, user):
     DeletionRequest.objects.filter(customer__in=merged_pks).update(customer=survivor)
     _merge_blocks(plan)
 
-    survivor_seen_by = removals.seen_by([survivor.pk])[survivor.pk]
+    survivor_seen_by = removals.seen_by([survivor.pk])
     removals.record_deleted(merged_pks, merged_into=survivor.pk)
     Customer.objects.filter(pk__in=merged_pks).delete()
 
@@ -487,7 +487,7 @@ def _execute(plan, user):
     survivor.shared_with_all_branches = plan.shared_with_all_branches
     survivor.save()
     survivor.branches.set(plan.branches)
-    removals.record_unshared(survivor.pk, survivor_seen_by, removals.seen_by([survivor.pk])[survivor.pk])
+    removals.record_unshared(survivor_seen_by, removals.seen_by([survivor.pk]))
     survivor.groups.add(*plan.groups)
     if plan.tags:
         survivor.tags.add(*plan.tags)
@@ -938,12 +938,12 @@ def _restore(merge, survivor, user):
             else:
                 attributes.pop(key, None)
     survivor.attributes = attributes
-    seen_by_merged = removals.seen_by([survivor.pk])[survivor.pk]
+    seen_by_merged = removals.seen_by([survivor.pk])
     survivor.home_branch_id = before["home_branch"]
     survivor.shared_with_all_branches = before["shared_with_all_branches"]
     survivor.save()
     survivor.branches.set(before["branches"])
-    removals.record_unshared(survivor.pk, seen_by_merged, removals.seen_by([survivor.pk])[survivor.pk])
+    removals.record_unshared(seen_by_merged, removals.seen_by([survivor.pk]))
     added_groups = set(after["groups"]) - set(before["groups"])
     survivor.groups.remove(*added_groups)
     added_tags = set(after["tags"]) - set(before["tags"])

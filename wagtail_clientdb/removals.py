@@ -48,17 +48,19 @@ def record_deleted(customer_ids, *, merged_into=None):
     CustomerRemoval.objects.bulk_create(entries, batch_size=bulk.BATCH_SIZE)
 
 
-def record_unshared(customer_id, before, after):
-    """A customer's sharing changed from ``before`` to ``after`` (each as :func:`seen_by` gives
-    it): an entry for each branch that no longer sees it."""
-    (was_everywhere, was_seen_by), (is_everywhere, is_seen_by) = before, after
-    if was_everywhere or is_everywhere:
-        # "All branches" is never narrowed; widened to it, every branch sees the customer.
-        return
+def record_unshared(before, after):
+    """Sharing changed from ``before`` to ``after`` (each as :func:`seen_by` gives it, for the
+    same customers): an entry for each branch that no longer sees a customer."""
     now = timezone.now()
     CustomerRemoval.objects.bulk_create(
-        CustomerRemoval(customer_number=customer_id, reason=RemovalReason.UNSHARED, branch_id=branch_id, removed_at=now)
-        for branch_id in sorted(was_seen_by - is_seen_by)
+        (
+            CustomerRemoval(customer_number=pk, reason=RemovalReason.UNSHARED, branch_id=branch_id, removed_at=now)
+            for pk, (was_everywhere, was_seen_by) in before.items()
+            # "All branches" is never narrowed; widened to it, every branch sees the customer.
+            if not was_everywhere and not after[pk][0]
+            for branch_id in sorted(was_seen_by - after[pk][1])
+        ),
+        batch_size=bulk.BATCH_SIZE,
     )
 
 

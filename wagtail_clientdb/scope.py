@@ -293,7 +293,7 @@ def set_sharing(customer, *, all_branches, branches=()):
     before = (locked.shared_with_all_branches, locked.home_branch_id, set(locked.branches.values_list("pk", flat=True)))
     from . import removals
 
-    seen_before = removals.seen_by([customer.pk])[customer.pk]
+    seen_before = removals.seen_by([customer.pk])
     branches = set(branches)
     if locked.home_branch_id is not None and (all_branches or branches):
         branches.add(locked.home_branch)
@@ -307,7 +307,7 @@ def set_sharing(customer, *, all_branches, branches=()):
     )
     customer.branches.set([] if all_branches else branches)
     shared_with = set() if all_branches else branches
-    removals.record_unshared(customer.pk, seen_before, removals.seen_by([customer.pk])[customer.pk])
+    removals.record_unshared(seen_before, removals.seen_by([customer.pk]))
     if before != (bool(all_branches), customer.home_branch_id, {branch.pk for branch in shared_with}):
         from . import audit
 

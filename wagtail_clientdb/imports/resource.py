@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
-from .. import audit, bulk, matching, overrides, scope, times
+from .. import audit, bulk, matching, overrides, removals, scope, times
 from ..models import (
     Branch,
     ConsentChannel,
@@ -502,6 +502,14 @@ def save_related(instances, settings, user, *, new):
         Customer.branches.through, "customer", "branch",
         [(c.pk, [b.pk for b in p.branches], not new and c.branch_ids) for c, p in plans if p.branches is not None],
     )
+    if not new:
+        # A customer shared with fewer specific branches than before (a local customer's own
+        # branch is among those given; "all branches" is never narrowed).
+        reshared = [(c, p) for c, p in plans if p.branches is not None]
+        removals.record_unshared(
+            {c.pk: (False, set(c.branch_ids)) for c, _p in reshared},
+            {c.pk: (c.shared_with_all_branches, {b.pk for b in p.branches}) for c, p in reshared},
+        )
     tagged = [(c, p.tags) for c, p in plans if p.tags is not None]
     if tagged:
         names = {name for _customer, tags in tagged for name in tags}
