@@ -193,3 +193,33 @@ def test_rolling_back_an_import_that_shared_a_customer_tells_the_branch_it_share
     assert response.status_code == 200, response.content
     assert {branch.slug for branch in Customer.objects.get(pk=only_a.pk).branches.all()} == {"alpha"}
     assert removed(tokens["b"]) == [(only_a.pk, "unshared", None)]
+
+
+def changed_appointments(api, since):
+    response = api.get("/appointments/", {"updated_since": since.isoformat()})
+    assert response.status_code == 200, response.content
+    return {item["id"]: item["customer_id"] for item in response.json()["items"]}
+
+
+def test_appointments_of_a_deleted_customer_are_changed_for_a_sync(tokens, scope_customers, branch_a):
+    customer = scope_customers["local_a"]
+    past = make_appointment(customer, branch_a, days=-30, status="completed")
+    since = timezone.now()
+    assert changed_appointments(tokens["a"], since) == {}
+    tokens["a"].send("delete", f"/customers/{customer.pk}/", None)
+    # Its notes and answers were cleared and it has no customer now: a copy must learn that.
+    assert changed_appointments(tokens["a"], since) == {past.pk: None}
+
+
+def test_appointments_moved_by_a_merge_and_back_by_its_undo_are_changed_for_a_sync(client, login, manager, tokens, branch_a):
+    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
+    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    appointment = make_appointment(merged, branch_a, days=-3, status="completed")
+    since = timezone.now()
+    login(manager)
+    merge_through_admin(client, [kept, merged])
+    assert changed_appointments(tokens["a"], since) == {appointment.pk: kept.pk}
+
+    since = timezone.now()
+    client.post(undo_url(CustomerMerge.objects.get()))
+    assert changed_appointments(tokens["a"], since) == {appointment.pk: merged.pk}

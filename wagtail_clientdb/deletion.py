@@ -143,7 +143,8 @@ def describe_errors(request):
 def _delete_customer(customer):
     # Past appointments stay for the business's records, without the person: notes and
     # booking answers may hold personal data too. The history keeps what happened, not the name.
-    Appointment.objects.filter(customer=customer).update(customer=None, notes="", attributes={})
+    # Changed now: a client syncing appointments by updated_since learns the person is gone.
+    Appointment.objects.filter(customer=customer).update(customer=None, notes="", attributes={}, updated_at=timezone.now())
     ClientDBLogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk)
     ).update(label=_("Customer #%(number)s (deleted)") % {"number": customer.pk})
@@ -247,7 +248,9 @@ def _log_bulk_requests(locked, new, open_requests, blocking, log_action, user):
 
 def _delete_customers(ids):
     """:func:`_delete_customer` for many customers (their rows locked by the caller)."""
-    Appointment.objects.filter(bulk.any_of("customer_id", ids)).update(customer=None, notes="", attributes={})
+    Appointment.objects.filter(bulk.any_of("customer_id", ids)).update(
+        customer=None, notes="", attributes={}, updated_at=timezone.now()
+    )
     before, _number, after = _("Customer #%(number)s (deleted)").partition("%(number)s")
     ClientDBLogEntry.objects.filter(
         bulk.any_of("object_id", [str(pk) for pk in ids], "text"), content_type=ContentType.objects.get_for_model(Customer)

@@ -471,7 +471,8 @@ def _execute(plan, user):
     for customer in merged:
         log(customer, "wagtail_clientdb.merged_into", user=user, data={"survivor": survivor.pk})
 
-    Appointment.objects.filter(customer__in=merged_pks).update(customer=survivor)
+    # Changed now (their customer, and so their version), as every change of an appointment.
+    Appointment.objects.filter(customer__in=merged_pks).update(customer=survivor, updated_at=now)
     ConsentEvent.objects.filter(customer__in=merged_pks).update(customer=survivor)
     DeletionRequest.objects.filter(customer__in=merged_pks).update(customer=survivor)
     _merge_blocks(plan)
@@ -977,7 +978,7 @@ def _restore(merge, survivor, user):
             if row["branch_id"] in existing_branches:
                 _recreate(CustomerOverride, row, version=row["version"] + 1)
         moved_back = [a["id"] for a in entry["appointments"]]
-        Appointment.objects.filter(pk__in=moved_back, customer=survivor).update(customer=customer)
+        Appointment.objects.filter(pk__in=moved_back, customer=survivor).update(customer=customer, updated_at=timezone.now())
         ConsentEvent.objects.filter(pk__in=entry["consent_events"], customer=survivor).update(customer=customer)
         DeletionRequest.objects.filter(pk__in=entry["deletion_requests"], customer=survivor).update(customer=customer)
         if entry["block"] is not None:
