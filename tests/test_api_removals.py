@@ -223,3 +223,53 @@ def test_appointments_moved_by_a_merge_and_back_by_its_undo_are_changed_for_a_sy
     since = timezone.now()
     client.post(undo_url(CustomerMerge.objects.get()))
     assert changed_appointments(tokens["a"], since) == {appointment.pk: merged.pk}
+
+
+def test_a_blocked_deletion_is_a_removal_for_the_branches_that_stop_seeing_the_customer(tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", branches=[branch_a, branch_b])
+    make_appointment(shared, branch_a, days=2)
+    assert tokens["head office"].send("delete", f"/customers/{shared.pk}/", None).json()["status"] == "blocked"
+    # Beta no longer sees the customer; Alpha, with the appointment, does.
+    assert tokens["b"].get(f"/customers/{shared.pk}/").status_code == 404
+    assert removed(tokens["b"]) == [(shared.pk, "deletion_queued", None)]
+    assert removed(tokens["a"]) == []
+
+    # The request cancelled, the customer is back in Beta's sync as a change.
+    since = timezone.now()
+    deletion.cancel(shared.deletion_requests.get())
+    changed = tokens["b"].get("/customers/", {"updated_since": since.isoformat()}).json()["items"]
+    assert [item["id"] for item in changed] == [shared.pk]
+
+
+def test_a_branch_whose_appointment_no_longer_blocks_stops_seeing_the_customer_and_is_told(tokens, branch_a, branch_b):
+    everyone = make_customer(first_name="Gloria", last_name="Global", shared_with_all_branches=True)
+    in_a = make_appointment(everyone, branch_a, days=2)
+    make_appointment(everyone, branch_b, days=3)
+    tokens["head office"].send("delete", f"/customers/{everyone.pk}/", None)
+    assert removed(tokens["a"]) == removed(tokens["b"]) == []
+
+    in_a.status = "cancelled"
+    in_a.save()
+    deletion.process_queue()
+    assert removed(tokens["a"]) == [(everyone.pk, "deletion_queued", None)]
+    assert removed(tokens["b"]) == []
+
+
+def test_a_deletion_requested_in_bulk_and_blocked_is_a_removal_too(client, login, manager, tokens, branch_a, branch_b):
+    shared = make_customer(first_name="Sina", last_name="Shared", branches=[branch_a, branch_b])
+    make_appointment(shared, branch_b, days=2)
+    post_bulk(login(manager), action_url("delete", shared))
+    assert shared.deletion_requests.get().status == DeletionStatus.BLOCKED
+    assert removed(tokens["a"]) == [(shared.pk, "deletion_queued", None)]
+    assert removed(tokens["b"]) == []
+
+
+def test_customers_a_merge_undo_brings_back_are_changes_for_a_sync(client, login, manager, tokens, branch_a):
+    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
+    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    login(manager)
+    merge_through_admin(client, [kept, merged])
+    since = timezone.now()
+    client.post(undo_url(CustomerMerge.objects.get()))
+    changed = {item["id"] for item in tokens["a"].get("/customers/", {"updated_since": since.isoformat()}).json()["items"]}
+    assert merged.pk in changed

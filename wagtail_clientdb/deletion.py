@@ -79,6 +79,13 @@ def process(request, now=None):
         )
         request.last_attempt_at = now
         if blocking:
+            in_scope = removals.branches_in_scope([customer.pk])[customer.pk]
+            seen_before = in_scope
+            if request.status == DeletionStatus.BLOCKED:
+                seen_before = in_scope & set(request.blocking_branches.values_list("pk", flat=True))
+            removals.record_queued_for_deletion(
+                {customer.pk: seen_before}, {customer.pk: in_scope & {appointment.branch_id for appointment in blocking}}
+            )
             if request.status != DeletionStatus.BLOCKED:
                 log(customer, "wagtail_clientdb.deletion_blocked", user=None, data=_blocked_data(blocking))
             request.status = DeletionStatus.BLOCKED
@@ -186,6 +193,13 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
         }
         if only_open:
             locked = [pk for pk in locked if pk in open_requests]
+        # Who sees each customer now: only the branches blocking an open request, else its scope.
+        was_blocked = {pk: request.pk for pk, request in open_requests.items() if request.status == DeletionStatus.BLOCKED}
+        blocked_in = defaultdict(set)
+        for request_id, branch_id in DeletionRequest.blocking_branches.through.objects.filter(
+            bulk.any_of("deletionrequest_id", list(was_blocked.values()))
+        ).values_list("deletionrequest_id", "branch_id"):
+            blocked_in[request_id].add(branch_id)
         blocking = defaultdict(list)
         upcoming = Appointment.objects.upcoming(now).filter(bulk.any_of("customer_id", locked))
         for appointment in upcoming.select_related("branch", "service").order_by("start"):
@@ -217,6 +231,12 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
                 for branch_id in {a.branch_id for a in appointments}
             ],
             batch_size=bulk.BATCH_SIZE,
+        )
+        still_blocked = [pk for pk in locked if blocking[pk]]
+        in_scope = removals.branches_in_scope(still_blocked)
+        removals.record_queued_for_deletion(
+            {pk: in_scope[pk] & blocked_in[was_blocked[pk]] if pk in was_blocked else in_scope[pk] for pk in still_blocked},
+            {pk: in_scope[pk] & {a.branch_id for a in blocking[pk]} for pk in still_blocked},
         )
         done = [pk for pk in locked if not blocking[pk]]
         if done:
@@ -272,6 +292,8 @@ def cancel(request):
         request.save(update_fields=["status", "errors"])
         request.blocking_branches.clear()
         if request.customer is not None:
+            # Seen again where it was: a change for the branches' syncs (updated_since).
+            Customer.objects.filter(pk=request.customer_id).update(updated_at=timezone.now())
             log(request.customer, "wagtail_clientdb.deletion_cancelled")
     return request
 

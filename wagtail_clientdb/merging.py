@@ -970,6 +970,9 @@ def _restore(merge, survivor, user):
     for entry in snapshot["merged"]:
         fields = entry["fields"]
         customer = _recreate(Customer, fields, version=fields["version"] + 1)
+        # Back now: a sync by updated_since lists it again (the merge removed it from view).
+        customer.updated_at = timezone.now()
+        Customer.objects.filter(pk=customer.pk).update(updated_at=customer.updated_at)
         customer.branches.set([pk for pk in entry["branches"] if pk in existing_branches])
         customer.groups.set([pk for pk in entry["groups"] if pk in existing_groups])
         if entry["tags"]:

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import bulk, conf
-from .models import Customer, CustomerRemoval, RemovalReason
+from .models import Branch, Customer, CustomerRemoval, RemovalReason
 
 
 def seen_by(customer_ids):
@@ -32,6 +32,34 @@ def seen_by(customer_ids):
     ):
         seen[customer_id][1].add(branch_id)
     return seen
+
+
+def branches_in_scope(customer_ids):
+    """``{customer id: ids of the branches whose scope takes it in}``, "all branches" spelt out."""
+    every = None
+    in_scope = {}
+    for pk, (everywhere, branch_ids) in seen_by(customer_ids).items():
+        if everywhere:
+            every = set(Branch.objects.values_list("pk", flat=True)) if every is None else every
+            branch_ids = every
+        in_scope[pk] = set(branch_ids)
+    return in_scope
+
+
+def record_queued_for_deletion(before, after):
+    """Customers whose deletion is open are seen only by the branches with an upcoming
+    appointment of theirs: ``before`` and ``after`` (customer id → ids of the branches that see
+    it), an entry for each branch that no longer does. A cancelled request brings the customer
+    back as a change (:func:`wagtail_clientdb.deletion.cancel`)."""
+    now = timezone.now()
+    CustomerRemoval.objects.bulk_create(
+        (
+            CustomerRemoval(customer_number=pk, reason=RemovalReason.DELETION_QUEUED, branch_id=branch_id, removed_at=now)
+            for pk, seen in before.items()
+            for branch_id in sorted(seen - after.get(pk, set()))
+        ),
+        batch_size=bulk.BATCH_SIZE,
+    )
 
 
 def record_deleted(customer_ids, *, merged_into=None):

@@ -7,17 +7,18 @@ class RemovalReason(models.TextChoices):
     DELETED = "deleted", _("Deleted")
     MERGED = "merged", _("Merged into another customer")
     UNSHARED = "unshared", _("No longer shared with the branch")
+    DELETION_QUEUED = "deletion_queued", _("Queued for deletion")
 
 
 class CustomerRemoval(models.Model):
-    """A customer gone from a branch's view: deleted, merged into another, or no longer shared
-    with the branch. What a sync by ``updated_since`` cannot learn from the customers it lists
+    """A customer gone from a branch's view: deleted, merged into another, no longer shared
+    with the branch, or queued for deletion (kept only by branches with an upcoming appointment). What a sync by ``updated_since`` cannot learn from the customers it lists
     (they are not there any more), told by the API's ``customers/removed/``.
 
     Keeps no personal data: the customer's number, why and when. A deletion or merge writes
     the company's entry (``branch`` empty), which says whether every branch saw the customer,
-    and one entry per branch that saw it otherwise; a narrower sharing, one per branch that
-    lost it.
+    and one entry per branch that saw it otherwise; a narrower sharing or a deletion request,
+    one per branch that lost it.
     """
 
     customer_number = models.PositiveBigIntegerField(_("customer number"))

@@ -256,7 +256,7 @@ class ImportBatchOut(Schema):
 
 class RemovalOut(Schema):
     id: int = Field(description="The number the customer had (or has, when no longer shared with the branch).")
-    reason: Literal["deleted", "merged", "unshared"]
+    reason: Literal["deleted", "merged", "unshared", "deletion_queued"]
     merged_into: int | None = Field(description="Merged: the customer it lives on as.")
     removed_at: datetime.datetime
 
