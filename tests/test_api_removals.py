@@ -30,6 +30,13 @@ def tokens(client, manager, staff_a, staff_b):
     return {"head office": Api(client, manager), "a": Api(client, staff_a), "b": Api(client, staff_b)}
 
 
+def two_annas(kept_in, merged_in):
+    """The same person twice, local to each branch: the customer a merge keeps, the one it merges away."""
+    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=kept_in)
+    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=merged_in)
+    return kept, merged
+
+
 def removed(api, **params):
     response = api.get(REMOVED, params)
     assert response.status_code == 200, response.content
@@ -78,8 +85,7 @@ def test_customers_deleted_by_a_bulk_action_in_the_admin_are_listed(client, logi
 
 
 def test_a_merged_customer_names_the_customer_it_lives_on_as(client, login, manager, tokens, branch_a):
-    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
-    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    kept, merged = two_annas(branch_a, branch_a)
     login(manager)
     merge_through_admin(client, [kept, merged])
     assert removed(tokens["a"]) == [(merged.pk, "merged", kept.pk)]
@@ -114,8 +120,7 @@ def test_narrowing_through_the_api_is_listed_too(tokens, branch_a, branch_b):
 
 
 def test_undoing_a_merge_tells_the_branches_that_saw_the_survivor_only_through_it(client, login, manager, tokens, branch_a, branch_b):
-    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
-    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.b@example.com", home_branch=branch_b)
+    kept, merged = two_annas(branch_a, branch_b)
     login(manager)
     merge_through_admin(client, [kept, merged])
     assert removed(tokens["b"]) == [(merged.pk, "merged", kept.pk)]
@@ -212,8 +217,7 @@ def test_appointments_of_a_deleted_customer_are_changed_for_a_sync(tokens, scope
 
 
 def test_appointments_moved_by_a_merge_and_back_by_its_undo_are_changed_for_a_sync(client, login, manager, tokens, branch_a):
-    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
-    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    kept, merged = two_annas(branch_a, branch_a)
     appointment = make_appointment(merged, branch_a, days=-3, status="completed")
     since = timezone.now()
     login(manager)
@@ -265,8 +269,7 @@ def test_a_deletion_requested_in_bulk_and_blocked_is_a_removal_too(client, login
 
 
 def test_customers_a_merge_undo_brings_back_are_changes_for_a_sync(client, login, manager, tokens, branch_a):
-    kept = make_customer(first_name="Anna", last_name="Berg", email="anna@example.com", home_branch=branch_a)
-    merged = make_customer(first_name="Anna", last_name="Berg", email="anna.berg@example.com", home_branch=branch_a)
+    kept, merged = two_annas(branch_a, branch_a)
     login(manager)
     merge_through_admin(client, [kept, merged])
     since = timezone.now()

@@ -79,13 +79,10 @@ def process(request, now=None):
         )
         request.last_attempt_at = now
         if blocking:
-            in_scope = removals.branches_in_scope([customer.pk])[customer.pk]
-            seen_before = in_scope
+            blocked_before = {}
             if request.status == DeletionStatus.BLOCKED:
-                seen_before = in_scope & set(request.blocking_branches.values_list("pk", flat=True))
-            removals.record_queued_for_deletion(
-                {customer.pk: seen_before}, {customer.pk: in_scope & {appointment.branch_id for appointment in blocking}}
-            )
+                blocked_before[customer.pk] = set(request.blocking_branches.values_list("pk", flat=True))
+            removals.record_queued_for_deletion({customer.pk: {appointment.branch_id for appointment in blocking}}, blocked_before)
             if request.status != DeletionStatus.BLOCKED:
                 log(customer, "wagtail_clientdb.deletion_blocked", user=None, data=_blocked_data(blocking))
             request.status = DeletionStatus.BLOCKED
@@ -232,11 +229,9 @@ def request_deletions(viewer, customers, now=None, *, reason=DeletionReason.REQU
             ],
             batch_size=bulk.BATCH_SIZE,
         )
-        still_blocked = [pk for pk in locked if blocking[pk]]
-        in_scope = removals.branches_in_scope(still_blocked)
         removals.record_queued_for_deletion(
-            {pk: in_scope[pk] & blocked_in[was_blocked[pk]] if pk in was_blocked else in_scope[pk] for pk in still_blocked},
-            {pk: in_scope[pk] & {a.branch_id for a in blocking[pk]} for pk in still_blocked},
+            {pk: {a.branch_id for a in blocking[pk]} for pk in locked if blocking[pk]},
+            {pk: blocked_in[request_id] for pk, request_id in was_blocked.items()},
         )
         done = [pk for pk in locked if not blocking[pk]]
         if done:

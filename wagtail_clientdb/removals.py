@@ -34,7 +34,7 @@ def seen_by(customer_ids):
     return seen
 
 
-def branches_in_scope(customer_ids):
+def _branches_in_scope(customer_ids):
     """``{customer id: ids of the branches whose scope takes it in}``, "all branches" spelt out."""
     every = None
     in_scope = {}
@@ -46,19 +46,33 @@ def branches_in_scope(customer_ids):
     return in_scope
 
 
-def record_queued_for_deletion(before, after):
-    """Customers whose deletion is open are seen only by the branches with an upcoming
-    appointment of theirs: ``before`` and ``after`` (customer id → ids of the branches that see
-    it), an entry for each branch that no longer does. A cancelled request brings the customer
-    back as a change (:func:`wagtail_clientdb.deletion.cancel`)."""
+def _record_lost_sight(lost, reason):
+    """``lost``: customer id → ids of the branches that no longer see it; an entry for each."""
     now = timezone.now()
     CustomerRemoval.objects.bulk_create(
         (
-            CustomerRemoval(customer_number=pk, reason=RemovalReason.DELETION_QUEUED, branch_id=branch_id, removed_at=now)
-            for pk, seen in before.items()
-            for branch_id in sorted(seen - after.get(pk, set()))
+            CustomerRemoval(customer_number=pk, reason=reason, branch_id=branch_id, removed_at=now)
+            for pk, branch_ids in lost.items()
+            for branch_id in sorted(branch_ids)
         ),
         batch_size=bulk.BATCH_SIZE,
+    )
+
+
+def record_queued_for_deletion(blocking, blocked_before):
+    """Customers whose deletion is open are seen only by the branches with an upcoming
+    appointment of theirs (:func:`wagtail_clientdb.scope.visible_in_branches_q`). ``blocking``:
+    customer id → ids of those branches now; ``blocked_before``: the same before, for requests
+    that were blocked already (others were seen by their whole scope). An entry for each branch
+    that no longer sees a customer; a cancelled request brings it back as a change
+    (:func:`wagtail_clientdb.deletion.cancel`)."""
+    in_scope = _branches_in_scope(list(blocking))
+    _record_lost_sight(
+        {
+            pk: (in_scope[pk] & blocked_before[pk] if pk in blocked_before else in_scope[pk]) - blocking[pk]
+            for pk in blocking
+        },
+        RemovalReason.DELETION_QUEUED,
     )
 
 
@@ -79,16 +93,14 @@ def record_deleted(customer_ids, *, merged_into=None):
 def record_unshared(before, after):
     """Sharing changed from ``before`` to ``after`` (each as :func:`seen_by` gives it, for the
     same customers): an entry for each branch that no longer sees a customer."""
-    now = timezone.now()
-    CustomerRemoval.objects.bulk_create(
-        (
-            CustomerRemoval(customer_number=pk, reason=RemovalReason.UNSHARED, branch_id=branch_id, removed_at=now)
+    _record_lost_sight(
+        {
+            pk: was_seen_by - after[pk][1]
             for pk, (was_everywhere, was_seen_by) in before.items()
             # "All branches" is never narrowed; widened to it, every branch sees the customer.
             if not was_everywhere and not after[pk][0]
-            for branch_id in sorted(was_seen_by - after[pk][1])
-        ),
-        batch_size=bulk.BATCH_SIZE,
+        },
+        RemovalReason.UNSHARED,
     )
 
 
