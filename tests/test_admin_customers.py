@@ -314,6 +314,15 @@ def test_a_new_customers_sharing_is_chosen_not_defaulted(login, manager, branch_
     assert list(Customer.objects.get().branches.all()) == [branch_a]
 
 
+def test_a_shared_customer_keeps_at_least_one_branch_in_the_edit_form(login, manager, scope_customers, branch_a):
+    """Editing a customer shared with specific branches down to none made a customer no branch sees."""
+    customer = scope_customers["global_a"]
+    response = post_edit(login(manager), customer, {"first_name": customer.first_name, "last_name": customer.last_name, "sharing": "specific"})
+    assert response.status_code == 200
+    assert "keeps at least one branch" in " ".join(response.context["form"].errors["sharing"])
+    assert list(customer.branches.all()) == [branch_a]
+
+
 def test_the_notice_says_whose_view_the_listing_shows(login, manager, branch_a):
     client = login(manager)
     html = client.get(customer_url("list")).content.decode()

@@ -711,6 +711,57 @@ def test_times_beyond_the_calendar_are_filter_edges_or_field_errors(api, manager
     assert not Appointment.objects.exists()
 
 
+@pytest.mark.parametrize("offset", ["+16:00", "-23:59"])
+def test_an_offset_postgresql_cannot_store_is_read_as_the_moment_it_names(api, manager, world, branch_a, offset):
+    """ISO 8601 allows offsets up to ±23:59, PostgreSQL none beyond ±15:59: a list's bound and
+    an appointment's start are the same moment in UTC, not a server error."""
+    client = api(manager)
+    for path, name in (("/customers/", "updated_since"), ("/customers/removed/", "since"), ("/appointments/", "start_after")):
+        assert client.get(path, {name: "2026-06-01T10:00:00" + offset}).status_code == 200, path
+    make_service("Cut", branch_a, duration=30)
+    start = "2027-08-01T10:00:00" + offset
+    response = client.send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start, "customer_id": world["global_all"].pk})
+    assert response.status_code == 201, response.content
+    assert Appointment.objects.get().start == datetime.datetime.fromisoformat(start)
+    # The years are those of the moment stored: 23:59 on the last evening, twelve hours west, is the year 3000.
+    response = client.send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": "2999-12-31T23:59:00-12:00", "customer_id": world["global_all"].pk})
+    assert response.status_code == 422
+
+
+def test_an_offset_beyond_what_the_database_counts_to_is_a_field_error(api, manager, world):
+    response = api(manager).get("/customers/", {"offset": 2**63})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "offset"]
+
+
+def test_an_idempotency_key_too_long_to_keep_is_refused_not_cut(api, manager, world):
+    """Cut to the 255 characters kept, two keys alike up to there were one: a new call was
+    answered with another's result and never done."""
+    client = api(manager)
+    long_key = "k" * 255
+    assert client.send("post", "/customers/bulk/", bulk_payload(), {"Idempotency-Key": long_key}).status_code == 200
+    response = client.send("post", "/customers/bulk/", {"customers": [{"first_name": "Neu", "email": "neu@example.com"}]}, {"Idempotency-Key": long_key + "2"})
+    assert response.status_code == 422
+    assert "255" in response.json()["detail"]
+    assert not Customer.objects.filter(email="neu@example.com").exists()
+
+
+def test_a_shared_customer_keeps_at_least_one_branch(api, manager, world):
+    """Sharing a customer with "these branches: none" left a customer nobody but the head office sees."""
+    customer = world["global_a"]
+    client = api(manager)
+    etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{customer.pk}/", {"branches": []}, {"If-Match": etag})
+    assert response.status_code == 422
+    assert [error["loc"][-1] for error in response.json()["errors"]] == ["branches"]
+    assert list(customer.branches.values_list("slug", flat=True)) == ["alpha"]
+    # "All branches is final" names its field too.
+    everyone = world["global_all"]
+    etag = client.get(f"/customers/{everyone.pk}/")["ETag"]
+    response = client.send("patch", f"/customers/{everyone.pk}/", {"shared_with_all_branches": False}, {"If-Match": etag})
+    assert [error["loc"][-1] for error in response.json()["errors"]] == ["shared_with_all_branches"]
+
+
 def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]

@@ -105,7 +105,7 @@ def test_edit_view(login, users, scope_customers, settings_model, role, name, ma
 def test_edit_post_changes_only_what_the_role_may_change(login, users, scope_customers, role, name):
     customer = scope_customers[name]
     before = Customer.objects.values().get(pk=customer.pk)
-    response = post_edit(login(users[role]), customer, {"first_name": "Changed", "last_name": customer.last_name, "email": customer.email, "sharing": "specific"},
+    response = post_edit(login(users[role]), customer, {"first_name": "Changed", "last_name": customer.last_name, "email": customer.email, "sharing": "specific", "share_branches": [branch.pk for branch in customer.branches.all()]},
     )
     customer.refresh_from_db()
     if EDIT_MODE[False][role].get(name) == "direct":

@@ -226,7 +226,11 @@ def _apply(customer, values, mode, branch, *, channel, user, back_to_company=fro
     _set_relations(customer, values)
     if "shared_with_all_branches" in values or "branches" in values:
         all_branches = values.get("shared_with_all_branches", customer.shared_with_all_branches)
-        scope.set_sharing(customer, all_branches=all_branches, branches=values.get("branches", customer.branches.all()))
+        try:
+            scope.set_sharing(customer, all_branches=all_branches, branches=values.get("branches", customer.branches.all()))
+        except ValidationError as error:
+            field = "shared_with_all_branches" if error.code == "all_branches_final" else "branches"
+            raise Refused({field: error.messages})
     if "marketing_consent" in values:
         record_consent(customer, values["marketing_consent"], channel, user)
 

@@ -270,13 +270,22 @@ def require_a_branch(*, all_branches, branches, count=1):
         )
 
 
-def check_sharing(customer, *, all_branches):
-    """Refuse a change of sharing that would narrow an all-branches customer."""
+def check_sharing(customer, *, all_branches, branches=None):
+    """Refuse a change of sharing that would narrow an all-branches customer, or (``branches``
+    given) leave a shared customer with no branch that sees it."""
     if customer.pk is None:
         return
-    stored = Customer.objects.filter(pk=customer.pk).values_list("shared_with_all_branches", flat=True).first()
-    if stored and not all_branches:
+    stored = Customer.objects.filter(pk=customer.pk).values_list("shared_with_all_branches", "home_branch_id").first()
+    if stored is None:
+        return
+    shared_with_all, home_branch = stored
+    if shared_with_all and not all_branches:
         raise ValidationError(ALL_BRANCHES_IS_FINAL, code="all_branches_final")
+    if branches is not None and home_branch is None and not all_branches and not branches:
+        raise ValidationError(
+            _("A shared customer keeps at least one branch: choose the branches that see it, or share it with all branches."),
+            code="no_branch",
+        )
 
 
 @transaction.atomic
@@ -288,8 +297,7 @@ def set_sharing(customer, *, all_branches, branches=()):
     :class:`ValidationError` and changes nothing.
     """
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
-    if locked.shared_with_all_branches and not all_branches:
-        raise ValidationError(ALL_BRANCHES_IS_FINAL, code="all_branches_final")
+    check_sharing(locked, all_branches=all_branches, branches=branches)
     before = (locked.shared_with_all_branches, locked.home_branch_id, set(locked.branches.values_list("pk", flat=True)))
     from . import removals
 

@@ -247,7 +247,9 @@ class CustomerForm(WagtailAdminModelForm):
             )
         if "sharing" in self.fields and not self.fields["sharing"].disabled:
             try:
-                scope.check_sharing(self.instance, all_branches=cleaned.get("sharing") == SHARING_ALL)
+                scope.check_sharing(
+                    self.instance, all_branches=cleaned.get("sharing") == SHARING_ALL, branches=cleaned.get("share_branches")
+                )
             except ValidationError as error:
                 self.add_error("sharing", error)
             if not self.instance.pk and cleaned.get("sharing"):

@@ -16,7 +16,7 @@ from collections import Counter
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -27,6 +27,7 @@ from ninja.decorators import decorate_view
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.throttling import SimpleRateThrottle
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from wagtail.api.v3.auth import BearerTokenAuth
@@ -36,7 +37,7 @@ from wagtail.log_actions import LogContext, log
 from wagtail.permissions import policy_registry
 
 from ... import audit as audit_trail
-from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, removals, scope, segments, times
+from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, removals, scope, segments, sync, times
 from ...imports.records import import_records
 from ...imports.runner import gc_frozen
 from ...page_queries import page_view
@@ -155,6 +156,14 @@ def recorded(handler):
     return wrapped
 
 
+class Pagination(WagtailLimitOffsetPagination):
+    """Wagtail's, with an offset the database can skip to (beyond 2⁶³ it was a server error)."""
+
+    class Input(WagtailLimitOffsetPagination.Input):
+        # Below the largest integer the databases take, with room for the limit added to it.
+        offset: int = Field(default=0, ge=0, le=2**62)
+
+
 class Mapped:
     """A queryset whose rows are shaped for the API only when pagination takes its page."""
 
@@ -188,14 +197,19 @@ class ListedCustomers:
     with the values ``branch`` sees and their groups, dynamic ones in ``viewer``'s scope;
     ``members_of``: groups every customer listed is in (the group filter ran their rules)."""
 
-    def __init__(self, viewer, branch, listed, *, ordering=None, query="", unsearched=None, members_of=()):
+    def __init__(self, viewer, branch, listed, *, ordering=None, query="", unsearched=None, members_of=(), in_given_order=False):
         self.viewer, self.branch, self.listed = viewer, branch, listed
         self.ordering, self.query, self.unsearched, self.members_of = ordering, query, unsearched, members_of
+        #: ``listed`` is ordered already (a list of changes, :func:`sync.changed_since`).
+        self.in_given_order = in_given_order
 
     def __getitem__(self, page):
-        ids = listing.page_ids(
-            self.listed, self.branch, self.ordering, page.start, page.stop - page.start, query=self.query, unsearched=self.unsearched
-        )
+        if self.in_given_order:
+            ids = list(self.listed.values_list("pk", flat=True)[page])
+        else:
+            ids = listing.page_ids(
+                self.listed, self.branch, self.ordering, page.start, page.stop - page.start, query=self.query, unsearched=self.unsearched
+            )
         customers = listing.in_order(customers_queryset(self.viewer, self.branch), ids)
         rows, _left = groups.attach_names(self.viewer, customers, members_of=self.members_of)
         return [customer_out(row) for row in rows]
@@ -246,7 +260,7 @@ def customer_out(customer):
         "source": customer.source,
         "external_id": customer.external_id,
         "created_at": customer.created_at,
-        "updated_at": customer.eff_updated_at,
+        "updated_at": schemas.to_the_microsecond(customer.eff_updated_at),
         "archived_at": customer.archived_at,
         "version": f"{customer.version}.{customer.local_version or 0}",
         "local_fields": local,
@@ -261,6 +275,7 @@ class CustomerFilters(Schema):
     consent: bool | None = None
     attribute: list[schemas.Text] = []
     updated_since: schemas.Bound | None = None
+    after_id: int | None = Field(None, description=schemas.AFTER_ID)
     archived: archive.ArchivedChoice = archive.DEFAULT_CHOICE
 
 
@@ -282,13 +297,6 @@ def _filtered(viewer, branch, queryset, filters, chosen_groups):
         queryset = queryset.filter(groups.in_any_q(viewer, chosen_groups)) if chosen_groups else queryset.none()
     if filters.consent is not None:
         queryset = queryset.filter(marketing_consent=filters.consent)
-    if filters.updated_since is not None:
-        since = times.aware(filters.updated_since)  # no offset: the company's clock
-        changed = Q(updated_at__gte=since)
-        if branch is not None:
-            # Or what the branch sees of it: its local values changed since.
-            changed |= Q(pk__in=CustomerOverride.objects.filter(branch=branch, updated_at__gte=since).values("customer"))
-        queryset = queryset.filter(changed)
     definitions = {d.key: d for d in attributes.active_definitions(AttributeTarget.CUSTOMER)}
     for condition in filters.attribute:
         key, _sep, value = condition.partition(":")
@@ -302,11 +310,15 @@ def _filtered(viewer, branch, queryset, filters, chosen_groups):
     return queryset
 
 
-@router.get("/customers/", response=list[schemas.CustomerOut], url_name="clientdb_customers", summary="List customers")
+@router.get("/customers/", response=list[schemas.CustomerOut], url_name="clientdb_customers", openapi_extra=schemas.CHANGES, summary="List customers")
 @decorate_view(page_view)  # the admin listing's page settings: no JIT compilation (0.2 s of a count)
-@paginate(WagtailLimitOffsetPagination)
-def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):  # noqa: B008
+@paginate(Pagination)
+def list_customers(request: HttpRequest, response: HttpResponse, filters: CustomerFilters = Query(...)):  # noqa: B008
+    """With ``updated_since``: the customers whose values, as the branch sees them (the record
+    or the branch's local values), changed since, oldest change first; ``Next-Updated-Since``
+    says what to ask next time."""
     require(request, Customer)
+    since = changes_asked(response, filters)
     viewer, branch = viewer_of(request, filters.branch)
     queryset = customers_queryset(viewer, branch)
     if branch is not None and viewer.is_manager:
@@ -314,20 +326,38 @@ def list_customers(request: HttpRequest, filters: CustomerFilters = Query(...)):
     chosen_groups = _chosen_groups(filters)
     filtered = _filtered(viewer, branch, queryset, filters, chosen_groups)
     query = (filters.q or "").strip()
-    return ListedCustomers(
-        viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered,
-        # One group found: every customer listed is in it (its rule need not run again for the names).
-        members_of=chosen_groups if len(chosen_groups) == 1 else (),
-    )
+    # One group found: every customer listed is in it (its rule need not run again for the names).
+    members_of = chosen_groups if len(chosen_groups) == 1 else ()
+    if since is not None:
+        changed = sync.changed_since(listing.searched(filtered, query), since, filters.after_id, field="eff_updated_at")
+        return ListedCustomers(viewer, branch, changed, in_given_order=True, members_of=members_of)
+    return ListedCustomers(viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered, members_of=members_of)
 
 
-@router.get("/customers/removed/", response=list[schemas.RemovalOut], url_name="clientdb_customers_removed", summary="List customers removed from view")
-@paginate(WagtailLimitOffsetPagination)
-def list_removed_customers(request: HttpRequest, since: schemas.Bound | None = None, branch: schemas.Text | None = None):
+def changes_asked(response, filters):
+    """The ``updated_since`` of a list (on the company's clock when given without an offset),
+    or ``None``; a list of changes answers what its client asks next time in
+    ``Next-Updated-Since`` (see :mod:`wagtail_clientdb.sync`)."""
+    if filters.updated_since is None:
+        if filters.after_id is not None:
+            raise field_errors({"after_id": [_("Give updated_since with after_id: the time of the change read last.")]}, "query")
+        return None
+    tell_next_since(response)
+    return times.aware(filters.updated_since)
+
+
+def tell_next_since(response):
+    response[schemas.NEXT_UPDATED_SINCE] = sync.next_since().astimezone(datetime.UTC).isoformat()
+
+
+@router.get("/customers/removed/", response=list[schemas.RemovalOut], url_name="clientdb_customers_removed", openapi_extra=schemas.CHANGES, summary="List customers removed from view")
+@paginate(Pagination)
+def list_removed_customers(request: HttpRequest, response: HttpResponse, since: schemas.Bound | None = None, branch: schemas.Text | None = None):
     """Customers deleted, merged into another, or no longer shared with the branch since
     ``since``, oldest first: what a sync by ``updated_since`` removes from its copy."""
     require(request, Customer)
     _viewer, branch = viewer_of(request, branch)
+    tell_next_since(response)
     since = times.aware(since)  # no offset: the company's clock
 
     def removal_out(removal):
@@ -446,7 +476,7 @@ def segment_out(segment):
 
 
 @router.get("/segments/", response=list[schemas.SegmentOut], url_name="clientdb_segments", summary="List segments")
-@paginate(WagtailLimitOffsetPagination)
+@paginate(Pagination)
 def list_segments(request: HttpRequest, branch: schemas.Text | None = None):
     """The token user's own segments, those shared with the branch it acts in (every branch's for
     the head office) and the company's."""
@@ -462,7 +492,7 @@ def list_segments(request: HttpRequest, branch: schemas.Text | None = None):
     summary="List a segment's customers",
 )
 @decorate_view(page_view)
-@paginate(WagtailLimitOffsetPagination)
+@paginate(Pagination)
 def segment_customers(request: HttpRequest, segment_id: int, branch: schemas.Text | None = None):
     """The segment's customers as the token's user sees them (its scope, its branch's values), in
     the segment's order. A head-office token with ``branch`` sees them as that branch does."""
@@ -506,15 +536,19 @@ def _replayed(request):
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         return None, None
+    longest = ApiIdempotencyKey._meta.get_field("key").max_length
+    if len(key) > longest:
+        # Cut to fit, two keys that differ after the cut would be one: a new call answered as another.
+        raise HttpError(422, _("An Idempotency-Key has at most %(count)s characters.") % {"count": longest})
     call = hashlib.sha256(f"{request.method} {request.get_full_path()} ".encode())
     call.update(request.body)
     digest = call.hexdigest()
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - datetime.timedelta(days=1)).delete()
     try:
         with transaction.atomic():
-            return None, ApiIdempotencyKey.objects.create(user=request.user, key=key[:255], request_hash=digest)
+            return None, ApiIdempotencyKey.objects.create(user=request.user, key=key, request_hash=digest)
     except IntegrityError:
-        earlier = ApiIdempotencyKey.objects.get(user=request.user, key=key[:255])
+        earlier = ApiIdempotencyKey.objects.get(user=request.user, key=key)
     if earlier.request_hash != digest:
         raise HttpError(422, _("This Idempotency-Key was used for another request."))
     if earlier.status is None:
@@ -717,7 +751,7 @@ def appointment_out(appointment, response=None):
         "staff_id": appointment.staff_id,
         "notes": appointment.notes,
         "attributes": appointment.attributes or {},
-        "updated_at": appointment.updated_at.astimezone(datetime.UTC),
+        "updated_at": schemas.to_the_microsecond(appointment.updated_at),
         "version": appointment_version(appointment),
     }
     if response is not None:
@@ -735,10 +769,11 @@ class AppointmentFilters(Schema):
     start_before: schemas.Bound | None = None
     status: AppointmentStatus | None = None
     updated_since: schemas.Bound | None = None
+    after_id: int | None = Field(None, description=schemas.AFTER_ID)
 
 
 @router.get("/services/", response=list[schemas.ServiceOut], url_name="clientdb_services", summary="List services")
-@paginate(WagtailLimitOffsetPagination)
+@paginate(Pagination)
 def list_services(request: HttpRequest, branch: schemas.Text | None = None):
     """The services that can be booked (active), with the branches of the token's user that
     offer them (``branch``: one branch's): a booking names its service."""
@@ -758,10 +793,10 @@ def list_services(request: HttpRequest, branch: schemas.Text | None = None):
     return Mapped(offered, service_out)
 
 
-@router.get("/appointments/", response=list[schemas.AppointmentOut], url_name="clientdb_appointments", summary="List appointments")
+@router.get("/appointments/", response=list[schemas.AppointmentOut], url_name="clientdb_appointments", openapi_extra=schemas.CHANGES, summary="List appointments")
 @decorate_view(page_view)
-@paginate(WagtailLimitOffsetPagination)
-def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(...)):  # noqa: B008
+@paginate(Pagination)
+def list_appointments(request: HttpRequest, response: HttpResponse, filters: AppointmentFilters = Query(...)):  # noqa: B008
     require(request, Appointment)
     viewer, branch = viewer_of(request, filters.branch)
     queryset = appointments_of(viewer)
@@ -774,8 +809,9 @@ def list_appointments(request: HttpRequest, filters: AppointmentFilters = Query(
         queryset = queryset.filter(start__lt=times.aware(filters.start_before, branch))
     if filters.status:
         queryset = queryset.filter(status=filters.status)
-    if filters.updated_since:
-        queryset = queryset.filter(updated_at__gte=times.aware(filters.updated_since, branch))
+    if changes_asked(response, filters) is not None:
+        # On the branch's clock when given without an offset, as the other times of the list.
+        queryset = sync.changed_since(queryset, times.aware(filters.updated_since, branch), filters.after_id)
     return Mapped(queryset, appointment_out)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from django.core.validators import ProhibitNullCharactersValidator
 from ninja import Schema
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, with_config
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 from wagtail.api.v3.errors import ProblemDetail
@@ -34,16 +34,33 @@ def _values_without_null_characters(values):
     return values
 
 
+def _in_utc(value):
+    """A time with an offset as the same moment in UTC: ISO 8601 allows offsets up to ±23:59,
+    PostgreSQL stores none beyond ±15:59. One without an offset stays on the clock it is read on."""
+    return value if value.tzinfo is None else value.astimezone(datetime.UTC)
+
+
 def _within_the_years(value):
-    if message := times.outside_the_years(value):
+    # As given (9999-12-31 has no moment in UTC west of Greenwich), then as the moment stored.
+    if message := times.outside_the_years(value) or times.outside_the_years(moment := _in_utc(value)):
         raise PydanticCustomError("out_of_range", message)
-    return value
+    return moment
 
 
 #: A time a client sets (an appointment's start).
 Moment = Annotated[datetime.datetime, AfterValidator(_within_the_years)]
 #: A time a list is filtered from or to (``updated_since``, ``start_after``).
-Bound = Annotated[datetime.datetime, AfterValidator(times.moved_into_the_years)]
+Bound = Annotated[datetime.datetime, AfterValidator(times.moved_into_the_years), AfterValidator(_in_utc)]
+
+def to_the_microsecond(value):
+    """When a record changed, in UTC to the microsecond as stored: a client pages on after it
+    (``updated_since`` with ``after_id``), which the JSON encoder's milliseconds would not
+    match. Given so by the shaping functions too, so that a replayed answer (``Idempotency-Key``)
+    is the answer given."""
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+ChangedAt = Annotated[datetime.datetime, PlainSerializer(to_the_microsecond, return_type=str)]
 
 #: Text as a client sends it, in a body or a query.
 Text = Annotated[str, AfterValidator(_without_null_characters)]
@@ -85,7 +102,7 @@ class CustomerOut(Schema):
     source: str
     external_id: str
     created_at: datetime.datetime
-    updated_at: datetime.datetime
+    updated_at: ChangedAt
     archived_at: datetime.datetime | None = Field(
         description="When the customer was archived; empty for customers in the lists."
     )
@@ -279,7 +296,7 @@ class AppointmentOut(Schema):
     staff_id: int | None
     notes: str
     attributes: dict[str, Any]
-    updated_at: datetime.datetime
+    updated_at: ChangedAt
     version: str
 
 
@@ -347,3 +364,26 @@ IDEMPOTENCY_KEY = {
     "responses": problem_answers(409),
 }
 
+
+#: The header of a list of changes that says what its client asks next time (:mod:`wagtail_clientdb.sync`).
+NEXT_UPDATED_SINCE = "Next-Updated-Since"
+
+AFTER_ID = (
+    "With `updated_since`: the id of the change read last, whose `updated_at` is `updated_since`: the list goes on "
+    "after it (the changes at that moment with a greater id, then the later ones)."
+)
+
+#: A list of changes: oldest first, and what to ask next time.
+CHANGES = {
+    "responses": {
+        200: {
+            "headers": {
+                NEXT_UPDATED_SINCE: {
+                    "description": "The `updated_since` (and the removals' `since`) of the client's next sync, taken when "
+                    "this answer was asked for: no change committed later is dated earlier.",
+                    "schema": {"type": "string", "format": "date-time"},
+                }
+            }
+        }
+    }
+}
