@@ -762,6 +762,66 @@ def test_a_shared_customer_keeps_at_least_one_branch(api, manager, world):
     assert [error["loc"][-1] for error in response.json()["errors"]] == ["shared_with_all_branches"]
 
 
+def test_half_a_character_is_a_field_error_and_a_partial_bulk_call_saves_the_rest(api, manager, world):
+    """JSON can send half of a UTF-16 character ("\\ud800"), which no database stores: it was
+    a server error, and in a partial bulk call it took the valid records down with it."""
+    client = api(manager)
+    half = '"Jo\\ud800"'
+
+    def raw(method, path, body, headers=None):
+        return getattr(client.client, method)(API + path, body, content_type="application/json", headers=client.headers(headers))
+
+    response = raw("post", "/customers/", '{"first_name": %s, "last_name": "X", "shared_with_all_branches": true}' % half)
+    assert response.status_code == 422
+    assert "half of a character" in response.json()["errors"][0]["msg"]
+    customer = world["global_all"]
+    etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+    response = raw("patch", f"/customers/{customer.pk}/", '{"tags": [%s]}' % half, {"If-Match": etag})
+    assert response.status_code == 422
+    body = '{"partial": true, "customers": [{"first_name": "Gut", "email": "gut@example.com"}, {"first_name": %s, "email": "halb@example.com"}]}' % half
+    answer = raw("post", "/customers/bulk/", body).json()
+    assert [record["result"] for record in answer["records"]] == ["created", "error"]
+    assert "half of a character" in str(answer["records"][1]["errors"])
+    assert list(Customer.objects.filter(email__in=["gut@example.com", "halb@example.com"]).values_list("email", flat=True)) == ["gut@example.com"]
+
+
+def test_a_switchboard_number_names_the_person_at_its_extension(api, manager, world):
+    """E.164 has no place for an extension: two people behind one switchboard were one key,
+    and the second record renamed the first customer."""
+    client = api(manager)
+
+    def bulk(*records):
+        answer = client.send("post", "/customers/bulk/", {"customers": list(records)}).json()
+        return [(record["result"], record["id"]) for record in answer["records"]]
+
+    anna = {"first_name": "Anna", "last_name": "Zentrale", "phone": "+49 30 5550000 x11"}
+    bernd = {"first_name": "Bernd", "last_name": "Zentrale", "phone": "+49 30 5550000 ext. 22"}
+    [(created, anna_id)] = bulk(anna)
+    [(created_too, bernd_id)] = bulk(bernd)
+    assert (created, created_too) == ("created", "created") and anna_id != bernd_id
+    assert Customer.objects.get(pk=anna_id).first_name == "Anna"
+    # Each is found again by the number and the extension: the same records change nothing.
+    assert bulk(anna, bernd) == [("unchanged", anna_id), ("unchanged", bernd_id)]
+    assert bulk({"first_name": "Anna", "last_name": "Zentrale", "phone": "030 5550000 x 11", "notes": "Ruft zurück"}) == [("updated", anna_id)]
+    # The switchboard's number alone is neither of them.
+    [(result, _id)] = bulk({"first_name": "Empfang", "phone": "+49 30 5550000"})
+    assert result == "created"
+
+
+@pytest.mark.parametrize("start", ["2027-03-28T02:30:00", "2027-10-31T02:30:00"])
+def test_a_local_time_the_branch_s_clock_skips_or_shows_twice_is_refused(api, manager, world, branch_a, start):
+    """02:30 does not exist in Berlin when the clocks go forward and exists twice when they go
+    back: it was moved to 03:30 or taken as the first, silently; the admin's form refuses both."""
+    branch_a.timezone = "Europe/Berlin"
+    branch_a.save()
+    make_service("Cut", branch_a, duration=30)
+    response = api(manager).send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": start, "customer_id": world["global_all"].pk})
+    assert response.status_code == 422
+    assert [error["loc"][-1] for error in response.json()["errors"]] == ["start"]
+    assert "may be ambiguous or it may not exist" in response.json()["errors"][0]["msg"]
+    assert not Appointment.objects.exists()
+
+
 def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]
@@ -800,8 +860,9 @@ def test_a_booked_appointment_is_answered_in_utc_and_lasts_its_service_across_a_
     answer = client.send("post", "/appointments/", {**booked, "start": "2030-06-03T09:00:00+02:00"}).json()
     assert (answer["start"], answer["end"]) == ("2030-06-03T07:00:00Z", "2030-06-03T08:00:00Z")
     assert client.get(f"/appointments/{answer['id']}/").json()["start"] == answer["start"]
-    # The night the clocks go forward (Europe/Berlin, 31 March 2030), and back (27 October).
-    for start in ("2030-03-31T01:30:00", "2030-10-27T01:30:00", "2030-10-27T02:30:00"):
+    # The night the clocks go forward (Europe/Berlin, 31 March 2030), and back (27 October: the
+    # first 02:30, given with its offset, since the clock shows 02:30 twice).
+    for start in ("2030-03-31T01:30:00", "2030-10-27T01:30:00", "2030-10-27T02:30:00+02:00"):
         answer = client.send("post", "/appointments/", {**booked, "start": start}).json()
         lasts = datetime.datetime.fromisoformat(answer["end"]) - datetime.datetime.fromisoformat(answer["start"])
         assert lasts == datetime.timedelta(minutes=60), start

@@ -28,6 +28,16 @@ PHONE_INVALID_MESSAGE = _(
 _PHONE_LIKE = re.compile(r"^[\d\s+()./\-]+$")
 
 
+#: Half of a character (a UTF-16 surrogate without its pair): JSON can say it ("\\ud800"), no
+#: database stores it.
+_HALF_A_CHARACTER = re.compile("[\ud800-\udfff]")
+HALF_A_CHARACTER_MESSAGE = _("Contains half of a character (an unpaired UTF-16 surrogate), which cannot be stored.")
+
+
+def has_half_a_character(text):
+    return not text.isascii() and _HALF_A_CHARACTER.search(text) is not None
+
+
 def normalise_text(value):
     """Text as stored: Unicode NFC (``None`` stays ``None``)."""
     if not value or value.isascii():
@@ -49,10 +59,43 @@ def normalise_email(value):
 class ParsedPhone:
     raw: str
     e164: str
+    #: The extension dialled after the number ("x11"), which E.164 has no place for.
+    extension: str = ""
 
     @property
     def is_valid(self):
         return bool(self.e164) or not self.raw
+
+    @property
+    def identity(self):
+        """The number as it names a person (:func:`phone_identity`)."""
+        return phone_identity(self.e164, self.extension)
+
+
+def phone_identity(e164, extension=""):
+    """The phone number as it names a person: a switchboard's number with an extension names
+    the one at that extension, not everyone behind the switchboard ("+49305550000;ext=11",
+    RFC 3966's form); ``None`` for no number."""
+    if not e164:
+        return None
+    return f"{e164};ext={extension}" if extension else e164
+
+
+def number_of(identity):
+    """The E.164 number of a :func:`phone_identity` (what the ``phone`` column holds)."""
+    return identity.partition(";ext=")[0]
+
+
+def phone_extension(raw, e164):
+    """The extension of a stored number typed as ``raw`` (``""`` for none): only text with
+    more than digits and separators can hold one, and only that is parsed again."""
+    if not raw or not e164 or _PHONE_LIKE.match(raw):
+        return ""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+        return phonenumbers.parse(raw, region).extension or ""
+    except phonenumbers.NumberParseException:
+        return ""
 
 
 def parse_phone(raw, region):
@@ -70,7 +113,7 @@ def parse_phone(raw, region):
         return ParsedPhone(raw, "")
     if not phonenumbers.is_valid_number(number):
         return ParsedPhone(raw, "")
-    return ParsedPhone(raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return ParsedPhone(raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), number.extension or "")
 
 
 def format_phone(e164, raw=""):

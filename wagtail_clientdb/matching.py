@@ -1,7 +1,8 @@
 """Is this the same person? One rule for every way customers arrive: import, the admin's
 booking form, the public booking page and the API.
 
-A person is matched by external ID, then by email, then by phone (E.164), among the
+A person is matched by external ID, then by email, then by phone (E.164, and its extension:
+a switchboard's number names the person at the extension dialled), among the
 customers the acting viewer may see, never among the others. The keys are normalised as
 :mod:`wagtail_clientdb.contact` stores them, so ``0170 1234567`` finds ``+49 170 1234567``.
 An external ID that belongs to a customer the viewer cannot see is refused without saying
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import bulk, duplicates, scope
-from .contact import normalise_email, normalise_text, parse_phone
+from .contact import normalise_email, normalise_text, number_of, parse_phone, phone_extension, phone_identity
 from .duplicates import Person, PossibleDuplicate  # noqa: F401 - part of this module's interface
 from .models import Customer
 
@@ -43,7 +44,7 @@ class IdentityKeys:
         return cls(
             normalise_text((external_id or "").strip()) or None,
             normalise_email(email) or None,
-            (parse_phone(phone, region).e164 or None) if phone else None,
+            parse_phone(phone, region).identity if phone else None,
         )
 
     def __bool__(self):
@@ -76,7 +77,8 @@ class Candidates:
             if customer.email:
                 self.by_email.setdefault(customer.email, []).append(customer)
             if customer.phone:
-                self.by_phone.setdefault(customer.phone, []).append(customer)
+                identity = phone_identity(customer.phone, phone_extension(customer.phone_raw, customer.phone))
+                self.by_phone.setdefault(identity, []).append(customer)
 
     def match(self, keys):
         """The customer ``keys`` mean, or ``None`` for a new person; raises :class:`NoSafeMatch`."""
@@ -114,6 +116,8 @@ def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_id
     pks = set()
     for column in (EXTERNAL_ID, EMAIL, PHONE):
         values = {getattr(keys, column) for keys in many_keys} - {None}
+        if column == PHONE:
+            values = set(map(number_of, values))
         if values:
             pks |= bulk.pks_with_values(Customer, column, values)
     customers = []

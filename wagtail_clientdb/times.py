@@ -37,6 +37,7 @@ meant for, and ``localize`` shows a stored datetime in UTC.
 
 import datetime
 
+from django.forms.utils import from_current_timezone
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 
@@ -166,6 +167,16 @@ def aware(value, where=None):
     if value is not None and timezone.is_naive(value):
         return timezone.make_aware(value, zone_of(where))
     return value
+
+
+def one_moment(value, where=None):
+    """As :func:`aware`, for a time someone sets (an appointment's start): a wall-clock time
+    the clock of ``where`` skips (02:30 when the clocks go forward) or shows twice (when they go
+    back) is refused, as the admin's forms refuse it, not moved to a moment nobody meant."""
+    if value is None or not timezone.is_naive(value):
+        return value
+    with timezone.override(zone_of(where)):
+        return from_current_timezone(value)
 
 
 def naive(value, where=None):

@@ -13,15 +13,18 @@ from django.utils.translation import gettext_lazy as _
 
 from . import columns
 
-KEYS = ((columns.EXTERNAL_ID, "external_id"), (columns.EMAIL, "email"), (columns.PHONE, "phone"))
+KEYS = ((columns.EXTERNAL_ID, "external_id"), (columns.EMAIL, "email"))
 SPILL_AT = 250_000
 #: Values per SQLite statement (older SQLite builds allow 999 parameters).
 _BATCH = 900
 
 
 def digests(values):
-    """``(target, digest)`` of each key a row's values hold."""
-    return [(target, hash((name, values.fields[name]))) for target, name in KEYS if values.fields.get(name)]
+    """``(target, digest)`` of each key a row's values hold (a phone number with its extension)."""
+    found = [(target, hash((name, values.fields[name]))) for target, name in KEYS if values.fields.get(name)]
+    if values.phone_identity:
+        found.append((columns.PHONE, hash(("phone", values.phone_identity))))
+    return found
 
 
 def same_as_line(line):

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
 from .. import attribute_types, cell_values, groups, times
-from ..contact import normalise_email, normalise_text, parse_phone
+from ..contact import HALF_A_CHARACTER_MESSAGE, has_half_a_character, normalise_email, normalise_text, parse_phone
 from ..matching import IdentityKeys
 from ..models import Customer
 from ..spreadsheets import unneutralise_csv
@@ -52,6 +52,8 @@ class RowValues:
     branches: object = None
     consent: bool | None = None
     phone_unreadable: bool = False
+    #: The phone number as it names a person, with its extension (:func:`~wagtail_clientdb.contact.phone_identity`).
+    phone_identity: str | None = None
 
 
 class RowContext:
@@ -102,6 +104,8 @@ def cell_text(value):
     text = normalise_text(str(value))
     if "\x00" in text:
         raise ValidationError(_("The cell contains a NUL character."), code="nul")
+    if has_half_a_character(text):
+        raise ValidationError(HALF_A_CHARACTER_MESSAGE, code="half_a_character")
     return unneutralise_csv(text.strip())
 
 
@@ -224,6 +228,7 @@ def clean_row(cells, context):
             parsed = international if international.e164 else parsed
         values.fields["phone_raw"] = parsed.raw
         values.fields["phone"] = parsed.e164
+        values.phone_identity = parsed.identity
         values.phone_unreadable = not parsed.is_valid
 
     def clean_consent(text):
@@ -292,7 +297,7 @@ def check_row(cells, extra_cells, context):
     keys = IdentityKeys(
         _key(cells.get(columns.EXTERNAL_ID), str.strip),
         _key(cells.get(columns.EMAIL), normalise_email),
-        _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).e164),
+        _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).identity),
     )
     if extra_cells > 0:
         message = ValidationError(_("The row has %(count)s more cells than the header row."), params={"count": extra_cells})

@@ -839,12 +839,17 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
         errors["customer"] = [_("Give customer_id or customer, one of them.")]
     booking_attributes, attribute_errors = _booking_attributes(payload.attributes)
     errors.update(attribute_errors)
+    start = None
+    try:
+        start = times.one_moment(payload.start, branch)  # without an offset: the branch's local time
+    except ValidationError as error:
+        errors["start"] = error.messages
     if errors:
         raise field_errors(errors)
-    return once_per_key(request, lambda: _book(request, response, viewer, branch, service, payload, booking_attributes))
+    return once_per_key(request, lambda: _book(request, response, viewer, branch, service, payload, start, booking_attributes))
 
 
-def _book(request, response, viewer, branch, service, payload, booking_attributes):
+def _book(request, response, viewer, branch, service, payload, start, booking_attributes):
     created = False
     with transaction.atomic():
         if payload.customer_id is not None:
@@ -875,7 +880,6 @@ def _book(request, response, viewer, branch, service, payload, booking_attribute
                 customer, created = registered.customer, not registered.matched_by
             except matching.NoSafeMatch as problem:
                 raise field_errors({f"customer.{key}": messages for key, messages in problem.message_dict.items()})
-        start = times.aware(payload.start, branch)  # without an offset: the branch's local time
         appointment = Appointment(
             customer=customer,
             branch=branch,

@@ -18,13 +18,17 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 from wagtail.api.v3.errors import ProblemDetail
 
-from ... import times
+from ... import contact, times
 
 
 def _without_null_characters(value):
-    """Text with a NUL character is refused as the admin's forms refuse it (no database stores it)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise PydanticCustomError("null_characters", str(ProhibitNullCharactersValidator.message))
+    """Text with a NUL character is refused as the admin's forms refuse it, and half of a
+    character as well (no database stores either)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise PydanticCustomError("null_characters", str(ProhibitNullCharactersValidator.message))
+        if contact.has_half_a_character(value):
+            raise PydanticCustomError("half_a_character", str(contact.HALF_A_CHARACTER_MESSAGE))
     return value
 
 
