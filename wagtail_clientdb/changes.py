@@ -215,9 +215,13 @@ def _apply(customer, values, mode, branch, *, channel, user, back_to_company=fro
         if back_to_company:
             overrides.reset_to_global(customer, branch, back_to_company, user=user)
         return
+    if _changes_nothing(customer, values):
+        # A repeated change moves neither the version nor updated_at: another client's next
+        # change is not refused as stale, and no sync reads the customer again.
+        return
     if "external_id" in values:
         _check_external_id(values["external_id"], customer)
-    for name in ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id"):
+    for name in RECORD_FIELDS:
         if name in values:
             setattr(customer, name, values[name])
     if "attributes" in values:
@@ -233,6 +237,31 @@ def _apply(customer, values, mode, branch, *, channel, user, back_to_company=fro
             raise Refused({field: error.messages})
     if "marketing_consent" in values:
         record_consent(customer, values["marketing_consent"], channel, user)
+
+
+RECORD_FIELDS = ("first_name", "last_name", "email", "phone_raw", "notes", "birthday", "external_id")
+
+
+def _changes_nothing(customer, values):
+    """Whether ``values`` (from :func:`clean_values`) hold what ``customer`` holds already."""
+    if any(getattr(customer, name) != values[name] for name in RECORD_FIELDS if name in values):
+        return False
+    if "attributes" in values and attributes.merged(customer.attributes, values["attributes"]) != (customer.attributes or {}):
+        return False
+    if "marketing_consent" in values and values["marketing_consent"] != customer.marketing_consent:
+        return False
+    if "groups" in values and set(groups.settable(values["groups"])) != set(customer.groups.all()):
+        return False
+    if "tags" in values and set(values["tags"]) != set(customer.tags.names()):
+        return False
+    if "shared_with_all_branches" in values or "branches" in values:
+        all_branches = values.get("shared_with_all_branches", customer.shared_with_all_branches)
+        if all_branches != customer.shared_with_all_branches:
+            return False
+        branches = set(values.get("branches", customer.branches.all()))
+        if not all_branches and (branches != set(customer.branches.all()) if customer.home_branch_id is None else branches):
+            return False
+    return True
 
 
 def _check_external_id(external_id, customer):

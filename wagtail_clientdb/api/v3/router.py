@@ -18,7 +18,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -107,20 +106,32 @@ def field_errors(errors, where="body"):
     )
 
 
+def found(queryset, missing, **lookup):
+    """The object ``lookup`` finds, or a 404 saying ``missing`` in the caller's language
+    (Django's names the model, in English)."""
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(missing)
+
+
 def require(request, model, *actions):
     if not policy_registry.get_by_type(model).user_has_any_permission(request.user, actions or ANY_ACTION):
         raise PermissionDenied
 
 
-def viewer_of(request, branch_slug):
+def viewer_of(request, branch_slug, where="query"):
     """The token user's viewer and the branch whose values it sees.
 
     Branch staff act in one of their branches: the only one, or the one ``branch`` names. A
-    manager sees the company; ``branch`` then shows a branch's local values.
+    manager sees the company; ``branch`` then shows a branch's local values. ``where`` the
+    branch was given: ``query`` or ``body`` (for :func:`field_errors`).
     """
     user = request.user
     if scope.is_branch_manager(user):
-        branch = get_object_or_404(Branch, slug=branch_slug) if branch_slug else None
+        branch = Branch.objects.filter(slug=branch_slug).first() if branch_slug else None
+        if branch_slug and branch is None:
+            raise field_errors({"branch": [_("No such branch: %(slug)s.") % {"slug": branch_slug}]}, where)
         return scope.Viewer(user, True), branch
     own = list(scope.member_branches(user))
     if not own:
@@ -128,13 +139,13 @@ def viewer_of(request, branch_slug):
     if branch_slug:
         chosen = next((branch for branch in own if branch.slug == branch_slug), None)
         if chosen is None:
-            raise field_errors({"branch": [_("Not one of your branches.")]}, "query")
+            raise field_errors({"branch": [_("Not one of your branches.")]}, where)
     elif len(own) == 1:
         chosen = own[0]
     else:
         raise field_errors(
             {"branch": [_("You work in several branches: %(slugs)s. Choose one.") % {"slugs": ", ".join(b.slug for b in own)}]},
-            "query",
+            where,
         )
     audit_trail.act_in(chosen)
     return scope.Viewer(user, False, (chosen,)), chosen
@@ -374,7 +385,7 @@ def list_removed_customers(request: HttpRequest, response: HttpResponse, since: 
 def _customer(request, customer_id, branch_slug):
     require(request, Customer)
     viewer, branch = viewer_of(request, branch_slug)
-    customer = get_object_or_404(customers_queryset(viewer, branch), pk=customer_id)
+    customer = found(customers_queryset(viewer, branch), _("No such customer."), pk=customer_id)
     return viewer, branch, customer
 
 
@@ -499,7 +510,7 @@ def segment_customers(request: HttpRequest, segment_id: int, branch: schemas.Tex
     require(request, Customer)
     require(request, Segment)
     viewer, shown_branch = viewer_of(request, branch)
-    segment = get_object_or_404(segments.visible_segments(viewer), pk=segment_id)
+    segment = found(segments.visible_segments(viewer), _("No such segment."), pk=segment_id)
     location = shown_branch if viewer.is_manager else None
     queryset, values_of = segments.listed(viewer, segment, location=location)
     params = segment.params
@@ -660,7 +671,7 @@ def _batch(request, batch_id, branch_slug):
     of the branch it acts in; 404 otherwise."""
     require(request, Customer, "add")
     viewer, _shown = viewer_of(request, branch_slug)
-    return viewer, get_object_or_404(import_rollback.visible_batches(viewer), pk=batch_id)
+    return viewer, found(import_rollback.visible_batches(viewer), _("No such import batch."), pk=batch_id)
 
 
 def batch_out(batch, viewer, user):
@@ -819,7 +830,7 @@ def list_appointments(request: HttpRequest, response: HttpResponse, filters: App
 def read_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, branch: schemas.Text | None = None):
     require(request, Appointment)
     viewer, _branch = viewer_of(request, branch)
-    return appointment_out(get_object_or_404(appointments_of(viewer), pk=appointment_id), response)
+    return appointment_out(found(appointments_of(viewer), _("No such appointment."), pk=appointment_id), response)
 
 
 @router.post("/appointments/", response={201: schemas.AppointmentCreatedOut}, url_name="clientdb_appointments_create", openapi_extra=schemas.IDEMPOTENCY_KEY, summary="Book an appointment")
@@ -830,7 +841,9 @@ def create_appointment(request: HttpRequest, response: HttpResponse, payload: sc
     customer's possible duplicates are named, as when creating a customer."""
     require(request, Appointment, "add")
     # The branch is required: viewer_of returns it, or refuses one that is not the user's.
-    viewer, branch = viewer_of(request, payload.branch)
+    viewer, branch = viewer_of(request, payload.branch, "body")
+    if branch is None:
+        raise field_errors({"branch": [_("Name the branch to book in.")]})
     service = Service.objects.offered_by(branch).filter(name=payload.service).first()
     errors = {}
     if service is None:
@@ -912,7 +925,7 @@ def update_appointment(request: HttpRequest, response: HttpResponse, appointment
     viewer, _branch = viewer_of(request, branch)
     version = expected_version(request)
     with transaction.atomic():
-        appointment = get_object_or_404(appointments_of(viewer).select_for_update(of=("self",)), pk=appointment_id)
+        appointment = found(appointments_of(viewer).select_for_update(of=("self",)), _("No such appointment."), pk=appointment_id)
         if version != appointment_version(appointment):
             raise HttpError(412, _("The appointment changed since you read it. Read it again and repeat your change."))
         try:
