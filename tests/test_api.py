@@ -651,6 +651,7 @@ def test_the_schema_is_served_and_names_every_endpoint(client, db):
         "/api/v3/clientdb/customers/removed/",
         "/api/v3/clientdb/customers/bulk/{batch_id}/", "/api/v3/clientdb/customers/bulk/{batch_id}/rollback/",
         "/api/v3/clientdb/services/", "/api/v3/clientdb/appointments/", "/api/v3/clientdb/appointments/{appointment_id}/",
+        "/api/v3/clientdb/appointments/removed/",
         "/api/v3/clientdb/segments/", "/api/v3/clientdb/segments/{segment_id}/customers/",
     }
 

@@ -10,12 +10,14 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.conftest import make_appointment, make_customer, post_bulk
+from django.urls import reverse
+
+from tests.conftest import make_appointment, make_customer, make_service, post_bulk
 from tests.test_api import Api
 from tests.test_bulk_actions import action_url
 from tests.test_merge import merge_through_admin, undo_url
 from wagtail_clientdb import deletion, removals, scope
-from wagtail_clientdb.models import Customer, CustomerMerge, CustomerRemoval, DeletionStatus
+from wagtail_clientdb.models import Appointment, AppointmentRemoval, Customer, CustomerMerge, CustomerRemoval, DeletionStatus
 
 REMOVED = "/customers/removed/"
 
@@ -276,3 +278,72 @@ def test_customers_a_merge_undo_brings_back_are_changes_for_a_sync(client, login
     client.post(undo_url(CustomerMerge.objects.get()))
     changed = {item["id"] for item in tokens["a"].get("/customers/", {"updated_since": since.isoformat()}).json()["items"]}
     assert merged.pk in changed
+
+
+# --- Appointments ---------------------------------------------------------------------------------------
+
+
+APPOINTMENTS_REMOVED = "/appointments/removed/"
+
+
+def appointment_url(name, *args):
+    return reverse(f"wagtailsnippets_wagtail_clientdb_appointment:{name}", args=args)
+
+
+def removed_appointments(api, **params):
+    response = api.get(APPOINTMENTS_REMOVED, params)
+    assert response.status_code == 200, response.content
+    return [(item["id"], item["reason"]) for item in response.json()["items"]]
+
+
+def test_an_appointment_deleted_in_the_admin_is_removed_from_its_branch_s_copy(tokens, login, staff_a, scope_customers, branch_a):
+    """A till that keeps Alpha's appointments learned of new and changed ones only: one deleted
+    stayed in its copy for good."""
+    appointment = make_appointment(scope_customers["local_a"], branch_a)
+    number = appointment.pk
+    response = login(staff_a).post(appointment_url("delete", number))
+    assert response.status_code == 302 and not Appointment.objects.filter(pk=number).exists()
+    assert removed_appointments(tokens["a"]) == [(number, "deleted")]
+    assert removed_appointments(tokens["b"]) == []
+    assert removed_appointments(tokens["head office"]) == [(number, "deleted")]
+
+
+def test_appointments_deleted_by_the_admin_s_bulk_action_are_each_removed(tokens, login, manager, scope_customers, branch_a, branch_b):
+    mine = make_appointment(scope_customers["global_all"], branch_a)
+    theirs = make_appointment(scope_customers["global_all"], branch_b, days=2)
+    url = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "appointment", "delete")) + f"?id={mine.pk}&id={theirs.pk}"
+    assert login(manager).post(url).status_code == 302
+    assert not Appointment.objects.exists()
+    assert removed_appointments(tokens["a"]) == [(mine.pk, "deleted")]
+    assert removed_appointments(tokens["b"]) == [(theirs.pk, "deleted")]
+
+
+def test_an_appointment_moved_to_another_branch_leaves_the_first_branch_s_copy(tokens, login, manager, scope_customers, branch_a, branch_b):
+    appointment = make_appointment(scope_customers["global_all"], branch_a, service="Cut")
+    make_service("Cut", branch_b)
+    since = timezone.now()
+    client = login(manager)
+    form = client.get(appointment_url("edit", appointment.pk)).context["form"]
+    data = {name: form[name].value() for name in ("customer", "service", "status")}
+    shown = {name: form[name].as_widget().split('value="')[1].split('"')[0] for name in ("start", "end")}
+    response = client.post(appointment_url("edit", appointment.pk), {**data, **shown, "branch": branch_b.pk})
+    assert response.status_code == 302, response.context["form"].errors
+    assert removed_appointments(tokens["a"]) == [(appointment.pk, "moved")]
+    # Beta's copy finds it among its changes; the company's copy keeps it.
+    changed = tokens["b"].get("/appointments/", {"updated_since": since.isoformat()}).json()["items"]
+    assert [item["id"] for item in changed] == [appointment.pk]
+    assert removed_appointments(tokens["b"]) == removed_appointments(tokens["head office"]) == []
+    # A change that keeps the branch tells nobody.
+    Appointment.objects.get(pk=appointment.pk).save()
+    assert removed_appointments(tokens["a"]) == [(appointment.pk, "moved")]
+
+
+def test_appointment_entries_hold_no_customer_and_are_forgotten_after_the_days_kept(tokens, scope_customers, branch_a):
+    appointment = make_appointment(scope_customers["local_a"], branch_a)
+    appointment.delete()
+    assert {field.name for field in AppointmentRemoval._meta.get_fields()} == {"id", "appointment_number", "reason", "branch", "removed_at"}
+    later = (AppointmentRemoval.objects.get().removed_at + datetime.timedelta(seconds=1)).isoformat()
+    assert removed_appointments(tokens["a"], since=later) == []
+    AppointmentRemoval.objects.update(removed_at=timezone.now() - datetime.timedelta(days=91))
+    call_command("clientdb_delete_expired_files", verbosity=0)
+    assert not AppointmentRemoval.objects.exists()

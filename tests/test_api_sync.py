@@ -113,7 +113,7 @@ def test_after_id_needs_the_time_of_the_change_read_last(client, staff_a):
 def test_the_next_sync_asks_from_a_moment_before_now(client, staff_a):
     api = Api(client, staff_a)
     before = timezone.now()
-    for path, params in (("/customers/", {"updated_since": "1900-01-01"}), ("/appointments/", {"updated_since": "1900-01-01"}), ("/customers/removed/", {})):
+    for path, params in (("/customers/", {"updated_since": "1900-01-01"}), ("/appointments/", {"updated_since": "1900-01-01"}), ("/customers/removed/", {}), ("/appointments/removed/", {})):
         told = datetime.datetime.fromisoformat(api.get(path, params).headers["Next-Updated-Since"])
         assert before - sync.MARGIN - datetime.timedelta(seconds=5) <= told <= timezone.now() - sync.MARGIN
     # A list that is not asked for changes says nothing of the kind.

@@ -1,4 +1,4 @@
-"""Customers gone from a branch's view, kept for a sync.
+"""Customers and appointments gone from a branch's view, kept for a sync.
 
 A client that keeps a copy of the customers (a newsletter tool, a till) learns of new and
 changed ones from the API's ``updated_since``; one that was deleted, merged into another or
@@ -7,6 +7,9 @@ the copy would keep a person the business has deleted. Each such change writes a
 :class:`~wagtail_clientdb.models.CustomerRemoval` in the same transaction, read back by
 :func:`removed_from_view` for the branch that lost sight of the customer. Entries hold no
 personal data and are kept ``REMOVALS_KEPT_DAYS``; a client away longer reads everything again.
+Appointments deleted or moved to another branch are kept the same way
+(:class:`~wagtail_clientdb.models.AppointmentRemoval`, written by the model's signals, so that
+every way of deleting one — the admin's delete view and bulk action, code — is counted).
 """
 
 import datetime
@@ -15,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import bulk, conf
-from .models import Branch, Customer, CustomerRemoval, RemovalReason
+from .models import AppointmentRemoval, AppointmentRemovalReason, Branch, Customer, CustomerRemoval, RemovalReason
 
 
 def seen_by(customer_ids):
@@ -116,8 +119,33 @@ def removed_from_view(branch, since=None):
     return removals.order_by("removed_at", "customer_number", "pk")
 
 
+def record_appointment_deleted(appointment):
+    AppointmentRemoval.objects.create(
+        appointment_number=appointment.pk, branch_id=appointment.branch_id, reason=AppointmentRemovalReason.DELETED
+    )
+
+
+def record_appointment_moved(appointment, from_branch_id):
+    """``appointment`` now belongs to another branch than ``from_branch_id``, whose list lost it."""
+    AppointmentRemoval.objects.create(appointment_number=appointment.pk, branch_id=from_branch_id, reason=AppointmentRemovalReason.MOVED)
+
+
+def appointments_removed_from_view(branch, since=None):
+    """What left the appointments of ``branch`` since ``since``, oldest first; for the company
+    (``branch`` ``None``), the deleted ones (a moved one is still the company's)."""
+    if branch is None:
+        removals = AppointmentRemoval.objects.filter(reason=AppointmentRemovalReason.DELETED)
+    else:
+        removals = AppointmentRemoval.objects.filter(branch=branch)
+    if since is not None:
+        removals = removals.filter(removed_at__gte=since)
+    return removals.order_by("removed_at", "appointment_number", "pk")
+
+
 def forget_expired(now=None):
-    """Delete the entries older than ``REMOVALS_KEPT_DAYS``; returns how many."""
+    """Delete the entries (of customers and appointments) older than ``REMOVALS_KEPT_DAYS``;
+    returns how many."""
     before = (now or timezone.now()) - datetime.timedelta(days=conf.get("REMOVALS_KEPT_DAYS"))
     deleted, _counts = CustomerRemoval.objects.filter(removed_at__lt=before).delete()
-    return deleted
+    deleted_too, _counts = AppointmentRemoval.objects.filter(removed_at__lt=before).delete()
+    return deleted + deleted_too

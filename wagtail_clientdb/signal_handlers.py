@@ -1,21 +1,35 @@
-"""After every appointment change: the customers' booking counts are recounted, and the
-deletion queue gets another try for that customer."""
+"""After every appointment change: the customers' booking counts are recounted, the
+deletion queue gets another try for that customer, and a branch that lost the appointment
+(deleted, moved to another branch) is told for its sync (:mod:`.removals`)."""
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from . import booking_counts, deletion
+from . import booking_counts, deletion, removals
 from .models import Appointment
 
 
 @receiver(pre_save, sender=Appointment, dispatch_uid="clientdb_remember_appointment_customer")
 def remember_previous_customer(sender, instance, raw=False, **kwargs):
-    # An appointment moved to another customer leaves the previous one with a booking less.
+    # An appointment moved to another customer leaves the previous one with a booking less;
+    # one moved to another branch leaves the previous branch's list.
     previous = None
     if instance.pk and not raw:
-        previous = Appointment.objects.filter(pk=instance.pk).values_list("customer_id", flat=True).first()
-    instance._previous_customer_id = previous
+        previous = Appointment.objects.filter(pk=instance.pk).values_list("customer_id", "branch_id").first()
+    instance._previous_customer_id, instance._previous_branch_id = previous or (None, None)
+
+
+@receiver(post_save, sender=Appointment, dispatch_uid="clientdb_appointment_moved_between_branches")
+def tell_the_branch_it_left(sender, instance, raw=False, **kwargs):
+    previous = getattr(instance, "_previous_branch_id", None)
+    if not raw and previous is not None and previous != instance.branch_id:
+        removals.record_appointment_moved(instance, previous)
+
+
+@receiver(post_delete, sender=Appointment, dispatch_uid="clientdb_appointment_deleted")
+def tell_its_branch_it_was_deleted(sender, instance, **kwargs):
+    removals.record_appointment_deleted(instance)
 
 
 @receiver([post_save, post_delete], sender=Appointment, dispatch_uid="clientdb_recount_bookings")

@@ -21,7 +21,7 @@ from .group import CustomerGroup
 from .jobs import BulkActionJob, BulkActionStatus, ExportJob, ImportBatch, ImportBatchPart, ImportJob, JobStatus, SavedImportMapping
 from .log_entry import ClientDBLogEntry
 from .merge import CustomerMerge
-from .removal import CustomerRemoval, RemovalReason
+from .removal import AppointmentRemoval, AppointmentRemovalReason, CustomerRemoval, RemovalReason
 from .segment import Segment, SegmentVisibility
 from .service import Service
 from .settings import ClientDBSettings
@@ -52,6 +52,8 @@ __all__ = [
     "CustomerMerge",
     "CustomerOverride",
     "CustomerRemoval",
+    "AppointmentRemoval",
+    "AppointmentRemovalReason",
     "CustomerSource",
     "CustomerTag",
     "DeletionReason",

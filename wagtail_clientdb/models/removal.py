@@ -39,3 +39,31 @@ class CustomerRemoval(models.Model):
 
     def __str__(self):
         return f"#{self.customer_number} ({self.get_reason_display()})"
+
+
+class AppointmentRemovalReason(models.TextChoices):
+    DELETED = "deleted", _("Deleted")
+    MOVED = "moved", _("Moved to another branch")
+
+
+class AppointmentRemoval(models.Model):
+    """An appointment gone from a branch's list: deleted, or moved to another branch. What a
+    sync of the branch's appointments by ``updated_since`` cannot learn from the appointments it
+    lists, told by the API's ``appointments/removed/``. Keeps the appointment's number, the
+    branch that lost it, why and when; nothing of the customer."""
+
+    appointment_number = models.PositiveBigIntegerField(_("appointment number"))
+    reason = models.CharField(_("reason"), max_length=20, choices=AppointmentRemovalReason.choices)
+    # Appointments keep their branch (PROTECT): a branch with entries has none left to lose.
+    branch = models.ForeignKey("wagtail_clientdb.Branch", verbose_name=_("branch"), on_delete=models.CASCADE, related_name="+")
+    removed_at = models.DateTimeField(_("removed at"), default=timezone.now)
+
+    wagtail_reference_index_ignore = True
+
+    class Meta:
+        verbose_name = _("removed appointment")
+        verbose_name_plural = _("removed appointments")
+        indexes = [models.Index(fields=["removed_at", "appointment_number"], name="clientdb_appt_removal_time")]
+
+    def __str__(self):
+        return f"#{self.appointment_number} ({self.get_reason_display()})"

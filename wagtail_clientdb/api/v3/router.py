@@ -826,6 +826,21 @@ def list_appointments(request: HttpRequest, response: HttpResponse, filters: App
     return Mapped(queryset, appointment_out)
 
 
+@router.get("/appointments/removed/", response=list[schemas.AppointmentRemovalOut], url_name="clientdb_appointments_removed", openapi_extra=schemas.CHANGES, summary="List appointments removed from view")
+@paginate(Pagination)
+def list_removed_appointments(request: HttpRequest, response: HttpResponse, since: schemas.Bound | None = None, branch: schemas.Text | None = None):
+    """Appointments deleted, or moved to another branch, since ``since``, oldest first: what a
+    sync of a branch's appointments by ``updated_since`` removes from its copy."""
+    require(request, Appointment)
+    _viewer, branch = viewer_of(request, branch)
+    tell_next_since(response)
+
+    def removal_out(removal):
+        return {"id": removal.appointment_number, "reason": removal.reason, "removed_at": removal.removed_at.astimezone(datetime.UTC)}
+
+    return Mapped(removals.appointments_removed_from_view(branch, times.aware(since)), removal_out)
+
+
 @router.get("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment", summary="Read an appointment")
 def read_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, branch: schemas.Text | None = None):
     require(request, Appointment)

@@ -282,6 +282,12 @@ class RemovalOut(Schema):
     removed_at: datetime.datetime
 
 
+class AppointmentRemovalOut(Schema):
+    id: int = Field(description="The number the appointment had (or has, when moved to another branch).")
+    reason: Literal["deleted", "moved"]
+    removed_at: datetime.datetime
+
+
 class ServiceOut(Schema):
     name: str = Field(description="What a booking names as its service.")
     duration: int = Field(description="Minutes: a booking's end is its start plus these.")
