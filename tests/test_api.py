@@ -856,6 +856,25 @@ def test_a_booking_s_branch_is_a_field_of_its_body_and_what_is_missing_is_said_i
             assert (response.status_code, response.json()["detail"]) == (404, german)
 
 
+def test_a_branch_finds_a_shared_customer_by_the_email_it_keeps_for_them(api, staff_a, world, branch_a, allow_branch_edits):
+    """A branch that keeps its own email for a shared customer booked them by that email and
+    got a second, local customer (named as a possible duplicate of the first)."""
+    from wagtail_clientdb import overrides
+
+    shared = world["global_all"]
+    overrides.save_local_values(shared, branch_a, {"email": "gloria.alpha@example.com", "phone_raw": "0171 2223334"})
+    make_service("Cut", branch_a, duration=30)
+    client = api(staff_a)
+    for person in ({"first_name": "Gloria", "email": "gloria.alpha@example.com"}, {"first_name": "Gloria", "phone": "+49 171 2223334"}):
+        response = client.send("post", "/appointments/", {"branch": "alpha", "service": "Cut", "start": "2030-06-03T09:00:00+02:00", "customer": person})
+        assert response.status_code == 201, response.content
+        assert response.json()["customer_id"] == shared.pk, person
+    assert Customer.objects.count() == len(world)
+    # The file import of the branch finds them the same way.
+    answer = client.send("post", "/customers/bulk/", {"customers": [{"first_name": "Gloria", "email": "gloria.alpha@example.com", "notes": "Mag Tee"}]}).json()
+    assert [(record["result"], record["id"]) for record in answer["records"]] == [("updated", shared.pk)]
+
+
 def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]

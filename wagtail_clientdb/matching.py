@@ -3,7 +3,8 @@ booking form, the public booking page and the API.
 
 A person is matched by external ID, then by email, then by phone (E.164, and its extension:
 a switchboard's number names the person at the extension dialled), among the
-customers the acting viewer may see, never among the others. The keys are normalised as
+customers the acting viewer may see, never among the others — in a branch's view by the
+record's values and by the branch's own local ones. The keys are normalised as
 :mod:`wagtail_clientdb.contact` stores them, so ``0170 1234567`` finds ``+49 170 1234567``.
 An external ID that belongs to a customer the viewer cannot see is refused without saying
 whose it is; an email or phone shared by several visible customers is no match but a
@@ -26,7 +27,7 @@ from django.utils.translation import gettext_lazy
 from . import bulk, duplicates, scope
 from .contact import normalise_email, normalise_text, number_of, parse_phone, phone_extension, phone_identity
 from .duplicates import Person, PossibleDuplicate  # noqa: F401 - part of this module's interface
-from .models import Customer
+from .models import Customer, CustomerOverride
 
 EXTERNAL_ID, EMAIL, PHONE = "external_id", "email", "phone"
 
@@ -66,19 +67,29 @@ EXTERNAL_IDS_ARE_THE_HEAD_OFFICES = gettext_lazy(
 class Candidates:
     """The customers some keys may mean, indexed by key (see :func:`candidates`)."""
 
-    def __init__(self, customers, foreign_external_ids=(), *, sets_external_ids=True):
+    def __init__(self, customers, foreign_external_ids=(), *, sets_external_ids=True, local_values=()):
         self.customers = customers
         self.foreign_external_ids = set(foreign_external_ids)
         self.sets_external_ids = sets_external_ids
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
+        by_pk = {customer.pk: customer for customer in customers}
+
+        def index(customer, email, phone, phone_raw):
+            if email and customer not in self.by_email.setdefault(email, []):
+                self.by_email[email].append(customer)
+            if phone:
+                identity = phone_identity(phone, phone_extension(phone_raw, phone))
+                if customer not in self.by_phone.setdefault(identity, []):
+                    self.by_phone[identity].append(customer)
+
         for customer in customers:
             if customer.external_id:
                 self.by_external_id[customer.external_id] = customer
-            if customer.email:
-                self.by_email.setdefault(customer.email, []).append(customer)
-            if customer.phone:
-                identity = phone_identity(customer.phone, phone_extension(customer.phone_raw, customer.phone))
-                self.by_phone.setdefault(identity, []).append(customer)
+            index(customer, customer.email, customer.phone, customer.phone_raw)
+        # The branch's own values of its shared customers name them too: as the branch sees them.
+        for customer_id, email, phone, phone_raw in local_values:
+            if customer_id in by_pk:
+                index(by_pk[customer_id], email, phone, phone_raw)
 
     def match(self, keys):
         """The customer ``keys`` mean, or ``None`` for a new person; raises :class:`NoSafeMatch`."""
@@ -104,22 +115,28 @@ class Candidates:
         return None
 
 
-def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_ids=True):
+def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_ids=True, branch=None):
     """The customers of ``visible`` that any of ``many_keys`` may mean, for :meth:`Candidates.match`.
     ``sets_external_ids``: whether the keys' external IDs may be given to customers (the head
-    office's); else an external ID only finds a visible customer who has it.
+    office's); else an external ID only finds a visible customer who has it. ``branch``: the
+    branch whose local email and phone values name its customers too (a branch's view).
 
     Each key value is looked up by index; then the visible ones are loaded in one query
     (locked, with ``lock``, for a write that follows; ``prepare`` may add to the query).
     """
     many_keys = list(many_keys)
     pks = set()
+    local = CustomerOverride.objects.filter(branch=branch)
+    local_pks = set()
     for column in (EXTERNAL_ID, EMAIL, PHONE):
         values = {getattr(keys, column) for keys in many_keys} - {None}
         if column == PHONE:
             values = set(map(number_of, values))
         if values:
             pks |= bulk.pks_with_values(Customer, column, values)
+            if branch is not None and column != EXTERNAL_ID:
+                local_pks |= set(local.filter(**{f"{column}__in": values}).values_list("customer_id", flat=True))
+    pks |= local_pks
     customers = []
     if pks:
         queryset = visible.filter(bulk.any_of("id", pks)).order_by()
@@ -131,7 +148,10 @@ def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_id
     foreign = set()
     if unseen and sets_external_ids:
         foreign = set(Customer.objects.filter(bulk.any_of("external_id", unseen, "text")).values_list("external_id", flat=True))
-    return Candidates(customers, foreign, sets_external_ids=sets_external_ids)
+    local_values = ()
+    if local_pks:
+        local_values = local.filter(customer_id__in=local_pks).values_list("customer_id", "email", "phone", "phone_raw")
+    return Candidates(customers, foreign, sets_external_ids=sets_external_ids, local_values=local_values)
 
 
 #: The namespaces of the app's advisory locks (any numbers unlikely to be another app's): the
@@ -186,10 +206,10 @@ def find_customer(viewer, keys, *, lock=False):
         return None
     if lock:
         lock_identity(keys)
-    found = candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+    found = candidates(scope.visible_customers(viewer), [keys], lock=lock, branch=viewer.branch).match(keys)
     if found is None and lock and connection.vendor == "postgresql":
         wait_for_imports()
-        found = candidates(scope.visible_customers(viewer), [keys], lock=lock).match(keys)
+        found = candidates(scope.visible_customers(viewer), [keys], lock=lock, branch=viewer.branch).match(keys)
     return found
 
 

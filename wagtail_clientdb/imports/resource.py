@@ -98,6 +98,7 @@ class MatchingLoader(BaseInstanceLoader):
             # The import sets updated_at (read to compare with the preview) and leaves created_at.
             prepare=lambda queryset: queryset.select_related("home_branch").defer("created_at"),
             sets_external_ids=scope.gives_external_ids(resource.settings.viewer),
+            branch=resource.settings.viewer.branch,
         )
         attach_relations(self.candidates.customers, resource.settings.viewer.branch)
 
