@@ -875,6 +875,31 @@ def test_a_branch_finds_a_shared_customer_by_the_email_it_keeps_for_them(api, st
     assert [(record["result"], record["id"]) for record in answer["records"]] == [("updated", shared.pk)]
 
 
+def test_an_attribute_value_of_the_wrong_json_type_is_a_field_error(api, manager, world):
+    """A list or an object was stored as Python's text of it ("['a', 'b']"), an empty one removed
+    the value, NaN became "nan" and true became "1" in a text attribute."""
+    AttributeDefinition.objects.create(label="Visits", key="visits", field_type="integer")
+    AttributeDefinition.objects.create(label="Allergies", key="allergies", field_type="text")
+    customer = world["global_all"]
+    customer.attributes = {"visits": 3, "allergies": "nuts"}
+    customer.save()
+    client = api(manager)
+    for given in ({"visits": []}, {"visits": {}}, {"allergies": {"a": 1}}, {"allergies": ["a", "b"]}, {"allergies": True}):
+        etag = client.get(f"/customers/{customer.pk}/")["ETag"]
+        response = client.send("patch", f"/customers/{customer.pk}/", {"attributes": given}, {"If-Match": etag})
+        assert response.status_code == 422, given
+        assert [error["loc"][-1] for error in response.json()["errors"]] == [next(iter(given))], given
+    nan = client.client.patch(
+        API + f"/customers/{customer.pk}/", '{"attributes": {"visits": NaN}}', content_type="application/json",
+        headers=client.headers({"If-Match": client.get(f"/customers/{customer.pk}/")["ETag"]}),
+    )
+    assert nan.status_code == 422
+    answer = client.send("post", "/customers/bulk/", {"customers": [{"email": "liste@example.com", "attributes": {"allergies": ["a", "b"]}}]}).json()
+    assert answer["saved"] is False and "attributes.allergies" in answer["records"][0]["errors"]
+    customer.refresh_from_db()
+    assert customer.attributes == {"visits": 3, "allergies": "nuts"}
+
+
 def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]

@@ -10,6 +10,7 @@ text as strings, booleans as ``true``/``false``, integers as numbers, decimals a
 
 import datetime
 import decimal
+import math
 
 import regex
 from django import forms
@@ -280,8 +281,26 @@ def to_json(definition, value):
     return type_of(definition).to_json(definition, value)
 
 
+#: A value given as a list or an object (JSON) where an attribute holds one.
+ONE_VALUE = _("Give one value, not a list or an object.")
+#: NaN or infinity (JSON allows them as an extension).
+NOT_A_NUMBER = _("Give a number, not %(value)s.")
+
+
+def check_one_value(value):
+    """Refuse what no attribute and no cell holds: a list, an object, a number that is none."""
+    if isinstance(value, (list, tuple, dict, set)):
+        raise ValidationError(ONE_VALUE, code="not_one_value")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(NOT_A_NUMBER, params={"value": value}, code="not_a_number")
+
+
 def parse_text(definition, text, *, required=False):
-    """Check a value given as text (import, API); returns its JSON form or raises ValidationError."""
+    """Check a value given as text (import, API); returns its JSON form or raises ValidationError.
+    A client's true or false is a value of a yes/no attribute only (stored as "1" in a text one)."""
+    check_one_value(text)
+    if isinstance(text, bool) and definition.field_type != AttributeType.BOOLEAN:
+        raise ValidationError(_("Give a value of this attribute's type, not true or false."), code="not_yes_no")
     handler = type_of(definition)
     stored = handler.to_json(definition, handler.parse_text(definition, text))
     if stored is None and required:

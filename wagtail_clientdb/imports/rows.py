@@ -95,6 +95,7 @@ def cell_text(value):
             params={"formula": value.formula[:60]},
             code="formula",
         )
+    attribute_types.check_one_value(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
