@@ -155,6 +155,7 @@ class CustomerImportResource(resources.ModelResource):
             CustomerGroup.objects.all(),
             Branch.objects.all(),
             columns.attribute_targets(),
+            from_a_file=settings.source != CustomerSource.API,
         )
         #: line → CheckedRow of the chunk being imported; set before each chunk.
         self.checked = {}

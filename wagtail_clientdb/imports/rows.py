@@ -59,8 +59,11 @@ class RowValues:
 class RowContext:
     """Lookups shared by the rows of one import: phone region, groups, branches, attributes."""
 
-    def __init__(self, phone_region, groups, branches, attribute_definitions):
+    def __init__(self, phone_region, groups, branches, attribute_definitions, *, from_a_file=True):
         self.phone_region = phone_region
+        #: A file's cells may be an export's, whose leading "'" guards a formula; a client's
+        #: records (the API) are read as sent.
+        self.from_a_file = from_a_file
         self.country_code = str(phonenumbers.country_code_for_region(phone_region))
         self.groups = {group.name.casefold(): group for group in groups}
         self.branches = cell_values.branch_lookup(list(branches))
@@ -86,7 +89,7 @@ def _remembered(cache, key, make):
     return cache[key]
 
 
-def cell_text(value):
+def cell_text(value, from_a_file=True):
     if value is None:
         return ""
     if isinstance(value, FormulaWithoutValue):
@@ -107,7 +110,7 @@ def cell_text(value):
         raise ValidationError(_("The cell contains a NUL character."), code="nul")
     if has_half_a_character(text):
         raise ValidationError(HALF_A_CHARACTER_MESSAGE, code="half_a_character")
-    return unneutralise_csv(text.strip())
+    return unneutralise_csv(text.strip()) if from_a_file else text.strip()
 
 
 def split_name(full_name):
@@ -191,9 +194,9 @@ def clean_row(cells, context):
         try:
             is_date = isinstance(raw, (datetime.date, datetime.datetime))
             if isinstance(raw, list):  # names given one by one (the API), not in one cell
-                value = [text for text in map(cell_text, raw) if text]
+                value = [text for text in (cell_text(name, context.from_a_file) for name in raw) if text]
             else:
-                value = raw if accepts_dates and is_date else cell_text(raw)
+                value = raw if accepts_dates and is_date else cell_text(raw, context.from_a_file)
             if value in ("", []):
                 return
             clean(value)
@@ -296,9 +299,9 @@ def check_row(cells, extra_cells, context):
     """``cells``: target → raw cell value of one row; ``extra_cells``: how many cells the
     row has beyond the header row. Returns a :class:`CheckedRow`."""
     keys = IdentityKeys(
-        _key(cells.get(columns.EXTERNAL_ID), str.strip),
-        _key(cells.get(columns.EMAIL), normalise_email),
-        _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).identity),
+        _key(cells.get(columns.EXTERNAL_ID), str.strip, context),
+        _key(cells.get(columns.EMAIL), normalise_email, context),
+        _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).identity, context),
     )
     if extra_cells > 0:
         message = ValidationError(_("The row has %(count)s more cells than the header row."), params={"count": extra_cells})
@@ -310,8 +313,8 @@ def check_row(cells, extra_cells, context):
         return CheckedRow(keys, errors=error.error_dict if hasattr(error, "error_dict") else {"__all__": error.error_list})
 
 
-def _key(raw, clean):
+def _key(raw, clean, context):
     try:
-        return clean(cell_text(raw)) or None
+        return clean(cell_text(raw, context.from_a_file)) or None
     except Exception:  # an unreadable key is reported by row cleaning, not here
         return None
