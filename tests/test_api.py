@@ -909,6 +909,15 @@ def test_a_bulk_record_s_text_is_read_as_sent_not_as_an_export_s_escaped_cell(ap
     assert Customer.objects.filter(email="formel@example.com").values_list("first_name", "last_name").get() == ("'=1+1", "'+49")
 
 
+def test_a_body_larger_than_django_reads_is_a_413_in_the_api_s_shape(api, manager, world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    client = api(manager)
+    response = client.send("post", "/customers/", {"first_name": "Lang", "notes": "x" * 2000, "shared_with_all_branches": True})
+    assert (response.status_code, response["Content-Type"]) == (413, "application/problem+json")
+    assert "1,000 bytes" in response.json()["detail"]
+    assert not Customer.objects.filter(first_name="Lang").exists()
+
+
 def test_a_bulk_call_larger_than_django_reads_is_read_up_to_its_own_limit(api, manager, world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     records = [{"first_name": f"Gross{n}", "email": f"gross{n}@example.com", "notes": "x" * 50} for n in range(10)]

@@ -13,6 +13,7 @@ import io
 import json
 from collections import Counter
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -163,6 +164,48 @@ def recorded(handler):
     def wrapped(request, *args, **kwargs):
         with LogContext(user=request.user), audit_trail.acting_in(None):
             return handler(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _refused_as_too_large(request, limit, detail):
+    """A 413 in the API's error shape for a body over ``limit`` bytes (``None``: no limit), or ``None``."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if limit is not None and length > limit:
+        return problem_response(status=413, detail=detail % {"limit": number_format(limit, force_grouping=True)})
+    return None
+
+
+def body_up_to_the_bulk_limit(run):
+    """The bulk call's body is read up to ``API_BULK_MAX_BYTES`` (a larger one is refused with
+    413): 10,000 records are 2–5 MB of JSON, more than Django reads for any request
+    (``DATA_UPLOAD_MAX_MEMORY_SIZE``), which stays the limit of every other one. Read as
+    ``HttpRequest.body`` reads it, which then gives what was read."""
+
+    @functools.wraps(run)
+    def wrapped(request, *args, **kwargs):
+        detail = _("The request is larger than %(limit)s bytes; send the customers in several calls.")
+        if refused := _refused_as_too_large(request, conf.get("API_BULK_MAX_BYTES"), detail):
+            return refused
+        if not hasattr(request, "_body"):
+            request._body = request.read()
+            request._stream = io.BytesIO(request._body)
+        return run(request, *args, **kwargs)
+
+    return wrapped
+
+
+def body_up_to_djangos_limit(run):
+    """Every other body up to ``DATA_UPLOAD_MAX_MEMORY_SIZE``, refused beyond it with a 413 in
+    the API's error shape (Django's own refusal is an HTML page, or a server error in DEBUG)."""
+
+    @functools.wraps(run)
+    def wrapped(request, *args, **kwargs):
+        detail = _("The request is larger than %(limit)s bytes.")
+        return _refused_as_too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE, detail) or run(request, *args, **kwargs)
 
     return wrapped
 
@@ -411,6 +454,7 @@ def possible_duplicates_out(matches):
 
 
 @router.post("/customers/", response={201: schemas.CustomerCreatedOut}, url_name="clientdb_customers_create", summary="Create a customer")
+@decorate_view(body_up_to_djangos_limit)
 @recorded
 def create_customer(request: HttpRequest, response: HttpResponse, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     """Created at once; the customers it may already be are named in ``possible_duplicates``
@@ -440,6 +484,7 @@ def expected_version(request):
 
 
 @router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", openapi_extra=schemas.IF_MATCH, summary="Change a customer")
+@decorate_view(body_up_to_djangos_limit)
 @recorded
 def update_customer(request: HttpRequest, response: HttpResponse, customer_id: int, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     require(request, Customer, "change")
@@ -577,33 +622,6 @@ def collection_deferred(run):
     def wrapped(request, *args, **kwargs):
         with gc_frozen():
             return run(request, *args, **kwargs)
-
-    return wrapped
-
-
-def body_up_to_the_bulk_limit(run):
-    """The bulk call's body is read up to ``API_BULK_MAX_BYTES`` (a larger one is refused with
-    413): 10,000 records are 2–5 MB of JSON, more than Django reads for any request
-    (``DATA_UPLOAD_MAX_MEMORY_SIZE``), which stays the limit of every other one. Read as
-    ``HttpRequest.body`` reads it, which then gives what was read."""
-
-    @functools.wraps(run)
-    def wrapped(request, *args, **kwargs):
-        limit = conf.get("API_BULK_MAX_BYTES")
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit:
-            return problem_response(
-                status=413,
-                detail=_("The request is larger than %(limit)s bytes; send the customers in several calls.")
-                % {"limit": number_format(limit, force_grouping=True)},
-            )
-        if not hasattr(request, "_body"):
-            request._body = request.read()
-            request._stream = io.BytesIO(request._body)
-        return run(request, *args, **kwargs)
 
     return wrapped
 
@@ -849,6 +867,7 @@ def read_appointment(request: HttpRequest, response: HttpResponse, appointment_i
 
 
 @router.post("/appointments/", response={201: schemas.AppointmentCreatedOut}, url_name="clientdb_appointments_create", openapi_extra=schemas.IDEMPOTENCY_KEY, summary="Book an appointment")
+@decorate_view(body_up_to_djangos_limit)
 @recorded
 def create_appointment(request: HttpRequest, response: HttpResponse, payload: schemas.AppointmentIn):
     """For an existing customer (``customer_id``) or a person (``customer``), found by the
@@ -934,6 +953,7 @@ def _booking_attributes(given):
 
 
 @router.patch("/appointments/{int:appointment_id}/", response=schemas.AppointmentOut, url_name="clientdb_appointment_update", openapi_extra=schemas.IF_MATCH, summary="Change an appointment's status")
+@decorate_view(body_up_to_djangos_limit)
 @recorded
 def update_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, payload: schemas.AppointmentStatusIn, branch: schemas.Text | None = None):
     require(request, Appointment, "change")
