@@ -401,7 +401,8 @@ def changes_asked(response, filters):
 
 
 def tell_next_since(response):
-    response[schemas.NEXT_UPDATED_SINCE] = sync.next_since().astimezone(datetime.UTC).isoformat()
+    # As updated_at is given ("…Z"): sent back in a URL, it needs no %2B for a "+".
+    response[schemas.NEXT_UPDATED_SINCE] = schemas.to_the_microsecond(sync.next_since())
 
 
 @router.get("/customers/removed/", response=list[schemas.RemovalOut], url_name="clientdb_customers_removed", openapi_extra=schemas.CHANGES, summary="List customers removed from view")
