@@ -388,16 +388,16 @@ def list_customers(request: HttpRequest, response: HttpResponse, filters: Custom
     return ListedCustomers(viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered, members_of=members_of)
 
 
-def changes_asked(response, filters):
-    """The ``updated_since`` of a list (on the company's clock when given without an offset),
-    or ``None``; a list of changes answers what its client asks next time in
-    ``Next-Updated-Since`` (see :mod:`wagtail_clientdb.sync`)."""
+def changes_asked(response, filters, where=None):
+    """The ``updated_since`` of a list (on the clock of ``where`` when given without an offset:
+    the company's by default), or ``None``; a list of changes answers what its client asks next
+    time in ``Next-Updated-Since`` (see :mod:`wagtail_clientdb.sync`)."""
     if filters.updated_since is None:
         if filters.after_id is not None:
             raise field_errors({"after_id": [_("Give updated_since with after_id: the time of the change read last.")]}, "query")
         return None
     tell_next_since(response)
-    return times.aware(filters.updated_since)
+    return times.aware(filters.updated_since, where)
 
 
 def tell_next_since(response):
@@ -839,9 +839,9 @@ def list_appointments(request: HttpRequest, response: HttpResponse, filters: App
         queryset = queryset.filter(start__lt=times.aware(filters.start_before, branch))
     if filters.status:
         queryset = queryset.filter(status=filters.status)
-    if changes_asked(response, filters) is not None:
-        # On the branch's clock when given without an offset, as the other times of the list.
-        queryset = sync.changed_since(queryset, times.aware(filters.updated_since, branch), filters.after_id)
+    # On the branch's clock when given without an offset, as the other times of the list.
+    if (since := changes_asked(response, filters, branch)) is not None:
+        queryset = sync.changed_since(queryset, since, filters.after_id)
     return Mapped(queryset, appointment_out)
 
 
