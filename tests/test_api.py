@@ -297,6 +297,39 @@ def test_updates_need_the_version_and_a_stale_one_is_412(api, manager, world):
     assert ClientDBLogEntry.objects.filter(object_id=str(customer.pk), action="wagtail_clientdb.edit_via_api").exists()
 
 
+def test_if_match_is_a_list_of_etags_any_of_which_may_match(api, manager, world):
+    """RFC 9110: If-Match lists ETags; a proxy's weak form and the body's bare version count too.
+    A header that is no list of ETags is the caller's mistake (422), not a stale version (412)."""
+    customer = world["global_all"]
+    client = api(manager)
+    path = f"/customers/{customer.pk}/"
+    version = client.get(path).json()["version"]
+    response = client.send("patch", path, {"notes": "Listed"}, {"If-Match": f'"0.0", "{version}"'})
+    assert response.status_code == 200, response.content
+    for given in (f'W/"{response.json()["version"]}"', None):
+        version = client.get(path).json()["version"]
+        response = client.send("patch", path, {"notes": f"As {given}"}, {"If-Match": given or version})
+        assert response.status_code == 200, (given, response.content)
+    assert client.send("patch", path, {"notes": "Stale"}, {"If-Match": '"0.0", "1.1"'}).status_code == 412
+    for malformed in ('"unclosed', 'a b', '"1.0", *', '"a"b"'):
+        with translation.override("de"):
+            response = client.send("patch", path, {"notes": "Malformed"}, {"If-Match": malformed})
+        assert response.status_code == 422, (malformed, response.content)
+        assert response.json()["errors"][0]["loc"] == ["header", "If-Match"]
+        assert "ETag" in response.json()["errors"][0]["msg"] and "keine" in response.json()["errors"][0]["msg"]
+    customer.refresh_from_db()
+    assert customer.notes == "As None"
+
+
+def test_an_appointments_if_match_may_list_versions(api, manager, world, branch_a):
+    appointment = make_appointment(world["local_a"], branch_a, days=-1)
+    client = api(manager)
+    etag = client.get(f"/appointments/{appointment.pk}/")["ETag"]
+    response = client.send("patch", f"/appointments/{appointment.pk}/", {"status": "no_show"}, {"If-Match": f'"1", {etag}'})
+    assert response.status_code == 200, response.content
+    assert client.send("patch", f"/appointments/{appointment.pk}/", {"status": "completed"}, {"If-Match": f'"1", {etag}'}).status_code == 412
+
+
 def test_the_head_office_changes_a_customer_read_as_a_branch_sees_it(api, manager, world, branch_a):
     customer = world["global_all"]
     overrides.save_local_values(customer, branch_a, {"notes": "Alpha's note"})
@@ -417,6 +450,9 @@ def test_bulk_import_is_all_or_nothing_unless_partial(api, manager, world):
     body = response.json()
     assert body["saved"] is False and body["records"][1]["result"] == "error" and "email" in body["records"][1]["errors"]
     assert [r["id"] for r in body["records"]] == [None, None, None]
+    # The valid records were not saved either: no count or result reads as done.
+    assert [r["result"] for r in body["records"]] == ["not_saved", "error", "not_saved"]
+    assert (body["created"], body["updated"], body["unchanged"], body["errors"]) == (0, 0, 0, 1)
     assert not Customer.objects.filter(external_id__startswith="CRM").exists()
     response = api(manager).send("post", "/customers/bulk/", {**payload, "partial": True})
     assert response.status_code == 200 and response.json()["created"] == 2

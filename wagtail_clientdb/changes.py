@@ -174,18 +174,18 @@ def given_as_null(data):
 
 
 @transaction.atomic
-def update_customer(viewer, customer, values, *, expected_version, shown_branch, channel, user, back_to_company=()):
+def update_customer(viewer, customer, values, *, expected_versions, shown_branch, channel, user, back_to_company=()):
     """Apply ``values`` as ``viewer`` may: on the record, or as the branch's local values;
     ``back_to_company`` (:func:`given_as_null`): local values the branch gives up.
 
     Raises :class:`StaleVersion` when what the caller read — the customer as ``shown_branch``
-    sees it, record and local values — changed since ``expected_version`` (from
+    sees it, record and local values — is none of ``expected_versions`` (from
     :func:`version_tag`), PermissionDenied for a read-only customer, :class:`Refused` for
     values this viewer may not change.
     """
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     branch = viewer.branch
-    if expected_version != version_tag(customer, shown_branch):
+    if version_tag(customer, shown_branch) not in expected_versions:
         raise StaleVersion
     mode = scope.edit_mode(viewer, customer)
     if mode == scope.EditMode.READ_ONLY:

@@ -475,13 +475,25 @@ def create_customer(request: HttpRequest, response: HttpResponse, payload: schem
     return Status(201, out)
 
 
-def expected_version(request):
-    """The version ``If-Match`` names; updates without one are refused (no blind overwrites)."""
+def expected_versions(request):
+    """The versions ``If-Match`` names (RFC 9110: a list of ETags, any of which may match);
+    updates without one are refused (no blind overwrites)."""
     given = request.headers.get("If-Match", "").strip()
     # "*" (any version) would be the blind overwrite the header is there to prevent.
     if not given or given == "*":
         raise HttpError(428, _("Send the version you read as If-Match (the ETag of the customer or appointment)."))
-    return given.removeprefix("W/").strip('"')
+    versions = set()
+    for tag in given.split(","):
+        # A proxy that compresses the answer makes its ETag weak (W/"…"); the version in it is ours.
+        tag = tag.strip().removeprefix("W/")
+        if len(tag) > 1 and tag[0] == tag[-1] == '"' and '"' not in tag[1:-1]:
+            versions.add(tag[1:-1])
+        elif tag and '"' not in tag and not any(c.isspace() for c in tag) and tag != "*":
+            # The body's ``version`` sent back as it is, unquoted.
+            versions.add(tag)
+        else:
+            raise field_errors({"If-Match": [_("If-Match is not a list of ETags such as \"12.0\".")]}, where="header")
+    return versions
 
 
 @router.patch("/customers/{int:customer_id}/", response=schemas.CustomerDetailOut, url_name="clientdb_customer_update", openapi_extra=schemas.IF_MATCH, summary="Change a customer")
@@ -490,12 +502,12 @@ def expected_version(request):
 def update_customer(request: HttpRequest, response: HttpResponse, customer_id: int, payload: schemas.CustomerIn, branch: schemas.Text | None = None):
     require(request, Customer, "change")
     viewer, shown_branch, customer = _customer(request, customer_id, branch)
-    version = expected_version(request)
+    versions = expected_versions(request)
     given = payload.model_dump(exclude_unset=True)
     try:
         values = changes.clean_values(viewer, given)
         changes.update_customer(
-            viewer, customer, values, expected_version=version, shown_branch=shown_branch, channel=ConsentChannel.API,
+            viewer, customer, values, expected_versions=versions, shown_branch=shown_branch, channel=ConsentChannel.API,
             user=request.user, back_to_company=changes.given_as_null(given),
         )
     except changes.StaleVersion:
@@ -660,16 +672,18 @@ def bulk_import(request: HttpRequest, payload: schemas.BulkIn, branch: schemas.T
 
 
 def _bulk_answer(saved, results, batch):
-    counts = Counter(r.result for r in results)
+    # Refused all or nothing, the valid records were not saved either: "created" would read as done.
+    result_of = (lambda r: r.result) if saved else (lambda r: r.result if r.result == "error" else "not_saved")
+    counts = Counter(r.result for r in results) if saved else Counter()
     answer = schemas.BulkOut.model_construct(
         saved=saved,
         **{kind: counts[kind] for kind in ("created", "updated", "unchanged")},
-        errors=counts["error"],
+        errors=sum(r.result == "error" for r in results),
         batch=batch.pk if batch is not None else None,
         records=[
             {
                 "index": r.index - 1,
-                "result": r.result,
+                "result": result_of(r),
                 "id": r.id,
                 "errors": r.errors or {},
                 "possible_duplicates": possible_duplicates_out(r.possible_duplicates),
@@ -959,10 +973,10 @@ def _booking_attributes(given):
 def update_appointment(request: HttpRequest, response: HttpResponse, appointment_id: int, payload: schemas.AppointmentStatusIn, branch: schemas.Text | None = None):
     require(request, Appointment, "change")
     viewer, _branch = viewer_of(request, branch)
-    version = expected_version(request)
+    versions = expected_versions(request)
     with transaction.atomic():
         appointment = found(appointments_of(viewer).select_for_update(of=("self",)), _("No such appointment."), pk=appointment_id)
-        if version != appointment_version(appointment):
+        if appointment_version(appointment) not in versions:
             raise HttpError(412, _("The appointment changed since you read it. Read it again and repeat your change."))
         try:
             if payload.status == AppointmentStatus.BOOKED:

@@ -207,7 +207,10 @@ class BulkPossibleDuplicate(TypedDict):
 
 class BulkRecordResult(TypedDict):
     index: int
-    result: Literal["created", "updated", "unchanged", "error"]
+    result: Annotated[
+        Literal["created", "updated", "unchanged", "error", "not_saved"],
+        Field(description='not_saved: a valid record of a call refused all or none ("saved": false), written no more than the others.'),
+    ]
     id: int | None
     errors: dict[str, list[str]]
     possible_duplicates: Annotated[
@@ -218,7 +221,7 @@ class BulkRecordResult(TypedDict):
 
 class BulkOut(BaseModel):
     saved: bool = Field(description="false: nothing was saved (all or none, and some records were refused).")
-    created: int
+    created: int = Field(description="Customers created by the call (0 when nothing was saved); so too updated and unchanged.")
     updated: int
     unchanged: int
     errors: int
