@@ -104,3 +104,24 @@ def test_import_command_acts_in_the_only_branch_of_a_staff_member(tmp_path, staf
     make_user("nobody", groups=[staff_group])
     with pytest.raises(CommandError, match="not a member of any branch"):
         call_command("clientdb_import", str(path), "--user", "nobody", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff\u00ad", " \u200b\u2060 "])
+def test_a_name_of_only_invisible_characters_is_no_name(login, manager, client, invisible):
+    """Every entry point that asks for a name, an email, a phone or an external ID: the file
+    import, the admin's form and the API refuse a customer whose only "name" shows nothing."""
+    from tests.test_api import Api
+
+    admin = login(manager)
+    job = import_rows(admin, [["First name", "Last name", "Notes"], [invisible, invisible, "Invisible"], ["Vera", "", "Visible"]])
+    assert (job.counts["new"], job.counts["invalid"]) == (1, 1)
+    response = admin.post(customer_url("add"), {"first_name": invisible, "last_name": "", "sharing": "all"})
+    assert response.status_code == 200
+    assert "Enter at least a name" in str(response.context["form"].non_field_errors())
+    response = Api(client, manager).send("post", "/customers/", {"first_name": invisible, "shared_with_all_branches": True})
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["loc"] == ["body", "payload", "first_name"]
+    assert list(Customer.objects.values_list("first_name", flat=True)) == ["Vera"]
+    # Inside a name, a joiner or a zero-width space is kept as given.
+    made = make_customer(first_name="An\u200dna", last_name="\u200bKim")
+    assert (made.first_name, made.last_name) == ("An\u200dna", "\u200bKim")

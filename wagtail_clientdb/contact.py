@@ -39,10 +39,15 @@ def has_half_a_character(text):
 
 
 def normalise_text(value):
-    """Text as stored: Unicode NFC (``None`` stays ``None``)."""
+    """Text as stored: Unicode NFC (``None`` stays ``None``). A text of nothing but spaces and
+    invisible characters (zero-width spaces, BOMs, soft hyphens: category Cf) is empty: a
+    name of them shows nothing and would pass every "has a name" check."""
     if not value or value.isascii():
         return value
-    return unicodedata.normalize("NFC", value)
+    value = unicodedata.normalize("NFC", value)
+    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
+        return ""
+    return value
 
 
 def normalise_email(value):
