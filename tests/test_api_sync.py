@@ -182,3 +182,35 @@ def test_a_write_still_open_is_asked_for_again_next_time(client, django_user_mod
     assert datetime.datetime.fromisoformat(next_since) <= importing["date"]
     read, _next = copy_changes(api, "/customers/", next_since)
     assert importing["id"] in read
+
+
+def test_a_group_renamed_or_deleted_in_the_admin_is_a_change_of_its_members(client, login, manager, staff_a, five):
+    """A copy that shows its customers' groups by name learns of the new name, and of a group
+    gone, from its next sync: the members chosen by hand are changed with the group."""
+    from tests.test_segments import group_url
+    from wagtail_clientdb.models import CustomerGroup
+
+    group = CustomerGroup.objects.create(name="Stammkunden")
+    member, other = five[0], five[1]
+    member.groups.add(group)
+    start = timezone.now() - datetime.timedelta(hours=1)
+    dated(five, start)
+    api, admin = Api(client, staff_a), login(manager)
+    since = (timezone.now() - datetime.timedelta(minutes=1)).isoformat()
+
+    def changed():
+        response = api.get("/customers/", {"updated_since": since})
+        assert response.status_code == 200, response.content
+        return {item["id"]: item["groups"] for item in response.json()["items"]}
+
+    assert changed() == {}
+    response = admin.post(group_url("edit", group.pk), {"name": "Treue Kunden", "description": ""})
+    assert response.status_code == 302, response.content
+    assert changed() == {member.pk: ["Treue Kunden"]}
+    since = timezone.now().isoformat()
+    admin.post(group_url("edit", group.pk), {"name": "Treue Kunden", "description": "Saved again"})
+    assert changed() == {}
+    response = admin.post(group_url("delete", group.pk))
+    assert response.status_code == 302 and not CustomerGroup.objects.exists()
+    assert changed() == {member.pk: []}
+    assert other.pk not in changed()

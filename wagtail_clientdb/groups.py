@@ -19,13 +19,20 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 
-from . import attributes, bulk, listing, scope, segments, visits
+from . import attributes, bulk, listing, scope, segments, versions, visits
 from .models import Customer, CustomerGroup, Segment, SegmentVisibility
 
 #: The listing's query parameter of the group filter (:class:`~.filters.CustomerFilterSet`).
 GROUPS_PARAM = "groups"
 
 Membership = Customer.groups.through
+
+
+def touch_members(group):
+    """A renamed or deleted group changes what its members show (their ``groups``): their
+    version and ``updated_at`` move, so a copy kept through the API reads them again. The
+    members chosen by hand; a dynamic group's follow its rule, which stores nothing."""
+    versions.touch(Membership.objects.filter(customergroup_id=group.pk).values("customer_id"))
 
 
 def manual_groups():

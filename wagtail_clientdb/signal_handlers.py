@@ -1,13 +1,14 @@
 """After every appointment change: the customers' booking counts are recounted, the
 deletion queue gets another try for that customer, and a branch that lost the appointment
-(deleted, moved to another branch) is told for its sync (:mod:`.removals`)."""
+(deleted, moved to another branch) is told for its sync (:mod:`.removals`). A customer group
+renamed or deleted is a change of its members (:func:`.groups.touch_members`)."""
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from . import booking_counts, deletion, removals
-from .models import Appointment
+from . import booking_counts, deletion, groups, removals
+from .models import Appointment, CustomerGroup
 
 
 @receiver(pre_save, sender=Appointment, dispatch_uid="clientdb_remember_appointment_customer")
@@ -43,3 +44,22 @@ def retry_deletion_after_appointment_change(sender, instance, **kwargs):
     customer_id = instance.customer_id
     if customer_id is not None:
         transaction.on_commit(lambda: deletion.process_for_customer(customer_id))
+
+
+@receiver(pre_save, sender=CustomerGroup, dispatch_uid="clientdb_remember_group_name")
+def remember_group_name(sender, instance, raw=False, **kwargs):
+    instance._stored_name = None if raw or instance.pk is None else (
+        CustomerGroup.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    )
+
+
+@receiver(post_save, sender=CustomerGroup, dispatch_uid="clientdb_group_renamed")
+def tell_members_of_the_new_name(sender, instance, raw=False, **kwargs):
+    if getattr(instance, "_stored_name", None) not in (None, instance.name):
+        groups.touch_members(instance)
+
+
+@receiver(pre_delete, sender=CustomerGroup, dispatch_uid="clientdb_group_deleted")
+def tell_members_it_is_gone(sender, instance, **kwargs):
+    # Before the memberships go with the group.
+    groups.touch_members(instance)

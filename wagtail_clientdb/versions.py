@@ -12,7 +12,7 @@ preview.
 
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -22,8 +22,11 @@ SALT = "wagtail_clientdb.edit_base"
 
 
 def touch(customer_ids):
-    """Record a change of these customers made without ``Customer.save`` (bulk writes)."""
-    Customer.objects.filter(pk__in=list(customer_ids)).update(version=F("version") + 1, updated_at=timezone.now())
+    """Record a change of these customers made without ``Customer.save`` (bulk writes);
+    ``customer_ids``: ids, or a query of them (written as one subquery)."""
+    if not isinstance(customer_ids, QuerySet):
+        customer_ids = list(customer_ids)
+    Customer.objects.filter(pk__in=customer_ids).update(version=F("version") + 1, updated_at=timezone.now())
 
 
 def current_versions(customer, branch=None):
