@@ -457,6 +457,7 @@ def b_state(world):
         "customer groups": sorted(
             Customer.groups.through.objects.filter(customer__in=customer_ids).values_list("customer", "customergroup")
         ),
+        "company groups": sorted(CustomerGroup.objects.values_list("pk", "name")),
         "customer tags": [(customer.pk, sorted(customer.tags.names())) for customer in b_customers],
         "tags": _rows(tag_model.objects.filter(pk__in=world.b_pks[tag_model])),
         "consent events": _rows(ConsentEvent.objects.filter(customer__in=customer_ids)),
@@ -492,25 +493,34 @@ def describe_change(before, after):
     """What of B changed between two :func:`b_state` snapshots.
 
     Groups and attribute definitions are company-wide (docs/permissions.md: plain model
-    permissions); deleting one removes it from every customer by design. So both snapshots
-    are compared as far as the groups and attributes that still exist are concerned.
+    permissions); deleting one removes it from every customer by design, and renaming or
+    deleting a group is a change of its members (their version and ``updated_at`` move, for the
+    API's sync). So both snapshots are compared as far as the groups and attributes that still
+    exist are concerned, and without the customers' versions when a group changed.
     """
     keys = set(AttributeDefinition.objects.values_list("key", flat=True))
     groups = set(CustomerGroup.objects.values_list("pk", flat=True))
-    before, after = _company_wide_projection(before, keys, groups), _company_wide_projection(after, keys, groups)
+    group_changed = before["company groups"] != after["company groups"]
+    before, after = (
+        _company_wide_projection(state, keys, groups, without_versions=group_changed) for state in (before, after)
+    )
     return "; ".join(f"{key} changed" for key in before if before[key] != after.get(key))
 
 
-def _company_wide_projection(state, attribute_keys, group_ids):
-    def rows(name):
+def _company_wide_projection(state, attribute_keys, group_ids, *, without_versions):
+    def rows(name, dropped=()):
         return [
-            {**row, "attributes": {k: v for k, v in (row["attributes"] or {}).items() if k in attribute_keys}}
+            {
+                **{column: value for column, value in row.items() if column not in dropped},
+                "attributes": {k: v for k, v in (row["attributes"] or {}).items() if k in attribute_keys},
+            }
             for row in state[name]
         ]
 
+    company = {key: value for key, value in state.items() if key != "company groups"}
     return {
-        **state,
-        "customers": rows("customers"),
+        **company,
+        "customers": rows("customers", ("version", "updated_at") if without_versions else ()),
         "local values": rows("local values"),
         "appointments": rows("appointments"),
         "customer groups": [pair for pair in state["customer groups"] if pair[1] in group_ids],
