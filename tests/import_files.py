@@ -32,6 +32,38 @@ def xlsx_bytes(rows, *, title_row=None):
     return output.getvalue()
 
 
+def xlsx_sheets_bytes(sheets):
+    """A workbook of several sheets, ``(title, rows, state)`` each in tab order; a state of
+    "hidden" or "veryHidden" hides the sheet, as Excel does (the second from VBA only)."""
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows, state in sheets:
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+        sheet.sheet_state = state
+    output = io.BytesIO()
+    workbook.save(output)
+    return output.getvalue()
+
+
+def xls_sheets_bytes(sheets):
+    """:func:`xlsx_sheets_bytes` as an Excel 97–2003 workbook, written by xlwt (tablib's XLS writer)."""
+    import xlwt
+
+    workbook = xlwt.Workbook()
+    for title, rows, state in sheets:
+        sheet = workbook.add_sheet(title)
+        sheet.visibility = {"visible": 0, "hidden": 1, "veryHidden": 2}[state]  # BOUNDSHEET's hsState
+        for row_number, row in enumerate(rows):
+            for column, value in enumerate(row):
+                if value is not None:
+                    sheet.write(row_number, column, value)
+    output = io.BytesIO()
+    workbook.save(output)
+    return output.getvalue()
+
+
 def fixture(name):
     return (FILES / name).read_bytes()
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from tests.conftest import customer_url, make_customer
-from tests.import_files import refused_rows, csv_bytes, fixture, xlsx_bytes
+from tests.import_files import refused_rows, csv_bytes, fixture, xls_sheets_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import matching
 from wagtail_clientdb.models import (
     AttributeDefinition,
@@ -140,6 +140,69 @@ def test_french_headers(login, manager):
     job = job_of(upload(login(manager), "clients.csv", csv_bytes(rows)))
     assert job.targets == ["first_name", "last_name", "email", "phone", "birthday"]
     assert job.counts["new"] == 1
+
+
+# --- Workbooks of several sheets ---------------------------------------------------------------------------
+
+
+GEHEIM = [["Name", "Email"], ["Gerda Geheim", "gerda@example.com"]]
+KUNDEN = [["Name", "Email"], ["Anna Schmidt", "anna@example.com"], ["Bernd Müller", "bernd@example.com"]]
+NOTIZEN = [["Name", "Email"], ["Nora Notiz", "nora@example.com"]]
+WORKBOOK_WRITERS = {"xlsx": xlsx_sheets_bytes, "xls": xls_sheets_bytes}
+
+
+@pytest.mark.parametrize("file_format", WORKBOOK_WRITERS)
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_the_first_visible_sheet_is_imported_not_a_hidden_one_before_it(login, manager, file_format, state):
+    """A hidden sheet (an old list, lookups) is not what the user sees when Excel opens the file."""
+    sheets = [("Geheim", GEHEIM, state), ("Kunden", KUNDEN, "visible"), ("Notizen", NOTIZEN, "visible")]
+    data = WORKBOOK_WRITERS[file_format](sheets)
+    client = login(manager)
+    response = upload(client, f"kunden.{file_format}", data)
+    assert "mapping" not in response.url
+    job = job_of(response)
+    assert job.format == file_format
+    assert job.counts == {"new": 2, "updated": 0, "unchanged": 0, "invalid": 0}
+    preview = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert "Anna Schmidt" in preview and "Gerda" not in preview
+    confirm(client, job)
+    assert names() == [("Anna", "Schmidt"), ("Bernd", "Müller")]
+
+
+def every_sheet_hidden(data):
+    """The workbook with its visible sheets hidden too: Excel does not allow it, openpyxl will not
+    write it, a program or a hand may."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    members = {name: source.read(name) for name in source.namelist()}
+    members["xl/workbook.xml"] = members["xl/workbook.xml"].replace(b'state="visible"', b'state="hidden"')
+    return zip_bytes(members)
+
+
+@pytest.mark.parametrize(
+    "language, message",
+    [
+        ("en", "Every sheet of the workbook is hidden. Unhide the sheet with the customers"),
+        ("de", "Alle Blätter der Arbeitsmappe sind ausgeblendet. Blenden Sie das Blatt mit den Kunden ein"),
+        ("fr", "Toutes les feuilles du classeur sont masquées. Affichez la feuille contenant les clients"),
+    ],
+)
+@pytest.mark.parametrize("file_format", WORKBOOK_WRITERS)
+def test_a_workbook_of_hidden_sheets_only_is_refused_with_a_message(login, manager, file_format, language, message):
+    from wagtail.users.models import UserProfile
+
+    if file_format == "xlsx":
+        data = every_sheet_hidden(xlsx_sheets_bytes([("Geheim", GEHEIM, "hidden"), ("Kunden", KUNDEN, "visible")]))
+    else:
+        data = xls_sheets_bytes([("Geheim", GEHEIM, "hidden"), ("Kunden", KUNDEN, "veryHidden")])
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = language
+    profile.save()
+    response = upload(login(manager), f"kunden.{file_format}", data)
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()
 
 
 # --- Mapping ------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from tests.conftest import customer_url
-from tests.import_files import csv_bytes, fixture, xlsx_bytes
+from tests.import_files import csv_bytes, fixture, xls_sheets_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb.imports.reading import FileProblem, open_spreadsheet
 from wagtail_clientdb.models import ImportJob
 
@@ -300,6 +300,63 @@ def test_xls_within_the_limits_imports_and_too_large_is_refused(settings):
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 12_000}
     with pytest.raises(FileProblem, match="too large to be read here"):
         open_spreadsheet(io.BytesIO(fixture("kunden.xls")))
+
+
+# --- Workbooks of several sheets ------------------------------------------------------------------------
+
+SMALL = [["Name", "Email"], ["Anna", "anna@example.com"]]
+#: A cell in column CW, one past the limit: harmless to read, refused by the scan.
+WIDE = [*SMALL, [], [], [None] * 100 + [1]]
+SHEET_WRITERS = {"xlsx": xlsx_sheets_bytes, "xls": xls_sheets_bytes}
+
+
+@pytest.mark.parametrize("file_format", SHEET_WRITERS)
+def test_the_limits_are_checked_on_the_sheet_read_not_on_a_hidden_one_before_it(file_format):
+    write = SHEET_WRITERS[file_format]
+    beyond = write([("Geheim", SMALL, "hidden"), ("Kunden", WIDE, "visible")])
+    with pytest.raises(FileProblem, match="The worksheet has a cell at CW5"):
+        open_spreadsheet(io.BytesIO(beyond))
+    within = write([("Geheim", WIDE, "hidden"), ("Kunden", SMALL, "visible")])
+    assert rows_of(within)[1] == SMALL
+
+
+def test_a_streamed_workbook_reads_its_first_visible_sheet(settings):
+    rows = [["Name", "Email", "Notes"], *[[f"Person {i}", f"p{i}@example.com", 2 * i] for i in range(300)]]
+    data = xlsx_sheets_bytes([("Geheim", SMALL, "veryHidden"), ("Kunden", rows, "visible")])
+    settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_MAX_READER_MEMORY": 500_000}
+    sheet, read = rows_of(data)
+    assert sheet.streamed and read == rows
+
+
+def two_sheets_changed(change, *, formulas):
+    """A workbook of a hidden sheet and a visible one whose xl/workbook.xml is changed by
+    ``change``; with formulas, openpyxl reads it."""
+    rows = [["Name", "Email", "Sum"], ["Anna", "anna@example.com", "=1+1" if formulas else 2]]
+    data = xlsx_sheets_bytes([("Geheim", rows, "hidden"), ("Kunden", rows, "visible")])
+    return xlsx_replacing(data, "xl/workbook.xml", change)
+
+
+def same_name(xml):
+    """calamine and openpyxl find a sheet by its name, and take the first of it: the hidden one."""
+    return xml.replace(b'name="Kunden"', b'name="Geheim"')
+
+
+def state_as_reference(xml):
+    """Written with a character reference, the state is "hidden" to openpyxl, not to the scan
+    (calamine cannot read the workbook at all)."""
+    return xml.replace(b'state="hidden"', b'state="hid&#100;en"')
+
+
+@pytest.mark.parametrize(
+    "change, streamed",
+    [(same_name, False), (same_name, True), (state_as_reference, True)],
+    ids=["two sheets of one name, calamine", "two sheets of one name, openpyxl", "a state the scan does not read"],
+)
+def test_a_reader_that_would_read_another_sheet_than_the_one_measured_refuses(change, streamed):
+    sheet = open_spreadsheet(io.BytesIO(two_sheets_changed(change, formulas=streamed)))
+    assert sheet.streamed == streamed
+    with pytest.raises(FileProblem, match="unusual way"):
+        list(sheet.rows())
 
 
 # --- CSV -------------------------------------------------------------------------------------------------

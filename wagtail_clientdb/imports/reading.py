@@ -23,7 +23,7 @@ from django.utils.translation import gettext_noop
 
 from .. import conf, stored_text
 from .problems import FileProblem
-from .workbook_limits import check_xls, check_xlsx
+from .workbook_limits import check_xls, check_xlsx, sheet_to_read
 
 CSV, XLSX, XLS = "csv", "xlsx", "xls"
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "cp1252"]
@@ -55,11 +55,13 @@ class FormulaWithoutValue:
 class SpreadsheetFile:
     """An opened upload: its format and, for CSV, how its text is written.
 
-    A workbook is read by python-calamine, or streamed by openpyxl (``streamed``) when it
-    holds formulas or is too large for calamine; ``last_row`` is as far as its cells go."""
+    A workbook's sheet at place ``sheet`` (its first visible one) is read by python-calamine,
+    or streamed by openpyxl (``streamed``) when it holds formulas or is too large for calamine;
+    ``last_row`` is as far as its cells go."""
 
     stream: object
     format: str
+    sheet: int = 0
     encoding: str = ""
     delimiter: str = ""
     has_formulas: bool = False
@@ -90,9 +92,9 @@ class SpreadsheetFile:
         if self.format == CSV:
             yield from _csv_rows(self.stream, self.encoding, self.delimiter)
         elif self.format == XLSX and self.streamed:
-            yield from _openpyxl_rows(self.stream, self.last_row, with_formulas=self.has_formulas)
+            yield from _openpyxl_rows(self.stream, self.sheet, self.last_row, with_formulas=self.has_formulas)
         else:
-            yield from _calamine_rows(self.stream)
+            yield from _calamine_rows(self.stream, self.sheet)
 
 
 def open_spreadsheet(stream, *, encoding="", delimiter=""):
@@ -110,10 +112,16 @@ def open_spreadsheet(stream, *, encoding="", delimiter=""):
     stream.seek(0)
     if head.startswith(b"PK\x03\x04"):
         plan = check_xlsx(stream, size)
-        return SpreadsheetFile(stream, XLSX, has_formulas=plan.has_formulas, streamed=plan.streamed, last_row=plan.last_row)
+        return SpreadsheetFile(
+            stream,
+            XLSX,
+            sheet=plan.sheet,
+            has_formulas=plan.has_formulas,
+            streamed=plan.streamed,
+            last_row=plan.last_row,
+        )
     if head.startswith(_OLE2):
-        check_xls(stream, size)
-        return SpreadsheetFile(stream, XLS)
+        return SpreadsheetFile(stream, XLS, sheet=check_xls(stream, size).sheet)
     for magic, name in _OTHER_FORMATS:
         if name and head.startswith(magic):
             raise FileProblem(
@@ -130,27 +138,33 @@ def _cell(value):
     return value
 
 
-def _calamine_rows(stream):
+def _calamine_rows(stream, sheet):
     from python_calamine import CalamineError
 
     try:
-        yield from _calamine_sheet_rows(stream)
+        yield from _calamine_sheet_rows(stream, sheet)
     except (CalamineError, ValueError, OSError) as error:
         if "password" in str(error).lower() or "encrypt" in str(error).lower():
             raise FileProblem(_("The workbook is password-protected. Save it without a password and try again."))
         raise FileProblem(_("The workbook could not be read: %(error)s") % {"error": error})
 
 
-def _calamine_sheet_rows(stream):
-    from python_calamine import CalamineWorkbook
+def _calamine_sheet_rows(stream, sheet):
+    from python_calamine import CalamineWorkbook, SheetVisibleEnum
 
     stream.seek(0)
-    sheet = CalamineWorkbook.from_filelike(stream).get_sheet_by_index(0)
-    for row in sheet.iter_rows():
+    workbook = CalamineWorkbook.from_filelike(stream)
+    shown = [(each.name, each.visible == SheetVisibleEnum.Visible) for each in workbook.sheets_metadata]
+    for row in workbook.get_sheet_by_name(sheet_to_read(sheet, shown)).iter_rows():
         yield [_cell(value) for value in row]
 
 
-def _openpyxl_rows(stream, last_row, *, with_formulas):
+def _openpyxl_sheet(workbook, sheet):
+    shown = [(name, workbook[name].sheet_state == "visible") for name in workbook.sheetnames]
+    return workbook[sheet_to_read(sheet, shown)]
+
+
+def _openpyxl_rows(stream, sheet, last_row, *, with_formulas):
     """Stream the rows; with formulas, values and formulas side by side, to flag formulas that
     have no computed value. ``last_row`` is passed on, as openpyxl would otherwise stop where the
     sheet's `<dimension>` says, and it may say less than there is."""
@@ -163,11 +177,14 @@ def _openpyxl_rows(stream, last_row, *, with_formulas):
             stream.seek(0)
             workbooks.append(openpyxl.load_workbook(stream, read_only=True, data_only=data_only))
         value_rows, *formula_rows = (
-            workbook.worksheets[0].iter_rows(max_col=max_col, max_row=last_row, values_only=True) for workbook in workbooks
+            _openpyxl_sheet(workbook, sheet).iter_rows(max_col=max_col, max_row=last_row, values_only=True)
+            for workbook in workbooks
         )
     except Exception as error:  # openpyxl raises many kinds of errors on broken files
         for workbook in workbooks:
             workbook.close()
+        if isinstance(error, FileProblem):  # worded for the user already
+            raise
         raise FileProblem(_("The workbook could not be read: %(error)s") % {"error": error})
     try:
         if not formula_rows:

@@ -1,12 +1,13 @@
 """Measuring a workbook before a reader parses it.
 
-python-calamine holds the whole first sheet in memory as a grid from its first to its last
+python-calamine holds the whole sheet it reads in memory as a grid from its first to its last
 cell, so one cell far out can ask for gigabytes (a 4.9 KB XLSX with a cell at XFD1048576
 made it reserve 512 GiB). The sheet's XML (XLSX) or records (XLS) are scanned first, at C
 speed where the file is written the usual way, for every cell's position and for what
 reading it will take: cells beyond the column or row limit are refused, and a workbook that
 would take more memory than ``IMPORT_MAX_READER_MEMORY`` is streamed with openpyxl (XLSX) or
-refused. No value is read here; the readers do that (:mod:`.reading`).
+refused. No value is read here; the readers do that (:mod:`.reading`), of the sheet chosen
+here (:func:`visible_sheet`).
 """
 
 import codecs
@@ -32,9 +33,11 @@ _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
 
 @dataclass
 class ReadingPlan:
-    """How a workbook that passed its checks is read: by python-calamine, or streamed by
-    openpyxl (``streamed``) as far as ``last_row``."""
+    """How a workbook that passed its checks is read: its sheet at place ``sheet`` (counted from
+    0, in workbook order), by python-calamine, or streamed by openpyxl (``streamed``) as far as
+    ``last_row``."""
 
+    sheet: int = 0
     has_formulas: bool = False
     streamed: bool = False
     last_row: int = 0
@@ -104,6 +107,38 @@ def _unusual():
     )
 
 
+# --- Which sheet ---------------------------------------------------------------------------------------
+
+
+def visible_sheet(shown):
+    """The place of the sheet a customer list is read from, of a workbook's sheets in order, each
+    shown (True) or hidden: the first shown, the leftmost tab in Excel — not the tab active when
+    the file was saved, which is wherever the user last clicked. A hidden sheet holds what the
+    user does not see (an old list, lookups): an import must not offer it."""
+    if not shown:
+        raise _unusual()
+    place = next((place for place, is_shown in enumerate(shown) if is_shown), None)
+    if place is None:  # Excel keeps one sheet shown; another program, or a hand, may not
+        raise FileProblem(
+            _(
+                "Every sheet of the workbook is hidden. Unhide the sheet with the customers, "
+                "save the workbook and try again."
+            )
+        )
+    return place
+
+
+def sheet_to_read(planned, sheets):
+    """The name of the sheet a reader reads, of ``sheets`` as it lists them: (name, shown) in
+    workbook order. It must come to the sheet that was measured (``planned``), or it would read
+    one whose cells were never checked; and a name must be one sheet's, as both readers take
+    the first sheet of a name."""
+    names = [name for name, _shown in sheets]
+    if len(set(names)) < len(names) or visible_sheet([shown for _name, shown in sheets]) != planned:
+        raise _unusual()
+    return names[planned]
+
+
 # --- XLSX ------------------------------------------------------------------------------------------------
 
 _PIECE = 1 << 20
@@ -116,7 +151,7 @@ _WORKBOOK_TYPES = re.compile(r"application/vnd\.(?:openxmlformats-officedocument
 
 @dataclass
 class _SheetScan:
-    """What the first worksheet holds: how far its cells go (``columns`` × ``rows``, an upper
+    """What the sheet read holds: how far its cells go (``columns`` × ``rows``, an upper
     bound), how many cell elements it has, and, when measured, its rows."""
 
     columns: int = 0
@@ -153,7 +188,7 @@ def check_xlsx(stream, size):
     if len({name.lower() for name in names}) < len(names):
         raise _unusual()
     try:
-        sheet_part = _first_sheet(archive, names)
+        place, sheet_part = _chosen_sheet(archive, names)
         strings_part = _shared_strings_part(archive, names)
         sheet = _scan_sheet(archive, sheet_part)
         strings = _scan_shared_strings(archive, strings_part) if strings_part else _SharedStrings()
@@ -162,7 +197,7 @@ def check_xlsx(stream, size):
         raise FileProblem(_("The file looks like an XLSX workbook but is damaged."))
     budget = conf.get("IMPORT_MAX_READER_MEMORY")
     if not sheet.has_formulas and _calamine_needs(size, sheet, strings) <= budget:
-        return ReadingPlan()
+        return ReadingPlan(sheet=place)
     if sheet.row_elements is None:
         sheet.row_elements, sheet.widest_row = _row_sizes(archive, sheet_part)
     # openpyxl also reads other parts whole (styles, theme, properties) and runs through the
@@ -175,7 +210,7 @@ def check_xlsx(stream, size):
     needed = _openpyxl_needs(sheet, strings, other_xml)
     if needed > budget:
         raise _too_large(needed)
-    return ReadingPlan(has_formulas=sheet.has_formulas, streamed=True, last_row=sheet.rows)
+    return ReadingPlan(sheet=place, has_formulas=sheet.has_formulas, streamed=True, last_row=sheet.rows)
 
 
 def _calamine_needs(file_size, sheet, strings):
@@ -220,12 +255,15 @@ def _tags(text, name):
         yield {a[1]: unescape(a[2] if a[2] is not None else a[3]) for a in _ATTRIBUTE.finditer(match[1])}
 
 
-def _first_sheet(archive, names):
-    """The part of the first sheet, found as python-calamine and openpyxl both find it."""
-    sheet = next(_tags(_small_part(archive, "xl/workbook.xml"), "sheet"), None)
+def _chosen_sheet(archive, names):
+    """The place and the part of the sheet read (:func:`visible_sheet`), found as python-calamine
+    and openpyxl both find it."""
+    sheets = list(_tags(_small_part(archive, "xl/workbook.xml"), "sheet"))
     rels = "xl/_rels/workbook.xml.rels"
-    if sheet is None or rels not in names:
+    if rels not in names:
         raise _unusual()
+    place = visible_sheet([sheet.get("state") not in ("hidden", "veryHidden") for sheet in sheets])
+    sheet = sheets[place]
     # calamine takes `r:id` (or `relationships:id`), openpyxl the id of the relationships
     # namespace, whatever its prefix: a sheet element must have one id only.
     ids = [key for key in sheet if key.rpartition(":")[2] == "id"]
@@ -241,7 +279,7 @@ def _first_sheet(archive, names):
     openpyxl_path = target[1:] if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
     if calamine_path != openpyxl_path or calamine_path not in names or not calamine_path.startswith("xl/worksheets/"):
         raise _unusual()
-    return calamine_path
+    return place, calamine_path
 
 
 def _shared_strings_part(archive, names):
@@ -507,7 +545,7 @@ _TWO_NUMBERS = struct.Struct("<HH")
 
 def check_xls(stream, size):
     """Walk the workbook's records as python-calamine will read them — every sheet, at once —
-    and refuse what would not fit: a cell of the first sheet beyond the limits, declared sizes
+    and refuse what would not fit: a cell of the sheet read beyond the limits, declared sizes
     that calamine would reserve, or more memory than allowed in all."""
     budget = conf.get("IMPORT_MAX_READER_MEMORY")
     if 2 * size > budget:  # calamine holds the file and a copy of its workbook stream
@@ -517,11 +555,13 @@ def check_xls(stream, size):
     if _ENCRYPTION_INFO in data:
         raise FileProblem(_("The workbook is password-protected. Save it without a password and try again."))
     try:
-        needed = 2 * size + _xls_needs(_workbook_stream(data))
+        place, needed = _xls_needs(_workbook_stream(data))
     except (struct.error, IndexError, ValueError):
         raise _unusual()
+    needed += 2 * size
     if needed > budget:
         raise _too_large(needed)
+    return ReadingPlan(sheet=place)
 
 
 def _workbook_stream(data):
@@ -548,7 +588,8 @@ def _xls_records(book, position):
 
 
 def _xls_needs(book):
-    sheets, string_parts, in_strings = [], [], False
+    """The place of the sheet read, and what calamine holds for the whole workbook."""
+    sheets, shown, string_parts, in_strings = [], [], [], False
     for kind, record in _xls_records(book, 0):
         if kind == _XLS_CONTINUE and in_strings:
             string_parts.append(record)
@@ -558,13 +599,15 @@ def _xls_needs(book):
             raise FileProblem(_("The workbook is password-protected. Save it without a password and try again."))
         if kind == _XLS_BOUNDSHEET:
             sheets.append(struct.unpack_from("<I", record)[0])
+            shown.append(record[4] & 0x03 == 0)  # hsState: 0 visible, 1 hidden, 2 very hidden
         elif kind == _XLS_SST:
             string_parts = [record]
+    chosen = visible_sheet(shown)
     sizes = _xls_string_sizes(string_parts) if string_parts else array("Q")
     needed = _CALAMINE_PER_STRING * len(sizes) + sum(sizes)
-    for index, offset in enumerate(sheets):
-        needed += _xls_sheet_needs(book, offset, sizes, first=index == 0)
-    return needed
+    for place, offset in enumerate(sheets):
+        needed += _xls_sheet_needs(book, offset, sizes, read=place == chosen)
+    return chosen, needed
 
 
 def _xls_string_sizes(parts):
@@ -607,10 +650,11 @@ def _xls_string_sizes(parts):
     return sizes
 
 
-def _xls_sheet_needs(book, offset, sizes, *, first):
+def _xls_sheet_needs(book, offset, sizes, *, read):
     """What calamine holds for one sheet: the cell list (or what the DIMENSIONS record makes it
-    reserve), the grid, the texts copied into cells, and the formulas as text. A plain loop:
-    a sheet may have a million records."""
+    reserve), the grid, the texts copied into cells, and the formulas as text; the cells of
+    the sheet ``read`` must lie within the limits. A plain loop: a sheet may have a million
+    records."""
     max_columns, max_rows = _limits()
     unpack, pair = struct.unpack_from, _TWO_NUMBERS.unpack_from
     cells = reserved = texts = formula_text = 0
@@ -638,13 +682,13 @@ def _xls_sheet_needs(book, offset, sizes, *, first):
                 low_row = row
             if row > high_row:
                 high_row = row
-                if first and row + 1 > max_rows:
+                if read and row + 1 > max_rows:
                     raise _beyond_limits(column + 1, row + 1)
             if first_column < low_column:
                 low_column = first_column
             if column > high_column:
                 high_column = column
-                if first and column + 1 > max_columns:
+                if read and column + 1 > max_columns:
                     raise _beyond_limits(column + 1, row + 1)
         elif kind == _XLS_STRING:
             texts += 3 * unpack("<H", book, body)[0]
