@@ -359,6 +359,40 @@ def test_a_reader_that_would_read_another_sheet_than_the_one_measured_refuses(ch
         list(sheet.rows())
 
 
+#: The second sheet, as a `<sheet>` of xl/workbook.xml and as the relationship of the first.
+ALT_SHEET = b'<sheet name="Alt" sheetId="9" r:id="rId2"/>'
+ALT_RELATIONSHIP = (
+    b'<Relationship Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"'
+    b' Target="/xl/worksheets/sheet2.xml" Id="rId1"/>'
+)
+
+
+@pytest.mark.parametrize(
+    "part, change",
+    [
+        ("xl/workbook.xml", lambda xml: xml.replace(b"<sheets>", b"<!-- " + ALT_SHEET + b" --><sheets>")),
+        ("xl/workbook.xml", lambda xml: xml.replace(b"<sheets>", b"<![CDATA[" + ALT_SHEET + b"]]><sheets>")),
+        ("xl/workbook.xml", lambda xml: xml.replace(b"<sheets>", b"<?alt " + ALT_SHEET + b"?><sheets>")),
+        (
+            "xl/_rels/workbook.xml.rels",
+            lambda xml: xml.replace(b"</Relationships>", b"<!-- " + ALT_RELATIONSHIP + b" --></Relationships>"),
+        ),
+    ],
+    ids=[
+        "sheet in a comment",
+        "sheet in a CDATA section",
+        "sheet in a processing instruction",
+        "relationship in a comment",
+    ],
+)
+def test_tags_that_the_readers_do_not_take_for_elements_are_refused(part, change):
+    """To python-calamine and openpyxl these are text: they read the first sheet, with a cell
+    beyond the limits, while the scan would have measured the second."""
+    data = xlsx_sheets_bytes([("Kunden", WIDE, "visible"), ("Alt", SMALL, "visible")])
+    with pytest.raises(FileProblem, match="unusual way"):
+        open_spreadsheet(io.BytesIO(xlsx_replacing(data, part, change)))
+
+
 # --- CSV -------------------------------------------------------------------------------------------------
 
 

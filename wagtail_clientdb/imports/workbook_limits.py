@@ -236,13 +236,22 @@ def _openpyxl_needs(sheet, strings, other_xml):
     return needed * (2 if sheet.has_formulas else 1)
 
 
+#: Comments, CDATA sections and processing instructions (but the XML declaration) hold text that
+#: :func:`_tags` would take for elements, and the readers' XML parsers do not: a `<sheet>` in a
+#: comment had the scan measure another sheet than the one read. No program writes them there.
+_NOT_ELEMENTS = re.compile(r"<!--|<!\[CDATA\[|<\?(?!xml[\s?])")
+
+
 def _small_part(archive, name):
     info = archive.getinfo(name)
     if info.file_size > _SMALL_PART:
         raise _unusual()
     data = archive.read(info)
     _check_text(data)
-    return data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    if _NOT_ELEMENTS.search(text):
+        raise _unusual()
+    return text
 
 
 _TAG_ATTRIBUTES = r"""((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*/?>"""
