@@ -491,10 +491,35 @@ def test_names_sort_as_people_expect_umlauts_among_their_letters(login, manager,
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's collation")
 def test_a_byte_order_database_is_warned_about(db):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
-        collation = cursor.fetchone()[0]
+        cursor.execute("SELECT datcollate, datlocprovider FROM pg_database WHERE datname = current_database()")
+        collation, provider = cursor.fetchone()
     warnings = name_collation_check(None, databases=["default"])
-    assert [w.id for w in warnings] == (["wagtail_clientdb.W001"] if collation.split(".")[0] in ("C", "POSIX") else [])
+    by_byte_order = provider == "c" and collation.split(".")[0] in ("C", "POSIX")
+    assert [w.id for w in warnings] == (["wagtail_clientdb.W001"] if by_byte_order else [])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's collation")
+def test_a_database_sorting_with_icu_is_not_warned_about(db):
+    """An ICU collation sorts linguistically whatever ``datcollate`` says (C.UTF-8 on a server
+    without locales, where ICU is the way to a German order): W001 asked for it in vain."""
+    import psycopg
+
+    from wagtail_clientdb.checks import sorting_of
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    name = f"{connection.settings_dict['NAME']}_icu"
+    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f"CREATE DATABASE \"{name}\" LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' TEMPLATE template0")
+        try:
+            with psycopg.connect(**{**params, "dbname": name}) as icu, icu.cursor() as cursor:
+                assert sorting_of(cursor, connection.pg_version) == ("ICU de-DE", False)
+                cursor.execute("SELECT name FROM unnest(ARRAY['Zorn', 'Öztürk', 'Bauer', 'Otto']) AS name ORDER BY name")
+                assert [row[0] for row in cursor.fetchall()] == ["Bauer", "Otto", "Öztürk", "Zorn"]
+                assert sorting_of(cursor, 140000) == ("C.UTF-8", True)  # as read before PostgreSQL 15
+        finally:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @pytest.mark.parametrize("query", ["schm@example.org", "0170 1234567"])

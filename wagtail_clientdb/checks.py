@@ -96,16 +96,36 @@ def name_collation_check(app_configs, databases=None, **kwargs):
         if connection.vendor != "postgresql":
             continue
         with connection.cursor() as cursor:
-            cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
-            collation = cursor.fetchone()[0]
-        if collation.split(".")[0] in ("C", "POSIX"):
+            collation, by_byte_order = sorting_of(cursor, connection.pg_version)
+        if by_byte_order:
             warnings.append(
                 Warning(
                     f"The database '{connection.settings_dict['NAME']}' sorts text by byte order ({collation}): "
                     "customer names with umlauts or accents sort after Z.",
-                    hint="Create the database with a linguistic collation, e.g. "
-                    "CREATE DATABASE … LC_COLLATE 'de_DE.UTF-8' LC_CTYPE 'de_DE.UTF-8' TEMPLATE template0.",
+                    hint="Create the database with a linguistic collation: with ICU (PostgreSQL 15 or later), "
+                    "CREATE DATABASE … LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' TEMPLATE template0; or with a locale "
+                    "the server has (locale -a), CREATE DATABASE … LC_COLLATE 'de_DE.UTF-8' LC_CTYPE 'de_DE.UTF-8' "
+                    "TEMPLATE template0.",
                     id="wagtail_clientdb.W001",
                 )
             )
     return warnings
+
+
+def sorting_of(cursor, server_version):
+    """``(collation, whether it sorts by byte order)`` of the database ``cursor`` is connected to.
+
+    Since PostgreSQL 15 a database names its collation provider: the C library's (``c``, its
+    collation in ``datcollate``), ICU's (``i``, always linguistic; ``datcollate`` still says what
+    the C library would use), or, since 17, the builtin one (``b``: code point order)."""
+    if server_version < 150000:
+        cursor.execute("SELECT 'c', datcollate, NULL FROM pg_database WHERE datname = current_database()")
+    else:
+        locale = "datlocale" if server_version >= 170000 else "daticulocale"
+        cursor.execute(f"SELECT datlocprovider, datcollate, {locale} FROM pg_database WHERE datname = current_database()")
+    provider, collation, locale = cursor.fetchone()
+    if provider == "i":
+        return f"ICU {locale}", False
+    if provider == "b":
+        return f"builtin {locale}", True
+    return collation, collation.split(".")[0] in ("C", "POSIX")
