@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 
 from tests.conftest import customer_url, make_appointment, make_customer, make_service, post_bulk
 from wagtail_clientdb import overrides, times
@@ -52,7 +52,15 @@ def test_a_known_customer_typed_in_again_is_matched_and_the_user_told(login, sta
     anna = make_customer(first_name="Anna", email="anna@example.com", phone_raw="0170 4440002", shared_with_all_branches=True)
     cut = make_service("Cut", branch_a)
     response = login(staff_a).post(url("add"), new_customer_booking(branch_a, cut, first_name="Anne", **typed), follow=True)
-    assert "“Anna” was already a customer" in response.content.decode()
+    # A whole sentence per key, which German and French can word ("gleiche Telefon" was a noun put into one).
+    same = "email address" if "email" in typed else "phone number"
+    told = f"“Anna” was already a customer (same {same}): the appointment is theirs."
+    assert told in [str(message).strip() for message in response.context["messages"]]
+    with translation.override("de"):
+        assert translation.gettext(told.replace("Anna", "%(customer)s")) == (
+            f"„%(customer)s“ war bereits Kunde (gleiche {'E-Mail-Adresse' if 'email' in typed else 'Telefonnummer'}): "
+            "Der Termin gehört zu diesem Kunden."
+        )
     assert Customer.objects.count() == 1
     assert Appointment.objects.get().customer == anna
     anna.refresh_from_db()

@@ -155,11 +155,12 @@ class BookingFormMixin(SaveRefusalMixin, ViewerFormMixin):
         response = super().form_valid(form)
         found = form.registration
         if found is not None and found.matched_by:
-            messages.info(
-                self.request,
-                _("“%(customer)s” was already a customer (same %(key)s): the appointment is theirs.")
-                % {"customer": found.customer, "key": {"email": _("email"), "phone": _("phone")}.get(found.matched_by, found.matched_by)},
-            )
+            # Whole sentences: a noun put into one takes the wrong article in German or French.
+            message = {
+                "email": _("“%(customer)s” was already a customer (same email address): the appointment is theirs."),
+                "phone": _("“%(customer)s” was already a customer (same phone number): the appointment is theirs."),
+            }.get(found.matched_by, _("“%(customer)s” was already a customer: the appointment is theirs."))
+            messages.info(self.request, message % {"customer": found.customer})
         return response
 
 
