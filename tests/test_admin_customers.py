@@ -378,3 +378,45 @@ def test_a_number_typed_from_its_beginning_is_found_from_its_beginning(login, ma
     assert found("030 170") == {landline.pk}
     assert found("1701") == {landline.pk, abroad.pk}
     assert found("+43 660") == {abroad.pk}
+
+
+def test_the_tag_field_names_tags_in_any_case_and_no_tag_of_invisible_characters(login, manager, branch_a):
+    """One rule for tag names (wagtail_clientdb.tags): an existing tag of another case is that
+    tag, in its spelling; a new one keeps the spelling typed, once; a name of only invisible
+    characters (zero-width space, byte order mark, soft hyphen) is no name, as an empty one."""
+    from wagtail_clientdb.models import CustomerTag
+
+    make_customer(first_name="Rita", branches=[branch_a]).tags.add("Regular")
+    client = login(manager)
+    response = client.post(
+        customer_url("add"),
+        {
+            "first_name": "Neu",
+            "last_name": "Kunde",
+            "tags": 'regular, REGULAR, Neu\u200b, neu, "\u200b\ufeff", \u00ad',
+            "sharing": "specific",
+            "share_branches": [branch_a.pk],
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors if response.context else ""
+    customer = Customer.objects.get(last_name="Kunde")
+    assert sorted(customer.tags.names()) == ["Neu", "Regular"]
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["Neu", "Regular"]
+
+    edit = {
+        "first_name": "Neu",
+        "last_name": "Kunde",
+        "email": "",
+        "phone_raw": "",
+        "notes": "",
+        "sharing": "specific",
+        "share_branches": [branch_a.pk],
+    }
+    response = post_edit(client, customer, {**edit, "tags": "NEU, rEGULAR"})
+    assert response.status_code == 302, response.context["form"].errors if response.context else ""
+    assert sorted(customer.tags.names()) == ["Neu", "Regular"]
+    # Nothing visible: as if the field were empty.
+    response = post_edit(client, customer, {**edit, "tags": "\u200b"})
+    assert response.status_code == 302, response.context["form"].errors if response.context else ""
+    assert not customer.tags.exists()
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["Neu", "Regular"]

@@ -20,6 +20,7 @@ from wagtail_clientdb.models import (
     Customer,
     CustomerGroup,
     CustomerOverride,
+    CustomerTag,
     DeletionRequest,
 )
 
@@ -529,6 +530,64 @@ def test_bulk_consent_changes_only_when_a_record_says_so(api, manager, world):
     assert response.json()["updated"] == 2, response.content
     kept.refresh_from_db(), gone.refresh_from_db()
     assert (kept.notes, kept.marketing_consent, gone.marketing_consent) == ("From the CRM", True, False)
+
+
+def test_tags_are_named_in_any_case_by_one_rule(api, manager, world):
+    """The tag rule (wagtail_clientdb.tags), as the admin's tag field follows it: an existing
+    tag of another case is that tag, in its spelling; a new one keeps the spelling sent, once;
+    a name of only invisible characters is no name, as an empty one."""
+    gloria = world["global_all"]
+    gloria.tags.add("Regular")
+    client = api(manager)
+    response = client.send(
+        "post",
+        "/customers/",
+        {
+            "first_name": "Neo",
+            "shared_with_all_branches": True,
+            "tags": ["regular", "REGULAR", "New\u200b", "new", "\u200b", "\ufeff\u00ad", ""],
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["tags"] == ["New", "Regular"]
+    neo = Customer.objects.get(pk=response.json()["id"])
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["New", "Regular", "b-only"]
+
+    # The tags a customer has, sent in another case, are no change.
+    read = client.get(f"/customers/{gloria.pk}/")
+    response = client.send("patch", f"/customers/{gloria.pk}/", {"tags": ["REGULAR"]}, {"If-Match": read["ETag"]})
+    assert response.status_code == 200, response.content
+    assert (response["ETag"], response.json()["tags"]) == (read["ETag"], ["Regular"])
+    # The filter finds a tag in any case.
+    assert ids(client.get("/customers/", {"tag": "rEGULAR"})) == {gloria.pk, neo.pk}
+    # A name longer than a tag's is refused, not cut.
+    response = client.send("patch", f"/customers/{gloria.pk}/", {"tags": ["x" * 101]}, {"If-Match": read["ETag"]})
+    assert response.status_code == 422 and "A tag has at most 100 characters." in response.content.decode()
+
+
+def test_bulk_records_name_tags_in_any_case(api, manager, world):
+    """The bulk import by the same rule: "VIP" and "vip" in one call are one tag; a customer's
+    tag sent in another case is no change; a name of only invisible characters is none."""
+    world["global_all"].tags.add("Regular")
+    records = [
+        {"email": "gloria@example.com", "tags": ["REGULAR"]},
+        {"external_id": "T-1", "first_name": "Tia", "tags": ["vip", "regular"]},
+        {"external_id": "T-2", "first_name": "Udo", "tags": ["VIP", "\u200b"]},
+        {"external_id": "T-3", "first_name": "Vera", "tags": ["\u200b\ufeff"]},
+    ]
+    client = api(manager)
+    body = client.send("post", "/customers/bulk/", {"customers": records}).json()
+    assert (body["saved"], body["created"], body["updated"], body["unchanged"]) == (True, 3, 0, 1), body
+    tags_of = {c.external_id: sorted(c.tags.names()) for c in Customer.objects.filter(external_id__startswith="T-")}
+    assert tags_of == {"T-1": ["Regular", "vip"], "T-2": ["vip"], "T-3": []}
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["Regular", "b-only", "vip"]
+    # A name longer than a tag's is refused, as the single call refuses it, not cut.
+    response = client.send(
+        "post", "/customers/bulk/", {"customers": [{"external_id": "T-4", "first_name": "Wim", "tags": ["x" * 101]}]}
+    )
+    assert response.status_code == 422
+    assert response.json()["records"][0]["errors"] == {"tags": ["A tag has at most 100 characters."]}
+    assert not Customer.objects.filter(external_id="T-4").exists()
 
 
 def test_bulk_records_with_unknown_fields_or_null_characters_are_refused(api, manager, world):

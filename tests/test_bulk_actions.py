@@ -21,6 +21,8 @@ from wagtail_clientdb.models import (
     ClientDBLogEntry,
     Customer,
     CustomerGroup,
+    CustomerTag,
+    TaggedCustomer,
 )
 
 
@@ -98,6 +100,25 @@ def test_a_customer_already_as_asked_is_left_as_it_is(login, manager, branch_a):
     post_bulk(client, action_url("remove_tags", tagged, untagged), {"tags": "vip"})
     assert not group.customers.exists() and not Customer.objects.filter(tags__name="vip").exists()
     assert len(edits_of(tagged)) == 2 and len(edits_of(untagged)) == 4
+
+
+def test_tags_are_added_and_removed_by_name_in_any_case(login, manager, branch_a):
+    """The tag rule (wagtail_clientdb.tags): "vip" is the tag "VIP" there is, and a customer
+    carrying it already is left as it is; a name of only invisible characters is no name."""
+    tia, uwe = (make_customer(first_name=name, branches=[branch_a]) for name in ("Tia", "Uwe"))
+    tia.tags.add("VIP")
+    client = login(manager)
+    post_bulk(client, action_url("add_tags", tia, uwe), {"tags": "vip, Vip"})
+    assert list(CustomerTag.all_tags.values_list("name", flat=True)) == ["VIP"]
+    assert (list(tia.tags.names()), list(uwe.tags.names())) == (["VIP"], ["VIP"])
+    assert not edits_of(tia) and edits_of(uwe) == [{"fields": ["tags"]}]
+
+    response = post_bulk(client, action_url("add_tags", tia, uwe), {"tags": "\u200b\u00ad\ufeff"})
+    assert response.status_code == 200 and "This field is required." in response.content.decode()
+    post_bulk(client, action_url("remove_tags", tia, uwe), {"tags": "unknown"})
+    assert list(CustomerTag.all_tags.values_list("name", flat=True)) == ["VIP"]  # none made to be removed
+    post_bulk(client, action_url("remove_tags", tia, uwe), {"tags": "vIP"})
+    assert not TaggedCustomer.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -17,6 +19,7 @@ from wagtail_clientdb.models import (
     Customer,
     CustomerGroup,
     CustomerOverride,
+    CustomerTag,
     ImportJob,
     SavedImportMapping,
 )
@@ -571,6 +574,56 @@ def test_tags_groups_and_branches_columns(login, manager, branch_a, branch_b):
     job = job_of(upload(client, "t.csv", csv_bytes([*rows[:1], ["X", "x@example.com", "", "Unknown group", ""]])))
     assert refused_rows(job)[0]["message"] == "Unknown group: Unknown group."
 
+
+
+def test_tag_names_in_any_case_are_one_tag(login, manager, branch_a):
+    """The tag rule (wagtail_clientdb.tags), as the admin's tag field follows it: an existing
+    tag of another case is that tag, in its spelling; "Neu" and "NEU" in one file are one new
+    tag; a cell of only invisible characters is empty; a name longer than a tag's is refused."""
+    stella = make_customer(first_name="Stella", email="stella@example.com", branches=[branch_a])
+    stella.tags.add("Stammkunde")
+    rows = [
+        ["Name", "Email", "Tags"],
+        ["Anna", "anna@example.com", "stammkunde, Neu"],
+        ["Berta", "berta@example.com", "NEU"],
+        ["Cora", "cora@example.com", "\u200b\ufeff"],
+        ["Stella", "stella@example.com", "STAMMKUNDE"],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "tags.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 3, "updated": 0, "unchanged": 1, "invalid": 0}
+    confirm(client, job)
+    assert {c.first_name: sorted(c.tags.names()) for c in Customer.objects.all()} == {
+        "Anna": ["Neu", "Stammkunde"],
+        "Berta": ["Neu"],
+        "Cora": [],
+        "Stella": ["Stammkunde"],
+    }
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["Neu", "Stammkunde"]
+
+    job = job_of(upload(client, "long.csv", csv_bytes([rows[0], ["Dora", "dora@example.com", "x" * 101]])))
+    assert [row["message"] for row in refused_rows(job)] == ["A tag has at most 100 characters."]
+
+
+def test_an_import_finds_its_tags_in_one_query_however_many_rows_name_them(login, manager):
+    """A batch's tag names are looked up together, not row by row: a file naming one new tag in
+    thirty spellings over thirty rows asks what a file of one row asks."""
+    client = login(manager)
+
+    def tag_queries(name, spellings):
+        rows = [["Name", "Email", "Tags"]] + [
+            [f"P{n}", f"{name}{n}@example.com", spelling] for n, spelling in enumerate(spellings)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            confirm(client, job_of(upload(client, f"{name}.csv", csv_bytes(rows))))
+        return [query["sql"] for query in queries if "customertag" in query["sql"]]
+
+    few = tag_queries("few", ["Eins"])
+    spellings = ["".join(c.upper() if n >> i & 1 else c for i, c in enumerate("zwei")) for n in range(16)]
+    many = tag_queries("many", spellings * 2)
+    assert len(few) == len(many), (few, many)
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True)) == ["Eins", "zwei"]
+    assert Customer.objects.filter(tags__name="zwei").count() == 32
 
 
 def test_reimport_replaces_tags_groups_and_branches(login, manager, branch_a, branch_b):

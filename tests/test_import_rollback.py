@@ -230,6 +230,23 @@ def test_changes_since_to_values_the_import_did_not_touch_do_not_stop_the_restor
     assert (anna.last_name, anna.notes) == ("Altmann", "old")
 
 
+def test_tags_the_import_named_in_another_case_are_known_as_what_it_left(login, manager):
+    """The import names a tag the customer has in another case (the same tag, wagtail_clientdb.tags):
+    a later change of something else does not make the rollback think the tags changed since."""
+    anna = make_customer(first_name="Anna", last_name="Alt", email="anna@example.com", shared_with_all_branches=True)
+    anna.tags.add("regular")
+    client = login(manager)
+    job = job_of(upload(client, "a.csv", csv_bytes([["Email", "Tags"], ["anna@example.com", "REGULAR, New"]])))
+    confirm(client, job)
+    assert sorted(anna.tags.names()) == ["New", "regular"]
+    anna.refresh_from_db()
+    anna.last_name = "Altmann"  # not a value the import changed
+    anna.save()
+    confirmation, _report = roll_back_in_the_admin(client, job)
+    assert counts(confirmation)["restored"] == 1, confirmation
+    assert list(anna.tags.names()) == ["regular"]
+
+
 def test_sharing_with_all_branches_stays_and_the_rest_is_restored(login, manager, branch_a, branch_b):
     gerd = make_customer(first_name="Gerd", email="gerd@example.com", notes="old", branches=[branch_a])
     local_b = make_customer(first_name="Lars", email="lars@example.com", home_branch=branch_b)

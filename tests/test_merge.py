@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import customer_url, make_appointment, make_customer, post_edit
+from tests.conftest import customer_url, make_appointment, make_customer, post_bulk, post_edit
 from wagtail_clientdb import booking_blocks, deletion, merging, overrides, scope
 from wagtail_clientdb.consent import record_consent
 from wagtail_clientdb.models import (
@@ -26,6 +26,7 @@ from wagtail_clientdb.models import (
     CustomerGroup,
     CustomerMerge,
     CustomerOverride,
+    CustomerTag,
     DeletionRequest,
     DeletionStatus,
     OnlineBookingBlock,
@@ -332,6 +333,37 @@ def test_branch_staff_merge_customers_local_to_their_branch(login, staff_a, bran
     assert merge.local_branch == branch_a
     client.post(undo_url(merge))
     assert Customer.objects.count() == 2
+
+
+def test_tags_named_in_other_cases_are_one_tag_on_the_survivor(login, staff_a, branch_a):
+    """Tags named by the desk in one case and by a bulk action in another are one tag (the tag
+    rule, wagtail_clientdb.tags): the survivor carries it once, and the undo gives it back."""
+    first = make_customer(first_name="Lea", last_name="Lang", email="lea@example.com", home_branch=branch_a)
+    second = make_customer(first_name="Lea", last_name="Lang", phone_raw="0170 5555555", home_branch=branch_a)
+    client = login(staff_a)
+    response = post_edit(
+        client,
+        first,
+        {
+            "first_name": "Lea",
+            "last_name": "Lang",
+            "email": "lea@example.com",
+            "phone_raw": "",
+            "notes": "",
+            "tags": "Stammkunde",
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    bulk = reverse("wagtail_bulk_action", args=("wagtail_clientdb", "customer", "add_tags")) + f"?id={second.pk}"
+    post_bulk(client, bulk, {"tags": "STAMMKUNDE, neu"})
+    review, final = merge_through_admin(client, [first, second], {"survivor": second})
+    assert final.status_code == 302
+    assert [value for label, value in review.context["summary"]["fields"] if label == "Tags"] == ["neu, Stammkunde"]
+    assert sorted(Customer.objects.get().tags.names(), key=str.casefold) == ["neu", "Stammkunde"]
+    assert sorted(CustomerTag.all_tags.values_list("name", flat=True), key=str.casefold) == ["neu", "Stammkunde"]
+
+    client.post(undo_url(CustomerMerge.objects.get()))
+    assert list(Customer.objects.get(pk=first.pk).tags.names()) == ["Stammkunde"]
 
 
 def test_branch_staff_do_not_merge_global_customers(login, staff_a, branch_a):

@@ -6,7 +6,7 @@ import datetime
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
@@ -102,3 +102,63 @@ def test_appointment_services_become_services():
     assert set(services["Colour"].branches.values_list("slug", flat=True)) == {"beta"}
     Appointment = new.get_model("wagtail_clientdb", "Appointment")
     assert sorted(Appointment.objects.values_list("service__name", flat=True)) == ["Colour", "Cut", "Cut", "Cut"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tags_differing_only_in_case_become_one():
+    """0034/0035: tag names are compared in any case (wagtail_clientdb.tags). Tags that differed
+    only in case, or in invisible characters around them, become the oldest of them, which keeps
+    its spelling; what chose the others (customers, segments, jobs) chooses it."""
+    old = migrate(("wagtail_clientdb", "0033_appointment_removals"))
+    Customer = old.get_model("wagtail_clientdb", "Customer")
+    CustomerTag = old.get_model("wagtail_clientdb", "CustomerTag")
+    TaggedCustomer = old.get_model("wagtail_clientdb", "TaggedCustomer")
+    Segment = old.get_model("wagtail_clientdb", "Segment")
+    BulkActionJob = old.get_model("wagtail_clientdb", "BulkActionJob")
+    user = old.get_model("auth", "User").objects.create(username="office")
+
+    regular, lower, spaced, other = (
+        CustomerTag._default_manager.create(name=name, slug=slug)
+        for name, slug in (
+            ("Regular", "regular"),
+            ("regular", "regular_1"),
+            ("\u200bREGULAR\ufeff", "regular_2"),
+            ("Stammkunde", "stammkunde"),
+        )
+    )
+    both, one, untouched = (Customer.objects.create(first_name=name) for name in ("Both", "One", "Untouched"))
+    for customer, tag in ((both, regular), (both, lower), (one, spaced), (untouched, other)):
+        TaggedCustomer.objects.create(content_object=customer, tag=tag)
+    segment = Segment.objects.create(
+        name="Regulars", query=f"tags={lower.pk}&tags={regular.pk}&tags={other.pk}&ordering=name"
+    )
+    plain = Segment.objects.create(name="Others", query=f"tags={other.pk}&q=a")
+    job = BulkActionJob.objects.create(
+        created_by=user, action="add_tags", query=f"tags={spaced.pk}", options={"tags": ["x"]}, opened_at=timezone.now()
+    )
+    versions = dict(Customer.objects.values_list("pk", "version"))
+
+    new = migrate(("wagtail_clientdb", "0035_unique_tag_names"))
+    CustomerTag = new.get_model("wagtail_clientdb", "CustomerTag")
+    assert sorted(CustomerTag._default_manager.values_list("pk", "name", "folded_name")) == [
+        (regular.pk, "Regular", "regular"),
+        (other.pk, "Stammkunde", "stammkunde"),
+    ]
+    links = new.get_model("wagtail_clientdb", "TaggedCustomer").objects
+    assert sorted(links.values_list("content_object_id", "tag_id")) == sorted(
+        [(both.pk, regular.pk), (one.pk, regular.pk), (untouched.pk, other.pk)]
+    )
+    Segment = new.get_model("wagtail_clientdb", "Segment")
+    assert Segment.objects.get(pk=segment.pk).query == f"tags={regular.pk}&tags={other.pk}&ordering=name"
+    assert Segment.objects.get(pk=plain.pk).query == plain.query
+    assert new.get_model("wagtail_clientdb", "BulkActionJob").objects.get(pk=job.pk).query == f"tags={regular.pk}"
+    # A copy kept through the API reads the customers whose tags changed again.
+    now = dict(new.get_model("wagtail_clientdb", "Customer").objects.values_list("pk", "version"))
+    assert (now[both.pk], now[one.pk], now[untouched.pk]) == (
+        versions[both.pk] + 1,
+        versions[one.pk] + 1,
+        versions[untouched.pk],
+    )
+    # From now on, the database refuses a second tag of the same name in another case.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CustomerTag._default_manager.create(name="REGULAR", slug="regular_3", folded_name="regular")

@@ -24,13 +24,13 @@ from django.utils.translation import gettext as _
 from wagtail.log_actions import LogContext
 
 from . import archive, audit, bulk, conf, deletion, listing, scope, versions
+from . import tags as tag_names
 from .models import (
     Branch,
     BulkActionJob,
     BulkActionStatus,
     Customer,
     CustomerGroup,
-    CustomerTag,
     DeletionStatus,
     TaggedCustomer,
 )
@@ -79,8 +79,11 @@ class Change:
 
     def __init__(self, action, viewer, options):
         self.action, self.viewer = action, viewer
-        if action in ("add_tags", "remove_tags"):
+        if action == "add_tags":
             self.tags = tags_named(options["tags"])
+        elif action == "remove_tags":
+            # Only tags there are can be taken off: none is made for that.
+            self.tags = tag_names.find(options["tags"])
         elif action in ("add_to_group", "remove_from_group"):
             self.group = CustomerGroup.objects.get(pk=options["group"])
         elif action == "share_with_branches":
@@ -115,12 +118,9 @@ class Change:
 
 
 def tags_named(names):
-    """The customer tags of ``names``, made where missing (as the tag field makes them)."""
-    tags = {tag.name: tag for tag in CustomerTag.all_tags.filter(name__in=names)}
-    for name in dict.fromkeys(names):
-        if name not in tags:
-            tags[name], _created = CustomerTag.all_tags.get_or_create(name=name)
-    return list(tags.values())
+    """The customer tags of ``names``, made where missing, by the tag rule
+    (:func:`wagtail_clientdb.tags.resolve`: "VIP" is the tag "vip" if there is one)."""
+    return list(tag_names.resolve(names).values())
 
 
 def add_tags(customers, tags):

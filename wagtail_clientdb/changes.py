@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import attributes, audit, groups, overrides, scope, times, versions
+from . import attributes, audit, groups, overrides, scope, tags, times, versions
 from .consent import record_consent
 from .contact import PHONE_INVALID_MESSAGE, normalise_email, normalise_text, parse_phone
 from .models import AttributeTarget, Branch, ClientDBSettings, Customer, CustomerGroup
@@ -92,10 +92,10 @@ def clean_values(viewer, data):
     if data.get("groups") is not None:
         values["groups"] = _by_name(CustomerGroup.objects.all(), data["groups"], "groups", _("Unknown group: %(names)s."), refuse)
     if data.get("tags") is not None:
-        tags = [normalise_text(name.strip()) for name in data["tags"] if name and name.strip()]
-        if any(len(tag) > 100 for tag in tags):
-            refuse("tags", _("A tag has at most 100 characters."))
-        values["tags"] = tags
+        try:
+            values["tags"] = tags.clean_names(data["tags"])
+        except ValidationError as error:
+            refuse("tags", " ".join(error.messages))
     if data.get("branches") is not None and "branches" not in errors:
         found = {branch.slug: branch for branch in Branch.objects.filter(slug__in=data["branches"])}
         unknown = [slug for slug in data["branches"] if slug not in found]
@@ -252,7 +252,7 @@ def _changes_nothing(customer, values):
         return False
     if "groups" in values and set(groups.settable(values["groups"])) != set(customer.groups.all()):
         return False
-    if "tags" in values and set(values["tags"]) != set(customer.tags.names()):
+    if "tags" in values and not tags.same(values["tags"], customer.tags.names()):
         return False
     if "shared_with_all_branches" in values or "branches" in values:
         all_branches = values.get("shared_with_all_branches", customer.shared_with_all_branches)

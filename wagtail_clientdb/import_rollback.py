@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.permissions import policy_registry
 
-from . import audit, bulk, conf, deletion, removals, scope, times
+from . import audit, bulk, conf, deletion, removals, scope, tags, times
 from .consent import record_consent
 from .models import (
     Appointment,
@@ -47,7 +47,6 @@ from .models import (
     Customer,
     CustomerGroup,
     CustomerOverride,
-    CustomerTag,
     DeletionReason,
     DeletionStatus,
     ImportBatch,
@@ -369,7 +368,11 @@ def changed_fields(changes, now):
         if name == "attributes":
             current = now.get(name, after.keys())
             changed += [f"attributes.{key}" for key, value in after.items() if current.get(key) != value]
-        elif name in ("tags", "groups", "branches"):
+        elif name == "tags":
+            # Noted as the rows named them; a tag of another case is the same tag.
+            if not tags.same(now.get(name) or [], after or []):
+                changed.append(name)
+        elif name in ("groups", "branches"):
             if sorted(now.get(name) or []) != sorted(after or []):
                 changed.append(name)
         elif now.get(name) != after:
@@ -561,13 +564,14 @@ def _restore_records(rows, partly, user, channel, now):
             [(customer.pk, [pk for pk in before if pk in existing], True) for customer, before in links[name]],
         )
     if links["tags"]:
-        names = {name for _customer, before in links["tags"] for name in before}
-        tags = {tag.name: tag for tag in CustomerTag.all_tags.filter(name__in=names)}
-        for name in names - set(tags):
-            tags[name], _created = CustomerTag.all_tags.get_or_create(name=name)
+        # Tags deleted since are made again; a tag of another case is the same tag.
+        found = tags.resolve(name for _customer, before in links["tags"] for name in before)
         replace_links(
             TaggedCustomer, "content_object", "tag",
-            [(customer.pk, [tags[name].pk for name in before], True) for customer, before in links["tags"]],
+            [
+                (customer.pk, [found[folded].pk for name in before if (folded := tags.fold(name)) in found], True)
+                for customer, before in links["tags"]
+            ],
         )
     # The sharing put back may be narrower than the import made it.
     removals.record_unshared(seen_before, removals.seen_by(seen_before))

@@ -37,6 +37,7 @@ from django.utils.translation import ngettext
 from wagtail.log_actions import log
 
 from . import audit, booking_counts, conf, overrides, removals, scope, times
+from . import tags as tag_names
 from .models import (
     Appointment,
     Branch,
@@ -262,7 +263,8 @@ def make_plan(customers, choices=None):
         for group in customer.groups.all():
             groups.setdefault(group.pk, group)
         for name in customer.tags.names():
-            tags.setdefault(name.casefold(), name)
+            # By the tag rule (names differing only in case are one tag), the first spelling.
+            tags.setdefault(tag_names.fold(name), name)
 
     homes = {customer.home_branch_id for customer in ordered}
     local_branch = ordered[0].home_branch if len(homes) == 1 and None not in homes else None

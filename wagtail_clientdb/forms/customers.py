@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from .. import attribute_types, attributes, groups, matching, overrides, scope, times, versions
+from .. import tags as tag_names
 from ..consent import record_consent
 from ..contact import PHONE_INVALID_MESSAGE, format_phone, normalise_email, normalise_text, parse_phone
 from ..models import AttributeTarget, Branch, ClientDBSettings, ConsentChannel, Customer
@@ -225,6 +226,11 @@ class CustomerForm(WagtailAdminModelForm):
 
     def clean_notes(self):
         return normalise_text(self.cleaned_data.get("notes"))
+
+    def clean_tags(self):
+        """The names by the tag rule (:func:`wagtail_clientdb.tags.clean_names`); the tags are
+        found or made as the form saves (``customer.tags.set``)."""
+        return tag_names.clean_names(self.cleaned_data.get("tags") or [])
 
     def clean_phone_raw(self):
         parsed = parse_phone(self.cleaned_data.get("phone_raw"), self.phone_region)

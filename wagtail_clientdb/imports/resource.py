@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.instance_loaders import BaseInstanceLoader
 
-from .. import audit, bulk, matching, overrides, removals, scope, times
+from .. import audit, bulk, matching, overrides, removals, scope, tags, times
 from ..models import (
     Branch,
     ConsentChannel,
@@ -331,8 +331,8 @@ class CustomerImportResource(resources.ModelResource):
             instance.marketing_consent = values.consent
             plan.consent = values.consent
             plan.change("marketing_consent")
-        if values.tags is not None and sorted(values.tags) != sorted(instance.tag_names):
-            note(instance, "tags", sorted(instance.tag_names), sorted(set(values.tags)))
+        if values.tags is not None and not tags.same(values.tags, instance.tag_names):
+            note(instance, "tags", sorted(instance.tag_names), sorted(values.tags))
             plan.tags = values.tags
             plan.changed = True
         if values.groups is not None and (group_ids := {g.pk for g in values.groups}) != instance.group_ids:
@@ -372,7 +372,7 @@ class CustomerImportResource(resources.ModelResource):
         refused = [
             target
             for target, given in (
-                (columns.TAGS, values.tags is not None and sorted(values.tags) != sorted(instance.tag_names)),
+                (columns.TAGS, values.tags is not None and not tags.same(values.tags, instance.tag_names)),
                 (columns.GROUPS, values.groups is not None and {g.pk for g in values.groups} != instance.group_ids),
                 (columns.CONSENT, values.consent is not None and values.consent != instance.marketing_consent),
                 (columns.EXTERNAL_ID, values.fields.get("external_id", instance.external_id) != instance.external_id),
@@ -514,13 +514,13 @@ def save_related(instances, settings, user, *, new):
         )
     tagged = [(c, p.tags) for c, p in plans if p.tags is not None]
     if tagged:
-        names = {name for _customer, tags in tagged for name in tags}
-        tags = {tag.name: tag for tag in CustomerTag.all_tags.filter(name__in=names)}
-        for name in names - set(tags):
-            tags[name], _created = CustomerTag.all_tags.get_or_create(name=name)
+        # The batch's tags in one query, by the tag rule: "Regular" on one row and "regular"
+        # on another are one tag, the existing one if there is one.
+        found = tags.resolve(name for _customer, names in tagged for name in names)
         replace_links(
             TaggedCustomer, "content_object", "tag",
-            [(c.pk, [tags[name].pk for name in names_], not new and c.tag_names) for c, names_ in tagged],
+            # The rows' names are clean already (rows.clean_tags): casefolded, they are folded.
+            [(c.pk, [found[name.casefold()].pk for name in names], not new and c.tag_names) for c, names in tagged],
         )
     job = settings.recorder.job if settings.recorder is not None else None
     events = ConsentEvent.objects.bulk_create(

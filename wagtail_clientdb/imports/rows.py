@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 from taggit.utils import parse_tags
 
-from .. import attribute_types, cell_values, groups, times
+from .. import attribute_types, cell_values, groups, tags, times
 from ..contact import HALF_A_CHARACTER_MESSAGE, has_half_a_character, normalise_email, normalise_text, parse_phone
 from ..matching import IdentityKeys
 from ..models import Customer
@@ -76,8 +76,9 @@ class RowContext:
         return _remembered(self._phones, text, lambda text: parse_phone(text, self.phone_region))
 
     def parse_tags(self, text):
-        """Tag cells repeat ("regular, vip" on many rows): each is parsed once."""
-        return list(_remembered(self._tags, text, lambda text: [tag[:100] for tag in parse_tags(text)]))
+        """Tag cells repeat ("regular, vip" on many rows): each is parsed once, its names
+        cleaned by the tag rule (:func:`wagtail_clientdb.tags.clean_names`)."""
+        return list(_remembered(self._tags, text, lambda text: tags.clean_names(parse_tags(text))))
 
 
 def _remembered(cache, key, make):
@@ -250,7 +251,8 @@ def clean_row(cells, context):
         values.groups = groups.settable([context.groups[name.casefold()] for name in names])
 
     def clean_tags(text):
-        values.tags = [tag[:100] for tag in text] if isinstance(text, list) else context.parse_tags(text)
+        # Names with nothing visible are no names: a cell (or list) of only those is empty.
+        values.tags = (tags.clean_names(text) if isinstance(text, list) else context.parse_tags(text)) or None
 
     def clean_branches(text):
         if cell_values.means_all_branches(text):

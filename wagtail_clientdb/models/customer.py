@@ -3,8 +3,9 @@ from django.db import models
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
-from taggit.managers import TaggableManager
+from taggit.managers import TaggableManager, _TaggableManager
 from taggit.models import ItemBase, TagBase
+from taggit.utils import require_instance_manager
 from wagtail.log_actions import get_active_log_context
 
 from ..contact import format_phone, normalise_email, normalise_text, parse_phone
@@ -45,9 +46,25 @@ class TagsOfVisibleCustomers(models.Manager):
         return scope.tags_of_visible_customers(scope.viewer_for_user(user), super().get_queryset())
 
 
+class FoldedNameField(models.CharField):
+    """A tag's name as tag names are compared (:func:`wagtail_clientdb.tags.fold`), taken from
+    the name whenever the tag is written, by ``save`` or ``bulk_create``."""
+
+    def pre_save(self, model_instance, add):
+        from ..tags import fold
+
+        value = fold(model_instance.name)
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class CustomerTag(TagBase):
     """Tags of customers, kept apart from the tags of pages, images and documents, which every
-    admin user's tag fields suggest."""
+    admin user's tag fields suggest. Names differing only in case are one tag
+    (:mod:`wagtail_clientdb.tags`)."""
+
+    #: Casefolding may make a name longer ("ß" is "ss"), up to three times.
+    folded_name = FoldedNameField(_("folded name"), max_length=300, editable=False)
 
     all_tags = models.Manager()
     objects = TagsOfVisibleCustomers()
@@ -59,6 +76,34 @@ class CustomerTag(TagBase):
         verbose_name_plural = _("customer tags")
         # taggit reads and writes tags through the default manager.
         default_manager_name = "all_tags"
+        constraints = [models.UniqueConstraint(fields=["folded_name"], name="clientdb_unique_tag_folded_name")]
+
+
+class CustomerTagsManager(_TaggableManager):
+    """``customer.tags`` (taggit's manager, which the admin's tag field saves through), naming
+    tags by the app's rule (:mod:`wagtail_clientdb.tags`) rather than by taggit's, which
+    compares names in case only when a project sets ``TAGGIT_CASE_INSENSITIVE``."""
+
+    def _to_tag_model_instances(self, tags, tag_kwargs):
+        from .. import tags as tag_names
+
+        found = tag_names.resolve([tag for tag in tags if isinstance(tag, str)])
+        result = []
+        for tag in tags:
+            if isinstance(tag, str):
+                tag = found.get(tag_names.fold(tag))
+            elif not isinstance(tag, CustomerTag):
+                raise TypeError(f"Cannot add {tag!r}: expected a CustomerTag or a name.")
+            if tag is not None and tag not in result:
+                result.append(tag)
+        return result
+
+    @require_instance_manager
+    def remove(self, *tags):
+        from .. import tags as tag_names
+
+        names = [tag.name if isinstance(tag, CustomerTag) else tag for tag in tags]
+        super().remove(*(tag.name for tag in tag_names.find(names)))
 
 
 class TaggedCustomer(ItemBase):
@@ -126,7 +171,9 @@ class Customer(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     marketing_consent = models.BooleanField(_("marketing consent"), default=False)
-    tags = TaggableManager(through=TaggedCustomer, blank=True, verbose_name=_("tags"), help_text="")
+    tags = TaggableManager(
+        through=TaggedCustomer, manager=CustomerTagsManager, blank=True, verbose_name=_("tags"), help_text=""
+    )
     groups = models.ManyToManyField(
         "wagtail_clientdb.CustomerGroup",
         blank=True,

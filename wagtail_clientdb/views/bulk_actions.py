@@ -29,6 +29,7 @@ from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 
 from .. import attributes, booking, bulk_edits, conf, export, exports, groups, listing, scope, times
+from .. import tags as tag_names
 from ..filters import CustomerFilterSet
 from ..models import (
     Appointment,
@@ -414,6 +415,14 @@ class CustomerBulkAction(ScopedBulkActionMixin, SnippetBulkAction):
 
 class AddTagsForm(CustomerBulkForm):
     tags = TagField(label=_("Tags"), tag_model=CustomerTag)
+
+    def clean_tags(self):
+        """The names by the tag rule (:func:`wagtail_clientdb.tags.clean_names`): names of only
+        invisible characters are none, as empty ones."""
+        names = tag_names.clean_names(self.cleaned_data["tags"])
+        if not names:
+            raise ValidationError(self.fields["tags"].error_messages["required"], code="required")
+        return names
 
 
 class AddTagsBulkAction(CustomerBulkAction):

@@ -38,6 +38,7 @@ from wagtail.permissions import policy_registry
 
 from ... import audit as audit_trail
 from ... import archive, attribute_types, attributes, booking, changes, conf, deletion, groups, import_rollback, listing, matching, registration, removals, scope, segments, sync, times
+from ... import tags as tag_names
 from ...imports.records import import_records
 from ...imports.runner import gc_frozen
 from ...page_queries import page_view
@@ -54,7 +55,6 @@ from ...models import (
     CustomerGroup,
     CustomerOverride,
     CustomerSource,
-    CustomerTag,
     Segment,
     Service,
     TaggedCustomer,
@@ -345,7 +345,8 @@ def _filtered(viewer, branch, queryset, filters, chosen_groups):
     if filters.tag:
         # By the tags' ids, which the planner knows how common they are: by their names, it
         # walked a million customers in name order looking for a tag nobody has.
-        tag_ids = list(CustomerTag.all_tags.filter(name__in=filters.tag).values_list("pk", flat=True))
+        # In any case, as tags are named (wagtail_clientdb.tags).
+        tag_ids = [tag.pk for tag in tag_names.find(filters.tag)]
         queryset = queryset.filter(pk__in=TaggedCustomer.objects.filter(tag__in=tag_ids).values("content_object"))
     if filters.group:
         queryset = queryset.filter(groups.in_any_q(viewer, chosen_groups)) if chosen_groups else queryset.none()

@@ -7,6 +7,7 @@ from django.http import QueryDict
 from django.utils import timezone, translation
 
 from wagtail_clientdb import export, listing, scope, times
+from wagtail_clientdb import tags as tag_names
 from wagtail_clientdb.models import Branch, CustomerGroup, CustomerTag
 
 
@@ -43,7 +44,11 @@ class Command(BaseCommand):
         viewer = self._viewer(options["branch"])
         params = QueryDict(mutable=True)
         for tag in options["tag"]:
-            params.appendlist("tags", str(self._get(CustomerTag, name=tag).pk))
+            # In any case, as tags are named (wagtail_clientdb.tags).
+            found = tag_names.find([tag])
+            if not found:
+                raise CommandError(f"No {CustomerTag._meta.verbose_name} {tag!r}.")
+            params.appendlist("tags", str(found[0].pk))
         for group in options["group"]:
             params.appendlist("groups", str(self._get(CustomerGroup, name=group).pk))
         if options["consent"]:
