@@ -768,6 +768,7 @@ class Page:
     baseline: dict | None = None  # the plain listing's parameters, None without a like page
     notes: list = field(default_factory=list)
     may_be_empty: bool = False  # a filter that may find nobody for a role (no failure then)
+    api: bool = False  # requested with each role's API token instead of its admin session
 
 
 def plain_customer_urlconf():
@@ -885,6 +886,7 @@ def build_pages(plain_viewset):
              notes=[f"customer {regular.pk} found by {branch.slug}'s local email"]),
         *segment_pages(customers),
         *bulk_and_chooser_pages(customers),
+        *api_sync_pages(),
     ]
     plain_list = reverse(plain_viewset.get_url_name("list"))
     return pages, plain_list, {MANAGER: manager, STAFF: staff}
@@ -961,6 +963,31 @@ def bulk_and_chooser_pages(customers):
     ]
 
 
+def api_sync_pages():
+    """The API's list of changes as a client keeping a copy reads it (docs/api.md, "Keeping a
+    copy"): the first page of a first copy (every customer changed since 1900), a page from the
+    middle of it (after the change read last), and an incremental sync of the last hour; the
+    first page of the list in name order beside them."""
+    from wagtail_clientdb.models import Customer
+
+    url = "/api/v3/clientdb/customers/"
+    middle = Customer.objects.order_by("updated_at", "pk").values("updated_at", "pk")[Customer.objects.count() // 2]
+    hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+
+    def both(params):
+        # WAGTAILAPI_LIMIT_MAX: Wagtail's default, 20 a page.
+        return {MANAGER: {"limit": 20, **params}, STAFF: {"limit": 20, **params}}
+
+    return [
+        Page("api-list-page-1", url, both({}), api=True),
+        Page("api-sync-first-page", url, both({"updated_since": "1900-01-01T00:00:00Z"}), api=True),
+        Page("api-sync-middle-page", url,
+             both({"updated_since": middle["updated_at"].isoformat(), "after_id": middle["pk"]}), api=True,
+             notes=[f"after customer {middle['pk']}, the middle of the head office's changes"]),
+        Page("api-sync-last-hour", url, both({"updated_since": hour_ago.isoformat()}), api=True, may_be_empty=True),
+    ]
+
+
 def measure_bulk_action(users):
     """A bulk action on every customer who never visited, as the background task makes it (a
     chunk a transaction), per role; inside a transaction that is rolled back."""
@@ -995,7 +1022,10 @@ def measure_bulk_action(users):
 
 def shown_rows(html):
     """Rows of the page's listing tables (a listing, the inspect page's appointments) or the week view's
-    appointments; not those of the keyboard-shortcuts dialog every admin page carries."""
+    appointments; not those of the keyboard-shortcuts dialog every admin page carries. An API
+    list's items."""
+    if html.startswith("{"):
+        return len(json.loads(html).get("items", ()))
     bodies = re.findall(r'<table class="listing\b.*?<tbody>(.*?)</tbody>', html, re.S)
     return sum(body.count("<tr") for body in bodies) + html.count("data-clientdb-week-appointment")
 
@@ -1192,6 +1222,7 @@ def measure(args):
 
     django.setup()
     from django.test import Client, override_settings
+    from wagtail.models import APIToken
 
     jobs = ["export-100k", "export-segment", "bulk-action-never-visited", "process-10k-deletions"]
     plain_viewset = plain_customer_urlconf()
@@ -1205,12 +1236,14 @@ def measure(args):
         wanted = [name.strip() for name in args.only.split(",")] if args.only else sorted(known)
         if set(wanted) - known:
             sys.exit(f"unknown measurements: {', '.join(sorted(set(wanted) - known))}; known: {', '.join(sorted(known))}")
-        clients = {}
+        clients, api_clients = {}, {}
         for role, user in users.items():
             clients[role] = Client()
             clients[role].force_login(user)
             # The first request of a process fills Django's and Wagtail's caches.
             clients[role].get("/admin/")
+            _token, secret = APIToken.create_token(user=user, name="scale benchmark")
+            api_clients[role] = Client(headers={"Authorization": f"Bearer {secret}"})
         for page in pages:
             if page.name not in wanted:
                 continue
@@ -1220,7 +1253,7 @@ def measure(args):
                     results.append({**entry, "skipped": params})
                     log(f"{page.name} as {role}: skipped ({params})")
                     continue
-                entry.update(time_page(clients[role], with_params(page.url, params), args.rounds))
+                entry.update(time_page((api_clients if page.api else clients)[role], with_params(page.url, params), args.rounds))
                 if role == MANAGER and page.baseline is not None:
                     baseline = time_page(clients[MANAGER], with_params(plain_list, page.baseline), args.rounds)
                     entry["baseline"] = baseline
