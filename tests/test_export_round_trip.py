@@ -108,10 +108,11 @@ def world(db, branch_a, branch_b):
     )
     anna.groups.add(vip)
     anna.tags.add("blonde", "regular")
-    make_customer(
+    bert = make_customer(
         first_name="Bert", last_name="Brown", email="bert@example.com", phone_raw="+1 201-555-0123",
         home_branch=branch_a, attributes={"allergies": False, "discount": "-0.75"},
     )
+    bert.tags.add("tea lover")  # one tag of two words, alone in its cell: not two tags read back
     make_customer(
         first_name="Cécile", last_name=FORMULA_NAME, email="cecile@example.fr", phone_raw="+33 6 12 34 56 78",
         branches=[branch_a, branch_b], attributes={"hair_type": "thick"},

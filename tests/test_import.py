@@ -1044,3 +1044,21 @@ def test_the_preview_says_whom_a_row_renames(login, manager):
     assert job.counts["updated"] == 2
     assert job.samples["updated"] == ["Jürgen Weiß → Grete Nullmann", "Anna Apfel"]
     assert "Jürgen Weiß → Grete Nullmann" in client.get(customer_url("import_job", job.pk)).content.decode()
+
+
+def test_tags_in_a_cell_are_separated_by_commas_or_semicolons_never_by_spaces(login, manager):
+    """As the docs say for every list cell: "tea lover" is one tag, "vip; regular" two (taggit's
+    own parsing made "tea" and "lover", and "vip;"); quotes the admin's tag field writes go."""
+    rows = [
+        ["Name", "Email", "Tags"],
+        ["Anna", "anna@example.com", "tea lover"],
+        ["Berta", "berta@example.com", "vip; regular"],
+        ["Cora", "cora@example.com", '"early bird", vip'],
+    ]
+    client = login(manager)
+    confirm(client, job_of(upload(client, "tags.csv", csv_bytes(rows))))
+    assert {c.first_name: sorted(c.tags.names()) for c in Customer.objects.all()} == {
+        "Anna": ["tea lover"],
+        "Berta": ["regular", "vip"],
+        "Cora": ["early bird", "vip"],
+    }

@@ -12,7 +12,6 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
-from taggit.utils import parse_tags
 
 from .. import attribute_types, cell_values, groups, tags, times
 from ..contact import HALF_A_CHARACTER_MESSAGE, has_half_a_character, normalise_email, normalise_text, parse_phone
@@ -77,8 +76,13 @@ class RowContext:
 
     def parse_tags(self, text):
         """Tag cells repeat ("regular, vip" on many rows): each is parsed once, its names
-        cleaned by the tag rule (:func:`wagtail_clientdb.tags.clean_names`)."""
-        return list(_remembered(self._tags, text, lambda text: tags.clean_names(parse_tags(text))))
+        cleaned by the tag rule (:func:`wagtail_clientdb.tags.clean_names`). Names are
+        separated as in every list cell, by commas or semicolons, never by spaces (taggit's
+        field splits "tea lover" in two, and an export writes that one tag so); quotes around
+        a name, as the admin's tag field writes them, are taken off."""
+        return list(
+            _remembered(self._tags, text, lambda text: tags.clean_names(name.strip('"') for name in _names(text)))
+        )
 
 
 def _remembered(cache, key, make):
