@@ -178,3 +178,11 @@ def test_a_misspelt_setting_is_named_not_silently_ignored(settings):
     assert len(warnings) == 1 and "'FILE_RETENTION_DAY'" in warnings[0].msg and "'FILE_RETENTION_DAYS'" in warnings[0].hint
     settings.WAGTAIL_CLIENTDB = {"FILE_RETENTION_DAYS": 3}
     assert not [error for error in run_checks() if error.id == "wagtail_clientdb.W002"]
+
+
+def test_the_snippets_page_listing_the_apps_models_is_warned_about(settings):
+    """WAGTAILSNIPPETS_MENU_SHOW_ALL: Wagtail's Snippets page counts all customers for anyone
+    who may see some; the check says so (the page is Wagtail's, its count not a branch's)."""
+    assert not [error for error in run_checks() if error.id == "wagtail_clientdb.W003"]
+    settings.WAGTAILSNIPPETS_MENU_SHOW_ALL = True
+    assert [error.id for error in run_checks() if error.id == "wagtail_clientdb.W003"] == ["wagtail_clientdb.W003"]

@@ -48,6 +48,27 @@ def settings_names_check(app_configs, **kwargs):
 
 
 @register()
+def snippets_index_check(app_configs, **kwargs):
+    """Wagtail's Snippets page counts every object of each snippet model it lists; with
+    ``WAGTAILSNIPPETS_MENU_SHOW_ALL`` it lists the Client DB's models too (they have their own
+    menu otherwise), and the count is Wagtail's, not a branch's."""
+    from django.conf import settings
+
+    if not getattr(settings, "WAGTAILSNIPPETS_MENU_SHOW_ALL", False):
+        return []
+    return [
+        Warning(
+            "WAGTAILSNIPPETS_MENU_SHOW_ALL lists the Client DB's models on Wagtail's Snippets page "
+            "(/admin/snippets/) with the number of all their objects: branch staff see how many customers "
+            "and appointments the whole company has.",
+            hint="Leave WAGTAILSNIPPETS_MENU_SHOW_ALL unset (the Client DB has its own menu), or silence this "
+            "warning if every user of the admin may know these totals.",
+            id="wagtail_clientdb.W003",
+        )
+    ]
+
+
+@register()
 def private_files_check(app_configs, **kwargs):
     """Uploaded customer lists and exports must not lie where media or static files are served from."""
     from django.conf import settings
