@@ -45,9 +45,15 @@ def normalise_text(value):
     if not value or value.isascii():
         return value
     value = unicodedata.normalize("NFC", value)
-    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
+    if all(map(is_invisible, value)):
         return ""
     return value
+
+
+def is_invisible(char):
+    """A space (Python's whitespace, Unicode's Zs among it) or an invisible format character
+    (category Cf: zero-width spaces, joiners, soft hyphens, BOMs)."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
 
 
 def normalise_email(value):

@@ -19,20 +19,14 @@ only in case cannot be made, not even by two requests at the same moment, and th
 a whole batch of names are found in one query.
 """
 
-import unicodedata
-
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import bulk
-from .contact import normalise_text
+from .contact import is_invisible, normalise_text
 
 MAX_LENGTH = 100
 TOO_LONG = _("A tag has at most 100 characters.")
-
-
-def _invisible(char):
-    return char.isspace() or unicodedata.category(char) in ("Cf", "Zs")
 
 
 def clean(name):
@@ -44,9 +38,9 @@ def clean(name):
         return (name or "").strip()
     text = normalise_text(name)
     start, end = 0, len(text)
-    while start < end and _invisible(text[start]):
+    while start < end and is_invisible(text[start]):
         start += 1
-    while end > start and _invisible(text[end - 1]):
+    while end > start and is_invisible(text[end - 1]):
         end -= 1
     return text[start:end]
 
