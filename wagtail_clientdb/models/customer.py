@@ -288,6 +288,16 @@ class Customer(models.Model):
                 condition=models.Q(archived_at__isnull=False),
                 name="clientdb_archived_name_order",
             ),
+            # The API's list of changes (``updated_since``), oldest change first: a client's copy
+            # reads a range of it instead of sorting every customer for each page (head office's
+            # page at a million customers: 503 → 134 ms). Archived customers too: a copy is kept
+            # with them. It holds what a branch's count checks because PostgreSQL, given the
+            # index without it, read it for that count and the table for each row (0.3 → 2.8 s).
+            models.Index(
+                fields=["updated_at", "id"],
+                include=["home_branch", "shared_with_all_branches", "archived_at"],
+                name="clientdb_customer_changes",
+            ),
         ]
 
     def __str__(self):
