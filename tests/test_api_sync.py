@@ -214,3 +214,32 @@ def test_a_group_renamed_or_deleted_in_the_admin_is_a_change_of_its_members(clie
     assert response.status_code == 302 and not CustomerGroup.objects.exists()
     assert changed() == {member.pk: []}
     assert other.pk not in changed()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan shown is PostgreSQL's")
+@pytest.mark.parametrize("archived", ["any", "no"])
+@pytest.mark.parametrize("after_one", [False, True], ids=["first-page", "next-page"])
+def test_the_company_s_changes_are_read_in_order_from_their_index(client, manager, five, after_one, archived):
+    """A head office's copy of a million customers pages through a range of the index of changes
+    (``clientdb_customer_changes``), each page starting where the last ended, instead of sorting
+    every customer for each page: with the archived customers, as a copy is kept, and without."""
+    from django.test.utils import CaptureQueriesContext
+
+    start = timezone.now() - datetime.timedelta(hours=1)
+    dated(five, start)
+    asked = {"updated_since": start.isoformat(), "limit": LIMIT, "archived": archived}
+    if after_one:
+        asked.update(updated_since=(start + datetime.timedelta(minutes=1)).isoformat(), after_id=five[1].pk)
+    with CaptureQueriesContext(connection) as queries:
+        response = Api(client, manager).get("/customers/", asked)
+    assert [item["id"] for item in response.json()["items"]] == [customer.pk for customer in five[2 if after_one else 0 :][:LIMIT]]
+    (page,) = [query["sql"] for query in queries.captured_queries if 'ORDER BY "wagtail_clientdb_customer"."updated_at"' in query["sql"]]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # With sorting and scans made prohibitively expensive, the planner shows what it can do without.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + page)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "clientdb_customer_changes" in plan and "Sort" not in plan, plan
+    index_condition = next(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "updated_at >=" in index_condition, plan
