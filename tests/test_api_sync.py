@@ -216,6 +216,49 @@ def test_a_group_renamed_or_deleted_in_the_admin_is_a_change_of_its_members(clie
     assert other.pk not in changed()
 
 
+def test_a_branch_s_changes_are_paged_by_the_later_of_record_and_local_values(client, staff_a, branch_a, branch_b, allow_branch_edits):
+    """The customers whose record changed last and those whose local values did are read apart
+    (:func:`sync.page_of_changes`) and merged: every page, after every change read last, in the
+    order of the date the branch sees, ties by id, whichever of the two dates it is."""
+    from wagtail_clientdb import overrides
+    from wagtail_clientdb.models import CustomerOverride
+
+    start = timezone.now() - datetime.timedelta(hours=1)
+
+    def at(minutes):
+        return start + datetime.timedelta(minutes=minutes)
+
+    # name: (the record's change, branch A's local values' change or None); minutes after start.
+    dates = {
+        "record only": (1, None), "local later": (2, 5), "local earlier": (3, 0), "record at 4": (4, None),
+        "local at 4": (-3, 4), "local since, record before": (-1, 6), "both before": (-2, -1),
+        "local same minute": (7, 7), "another branch's local values": (8, None),
+    }
+    customers = {name: make_customer(first_name=name, last_name="Zett", shared_with_all_branches=True) for name in dates}
+    overrides.save_local_values(customers["another branch's local values"], branch_b, {"notes": "B"})
+    CustomerOverride.objects.filter(branch=branch_b).update(updated_at=at(9))
+    for name, (record, local) in dates.items():
+        if local is not None:
+            overrides.save_local_values(customers[name], branch_a, {"notes": name})
+            CustomerOverride.objects.filter(customer=customers[name], branch=branch_a).update(updated_at=at(local))
+        Customer.objects.filter(pk=customers[name].pk).update(updated_at=at(record))
+    seen_at = {name: max(record, local if local is not None else record) for name, (record, local) in dates.items()}
+    expected = sorted((name for name in dates if seen_at[name] >= 0), key=lambda name: (seen_at[name], customers[name].pk))
+    api = Api(client, staff_a)
+    for since in (0, 4):
+        read, _next = copy_changes(api, "/customers/", at(since).isoformat())
+        assert read == [customers[name].pk for name in expected if seen_at[name] >= since]
+    items = api.get("/customers/", {"updated_since": at(0).isoformat(), "limit": 20}).json()["items"]
+    assert [item["updated_at"] for item in items] == [schemas_time(at(seen_at[name])) for name in expected]
+    assert api.get("/customers/", {"updated_since": at(0).isoformat(), "limit": 2, "offset": 3}).json()["items"][0]["id"] == customers[expected[3]].pk
+
+
+def schemas_time(moment):
+    from wagtail_clientdb.api.v3 import schemas
+
+    return schemas.to_the_microsecond(moment)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan shown is PostgreSQL's")
 @pytest.mark.parametrize("archived", ["any", "no"])
 @pytest.mark.parametrize("after_one", [False, True], ids=["first-page", "next-page"])

@@ -19,9 +19,11 @@ The moment to ask from next time
 """
 
 import datetime
+import heapq
+import itertools
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 #: How much earlier than its transaction's first statement a write may date what it changes
@@ -63,3 +65,29 @@ def changed_since(queryset, since, after_id=None, *, field="updated_at"):
         # reading every change before it to find the ones after (PostgreSQL reads no bound from an OR).
         changed &= Q(**{f"{field}__gt": since}) | Q(**{field: since, "pk__gt": after_id})
     return queryset.filter(changed).order_by(field, "pk")
+
+
+def page_of_changes(customers, since, after_id, page, *, branch):
+    """The ids of ``page`` (a slice) of :func:`changed_since` of ``customers`` by ``eff_updated_at``
+    (:func:`~wagtail_clientdb.overrides.with_effective_values` for ``branch``).
+
+    For a branch that date is the later of the record's change and the branch's local values',
+    which no index holds: ordering by it sorted every customer the branch sees for each page.
+    The customers whose record changed last are read in the order of its date (the index of
+    changes), those whose local values changed last in the order of theirs (a branch's few),
+    each as far as the page reaches, and the two merged: each customer is in one of them, dated
+    as the branch sees it.
+    """
+    if branch is None:
+        return list(changed_since(customers, since, after_id).values_list("pk", flat=True)[page])
+    # The local values' date through the join that gives the effective values (one row at most).
+    customers = customers.annotate(local_changed_at=F("branch_override__updated_at"))
+    local_is_later = Q(local_changed_at__gt=F("updated_at"))
+    record_is_later = Q(local_changed_at__isnull=True) | Q(local_changed_at__lte=F("updated_at"))
+    record_changed_last = changed_since(customers.filter(record_is_later), since, after_id)
+    local_changed_last = changed_since(customers.filter(local_is_later), since, after_id, field="local_changed_at")
+    merged = heapq.merge(
+        record_changed_last.values_list("updated_at", "pk")[: page.stop],
+        local_changed_last.values_list("local_changed_at", "pk")[: page.stop],
+    )
+    return [pk for _date, pk in itertools.islice(merged, page.start, page.stop)]

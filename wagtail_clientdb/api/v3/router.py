@@ -251,15 +251,15 @@ class ListedCustomers:
     with the values ``branch`` sees and their groups, dynamic ones in ``viewer``'s scope;
     ``members_of``: groups every customer listed is in (the group filter ran their rules)."""
 
-    def __init__(self, viewer, branch, listed, *, ordering=None, query="", unsearched=None, members_of=(), in_given_order=False):
+    def __init__(self, viewer, branch, listed, *, ordering=None, query="", unsearched=None, members_of=(), changed_since=None):
         self.viewer, self.branch, self.listed = viewer, branch, listed
         self.ordering, self.query, self.unsearched, self.members_of = ordering, query, unsearched, members_of
-        #: ``listed`` is ordered already (a list of changes, :func:`sync.changed_since`).
-        self.in_given_order = in_given_order
+        #: ``(updated_since, after_id)`` of a list of changes (:mod:`wagtail_clientdb.sync`).
+        self.changed_since = changed_since
 
     def __getitem__(self, page):
-        if self.in_given_order:
-            ids = list(self.listed.values_list("pk", flat=True)[page])
+        if self.changed_since:
+            ids = sync.page_of_changes(self.listed, *self.changed_since, page, branch=self.branch)
         else:
             ids = listing.page_ids(
                 self.listed, self.branch, self.ordering, page.start, page.stop - page.start, query=self.query, unsearched=self.unsearched
@@ -269,6 +269,8 @@ class ListedCustomers:
         return [customer_out(row) for row in rows]
 
     def __len__(self):
+        if self.changed_since:
+            return listing.count_exactly(sync.changed_since(self.listed, *self.changed_since, field="eff_updated_at"))
         return listing.count_exactly(self.listed)
 
 
@@ -384,8 +386,7 @@ def list_customers(request: HttpRequest, response: HttpResponse, filters: Custom
     # One group found: every customer listed is in it (its rule need not run again for the names).
     members_of = chosen_groups if len(chosen_groups) == 1 else ()
     if since is not None:
-        changed = sync.changed_since(listing.searched(filtered, query), since, filters.after_id, field="eff_updated_at")
-        return ListedCustomers(viewer, branch, changed, in_given_order=True, members_of=members_of)
+        return ListedCustomers(viewer, branch, listing.searched(filtered, query), changed_since=(since, filters.after_id), members_of=members_of)
     return ListedCustomers(viewer, branch, listing.searched(filtered, query), query=query, unsearched=filtered, members_of=members_of)
 
 
