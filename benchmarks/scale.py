@@ -990,6 +990,7 @@ def api_sync_pages():
         # A first copy in 2,000 requests instead of 50,000, where the site allows larger pages.
         Page("api-sync-first-page-500", url, both({"updated_since": "1900-01-01T00:00:00Z", "archived": "any", "limit": 500}),
              api=True, settings={"WAGTAILAPI_LIMIT_MAX": 500}, notes=["WAGTAILAPI_LIMIT_MAX = 500"]),
+        Page("api-sync-appointments-first-page", "/api/v3/clientdb/appointments/", both({"updated_since": "1900-01-01T00:00:00Z"}), api=True),
     ]
 
 

@@ -276,13 +276,39 @@ def test_the_company_s_changes_are_read_in_order_from_their_index(client, manage
     with CaptureQueriesContext(connection) as queries:
         response = Api(client, manager).get("/customers/", asked)
     assert [item["id"] for item in response.json()["items"]] == [customer.pk for customer in five[2 if after_one else 0 :][:LIMIT]]
-    (page,) = [query["sql"] for query in queries.captured_queries if 'ORDER BY "wagtail_clientdb_customer"."updated_at"' in query["sql"]]
+    assert_page_read_from("clientdb_customer_changes", queries, "wagtail_clientdb_customer")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan shown is PostgreSQL's")
+@pytest.mark.parametrize("after_one", [False, True], ids=["first-page", "next-page"])
+@pytest.mark.parametrize("who, index", [("manager", "clientdb_appt_changes"), ("staff_a", "clientdb_appt_branch_changes")])
+def test_appointment_changes_are_read_in_order_from_their_index(request, client, branch_a, five, who, index, after_one):
+    """The company's and a branch's copies of two million appointments page through a range of
+    an index of changes, not a sort of every appointment for each page."""
+    from django.test.utils import CaptureQueriesContext
+
+    start = timezone.now() - datetime.timedelta(hours=1)
+    booked = [make_appointment(customer, branch_a, days=5 - n) for n, customer in enumerate(five)]
+    for minutes, appointment in enumerate(booked):
+        Appointment.objects.filter(pk=appointment.pk).update(updated_at=start + datetime.timedelta(minutes=minutes))
+    asked = {"updated_since": start.isoformat(), "limit": LIMIT}
+    if after_one:
+        asked.update(updated_since=(start + datetime.timedelta(minutes=1)).isoformat(), after_id=booked[1].pk)
+    with CaptureQueriesContext(connection) as queries:
+        response = Api(client, request.getfixturevalue(who)).get("/appointments/", asked)
+    assert [item["id"] for item in response.json()["items"]] == [appointment.pk for appointment in booked[2 if after_one else 0 :][:LIMIT]]
+    assert_page_read_from(index, queries, "wagtail_clientdb_appointment")
+
+
+def assert_page_read_from(index, queries, table):
+    """The page's query, planned with sorting and scans made prohibitively expensive (the planner
+    shows what it can do without), reads a range of ``index`` from ``updated_since`` on, in order."""
+    (page,) = [query["sql"] for query in queries.captured_queries if f'ORDER BY "{table}"."updated_at"' in query["sql"]]
     with transaction.atomic(), connection.cursor() as cursor:
-        # With sorting and scans made prohibitively expensive, the planner shows what it can do without.
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + page)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "clientdb_customer_changes" in plan and "Sort" not in plan, plan
+    assert index in plan and "Sort" not in plan, plan
     index_condition = next(line for line in plan.splitlines() if "Index Cond" in line)
     assert "updated_at >=" in index_condition, plan

@@ -89,6 +89,11 @@ class Appointment(models.Model):
             # The company's appointments of one status by start (the API's list): by the start
             # index alone, "booked" walked 1.7 million past appointments first (3.6 s).
             models.Index(fields=["status", "start"], name="clientdb_appt_status_start"),
+            # The API's lists of changes (``updated_since``), the company's and a branch's, oldest
+            # change first: a range of these instead of a sort of every appointment for each page
+            # (the company's first page at two million appointments: 1.4 s).
+            models.Index(fields=["updated_at", "id"], name="clientdb_appt_changes"),
+            models.Index(fields=["branch", "updated_at", "id"], name="clientdb_appt_branch_changes"),
             # No-shows are few: "missed an appointment" reads them alone.
             models.Index(
                 fields=["branch", "customer"],
