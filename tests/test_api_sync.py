@@ -253,6 +253,31 @@ def test_a_branch_s_changes_are_paged_by_the_later_of_record_and_local_values(cl
     assert api.get("/customers/", {"updated_since": at(0).isoformat(), "limit": 2, "offset": 3}).json()["items"][0]["id"] == customers[expected[3]].pk
 
 
+def test_a_branch_s_pages_of_changes_are_those_of_one_query_ordered_by_the_date_it_sees(client, staff_a, branch_a, allow_branch_edits):
+    """Thirty customers with records and local values dated at random, many alike: paged two at a
+    time after the change read last, from several dates, a branch reads what one query ordered by
+    the date the branch sees lists (the way lists of changes were read before they were split)."""
+    import random
+
+    from wagtail_clientdb import overrides
+    from wagtail_clientdb.models import CustomerOverride
+
+    chance = random.Random(44)
+    start = timezone.now() - datetime.timedelta(hours=1)
+    customers = [make_customer(first_name=f"Kunde {n}", last_name="Zufall", shared_with_all_branches=True) for n in range(30)]
+    for customer in customers:
+        if chance.random() < 0.5:
+            overrides.save_local_values(customer, branch_a, {"notes": "local"})
+            CustomerOverride.objects.filter(customer=customer).update(updated_at=start + datetime.timedelta(minutes=chance.randint(-3, 8)))
+        Customer.objects.filter(pk=customer.pk).update(updated_at=start + datetime.timedelta(minutes=chance.randint(-3, 8)))
+    seen = overrides.with_effective_values(Customer.objects.filter(last_name="Zufall"), branch_a)
+    api = Api(client, staff_a)
+    for minutes in (-4, 0, 3, 8):
+        since = start + datetime.timedelta(minutes=minutes)
+        read, _next = copy_changes(api, "/customers/", since.isoformat())
+        assert read == list(sync.changed_since(seen, since, field="eff_updated_at").values_list("pk", flat=True))
+
+
 def schemas_time(moment):
     from wagtail_clientdb.api.v3 import schemas
 
