@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.conftest import make_appointment, make_customer
@@ -39,9 +40,10 @@ def copy_changes(api, path, since, **params):
     raise AssertionError(f"the pages never ended: {read}")
 
 
-def dated(customers, start):
-    for minutes, customer in enumerate(customers):
-        Customer.objects.filter(pk=customer.pk).update(updated_at=start + datetime.timedelta(minutes=minutes))
+def dated(changed, start):
+    """Customers or appointments changed a minute apart, from ``start`` on."""
+    for minutes, row in enumerate(changed):
+        type(row).objects.filter(pk=row.pk).update(updated_at=start + datetime.timedelta(minutes=minutes))
 
 
 @pytest.fixture
@@ -123,8 +125,7 @@ def test_the_next_sync_asks_from_a_moment_before_now(client, staff_a):
 def test_appointments_are_paged_after_the_change_read_last(client, staff_a, branch_a, five):
     start = timezone.now() - datetime.timedelta(hours=1)
     booked = [make_appointment(customer, branch_a, days=5 - n) for n, customer in enumerate(five)]
-    for minutes, appointment in enumerate(booked):
-        Appointment.objects.filter(pk=appointment.pk).update(updated_at=start + datetime.timedelta(minutes=minutes))
+    dated(booked, start)
     api = Api(client, staff_a)
 
     def change_what_was_read(read_so_far):
@@ -291,8 +292,6 @@ def test_the_company_s_changes_are_read_in_order_from_their_index(client, manage
     """A head office's copy of a million customers pages through a range of the index of changes
     (``clientdb_customer_changes``), each page starting where the last ended, instead of sorting
     every customer for each page: with the archived customers, as a copy is kept, and without."""
-    from django.test.utils import CaptureQueriesContext
-
     start = timezone.now() - datetime.timedelta(hours=1)
     dated(five, start)
     asked = {"updated_since": start.isoformat(), "limit": LIMIT, "archived": archived}
@@ -310,12 +309,9 @@ def test_the_company_s_changes_are_read_in_order_from_their_index(client, manage
 def test_appointment_changes_are_read_in_order_from_their_index(request, client, branch_a, five, who, index, after_one):
     """The company's and a branch's copies of two million appointments page through a range of
     an index of changes, not a sort of every appointment for each page."""
-    from django.test.utils import CaptureQueriesContext
-
     start = timezone.now() - datetime.timedelta(hours=1)
     booked = [make_appointment(customer, branch_a, days=5 - n) for n, customer in enumerate(five)]
-    for minutes, appointment in enumerate(booked):
-        Appointment.objects.filter(pk=appointment.pk).update(updated_at=start + datetime.timedelta(minutes=minutes))
+    dated(booked, start)
     asked = {"updated_since": start.isoformat(), "limit": LIMIT}
     if after_one:
         asked.update(updated_since=(start + datetime.timedelta(minutes=1)).isoformat(), after_id=booked[1].pk)
