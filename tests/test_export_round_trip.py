@@ -20,7 +20,8 @@ from wagtail.users.models import UserProfile
 
 from tests.conftest import customer_url, make_customer
 from tests.import_files import csv_bytes, xlsx_bytes
-from wagtail_clientdb import contact, exports
+from wagtail_clientdb import cell_values, contact, exports
+from wagtail_clientdb.export import STANDARD_COLUMNS
 from wagtail_clientdb.imports import columns
 from wagtail_clientdb.models import (
     AttributeDefinition,
@@ -202,6 +203,48 @@ def test_an_export_saved_again_in_another_encoding_reimports_unchanged(login, ma
     job = preview(client, "again.csv", csv_bytes(rows, delimiter=delimiter, encoding=encoding))
     assert job.counts == {"new": 0, "updated": 0, "unchanged": 5, "invalid": 0}, job.invalid_rows
     assert snapshot() == before
+
+
+#: Tag names with a list cell's separators and quotes in them, and one of two words.
+LISTED_TAGS = ["A;B", "Hair, long", 'Say "hi"', "tea lover"]
+
+
+@pytest.mark.parametrize("export_format, language", [("csv", "en"), ("csv", "de"), ("xlsx", "en")])
+def test_tags_and_groups_with_separators_or_quotes_reimport_unchanged(login, manager, export_format, language):
+    """A name with a comma, a semicolon or a double quote is written in double quotes (a quote
+    inside doubled) and read back as that one name; other names are written as they are. The
+    German CSV is separated by semicolons too."""
+    friends, vip = CustomerGroup.objects.create(name="Friends, family"), CustomerGroup.objects.create(name="VIP")
+    anna = make_customer(first_name="Anna", last_name="Adler", email="anna@example.com", shared_with_all_branches=True)
+    anna.tags.add(*LISTED_TAGS)
+    anna.groups.add(friends, vip)
+    speak(manager, language)
+    client = login(manager)
+    data = export(client, export_format)
+    cells = (csv_rows(data) if export_format == "csv" else xlsx_rows(data))[1]
+    assert cells[STANDARD_COLUMNS.index(columns.TAGS)] == '"A;B", "Hair, long", "Say ""hi""", tea lover'
+    assert cells[STANDARD_COLUMNS.index(columns.GROUPS)] == '"Friends, family", VIP'
+    job = preview(client, f"export.{export_format}", data)
+    assert job.counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0}, job.invalid_rows
+    anna.tags.clear()
+    anna.groups.clear()
+    job = confirm(client, preview(client, f"export.{export_format}", data))
+    assert job.counts == {"new": 0, "updated": 1, "unchanged": 0, "invalid": 0}, job.invalid_rows
+    assert sorted(anna.tags.names()) == LISTED_TAGS
+    assert set(anna.groups.all()) == {friends, vip}
+
+
+def test_a_branch_whose_name_would_not_read_back_is_written_as_its_slug():
+    """As a list cell is read: a separator in the name, or a quote it starts with."""
+    branches = [
+        Branch(pk=1, name="Gamma, Altona", slug="gamma"),
+        Branch(pk=2, name="Delta; Mitte", slug="delta"),
+        Branch(pk=3, name='"Chic" Salon', slug="chic"),
+        Branch(pk=4, name='Salon "Chic"', slug="salon-chic"),
+        Branch(pk=5, name="Beta Salon", slug="beta"),
+    ]
+    labels = cell_values.branch_labels(branches)
+    assert labels == {1: "gamma", 2: "delta", 3: "chic", 4: 'Salon "Chic"', 5: "Beta Salon"}
 
 
 def test_a_branchs_export_reimports_unchanged(login, staff_a, world, branch_a, allow_branch_edits):

@@ -5,6 +5,7 @@ import datetime
 import io
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -14,6 +15,8 @@ from django.utils import timezone, translation
 from tests.conftest import customer_url, make_customer
 from tests.import_files import refused_rows, csv_bytes, fixture, xls_sheets_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import matching
+from wagtail_clientdb.imports import columns
+from wagtail_clientdb.imports.rows import RowContext, clean_row
 from wagtail_clientdb.models import (
     AttributeDefinition,
     Customer,
@@ -1062,3 +1065,37 @@ def test_tags_in_a_cell_are_separated_by_commas_or_semicolons_never_by_spaces(lo
         "Berta": ["regular", "vip"],
         "Cora": ["early bird", "vip"],
     }
+
+
+#: List cells → the tags read from them.
+LIST_CELLS = {
+    '"Hair, long", VIP': ["Hair, long", "VIP"],
+    '"Hair; long"; VIP': ["Hair; long", "VIP"],
+    '"Say ""hi"""': ['Say "hi"'],
+    'Say "hi", VIP': ['Say "hi"', "VIP"],  # a quote inside a name is part of it
+    '"tea lover", VIP': ["tea lover", "VIP"],  # as the admin's tag field writes it
+    '" tea lover " , VIP': ["tea lover", "VIP"],
+    "tea lover ;VIP,Regulars": ["tea lover", "VIP", "Regulars"],
+    'VIP,, ;"", Regulars;': ["VIP", "Regulars"],
+    '"Hair, long': ["Hair, long"],  # no closing quote: the rest of the cell is the name
+    'VIP; "Hair; long': ["VIP", "Hair; long"],
+    '"A\nB", C': ["A\nB", "C"],
+    "A\nB, C": ["A\nB", "C"],
+    '"A", B\nC': ["A", "B", "C"],  # outside quotes, a line break ends a name, as it ends a CSV row
+    '"' + "x" * 200_000: ["A tag has at most 100 characters."],  # longer than a CSV field may be
+}
+
+
+def test_a_list_cell_is_split_at_commas_and_semicolons_outside_double_quotes():
+    """Never at spaces; quotes around a name are taken off, a doubled one inside is one quote."""
+    context = RowContext("DE", [], [], {})
+    read = {}
+    for cell in LIST_CELLS:
+        try:
+            read[cell] = clean_row({columns.NAME: "Anna", columns.TAGS: cell}, context).tags
+        except ValidationError as error:
+            read[cell] = error.messages
+    assert read == LIST_CELLS
+    friends = CustomerGroup(name="Friends, family")
+    context = RowContext("DE", [friends], [], {})
+    assert clean_row({columns.NAME: "Anna", columns.GROUPS: '"friends, FAMILY"'}, context).groups == [friends]

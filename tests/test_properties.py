@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis): the attribute registry keeps every value it accepts, the
-normalisation of text, email and phone is idempotent, and an export re-imports unchanged
-whatever the customers hold, in every admin language."""
+normalisation of text, email and phone is idempotent, names listed in a cell read back as
+written, and an export re-imports unchanged whatever the customers hold, in every admin
+language."""
 
 import datetime
 import decimal
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.conftest import make_customer
 from tests.test_export_round_trip import export, preview, speak
-from wagtail_clientdb import attribute_types, contact
+from wagtail_clientdb import attribute_types, cell_values, contact
 from wagtail_clientdb.contact import format_phone, normalise_email, normalise_text, parse_phone, spaced_international
 from wagtail_clientdb.models import AttributeDefinition, AttributeType, Customer
 
@@ -120,6 +121,21 @@ def test_a_phone_in_any_format_reads_as_one_number(example, default_region):
     # What the admin shows and what exports write read back as the same number.
     assert parse_phone(format_phone(e164), default_region).e164 == e164
     assert parse_phone(spaced_international(e164), default_region).e164 == e164
+
+
+#: Names as they are stored: stripped, not empty; any character but NUL (line breaks too).
+listed_names = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20)
+    .map(str.strip)
+    .filter(bool),
+    max_size=5,
+)
+
+
+@given(listed_names)
+@settings(max_examples=500, deadline=None)
+def test_names_listed_in_a_cell_read_back_as_written(names):
+    assert cell_values.split_names(cell_values.join_names(names)) == names
 
 
 # --- Export → import -------------------------------------------------------------------------

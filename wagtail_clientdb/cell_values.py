@@ -7,13 +7,19 @@ the export command (writing) and by the file import and the API's bulk import (r
 * yes and no ("Yes"/"No", "Ja"/"Nein", "Oui"/"Non"; ``1``/``0``, ``x``, ``true`` … are read
   too);
 * "all branches" ("All branches", "Alle Filialen", "Toutes les filiales"; ``*`` is read too);
+* names listed in one cell (groups, tags, branches): separated by commas or semicolons, a
+  name with a separator or a double quote in double quotes (:func:`join_names`,
+  :func:`split_names`);
 * a branch by its name, or by its slug where its name would not read back as that branch
   alone;
 * phone numbers in the international format with spaces (see
   :func:`wagtail_clientdb.contact.spaced_international`).
 """
 
+import csv
 import functools
+import io
+import re
 
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
@@ -31,8 +37,9 @@ FALSE_WORDS = frozenset({"0", "false", "no", "n", "nein", "non", "falsch", "faux
 #: Words read as "all branches", besides the translations of ALL_BRANCHES.
 ALL_BRANCHES_WORDS = frozenset({"*", "all", "all branches", "alle", "alle filialen", "toutes", "toutes les filiales"})
 
-#: Characters that separate names listed in one cell ("VIP, Regulars").
-NAME_SEPARATORS = ",;"
+#: What puts a listed name in double quotes: a separator ("VIP, Regulars"), a double quote,
+#: a line break.
+_QUOTED = re.compile(r'[,;"\r\n]')
 
 
 def _in_every_language(word):
@@ -72,6 +79,41 @@ def means_all_branches(text):
     return isinstance(text, str) and text.strip().casefold() in all_branches_words()
 
 
+def join_names(names):
+    """The names as one cell, separated by ", ": a name with a separator, a double quote or a
+    line break in double quotes, a double quote inside doubled (``"Hair, long", VIP``), as a
+    CSV field is written; the others as they are (``tea lover, VIP``): people read these cells."""
+    if _QUOTED.search("".join(names)) is None:  # nearly every cell: nothing to quote
+        return ", ".join(names)
+    return ", ".join(_quoted(name) if _QUOTED.search(name) else name for name in names)
+
+
+def _quoted(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def split_names(text):
+    """The names one cell lists: separated by commas or semicolons, never by spaces, the
+    spaces around each taken off, empty ones left out. A name in double quotes may hold
+    separators; a doubled double quote in it stands for one (as :func:`join_names` writes,
+    and the admin's tag field: ``"tea lover", VIP``).
+
+    A cell with quotes is read by the csv module as a CSV row, by the rules spreadsheets
+    write: a quote opens a name only at its start (``Say "hi"`` is that name), one not
+    closed runs to the end of the cell, a line break outside quotes ends a name. csv knows
+    one separator, so semicolons outside quotes (every other piece between quotes) are made
+    commas first. (shlex would drop the quotes in the middle of a name, and doubled ones.)"""
+    if '"' in text:
+        pieces = text.split('"')
+        pieces[::2] = [piece.replace(";", ",") for piece in pieces[::2]]
+        rows = csv.reader(io.StringIO('"'.join(pieces), newline=""), skipinitialspace=True)
+        try:
+            return [name.strip() for row in rows for name in row if name.strip()]
+        except csv.Error:  # longer than a CSV field may be: read as if without quotes
+            pass
+    return [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+
+
 def branch_lookup(branches):
     """How an import finds a branch a cell names: casefolded slug or name → branch. A slug
     wins over another branch's name that reads the same."""
@@ -85,8 +127,8 @@ def branch_lookup(branches):
 
 def branch_labels(branches):
     """What an export writes for each branch (pk → text): its name where the import reads
-    that name back as this branch alone (no other branch of that name or slug, no
-    separator, not a word for "all branches"), otherwise its slug."""
+    that name back as this branch alone (no other branch of that name or slug, read as one
+    name from a list cell, not a word for "all branches"), otherwise its slug."""
     branches = list(branches)
     lookup = branch_lookup(branches)
     names = {}
@@ -101,7 +143,7 @@ def branch_labels(branches):
             name
             and names[key] == 1
             and lookup.get(key) == branch
-            and not any(separator in name for separator in NAME_SEPARATORS)
+            and split_names(name) == [name]
             and key not in all_branches_words()
         )
         labels[branch.pk] = name if readable else branch.slug

@@ -138,10 +138,12 @@ class ExportColumns:
 
         Phones are written as ``+49 170 1234567`` (:func:`~.contact.spaced_international`);
         a number that could not be read is written as it was typed. Consent is a yes or
-        no; branches are "All branches" or branch names (slugs where a name would not
-        read back as its branch alone): those who see the customer, its own branch's for a
-        local customer, which *Local to* names too (it tells a branch's own customers from
-        those the head office shares with that branch alone); the source is its label. The
+        no; groups and tags are names listed in one cell, a name with a separator or a quote
+        in quotes (:func:`~.cell_values.join_names`); branches are "All branches" or branch
+        names (slugs where a name would not read back as its branch alone): those who see
+        the customer, its own branch's for a local customer, which *Local to* names too (it
+        tells a branch's own customers from those the head office shares with that branch
+        alone); the source is its label. The
         cells are in the order of :data:`STANDARD_COLUMNS`, then the attributes.
         """
         yes, no, all_branches, sources, labels = self.yes, self.no, self.all_branches, self.sources, self.branches
@@ -196,7 +198,8 @@ class ExportColumns:
 
 def _chunks(queryset, viewer, tz, branch_labels, *, with_attributes=True):
     """The customers of a listing queryset in chunks: ``(values of ROW_FIELDS per customer,
-    and by customer pk: group names, tag names, branch labels, each sorted and joined)``.
+    and by customer pk: group names, tag names, branch labels, each sorted and joined as one
+    list cell, :func:`~wagtail_clientdb.cell_values.join_names`)``.
     One query for the rows, one per relation and chunk (and per dynamic group and chunk). Without attribute columns, the
     attribute values are not even read. The creation time comes as text in ``tz`` to the
     second ("2026-03-01 14:05:09"), made by the database, which is cheaper than making a
@@ -213,7 +216,7 @@ def _chunks(queryset, viewer, tz, branch_labels, *, with_attributes=True):
         pks = [values[_PK] for values in chunk]
         yield (
             chunk,
-            {pk: ", ".join(names) for pk, names in groups.names_by_customer(viewer, pks).items()},
+            {pk: cell_values.join_names(names) for pk, names in groups.names_by_customer(viewer, pks).items()},
             _names_by_customer(TaggedCustomer, "content_object_id", "tag__name", pks),
             _names_by_customer(Customer.branches.through, "customer_id", "branch_id", pks, branch_labels),
         )
@@ -242,7 +245,7 @@ def _names_by_customer(model, owner, name, pks, labels=None):
     names = {}
     for pk, value in model.objects.filter(bulk.any_of(owner, pks)).values_list(owner, name):
         names.setdefault(pk, []).append(labels.get(value, "") if labels is not None else value)
-    return {pk: ", ".join(sorted(values)) for pk, values in names.items()}
+    return {pk: cell_values.join_names(sorted(values)) for pk, values in names.items()}
 
 
 def stream_csv(queryset, columns=None, delimiter=",", *, viewer=None):

@@ -77,12 +77,10 @@ class RowContext:
     def parse_tags(self, text):
         """Tag cells repeat ("regular, vip" on many rows): each is parsed once, its names
         cleaned by the tag rule (:func:`wagtail_clientdb.tags.clean_names`). Names are
-        separated as in every list cell, by commas or semicolons, never by spaces (taggit's
-        field splits "tea lover" in two, and an export writes that one tag so); quotes around
-        a name, as the admin's tag field writes them, are taken off."""
-        return list(
-            _remembered(self._tags, text, lambda text: tags.clean_names(name.strip('"') for name in _names(text)))
-        )
+        separated as in every list cell (:func:`~wagtail_clientdb.cell_values.split_names`),
+        never by spaces (taggit's field splits "tea lover" in two, and an export writes that
+        one tag so)."""
+        return list(_remembered(self._tags, text, lambda text: tags.clean_names(_names(text))))
 
 
 def _remembered(cache, key, make):
@@ -182,10 +180,11 @@ def parse_consent(text):
 
 
 def _names(value):
-    """Names listed in one cell ("VIP, Regulars" or "VIP; Regulars"), or already a list."""
+    """Names listed in one cell ("VIP, Regulars", "VIP; Regulars", ``"Hair, long", VIP``), or
+    already a list."""
     if isinstance(value, list):
         return value
-    return [name.strip() for name in value.replace(";", ",").split(",") if name.strip()]
+    return cell_values.split_names(value)
 
 
 def clean_row(cells, context):
