@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -209,6 +210,85 @@ def test_a_workbook_of_hidden_sheets_only_is_refused_with_a_message(login, manag
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["file"])
     assert not ImportJob.objects.exists()
+
+
+def sheet_note(page):
+    """What an import page says of the workbook's sheets, on one line ("" when it says nothing)."""
+    found = re.search(r"<p data-clientdb-sheet-read>(.*?)</p>", page.content.decode(), re.S)
+    return " ".join(found[1].split()) if found else ""
+
+
+#: A column no header rule knows, so that the upload stops at the mapping step.
+WITH_COLOUR = [[*row, colour] for row, colour in zip(KUNDEN, ["Lieblingsfarbe", "blau", "rot"])]
+MAPPED = {"column_0": "name", "column_1": "email", "column_2": "notes"}
+
+
+@pytest.mark.parametrize(
+    "file_format, formulas",
+    [("xlsx", False), ("xlsx", True), ("xls", False)],
+    ids=["xlsx", "xlsx streamed by openpyxl", "xls"],
+)
+def test_the_mapping_and_the_preview_name_the_sheet_read_and_the_other_visible_one(login, manager, file_format, formulas):
+    """The list is on the second tab, behind a hidden one: the editor is told which sheet the
+    columns come from and that the workbook has another one; the hidden sheet is not named."""
+    kunden = [*WITH_COLOUR, ["Carla Formel", "=LOWER(\"CARLA@EXAMPLE.COM\")", ""]] if formulas else WITH_COLOUR
+    sheets = [("Geheim", GEHEIM, "hidden"), ("Kunden", kunden, "visible"), ("Notizen", NOTIZEN, "visible")]
+    client = login(manager)
+    response = upload(client, f"kunden.{file_format}", WORKBOOK_WRITERS[file_format](sheets))
+    assert "mapping" in response.url
+    job = ImportJob.objects.get()
+    assert (job.sheet_name, job.other_sheets) == ("Kunden", ["Notizen"])
+    said = (
+        "Read from the sheet “Kunden”. This workbook has another sheet (Notizen), which is not read. "
+        "To import it, make it the first sheet or save it as a file of its own."
+    )
+    mapping = client.get(response.url)
+    assert sheet_note(mapping) == said
+    assert "Lieblingsfarbe" in mapping.content.decode() and "Geheim" not in mapping.content.decode()
+    client.post(response.url, MAPPED)
+    preview = client.get(customer_url("import_job", job.pk))
+    assert sheet_note(preview) == said
+    assert "Geheim" not in preview.content.decode()
+    # The formula without a computed value is refused: openpyxl read the sheet.
+    assert preview.context["job"].counts == {"new": 2, "updated": 0, "unchanged": 0, "invalid": int(formulas)}
+
+
+@pytest.mark.parametrize(
+    "sheets, said",
+    [
+        ([("Kundenliste 2026", KUNDEN, "visible")], "Read from the sheet “Kundenliste 2026”."),
+        (
+            [("Kunden", KUNDEN, "visible"), ("Notizen", NOTIZEN, "hidden"), ("Archiv & Alt", NOTIZEN, "visible"), ("2025", GEHEIM, "visible")],
+            "Read from the sheet “Kunden”. This workbook has other sheets (Archiv &amp; Alt, 2025), which are not read. "
+            "To import one of them, make it the first sheet or save it as a file of its own.",
+        ),
+    ],
+    ids=["one sheet", "other sheets"],
+)
+def test_a_workbook_s_preview_names_its_sheet_and_only_its_other_visible_ones(login, manager, sheets, said):
+    client = login(manager)
+    job = job_of(upload(client, "kunden.xlsx", xlsx_sheets_bytes(sheets)))
+    assert job.counts["new"] == 2
+    assert sheet_note(client.get(customer_url("import_job", job.pk))) == said
+
+
+def test_an_xls_preview_names_its_sheet(login, manager):
+    client = login(manager)
+    job = job_of(upload(client, "kunden.xls", fixture("kunden.xls")))
+    assert (job.sheet_name, job.other_sheets) == ("Kunden", [])
+    assert sheet_note(client.get(customer_url("import_job", job.pk))) == "Read from the sheet “Kunden”."
+
+
+def test_a_csv_file_has_no_sheet_to_name(login, manager):
+    client = login(manager)
+    response = upload(client, "kunden.csv", csv_bytes(WITH_COLOUR))
+    job = ImportJob.objects.get()
+    assert (job.sheet_name, job.other_sheets) == ("", [])
+    mapping = client.get(response.url)
+    client.post(response.url, MAPPED)
+    for page in (mapping, client.get(customer_url("import_job", job.pk))):
+        assert page.status_code == 200
+        assert sheet_note(page) == "" and "Read from the sheet" not in page.content.decode()
 
 
 # --- Mapping ------------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from wagtail.users.models import UserProfile
 
 import wagtail_clientdb
 from tests.conftest import customer_url, make_customer
-from tests.import_files import csv_bytes
+from tests.import_files import csv_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import booking, deletion, scope, tasks, versions
 from wagtail_clientdb.models import (
     Appointment,
@@ -537,6 +537,26 @@ def import_with_possible_duplicate(world, client):
     return customer_url("import_job", job.pk)
 
 
+def workbook_import(world, client, sheets):
+    """An import of an XLSX workbook of ``sheets``, ``(title, rows, state)`` each: its pages name
+    the sheet read and the other visible ones."""
+    response = client.post(customer_url("import"), {"file": SimpleUploadedFile("kunden.xlsx", xlsx_sheets_bytes(sheets))})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    world.data |= {"kunden.xlsx"}
+    return ImportJob.objects.filter(created_by=response.wsgi_request.user).latest("pk")
+
+
+#: The list on the second tab, behind a hidden one, with unknown columns; two other sheets.
+UNKNOWN_COLUMNS_BEHIND_A_HIDDEN_SHEET = [
+    ("Alt", [IMPORT_HEADER], "hidden"),
+    ("Kunden", [["Kundennr", "Kasse", "Farbe"], ["4711", "Kasse 1", "rot"]], "visible"),
+    ("Notizen", [["Notiz"]], "visible"),
+    ("Archiv", [["Notiz"]], "visible"),
+]
+#: A list with known columns, and one other sheet.
+CUSTOMERS_AND_NOTES = [("Kunden", [IMPORT_HEADER, *IMPORT_ROWS], "visible"), ("Notizen", [["Notiz"]], "visible")]
+
+
 def job_url(name, which):
     def url(world, client):
         return customer_url(name, getattr(import_jobs(world, client), which).pk)
@@ -710,6 +730,16 @@ PAGES = [
         post=lambda w, c, u: {"column_0": "email", "column_1": "email"},
     ),
     Page("import preview", "manager", job_url("import_job", "preview")),
+    Page(
+        "import mapping, a workbook of several sheets",
+        "manager",
+        lambda w, c: customer_url("import_mapping", workbook_import(w, c, UNKNOWN_COLUMNS_BEHIND_A_HIDDEN_SHEET).pk),
+    ),
+    Page(
+        "import preview, a workbook of two sheets",
+        "manager",
+        lambda w, c: customer_url("import_job", workbook_import(w, c, CUSTOMERS_AND_NOTES).pk),
+    ),
     Page("import refused", "manager", job_url("import_job", "refused")),
     Page("import result", "manager", job_url("import_job", "clean")),
     Page("import preview, possible duplicates", "manager", import_with_possible_duplicate),

@@ -57,7 +57,10 @@ class SpreadsheetFile:
 
     A workbook's sheet at place ``sheet`` (its first visible one) is read by python-calamine,
     or streamed by openpyxl (``streamed``) when it holds formulas or is too large for calamine;
-    ``last_row`` is as far as its cells go."""
+    ``last_row`` is as far as its cells go. Once the reader has opened the workbook
+    (:meth:`rows`), ``sheet_name`` is the name of that sheet and ``other_sheets`` those of the
+    workbook's other visible sheets, in tab order: the import names them, for a list that is
+    on another sheet than the one read."""
 
     stream: object
     format: str
@@ -68,6 +71,8 @@ class SpreadsheetFile:
     streamed: bool = False
     last_row: int = 0
     notes: list = field(default_factory=list)
+    sheet_name: str = ""
+    other_sheets: list = field(default_factory=list)
 
     def rows(self):
         """``(row number, cells)`` of every row, lazily, numbered as a spreadsheet shows them;
@@ -92,9 +97,17 @@ class SpreadsheetFile:
         if self.format == CSV:
             yield from _csv_rows(self.stream, self.encoding, self.delimiter)
         elif self.format == XLSX and self.streamed:
-            yield from _openpyxl_rows(self.stream, self.sheet, self.last_row, with_formulas=self.has_formulas)
+            yield from _openpyxl_rows(self.stream, self._choose_sheet, self.last_row, with_formulas=self.has_formulas)
         else:
-            yield from _calamine_rows(self.stream, self.sheet)
+            yield from _calamine_rows(self.stream, self._choose_sheet)
+
+    def _choose_sheet(self, sheets):
+        """The name of the sheet to read (:func:`sheet_to_read`), of ``sheets`` as the reader that
+        opened the workbook lists them: (name, shown) in tab order. The names are kept from this
+        list, so that finding them takes no other look into the file."""
+        self.sheet_name = sheet_to_read(self.sheet, sheets)
+        self.other_sheets = [name for place, (name, shown) in enumerate(sheets) if shown and place != self.sheet]
+        return self.sheet_name
 
 
 def open_spreadsheet(stream, *, encoding="", delimiter=""):
@@ -138,36 +151,38 @@ def _cell(value):
     return value
 
 
-def _calamine_rows(stream, sheet):
+def _calamine_rows(stream, choose_sheet):
     from python_calamine import CalamineError
 
     try:
-        yield from _calamine_sheet_rows(stream, sheet)
+        yield from _calamine_sheet_rows(stream, choose_sheet)
     except (CalamineError, ValueError, OSError) as error:
         if "password" in str(error).lower() or "encrypt" in str(error).lower():
             raise FileProblem(_("The workbook is password-protected. Save it without a password and try again."))
         raise FileProblem(_("The workbook could not be read: %(error)s") % {"error": error})
 
 
-def _calamine_sheet_rows(stream, sheet):
+def _calamine_sheet_rows(stream, choose_sheet):
+    """The rows of the sheet that ``choose_sheet`` names when given the workbook's sheets, (name, shown) each."""
     from python_calamine import CalamineWorkbook, SheetVisibleEnum
 
     stream.seek(0)
     workbook = CalamineWorkbook.from_filelike(stream)
     shown = [(each.name, each.visible == SheetVisibleEnum.Visible) for each in workbook.sheets_metadata]
-    for row in workbook.get_sheet_by_name(sheet_to_read(sheet, shown)).iter_rows():
+    for row in workbook.get_sheet_by_name(choose_sheet(shown)).iter_rows():
         yield [_cell(value) for value in row]
 
 
-def _openpyxl_sheet(workbook, sheet):
+def _openpyxl_sheet(workbook, choose_sheet):
     shown = [(name, workbook[name].sheet_state == "visible") for name in workbook.sheetnames]
-    return workbook[sheet_to_read(sheet, shown)]
+    return workbook[choose_sheet(shown)]
 
 
-def _openpyxl_rows(stream, sheet, last_row, *, with_formulas):
-    """Stream the rows; with formulas, values and formulas side by side, to flag formulas that
-    have no computed value. ``last_row`` is passed on, as openpyxl would otherwise stop where the
-    sheet's `<dimension>` says, and it may say less than there is."""
+def _openpyxl_rows(stream, choose_sheet, last_row, *, with_formulas):
+    """Stream the rows of the sheet that ``choose_sheet`` names (:func:`_calamine_sheet_rows`); with
+    formulas, values and formulas side by side, to flag formulas that have no computed value.
+    ``last_row`` is passed on, as openpyxl would otherwise stop where the sheet's `<dimension>`
+    says, and it may say less than there is."""
     import openpyxl
 
     max_col = conf.get("IMPORT_MAX_COLUMNS")
@@ -177,7 +192,7 @@ def _openpyxl_rows(stream, sheet, last_row, *, with_formulas):
             stream.seek(0)
             workbooks.append(openpyxl.load_workbook(stream, read_only=True, data_only=data_only))
         value_rows, *formula_rows = (
-            _openpyxl_sheet(workbook, sheet).iter_rows(max_col=max_col, max_row=last_row, values_only=True)
+            _openpyxl_sheet(workbook, choose_sheet).iter_rows(max_col=max_col, max_row=last_row, values_only=True)
             for workbook in workbooks
         )
     except Exception as error:  # openpyxl raises many kinds of errors on broken files

@@ -66,6 +66,8 @@ def inspect_upload(job):
     if layout.header_row is not None and saved and len(saved.targets) == len(layout.targets):
         layout.targets = saved.targets
     job.format, job.encoding, job.delimiter = sheet.format, sheet.encoding, sheet.delimiter
+    # Excel names a sheet in 31 characters at most; another program may write longer names.
+    job.sheet_name, job.other_sheets = sheet.sheet_name[:255], sheet.other_sheets
     # The header row is stored as the spreadsheet's row number (blank rows above it are skipped).
     header_number = numbered[layout.header_row][0] if layout.header_row is not None else None
     job.header_row, job.headers, job.targets = header_number, layout.column_names(), layout.targets

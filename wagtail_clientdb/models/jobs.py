@@ -42,6 +42,10 @@ class ImportJob(models.Model):
     format = models.CharField(_("format"), max_length=10, blank=True)
     encoding = models.CharField(_("encoding"), max_length=20, blank=True)
     delimiter = models.CharField(_("delimiter"), max_length=2, blank=True)
+    #: A workbook's sheet that is read (its first visible one) and its other visible sheets, in
+    #: tab order: the import's pages name them, for a list that is on another sheet. Blank for CSV.
+    sheet_name = models.CharField(_("sheet"), max_length=255, blank=True)
+    other_sheets = models.JSONField(_("other sheets"), default=list, blank=True)
     header_row = models.PositiveIntegerField(_("header row"), null=True, blank=True)
     headers = models.JSONField(_("headers"), default=list)
     targets = models.JSONField(_("column mapping"), default=list)
