@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import translation
 
 from tests.conftest import customer_url, make_customer
-from tests.import_files import csv_bytes, xlsx_bytes
+from tests.import_files import csv_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import overrides
 from wagtail_clientdb.models import Customer, ExportJob
 
@@ -36,6 +36,17 @@ def test_import_command_dry_run_then_import(superuser, tmp_path, branch_a, capsy
     call_command("clientdb_import", path, "--share-with", "alpha", "--map", "Kundenfarbe=notes")
     anna = Customer.objects.get()
     assert (anna.notes, list(anna.branches.all()), anna.is_global) == ("blau", [branch_a], True)
+
+
+def test_import_command_names_the_sheet_it_reads_when_the_workbook_has_others(superuser, tmp_path, capsys):
+    rows = [["Name", "Email"], ["Anna Schmidt", "anna@example.com"]]
+    sheets = [("Geheim", [["x"]], "hidden"), ("Kunden", rows, "visible"), ("Notizen", [["y"]], "visible")]
+    call_command("clientdb_import", write(tmp_path, "k.xlsx", xlsx_sheets_bytes(sheets)), "--dry-run")
+    err = capsys.readouterr().err
+    assert "Reading the sheet 'Kunden'; the workbook's other sheets ('Notizen') are not read." in err
+    assert "Geheim" not in err
+    call_command("clientdb_import", write(tmp_path, "one.xlsx", xlsx_bytes(rows)), "--dry-run")
+    assert "sheet" not in capsys.readouterr().err
 
 
 def test_import_command_as_a_branch_and_all_or_nothing(superuser, tmp_path, branch_a, capsys):

@@ -110,6 +110,10 @@ class Command(BaseCommand):
             if header not in job.headers:
                 raise CommandError(f"No column {header!r} in the file. Columns: {', '.join(job.headers)}")
             job.targets[job.headers.index(header)] = target
+        if job.other_sheets:
+            # As the admin's pages say: a list on another sheet is not read.
+            others = ", ".join(repr(name) for name in job.other_sheets)
+            self.stderr.write(f"Reading the sheet {job.sheet_name!r}; the workbook's other sheets ({others}) are not read.")
         problems = columns.mapping_problems(job.targets, job.headers)
         if problems:
             raise CommandError(" ".join(problems))
