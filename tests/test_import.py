@@ -149,6 +149,41 @@ def test_french_headers(login, manager):
     assert job.counts["new"] == 1
 
 
+@pytest.mark.parametrize(
+    "headers, row, expected",
+    [
+        # A German list's "Name" beside "Vorname" is the surname (it was split as a whole name,
+        # then overwritten by the first name: "Hans" with no last name).
+        (["Name", "Vorname", "E-Mail"], ["Müller", "Hans", "hans@example.com"], ("Hans", "Müller")),
+        (["Vorname", "Name", "E-Mail"], ["Hans", "Müller", "hans@example.com"], ("Hans", "Müller")),
+        (["First name", "Name", "Email"], ["John", "Smith", "john@example.com"], ("John", "Smith")),
+        (["Name", "Surname", "Email"], ["John", "Smith", "john@example.com"], ("John", "Smith")),
+    ],
+)
+def test_a_name_column_beside_a_first_or_last_name_column_is_the_other_part(login, manager, headers, row, expected):
+    client = login(manager)
+    response = upload(client, "kunden.csv", csv_bytes([headers, row]))
+    assert "mapping" not in response.url
+    confirm(client, job_of(response))
+    assert names() == [expected]
+
+
+def test_a_name_column_beside_both_parts_is_asked_about(login, manager):
+    """A whole name and its parts: which to read is the user's choice, not a silent overwrite."""
+    rows = [["Name", "Vorname", "Nachname", "E-Mail"], ["Hans Müller", "Hans", "Müller", "hans@example.com"]]
+    client = login(manager)
+    response = upload(client, "kunden.csv", csv_bytes(rows))
+    assert "mapping" in response.url
+    page = client.get(response.url).content.decode()
+    assert "Column Name holds the whole name, and Vorname, Nachname a part of it" in page
+    mapping_url = response.url
+    response = client.post(mapping_url, {"column_0": "name", "column_1": "first_name", "column_2": "", "column_3": "email"})
+    assert "Column Name holds the whole name, and Vorname a part of it" in response.content.decode()
+    client.post(mapping_url, {"column_0": "", "column_1": "first_name", "column_2": "last_name", "column_3": "email"})
+    confirm(client, ImportJob.objects.get())
+    assert names() == [("Hans", "Müller")]
+
+
 # --- Workbooks of several sheets ---------------------------------------------------------------------------
 
 
@@ -209,6 +244,19 @@ def test_a_workbook_of_hidden_sheets_only_is_refused_with_a_message(login, manag
     response = upload(login(manager), f"kunden.{file_format}", data)
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.parametrize("file_format", WORKBOOK_WRITERS)
+def test_an_empty_first_sheet_names_the_sheets_not_read(login, manager, file_format):
+    """Not "The file is empty": the customers are in it, on a sheet the import does not read."""
+    data = WORKBOOK_WRITERS[file_format]([("Leer", [], "visible"), ("Kunden", KUNDEN, "visible")])
+    response = upload(login(manager), f"kunden.{file_format}", data)
+    assert response.status_code == 200
+    assert (
+        "The sheet “Leer” is empty. Only the workbook's first sheet is read, not Kunden: move the sheet with the"
+        " customers to the front, or save it as a file of its own." in " ".join(response.context["form"].errors["file"])
+    )
     assert not ImportJob.objects.exists()
 
 

@@ -220,9 +220,22 @@ def detect_layout(first_rows):
     if best_row is not None and (best_score >= 2 or width == 1):
         # Cells beyond the header row's last column are ragged rows, reported per row.
         headers = [str(cell or "").strip() for cell in first_rows[best_row]]
-        return Layout(best_row, headers, best_targets)
+        return Layout(best_row, headers, name_beside_its_part(best_targets))
     targets = PLAIN_LAYOUT[:width] + [IGNORE] * max(0, width - len(PLAIN_LAYOUT))
     return Layout(None, [""] * width, targets)
+
+
+def name_beside_its_part(targets):
+    """``targets`` with a "Name" column beside a first-name column read as the last name
+    ("Name; Vorname", as German lists have it), beside a last-name column as the first name:
+    read as the whole name, it was split and then overwritten by the other column. Beside
+    both it stays the whole name, which :func:`mapping_problems` asks the user about."""
+    parts = {FIRST_NAME, LAST_NAME} & set(targets)
+    if NAME not in targets or len(parts) != 1:
+        return targets
+    (part,) = parts
+    other_part = LAST_NAME if part == FIRST_NAME else FIRST_NAME
+    return [other_part if target == NAME else target for target in targets]
 
 
 def looks_like_plain_layout(layout, first_rows):
@@ -259,6 +272,11 @@ def mapping_problems(targets, headers):
                 % {"first": headers[seen[target]], "second": headers[index], "field": dict(target_choices()).get(target, target)}
             )
         seen[target] = index
+    if NAME in seen and (parts := [seen[part] for part in (FIRST_NAME, LAST_NAME) if part in seen]):
+        problems.append(
+            _("Column %(name)s holds the whole name, and %(parts)s a part of it: choose “First name” or “Last name” for %(name)s, or ignore it.")
+            % {"name": headers[seen[NAME]], "parts": ", ".join(headers[index] for index in parts)}
+        )
     if not any(target in IDENTIFYING for target in targets):
         problems.append(
             _("The file has no column for the name, email, phone or external ID. Missing: %(missing)s.")

@@ -59,6 +59,11 @@ def inspect_upload(job):
     finally:
         job.file.close()
     first_rows = [row for _number, row in numbered]
+    if not first_rows and sheet.other_sheets:
+        raise FileProblem(
+            _("The sheet “%(sheet)s” is empty. Only the workbook's first sheet is read, not %(others)s: move the sheet with the customers to the front, or save it as a file of its own.")
+            % {"sheet": sheet.sheet_name, "others": ", ".join(sheet.other_sheets)}
+        )
     if not first_rows:
         raise FileProblem(_("The file is empty."))
     layout = columns.detect_layout(first_rows)

@@ -26,7 +26,7 @@ from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
 from .. import conf, import_rollback, scope, stored_text, times
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
-from ..imports import runner
+from ..imports import columns, runner
 from ..imports.reading import FileProblem
 from ..models import Customer, ExportJob, ImportBatch, ImportJob, JobStatus
 from ..tasks import run_import_job
@@ -142,7 +142,11 @@ class MappingView(ImportViewMixin, FormView):
         return redirect(url("import_job", job))
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "job": self.job}
+        context = super().get_context_data(**kwargs)
+        # What is wrong with the mapping proposed (columns read as one field twice, a whole name
+        # beside its parts) is said before the user changes it, not only after a try.
+        proposed = [] if context["form"].is_bound else columns.mapping_problems(self.job.targets, self.job.headers)
+        return {**context, "job": self.job, "proposed_problems": proposed}
 
 
 class JobView(ImportViewMixin, FormView):
