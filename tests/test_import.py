@@ -168,6 +168,22 @@ def test_a_name_column_beside_a_first_or_last_name_column_is_the_other_part(logi
     assert names() == [expected]
 
 
+@pytest.mark.parametrize("header", ["ID", "Id", "Identifiant"])
+def test_a_column_headed_only_id_is_not_taken_for_external_ids(login, manager, header):
+    """Spreadsheets number their rows under "ID": read as external IDs, row 2's "1" would update
+    the customer whose external ID is 1."""
+    numbered = make_customer(first_name="Otto", last_name="Nummer", external_id="1")
+    client = login(manager)
+    response = upload(client, "liste.csv", csv_bytes([[header, "Name", "E-Mail"], ["1", "Anna Schmidt", "anna@example.com"]]))
+    assert "mapping" in response.url
+    assert ImportJob.objects.get().targets == ["", "name", "email"]
+    client.post(response.url, {"column_0": "", "column_1": "name", "column_2": "email"})
+    confirm(client, ImportJob.objects.get())
+    numbered.refresh_from_db()
+    assert (numbered.first_name, numbered.email) == ("Otto", "")
+    assert names() == [("Anna", "Schmidt"), ("Otto", "Nummer")]
+
+
 def test_a_name_column_beside_both_parts_is_asked_about(login, manager):
     """A whole name and its parts: which to read is the user's choice, not a silent overwrite."""
     rows = [["Name", "Vorname", "Nachname", "E-Mail"], ["Hans Müller", "Hans", "Müller", "hans@example.com"]]

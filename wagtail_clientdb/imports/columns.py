@@ -94,7 +94,9 @@ SYNONYMS = {
     GROUPS: ["groups", "group", "customer groups", "gruppen", "gruppe", "kundengruppen", "groupes", "groupe"],
     TAGS: ["tags", "tag", "labels", "schlagworte", "schlagwörter", "stichworte", "étiquettes", "mots-clés"],
     BRANCHES: ["branches", "branch", "locations", "location", "filialen", "filiale", "standorte", "standort", "filiales", "succursales", "agences"],
-    EXTERNAL_ID: ["external id", "customer id", "id", "kunden-id", "externe id", "identifiant", "identifiant externe", "référence externe"],
+    # Not a bare "ID": spreadsheets number their rows under it, and row 2's "1" would find the
+    # customer whose external ID is 1. Such a column goes to the mapping step.
+    EXTERNAL_ID: ["external id", "customer id", "kunden-id", "externe id", "identifiant externe", "référence externe"],
 }
 
 
