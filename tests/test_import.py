@@ -168,6 +168,27 @@ def test_a_name_column_beside_a_first_or_last_name_column_is_the_other_part(logi
     assert names() == [expected]
 
 
+@pytest.mark.parametrize(
+    "phones, language, note",
+    [
+        (["call me"], "en", "1 phone number could not be read; it is kept as typed and marked."),
+        (["call me", "0170 12"], "en", "2 phone numbers could not be read; they are kept as typed and marked."),
+        (["call me"], "de", "1 Telefonnummer ist nicht lesbar; sie wird wie eingegeben gespeichert und markiert."),
+        (["call me"], "fr", "1 numéro de téléphone est illisible ; il est conservé tel que saisi et signalé."),
+    ],
+)
+def test_the_preview_counts_unreadable_phone_numbers_in_words_that_fit_the_number(login, manager, phones, language, note):
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(manager)
+    profile.preferred_language = language
+    profile.save()
+    rows = [["Name", "Phone"]] + [[f"Kunde {n}", phone] for n, phone in enumerate(phones)]
+    client = login(manager)
+    job = job_of(upload(client, "kunden.csv", csv_bytes(rows)))
+    assert note in client.get(customer_url("import_job", job.pk)).content.decode()
+
+
 @pytest.mark.parametrize("header", ["ID", "Id", "Identifiant"])
 def test_a_column_headed_only_id_is_not_taken_for_external_ids(login, manager, header):
     """Spreadsheets number their rows under "ID": read as external IDs, row 2's "1" would update

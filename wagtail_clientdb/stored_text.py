@@ -6,11 +6,17 @@ The source is marked with ``gettext_noop`` where it is written, so that it is tr
 """
 
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 
 def keep(source, **params):
     return {"text": str(source), "params": params}
+
+
+def keep_counted(singular, plural, count, **params):
+    """Text whose words follow a number, ``count`` (one phone number, two phone numbers): its
+    two English sources, worded by the reader's language's plural rule when shown."""
+    return {"text": str(singular), "plural": str(plural), "params": {"count": count, **params}}
 
 
 def keep_error(error):
@@ -26,5 +32,8 @@ def show(stored):
     if isinstance(stored, str):
         # Kept as words by an earlier version.
         return stored
-    text = gettext(stored["text"])
+    if "plural" in stored:
+        text = ngettext(stored["text"], stored["plural"], stored["params"]["count"])
+    else:
+        text = gettext(stored["text"])
     return text % stored["params"] if stored["params"] else text

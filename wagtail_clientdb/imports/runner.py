@@ -303,9 +303,10 @@ def run(job, *, dry_run, on_progress=None):
         outcome.batch = None if dry_run or refuse_all else settings.recorder.finish()
     if resource.unreadable_phones:
         outcome.notes = [
-            stored_text.keep(
+            stored_text.keep_counted(
+                gettext_noop("%(count)s phone number could not be read; it is kept as typed and marked."),
                 gettext_noop("%(count)s phone numbers could not be read; they are kept as typed and marked."),
-                count=resource.unreadable_phones,
+                resource.unreadable_phones,
             )
         ]
     else:
