@@ -670,6 +670,22 @@ def test_branch_import_creates_local_customers_and_ignores_branch_columns(login,
     assert anna.home_branch == branch_a and not anna.shared_with_all_branches and not anna.branches.exists()
 
 
+def test_an_import_says_which_branch_it_is_in_also_after_the_user_switched(login, make_user, staff_group, branch_a, branch_b):
+    """Staff of two branches upload in one and may switch before confirming: the page says whose
+    new customers they will be, and that switching does not move the import."""
+    user = make_user("both", groups=[staff_group], branches=[branch_a, branch_b])
+    client = login(user)
+    job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Anna", "anna@example.com"]])))
+    page = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert f"Imported in the branch “{branch_a.name}”: new customers are its own." in page
+    assert "You are working in" not in page
+    client.post(reverse("wagtail_clientdb:switch_branch"), {"branch": branch_b.pk})
+    page = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert f"You are working in “{branch_b.name}” now; this import stays with the branch it was started in." in page
+    confirm(client, job)
+    assert Customer.objects.get().home_branch == branch_a
+
+
 def test_branch_import_never_touches_another_branchs_customer(login, staff_a, branch_b):
     hidden = make_customer(first_name="Bea", email="bea@example.com", external_id="B-1", home_branch=branch_b)
     client = login(staff_a)

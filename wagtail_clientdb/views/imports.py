@@ -200,6 +200,7 @@ class JobView(ImportViewMixin, FormView):
         return {
             **super().get_context_data(**kwargs),
             "job": job,
+            "viewer": self.viewer,
             "batch": batch,
             "rollback_url": rollback_url(batch) if batch else "",
             "can_roll_back": bool(
