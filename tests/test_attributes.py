@@ -48,6 +48,10 @@ def customer_post(customer, **attrs):
         ("date", {}, "2024-02-29", "2024-02-29"),
         ("date", {}, "29.02.2024", "2024-02-29"),
         ("date", {}, datetime.datetime(2024, 2, 29, 0, 0), "2024-02-29"),
+        # A date cell shown with its time, as a spreadsheet writes it to CSV.
+        ("date", {}, "29.02.2024 00:00", "2024-02-29"),
+        ("date", {}, "2024-02-29 00:00:00", "2024-02-29"),
+        ("date", {}, "2024-02-29T00:00:00", "2024-02-29"),
     ],
 )
 def test_parse_text_gives_stable_typed_json(field_type, extra, text, stored):
@@ -66,6 +70,7 @@ def test_parse_text_gives_stable_typed_json(field_type, extra, text, stored):
         ("date", {}, "31.02.2024", "not a valid date"),
         ("date", {}, "2024-02-31", "not a valid date"),
         ("date", {}, "02/31/2024", "not a valid date"),
+        ("date", {}, "29.02.2024 14:30", "not a valid date. Write dates as YYYY-MM-DD or DD.MM.YYYY."),
         ("text", {}, "x" * 256, "at most 255"),
         ("text", {"regex": r"K-\d{4}", "regex_error_message": "Use K- and four digits."}, "K-12", "Use K- and four digits."),
     ],

@@ -189,6 +189,24 @@ def test_the_preview_counts_unreadable_phone_numbers_in_words_that_fit_the_numbe
     assert note in client.get(customer_url("import_job", job.pk)).content.decode()
 
 
+def test_a_birthday_written_with_a_time_of_midnight_is_read_as_its_date(login, manager):
+    """Excel writes a date cell shown with its time so to CSV; another time is no birthday."""
+    rows = [
+        ["Name", "Email", "Geburtsdatum"],
+        ["Anna Schmidt", "anna@example.com", "17.05.1980 00:00"],
+        ["Bea Kurz", "bea@example.com", "1981-06-18 00:00:00"],
+        ["Carl Lang", "carl@example.com", "17.05.1980 14:30"],
+    ]
+    client = login(manager)
+    job = job_of(upload(client, "kunden.csv", csv_bytes(rows)))
+    assert [(row["line"], row["column"]) for row in refused_rows(job)] == [(4, "Geburtsdatum")]
+    confirm(client, job, import_valid_rows="on")
+    assert dict(Customer.objects.values_list("first_name", "birthday")) == {
+        "Anna": datetime.date(1980, 5, 17),
+        "Bea": datetime.date(1981, 6, 18),
+    }
+
+
 @pytest.mark.parametrize("header", ["ID", "Id", "Identifiant"])
 def test_a_column_headed_only_id_is_not_taken_for_external_ids(login, manager, header):
     """Spreadsheets number their rows under "ID": read as external IDs, row 2's "1" would update

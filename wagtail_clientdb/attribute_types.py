@@ -239,13 +239,11 @@ class DateType(BaseType):
         text = "" if text is None else str(text).strip()
         if not text:
             return None
-        for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
-            try:
-                return datetime.datetime.strptime(text, fmt).date()
-            except ValueError:
-                continue
+        value = cell_values.read_date(text, ("%Y-%m-%d", "%d.%m.%Y"))
+        if value is not None:
+            return value
         raise ValidationError(
-            _("“%(value)s” is not a valid date. Use YYYY-MM-DD or DD.MM.YYYY."),
+            _("“%(value)s” is not a valid date. Write dates as YYYY-MM-DD or DD.MM.YYYY."),
             code="invalid_date",
             params={"value": text},
         )

@@ -17,6 +17,7 @@ the export command (writing) and by the file import and the API's bulk import (r
 """
 
 import csv
+import datetime
 import functools
 import io
 import re
@@ -77,6 +78,23 @@ def read_yes_no(text):
 
 def means_all_branches(text):
     return isinstance(text, str) and text.strip().casefold() in all_branches_words()
+
+
+#: A time of midnight after a date, as a spreadsheet writes a date cell shown with its time
+#: ("17.05.1980 00:00", "1980-05-17 00:00:00", "1980-05-17T00:00:00").
+_AT_MIDNIGHT = re.compile(r"[ T]0?0:00(?::00(?:\.0+)?)?$")
+
+
+def read_date(text, formats):
+    """The date ``text`` writes in one of ``formats`` (``strptime``'s), also with a time of
+    midnight after it; ``None`` when it writes none."""
+    text = _AT_MIDNIGHT.sub("", text.strip())
+    for fmt in formats:
+        try:
+            return datetime.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
 
 
 def join_names(names):

@@ -150,13 +150,8 @@ def parse_birthday(value):
         value = value.date()
     if not isinstance(value, datetime.date):
         text = value
-        for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y"):
-            try:
-                value = datetime.datetime.strptime(text, fmt).date()
-                break
-            except ValueError:
-                continue
-        else:
+        value = cell_values.read_date(text, ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y"))
+        if value is None:
             if "/" in text:
                 raise ValidationError(
                     _("“%(value)s” is ambiguous (day/month or month/day?). Write dates as YYYY-MM-DD or DD.MM.YYYY."),
