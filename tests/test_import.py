@@ -26,6 +26,7 @@ from wagtail_clientdb.models import (
     CustomerTag,
     ImportJob,
     SavedImportMapping,
+    Segment,
 )
 
 PLAIN_ROWS = [
@@ -205,6 +206,23 @@ def test_a_birthday_written_with_a_time_of_midnight_is_read_as_its_date(login, m
         "Anna": datetime.date(1980, 5, 17),
         "Bea": datetime.date(1981, 6, 18),
     }
+
+
+def test_the_preview_says_that_groups_following_a_rule_are_not_changed_by_a_groups_column(login, manager):
+    """An export lists dynamic groups; importing it back names them without a word otherwise."""
+    vip = CustomerGroup.objects.create(name="VIP")
+    CustomerGroup.objects.create(name="Regulars", segment=Segment.objects.create(name="Regulars", owner=manager, query="visits_min=3"))
+    client = login(manager)
+    job = job_of(upload(client, "kunden.csv", csv_bytes([["Name", "Email", "Groups"], ["Anna Schmidt", "anna@example.com", "VIP; Regulars"]])))
+    page = client.get(customer_url("import_job", job.pk)).content.decode()
+    assert (
+        "The group Regulars follows its rule: naming it in the Groups column changes nothing, its members are the"
+        " customers its rule finds." in page
+    )
+    confirm(client, job)
+    assert list(Customer.objects.get().groups.all()) == [vip]
+    job = job_of(upload(client, "ohne.csv", csv_bytes([["Name", "Email"], ["Bea Kurz", "bea@example.com"]])))
+    assert "follows its rule" not in client.get(customer_url("import_job", job.pk)).content.decode()
 
 
 @pytest.mark.parametrize("header", ["ID", "Id", "Identifiant"])

@@ -24,7 +24,7 @@ from wagtail.admin.utils import get_user_display_name
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import conf, import_rollback, scope, stored_text, times
+from .. import conf, groups, import_rollback, scope, stored_text, times
 from ..forms.imports import ConfirmForm, MappingForm, UploadForm
 from ..imports import columns, runner
 from ..imports.reading import FileProblem
@@ -216,6 +216,7 @@ class JobView(ImportViewMixin, FormView):
             "can_confirm": job.status in (JobStatus.PREVIEWED, JobStatus.REFUSED) and self.has_rows_to_import,
             "refused_rows": self.refused_rows,
             "notes": [stored_text.show(note) for note in job.notes],
+            "rule_groups": self.rule_groups,
             "invalid_rows": [runner.shown_refused_row(row) for row in job.invalid_rows],
             "possible_duplicates": self.possible_duplicates() if job.status == JobStatus.PREVIEWED else [],
             "job_times": job_times(
@@ -226,6 +227,14 @@ class JobView(ImportViewMixin, FormView):
             ),
         }
 
+
+    @property
+    def rule_groups(self):
+        """The names of the dynamic groups, when the file has a groups column: an export lists
+        them, and an import that changes nothing of them says so rather than leave them out quietly."""
+        if columns.GROUPS not in self.job.targets:
+            return []
+        return sorted(group.name for group in groups.dynamic_groups())
 
     def possible_duplicates(self):
         rows = runner.shown_possible_duplicates(self.job, self.viewer)
