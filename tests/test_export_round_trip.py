@@ -19,7 +19,7 @@ from django.utils import translation
 from wagtail.users.models import UserProfile
 
 from tests.conftest import customer_url, make_customer
-from tests.import_files import csv_bytes, xlsx_bytes
+from tests.import_files import csv_bytes, refused_rows, xlsx_bytes
 from wagtail_clientdb import cell_values, contact, exports
 from wagtail_clientdb.export import STANDARD_COLUMNS
 from wagtail_clientdb.imports import columns
@@ -124,9 +124,9 @@ def world(db, branch_a, branch_b):
 
 
 EXPECTED = {
-    "en": {"first": "First name", "consent": "Marketing consent", "yes": "Yes", "no": "No", "all": "All branches", "source": "Entered in the admin", "discount": "2.5"},
-    "de": {"first": "Vorname", "consent": "Werbeeinwilligung", "yes": "Ja", "no": "Nein", "all": "Alle Filialen", "source": "Im Adminbereich erfasst", "discount": "2,5"},
-    "fr": {"first": "Prénom", "consent": "Consentement marketing", "yes": "Oui", "no": "Non", "all": "Toutes les filiales", "source": "Saisi dans l’administration", "discount": "2,5"},
+    "en": {"record": "Record ID", "first": "First name", "consent": "Marketing consent", "yes": "Yes", "no": "No", "all": "All branches", "source": "Entered in the admin", "discount": "2.5"},
+    "de": {"record": "Datensatz-ID", "first": "Vorname", "consent": "Werbeeinwilligung", "yes": "Ja", "no": "Nein", "all": "Alle Filialen", "source": "Im Adminbereich erfasst", "discount": "2,5"},
+    "fr": {"record": "ID de fiche", "first": "Prénom", "consent": "Consentement marketing", "yes": "Oui", "no": "Non", "all": "Toutes les filiales", "source": "Saisi dans l’administration", "discount": "2,5"},
 }
 
 
@@ -139,8 +139,12 @@ def test_csv_export_is_readable_in_the_users_language(login, manager, world, lan
     # Headings are labels in the user's language; attribute columns are headed by their labels,
     # except where an import would read the label as another column.
     assert header[0] == words["first"] and words["consent"] in header
-    assert header[15:] == ["Hair type", "Allergies known", "Customer since", "Discount", "Visits", "Mobile (mobile)"]
+    assert header[15] == words["record"]
+    assert header[16:] == ["Hair type", "Allergies known", "Customer since", "Discount", "Visits", "Mobile (mobile)"]
     cells = {row[0]: dict(zip(header, row)) for row in rows[1:]}
+    assert {name: int(row[words["record"]]) for name, row in cells.items()} == dict(
+        Customer.objects.values_list("first_name", "pk")
+    )
     anna, bert, cecile, dora, emil = (cells[name] for name in ("Anna", "Bert", "Cécile", "Dora", "Emil"))
     consent, branches, local_to, source = header[6], header[9], header[10], header[12]
     assert (anna[consent], bert[consent]) == (words["yes"], words["no"])
@@ -203,6 +207,75 @@ def test_an_export_saved_again_in_another_encoding_reimports_unchanged(login, ma
     job = preview(client, "again.csv", csv_bytes(rows, delimiter=delimiter, encoding=encoding))
     assert job.counts == {"new": 0, "updated": 0, "unchanged": 5, "invalid": 0}, job.invalid_rows
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+def test_customers_known_only_by_name_reimport_onto_themselves(login, manager, export_format):
+    """Walk-ins have no email, phone or external ID for the identity rule: the export's record ID
+    names them, so a re-import changes nothing, and an edited file updates them."""
+    twins = [make_customer(first_name="Tom", last_name="Meier", shared_with_all_branches=True) for _twin in range(2)]
+    make_customer(first_name="Ida", last_name="Ohne", shared_with_all_branches=True)
+    client = login(manager)
+    data = export(client, export_format)
+    before = snapshot()
+    job = preview(client, f"export.{export_format}", data)
+    assert job.counts == {"new": 0, "updated": 0, "unchanged": 3, "invalid": 0}, job.invalid_rows
+    assert snapshot() == before
+    rows = [list(row) for row in (csv_rows(data) if export_format == "csv" else xlsx_rows(data))]
+    email, first_name = STANDARD_COLUMNS.index(columns.EMAIL), STANDARD_COLUMNS.index(columns.FIRST_NAME)
+    record_id = STANDARD_COLUMNS.index(columns.RECORD_ID)
+    second_tom = next(row for row in rows[1:] if int(row[record_id]) == twins[1].pk)
+    second_tom[email], second_tom[first_name] = "tom2@example.com", "Thomas"
+    edited = csv_bytes(rows) if export_format == "csv" else xlsx_bytes(rows)
+    job = confirm(client, preview(client, f"edited.{export_format}", edited))
+    assert job.counts == {"new": 0, "updated": 1, "unchanged": 2, "invalid": 0}, job.invalid_rows
+    assert Customer.objects.count() == 3
+    twins[1].refresh_from_db()
+    assert (twins[1].first_name, twins[1].email) == ("Thomas", "tom2@example.com")
+
+
+def test_a_record_id_finds_only_a_customer_the_importer_sees(login, staff_a, branch_a, branch_b):
+    """Another branch's customer and a number nobody has get the same answer, and nothing changes."""
+    theirs = make_customer(first_name="Bea", last_name="Beta", email="bea@example.com", home_branch=branch_b)
+    ours = make_customer(first_name="Anja", last_name="Alpha", email="anja@example.com", home_branch=branch_a)
+    rows = [
+        ["Record ID", "First name", "Last name", "Notes"],
+        [str(theirs.pk), "Bea", "Beta", "seen by Alpha"],
+        [str(theirs.pk + ours.pk + 1000), "Nobody", "Here", "seen by Alpha"],
+        [str(ours.pk), "Anja", "Alpha", "ours"],
+        ["K-17", "Kai", "Kurz", ""],
+        [str(ours.pk), "Anja", "Again", ""],
+    ]
+    client = login(staff_a)
+    response = client.post(customer_url("import"), {"file": SimpleUploadedFile("ids.csv", csv_bytes(rows))})
+    job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+    refused = {row["line"]: (row["column"], row["message"]) for row in refused_rows(job)}
+    assert refused == {
+        2: ("Record ID", "No customer you can see has this record ID."),
+        3: ("Record ID", "No customer you can see has this record ID."),
+        5: ("Record ID", "“K-17” is not a record ID: an export writes the customer's number in this database there."),
+        6: ("Record ID", "The same value as line 4 of this file."),
+    }
+    assert job.counts == {"new": 0, "updated": 1, "unchanged": 0, "invalid": 4}
+    client.post(customer_url("import_job", job.pk), {"import_valid_rows": "on"})
+    theirs.refresh_from_db()
+    ours.refresh_from_db()
+    assert (theirs.notes, ours.notes) == ("", "ours")
+    assert not Customer.objects.filter(first_name__in=["Nobody", "Kai"]).exists()
+
+
+def test_a_record_id_does_not_give_its_customer_another_customer_s_external_id(login, manager):
+    anna = make_customer(first_name="Anna", email="anna@example.com", external_id="K-1", shared_with_all_branches=True)
+    make_customer(first_name="Bert", email="bert@example.com", external_id="K-2", shared_with_all_branches=True)
+    rows = [["Record ID", "First name", "External ID"], [str(anna.pk), "Anna", "K-2"]]
+    client = login(manager)
+    response = client.post(customer_url("import"), {"file": SimpleUploadedFile("ids.csv", csv_bytes(rows))})
+    job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+    assert [(row["line"], row["column"], row["message"]) for row in refused_rows(job)] == [
+        (2, "External ID", "This external ID is another customer's.")
+    ]
+    anna.refresh_from_db()
+    assert anna.external_id == "K-1"
 
 
 #: Tag names with a list cell's separators and quotes in them, and one of two words.

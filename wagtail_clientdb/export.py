@@ -83,7 +83,7 @@ ROW_FIELDS = (
 STANDARD_COLUMNS = (
     fields.FIRST_NAME, fields.LAST_NAME, fields.EMAIL, fields.PHONE, fields.NOTES, fields.BIRTHDAY,
     fields.CONSENT, fields.GROUPS, fields.TAGS, fields.BRANCHES, "local_to", "bookings", "source", fields.EXTERNAL_ID,
-    "created",
+    "created", fields.RECORD_ID,
 )
 #: Standard columns of text that people typed: the ones a spreadsheet could run as formulas.
 TEXT_COLUMNS = {
@@ -170,6 +170,7 @@ class ExportColumns:
                     sources.get(values[_SOURCE], values[_SOURCE]),
                     values[_EXTERNAL_ID],
                     values[_CREATED],
+                    values[_PK],
                 ]
                 for values in chunk
             ]

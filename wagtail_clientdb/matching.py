@@ -29,7 +29,7 @@ from .contact import normalise_email, normalise_text, number_of, parse_phone, ph
 from .duplicates import Person, PossibleDuplicate  # noqa: F401 - part of this module's interface
 from .models import Customer, CustomerOverride
 
-EXTERNAL_ID, EMAIL, PHONE = "external_id", "email", "phone"
+EXTERNAL_ID, EMAIL, PHONE, RECORD_ID = "external_id", "email", "phone", "record_id"
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class IdentityKeys:
     external_id: str | None = None
     email: str | None = None
     phone: str | None = None
+    #: The customer's number in this database, from an export: it names the record itself.
+    record_id: int | None = None
 
     @classmethod
     def from_input(cls, *, external_id="", email="", phone="", region=None):
@@ -49,7 +51,7 @@ class IdentityKeys:
         )
 
     def __bool__(self):
-        return bool(self.external_id or self.email or self.phone)
+        return bool(self.external_id or self.email or self.phone or self.record_id)
 
 
 class NoSafeMatch(ValidationError):
@@ -64,6 +66,11 @@ EXTERNAL_IDS_ARE_THE_HEAD_OFFICES = gettext_lazy(
 )
 
 
+#: Why a record ID finds nobody: the same answer whether another branch's customer has that
+#: number or nobody does.
+NO_SUCH_RECORD = gettext_lazy("No customer you can see has this record ID.")
+
+
 class Candidates:
     """The customers some keys may mean, indexed by key (see :func:`candidates`)."""
 
@@ -72,7 +79,7 @@ class Candidates:
         self.foreign_external_ids = set(foreign_external_ids)
         self.sets_external_ids = sets_external_ids
         self.by_external_id, self.by_email, self.by_phone = {}, {}, {}
-        by_pk = {customer.pk: customer for customer in customers}
+        self.by_pk = by_pk = {customer.pk: customer for customer in customers}
 
         def index(customer, email, phone, phone_raw):
             if email and customer not in self.by_email.setdefault(email, []):
@@ -92,7 +99,19 @@ class Candidates:
                 index(by_pk[customer_id], email, phone, phone_raw)
 
     def match(self, keys):
-        """The customer ``keys`` mean, or ``None`` for a new person; raises :class:`NoSafeMatch`."""
+        """The customer ``keys`` mean, or ``None`` for a new person; raises :class:`NoSafeMatch`.
+        A record ID names its customer whatever the other keys say (an export edited: a new
+        email is that customer's), but an external ID stays one customer's."""
+        if keys.record_id:
+            customer = self.by_pk.get(keys.record_id)
+            if customer is None:
+                raise NoSafeMatch({RECORD_ID: [NO_SUCH_RECORD]})
+            if keys.external_id and keys.external_id != customer.external_id:
+                if keys.external_id in self.by_external_id or keys.external_id in self.foreign_external_ids:
+                    raise NoSafeMatch({EXTERNAL_ID: [_("This external ID is another customer's.")]})
+                if not self.sets_external_ids:
+                    raise NoSafeMatch({EXTERNAL_ID: [EXTERNAL_IDS_ARE_THE_HEAD_OFFICES]})
+            return customer
         if keys.external_id:
             if keys.external_id in self.by_external_id:
                 return self.by_external_id[keys.external_id]
@@ -137,6 +156,7 @@ def candidates(visible, many_keys, *, lock=False, prepare=None, sets_external_id
             if branch is not None and column != EXTERNAL_ID:
                 local_pks |= set(local.filter(**{f"{column}__in": values}).values_list("customer_id", flat=True))
     pks |= local_pks
+    pks |= {keys.record_id for keys in many_keys} - {None}
     customers = []
     if pks:
         queryset = visible.filter(bulk.any_of("id", pks)).order_by()

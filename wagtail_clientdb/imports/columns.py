@@ -33,6 +33,9 @@ GROUPS = "groups"
 TAGS = "tags"
 BRANCHES = "branches"
 EXTERNAL_ID = "external_id"
+#: The customer's number in this database, as the export writes it: an export re-imports onto
+#: the same customers, also those with no external ID, email or phone to be matched by.
+RECORD_ID = "record_id"
 ATTRIBUTE = "attr:"
 
 FIELD_LABELS = {
@@ -48,6 +51,7 @@ FIELD_LABELS = {
     TAGS: gettext_lazy("Tags (comma separated)"),
     BRANCHES: gettext_lazy("Branches (slugs or names; * for all)"),
     EXTERNAL_ID: gettext_lazy("External ID"),
+    RECORD_ID: gettext_lazy("Record ID (the customer's number in this database, from an export)"),
 }
 
 #: Headings of our export, by what each column holds; an import recognises them in every
@@ -68,6 +72,7 @@ EXPORT_HEADINGS = {
     "source": gettext_lazy("Source"),
     EXTERNAL_ID: gettext_lazy("External ID"),
     "created": pgettext_lazy("when", "Created"),
+    RECORD_ID: gettext_lazy("Record ID"),
 }
 #: The refused-rows report's own columns (before and after the file's): a corrected report
 #: imports again without a mapping step.
@@ -77,7 +82,7 @@ REPORT_HEADINGS = {"report_line": gettext_lazy("Line"), "report_reason": gettext
 EXPORT_ONLY_COLUMNS = ("local_to", "bookings", "source", "created", *REPORT_HEADINGS)
 
 #: Columns that identify a person: a file needs at least one of them.
-IDENTIFYING = (NAME, FIRST_NAME, LAST_NAME, EMAIL, PHONE, EXTERNAL_ID)
+IDENTIFYING = (NAME, FIRST_NAME, LAST_NAME, EMAIL, PHONE, EXTERNAL_ID, RECORD_ID)
 
 #: The layout a file without headers is read in.
 PLAIN_LAYOUT = [NAME, PHONE, EMAIL, NOTES, CONSENT]
@@ -97,6 +102,7 @@ SYNONYMS = {
     # Not a bare "ID": spreadsheets number their rows under it, and row 2's "1" would find the
     # customer whose external ID is 1. Such a column goes to the mapping step.
     EXTERNAL_ID: ["external id", "customer id", "kunden-id", "externe id", "identifiant externe", "référence externe"],
+    RECORD_ID: ["record id"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Rows that repeat an earlier row's external ID, email or phone, anywhere in the file.
+"""Rows that repeat an earlier row's record ID, external ID, email or phone, anywhere in the file.
 
 Every value seen must be remembered until the file's end. A dict holds them while they
 are few; a million-row file holds two to three million, which in a dict took about
@@ -24,6 +24,8 @@ def digests(values):
     found = [(target, hash((name, values.fields[name]))) for target, name in KEYS if values.fields.get(name)]
     if values.phone_identity:
         found.append((columns.PHONE, hash(("phone", values.phone_identity))))
+    if values.record_id:
+        found.append((columns.RECORD_ID, hash(("record", values.record_id))))
     return found
 
 

@@ -53,6 +53,8 @@ class RowValues:
     phone_unreadable: bool = False
     #: The phone number as it names a person, with its extension (:func:`~wagtail_clientdb.contact.phone_identity`).
     phone_identity: str | None = None
+    #: The customer's number in this database (an export's *Record ID*): who the row is.
+    record_id: int | None = None
 
 
 class RowContext:
@@ -114,6 +116,15 @@ def cell_text(value, from_a_file=True):
     if has_half_a_character(text):
         raise ValidationError(HALF_A_CHARACTER_MESSAGE, code="half_a_character")
     return unneutralise_csv(text.strip()) if from_a_file else text.strip()
+
+
+def read_record_id(value):
+    """The customer's number an export wrote (a whole number; a spreadsheet may make it 12.0),
+    ``None`` for anything else."""
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
 
 
 def split_name(full_name):
@@ -262,7 +273,16 @@ def clean_row(cells, context):
             raise ValidationError(_("Unknown branch: %(names)s."), params={"names": ", ".join(unknown)})
         values.branches = [context.branches[name.casefold()] for name in names]
 
+    def clean_record_id(text):
+        values.record_id = read_record_id(cells[columns.RECORD_ID])
+        if values.record_id is None:
+            raise ValidationError(
+                _("“%(value)s” is not a record ID: an export writes the customer's number in this database there."),
+                params={"value": text},
+            )
+
     simple = {
+        columns.RECORD_ID: clean_record_id,
         columns.EMAIL: clean_email,
         columns.PHONE: clean_phone,
         columns.NOTES: set_field("notes", NOTES_MAX_LENGTH),
@@ -286,7 +306,7 @@ def clean_row(cells, context):
             check(target, clean_attribute, accepts_dates=True)
 
     identifying = ("first_name", "last_name", "email", "phone_raw", "external_id")
-    if not errors and not any(values.fields.get(name) for name in identifying):
+    if not errors and not values.record_id and not any(values.fields.get(name) for name in identifying):
         errors[columns.NAME if columns.NAME in cells else next(iter(cells), columns.NAME)] = [
             _("The row has no name, email, phone or external ID.")
         ]
@@ -302,6 +322,7 @@ def check_row(cells, extra_cells, context):
         _key(cells.get(columns.EXTERNAL_ID), str.strip, context),
         _key(cells.get(columns.EMAIL), normalise_email, context),
         _key(cells.get(columns.PHONE), lambda text: context.parse_phone(text).identity, context),
+        read_record_id(cells.get(columns.RECORD_ID)),
     )
     if extra_cells > 0:
         message = ValidationError(_("The row has %(count)s more cells than the header row."), params={"count": extra_cells})
