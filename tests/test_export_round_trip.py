@@ -264,6 +264,32 @@ def test_a_record_id_finds_only_a_customer_the_importer_sees(login, staff_a, bra
     assert not Customer.objects.filter(first_name__in=["Nobody", "Kai"]).exists()
 
 
+def test_a_record_id_from_another_database_is_refused_when_nothing_else_in_the_row_is_its_customer_s(login, manager):
+    """A file exported elsewhere holds that database's numbers: they would overwrite whoever has
+    them here. An edit keeps something of the customer (the email, a name); another person does not."""
+    anna = make_customer(first_name="Anna", last_name="Adler", email="anna@example.com", shared_with_all_branches=True)
+    rows = [
+        ["Record ID", "First name", "Last name", "Email"],
+        [str(anna.pk), "Zoe", "Zander", "zoe@example.com"],
+    ]
+    client = login(manager)
+    response = client.post(customer_url("import"), {"file": SimpleUploadedFile("elsewhere.csv", csv_bytes(rows))})
+    job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+    assert [(row["line"], row["column"], row["message"]) for row in refused_rows(job)] == [
+        (
+            2,
+            "Record ID",
+            f"Record ID {anna.pk} is Anna Adler, and nothing else in the row is theirs: is the file from another"
+            " database? Empty the record ID to match the row by its email or phone.",
+        )
+    ]
+    rows[1][1:3] = ["ANNA", "Berger"]  # a married name: the first name is still hers
+    job = confirm(client, preview(client, "edited.csv", csv_bytes(rows)))
+    assert job.counts == {"new": 0, "updated": 1, "unchanged": 0, "invalid": 0}
+    anna.refresh_from_db()
+    assert (anna.first_name, anna.last_name, anna.email) == ("ANNA", "Berger", "zoe@example.com")
+
+
 def test_a_record_id_does_not_give_its_customer_another_customer_s_external_id(login, manager):
     anna = make_customer(first_name="Anna", email="anna@example.com", external_id="K-1", shared_with_all_branches=True)
     make_customer(first_name="Bert", email="bert@example.com", external_id="K-2", shared_with_all_branches=True)

@@ -54,6 +54,26 @@ class IdentityKeys:
         return bool(self.external_id or self.email or self.phone or self.record_id)
 
 
+#: What a row with a record ID must share with the customer it names, one at least: the row is
+#: an export's, edited, not a list of other people (from another database) that happens to hold
+#: this database's numbers.
+SHARED_WITH_THE_RECORD = ("first_name", "last_name", "email", "phone", "external_id")
+
+
+def is_same_record(customer, fields, local_values=None):
+    """Whether a row's ``fields`` (first and last name, email, phone, external ID: those it
+    gives) may be an edit of ``customer``, whom its record ID names: one of them is the
+    customer's, as stored or as ``local_values`` (a branch's) have it; a row that gives none of
+    them may be too."""
+    given = {name: fields[name] for name in SHARED_WITH_THE_RECORD if fields.get(name)}
+    if not given:
+        return True
+    kept = [customer, local_values] if local_values is not None else [customer]
+    return any(
+        str(getattr(values, name, "") or "").casefold() == str(value).casefold() for values in kept for name, value in given.items()
+    )
+
+
 class NoSafeMatch(ValidationError):
     """The keys point at a customer that may not be used, or at several: ``{key: [message]}``."""
 

@@ -243,6 +243,20 @@ class CustomerImportResource(resources.ModelResource):
             if self.settings.report_duplicates:
                 self.new_people[row[LINE]] = values.fields
             return
+        if values.record_id and not matching.is_same_record(instance, values.fields, instance.branch_override):
+            raise ValidationError(
+                {
+                    columns.RECORD_ID: [
+                        ValidationError(
+                            _(
+                                "Record ID %(record_id)s is %(customer)s, and nothing else in the row is theirs: is the "
+                                "file from another database? Empty the record ID to match the row by its email or phone."
+                            ),
+                            params={"record_id": values.record_id, "customer": str(instance)},
+                        )
+                    ]
+                }
+            )
         mode = scope.edit_mode(self.settings.viewer, instance, may_edit_global=self.settings.may_edit_global)
         if mode == scope.EditMode.OVERRIDE:
             self._local_values(instance, values, plan)
