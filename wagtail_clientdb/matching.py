@@ -8,7 +8,8 @@ record's values and by the branch's own local ones. The keys are normalised as
 :mod:`wagtail_clientdb.contact` stores them, so ``0170 1234567`` finds ``+49 170 1234567``.
 An external ID that belongs to a customer the viewer cannot see is refused without saying
 whose it is; an email or phone shared by several visible customers is no match but a
-question to the user.
+question to the user. A row of an import may also carry the record ID an export wrote (the
+customer's number in this database): it names that customer, if visible, before any key.
 
 A new person who is no match may still be someone already there under another email or a
 misspelt name: :func:`possible_duplicates` names the visible customers who may be the same

@@ -3,8 +3,9 @@
 django-import-export drives each chunk of rows (row results, invalid-row reporting, bulk
 saving); this resource supplies what is ours:
 
-* matching by the identity rule of :mod:`wagtail_clientdb.matching` (external ID, then
-  email, then phone, among the customers the importing user may see), prefetched once per
+* matching by the identity rule of :mod:`wagtail_clientdb.matching` (an export's record ID,
+  external ID, then email, then phone, among the customers the importing user may see; a
+  record ID whose customer shares nothing else with the row is refused), prefetched once per
   chunk (:class:`MatchingLoader`); a confirmed import holds the import lock
   (:func:`wagtail_clientdb.matching.lock_for_import`), so that a booking or the desk creating
   one of its new people meanwhile waits for it and then finds them;
