@@ -234,6 +234,24 @@ def test_customers_known_only_by_name_reimport_onto_themselves(login, manager, e
     assert (twins[1].first_name, twins[1].email) == ("Thomas", "tom2@example.com")
 
 
+def test_customers_sharing_an_email_reimport_by_their_record_ids(login, manager):
+    """Two customers may share an email (a couple, a family): their rows name each by its record
+    ID, which is no repeated value; a row without one repeating that email still is."""
+    make_customer(first_name="Mehmet", last_name="Schulz", email="schulz@example.com", shared_with_all_branches=True)
+    make_customer(first_name="Maria", last_name="Schulz", email="schulz@example.com", shared_with_all_branches=True)
+    make_customer(first_name="Ida", last_name="Ohne", email="ida@example.com", shared_with_all_branches=True)
+    client = login(manager)
+    data = export(client, "csv")
+    job = preview(client, "export.csv", data)
+    assert job.counts == {"new": 0, "updated": 0, "unchanged": 3, "invalid": 0}, refused_rows(job)
+    rows = csv_rows(data)
+    ida_line = 1 + next(index for index, row in enumerate(rows) if row[0] == "Ida")
+    rows.append(["Ida", "Neu", "ida@example.com"] + [""] * (len(rows[0]) - 3))
+    response = client.post(customer_url("import"), {"file": SimpleUploadedFile("more.csv", csv_bytes(rows))})
+    job = ImportJob.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+    assert [(row["line"], row["message"]) for row in refused_rows(job)] == [(5, f"The same value as line {ida_line} of this file.")]
+
+
 def test_a_record_id_finds_only_a_customer_the_importer_sees(login, staff_a, branch_a, branch_b):
     """Another branch's customer and a number nobody has get the same answer, and nothing changes."""
     theirs = make_customer(first_name="Bea", last_name="Beta", email="bea@example.com", home_branch=branch_b)

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from . import columns
 
 KEYS = ((columns.EXTERNAL_ID, "external_id"), (columns.EMAIL, "email"))
+#: Keys that two customers, each named by its record ID, may share.
+_SHARED_BY_RECORDS = (columns.EMAIL, columns.PHONE)
 SPILL_AT = 250_000
 #: Values per SQLite statement (older SQLite builds allow 999 parameters).
 _BATCH = 900
@@ -61,11 +63,14 @@ class SeenValues:
             self.from_spilled.update(self.spilled.execute(f"SELECT digest, line FROM seen WHERE digest IN ({placeholders})", batch))
 
     def repeated(self, line, values):
-        """Target → message for each key of the row an earlier row had; remembers the rest."""
+        """Target → message for each key of the row an earlier row had; remembers the rest.
+        A row with a record ID names its customer by it: its email or phone may be another
+        listed customer's too (two customers may share one), only its record ID and external
+        ID may not; they are remembered all the same, for the rows without a record ID after it."""
         errors = {}
         for target, digest in digests(values):
             first = self.from_spilled.get(digest) or self.lines.setdefault(digest, line)
-            if first != line:
+            if first != line and not (values.record_id and target in _SHARED_BY_RECORDS):
                 errors[target] = [self.same_as(first)]
         return errors
 
