@@ -123,7 +123,9 @@ class ObjectByObjectBulkActionMixin(ScopedBulkActionMixin):
         # page): a listing of two million appointments would take the request down with it.
         if self.selects_all and listing.has_more_than(chosen, conf.get("BULK_ACTION_MAX_OBJECTS")):
             raise TooManyChosen
-        chosen = list(chosen.select_related(*NAMED_WITH.get(self.model, ())))
+        named_with = NAMED_WITH.get(self.model, ())
+        # Without names, select_related() would join every foreign key (and is deprecated so).
+        chosen = list(chosen.select_related(*named_with) if named_with else chosen)
         if not chosen:
             raise Http404
         policy = self.permission_policy
