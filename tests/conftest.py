@@ -123,6 +123,15 @@ def make_appointment(customer, branch, *, days=1, status="booked", service="Hair
     )
 
 
+def speak(user, language):
+    """Set the user's admin language (their Wagtail profile), as the account settings do."""
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(user)
+    profile.preferred_language = language
+    profile.save()
+
+
 def customer_url(name, *args):
     return reverse(f"wagtailsnippets_wagtail_clientdb_customer:{name}", args=args)
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import translation
 
-from tests.conftest import customer_url, make_customer
+from tests.conftest import customer_url, make_customer, speak
 from tests.import_files import csv_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import overrides
 from wagtail_clientdb.models import Customer, ExportJob
@@ -161,14 +161,6 @@ def test_exports_write_dates_in_local_time_to_the_second(login, manager):
     cells = dict(zip(header, row))
     assert cells["Birthday"] == datetime.datetime(1990, 2, 28)  # Excel has no date-only type
     assert cells["Created"] == datetime.datetime(2026, 1, 1, 0, 30, 15)
-
-
-def speak(user, language):
-    from wagtail.users.models import UserProfile
-
-    profile = UserProfile.get_for_user(user)
-    profile.preferred_language = language
-    profile.save()
 
 
 def csv_export(client, **params):

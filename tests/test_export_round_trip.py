@@ -16,9 +16,8 @@ import pytest
 from django.core.management import call_command
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import translation
-from wagtail.users.models import UserProfile
 
-from tests.conftest import customer_url, make_customer
+from tests.conftest import customer_url, make_customer, speak
 from tests.import_files import csv_bytes, refused_rows, xlsx_bytes
 from wagtail_clientdb import cell_values, contact, exports
 from wagtail_clientdb.export import STANDARD_COLUMNS
@@ -36,12 +35,6 @@ from wagtail_clientdb.models import (
 from wagtail_clientdb.spreadsheets import neutralise_csv_phone
 
 FORMULA_NAME = '=HYPERLINK("http://x/?"&A2,"y")'
-
-
-def speak(user, language):
-    profile = UserProfile.get_for_user(user)
-    profile.preferred_language = language
-    profile.save()
 
 
 def export(client, export_format, **params):

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from tests.conftest import customer_url, make_customer
+from tests.conftest import customer_url, make_customer, speak
 from tests.import_files import refused_rows, csv_bytes, fixture, xls_sheets_bytes, xlsx_bytes, xlsx_sheets_bytes
 from wagtail_clientdb import matching
 from wagtail_clientdb.imports import columns
@@ -179,11 +179,7 @@ def test_a_name_column_beside_a_first_or_last_name_column_is_the_other_part(logi
     ],
 )
 def test_the_preview_counts_unreadable_phone_numbers_in_words_that_fit_the_number(login, manager, phones, language, note):
-    from wagtail.users.models import UserProfile
-
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = language
-    profile.save()
+    speak(manager, language)
     rows = [["Name", "Phone"]] + [[f"Kunde {n}", phone] for n, phone in enumerate(phones)]
     client = login(manager)
     job = job_of(upload(client, "kunden.csv", csv_bytes(rows)))
@@ -305,15 +301,11 @@ def every_sheet_hidden(data):
 )
 @pytest.mark.parametrize("file_format", WORKBOOK_WRITERS)
 def test_a_workbook_of_hidden_sheets_only_is_refused_with_a_message(login, manager, file_format, language, message):
-    from wagtail.users.models import UserProfile
-
     if file_format == "xlsx":
         data = every_sheet_hidden(xlsx_sheets_bytes([("Geheim", GEHEIM, "hidden"), ("Kunden", KUNDEN, "visible")]))
     else:
         data = xls_sheets_bytes([("Geheim", GEHEIM, "hidden"), ("Kunden", KUNDEN, "veryHidden")])
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = language
-    profile.save()
+    speak(manager, language)
     response = upload(login(manager), f"kunden.{file_format}", data)
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["file"])
@@ -603,16 +595,12 @@ def test_chunks_grow_from_a_small_first_one_and_keep_every_row_in_order():
 def test_long_files_are_checked_alike_in_a_helper_process_and_here(login, manager, monkeypatch, forking):
     """Chunks after the first are checked by a forked helper process where the system can
     fork; the outcome, and the language of its messages, are the same either way."""
-    from wagtail.users.models import UserProfile
-
     from wagtail_clientdb.imports import checking, runner
 
     monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
     monkeypatch.setattr(checking, "can_fork", lambda: forking)
     CustomerGroup.objects.create(name="VIP")
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = "de"
-    profile.save()
+    speak(manager, "de")
     rows = [["Vorname", "E-Mail", "Telefon", "Gruppen"]]
     rows += [[f"K{i}", f"k{i}@example.com", f"0170 123456{i}", "VIP"] for i in range(7)]
     rows[1][1] = "no email"  # line 2, the first chunk
@@ -1104,12 +1092,8 @@ def test_large_files_run_in_the_background(login, manager, settings, django_capt
 def test_a_background_import_writes_its_report_in_the_language_of_who_started_it(
     login, manager, settings, django_capture_on_commit_callbacks
 ):
-    from wagtail.users.models import UserProfile
-
     settings.WAGTAIL_CLIENTDB = {**settings.WAGTAIL_CLIENTDB, "IMPORT_BACKGROUND_BYTES": 10}
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = "de"
-    profile.save()
+    speak(manager, "de")
     client = login(manager)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = job_of(upload(client, "a.csv", csv_bytes([["Name", "Email"], ["Bea", "not-an-email"]])))
@@ -1139,14 +1123,10 @@ def test_losing_the_branch_before_confirming_imports_nothing(login, staff_a, bra
 
 @pytest.mark.parametrize("language", ["de", "fr"])
 def test_an_export_made_in_german_or_french_reimports_unchanged(login, manager, language, branch_a):
-    from wagtail.users.models import UserProfile
-
     CustomerGroup.objects.create(name="VIP")
     anna = make_customer(first_name="Anna", email="anna@example.com", external_id="K-9", shared_with_all_branches=True)
     anna.tags.add("blonde")
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = language
-    profile.save()
+    speak(manager, language)
     client = login(manager)
     exported = b"".join(client.get(customer_url("list"), {"export": "csv"}).streaming_content)
     assert ("Vorname" if language == "de" else "Prénom") in exported.decode("utf-8-sig")
@@ -1177,24 +1157,18 @@ def test_formulas_with_computed_values_import_the_value_not_the_formula(login, m
 
 def test_notes_of_an_import_speak_the_readers_language(login, manager, make_user, manager_group):
     """Kept as source and parameters: a German colleague reads them in German."""
-    from wagtail.users.models import UserProfile
-
     rows = [["Name", "Email"], ["Anna", "anna@example.com"]]
     job = job_of(upload(login(manager), "list.csv", csv_bytes(rows, delimiter=";")))
     assert {"text": "Encoding detected: %(encoding)s.", "params": {"encoding": "utf-8"}} in job.notes
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
     assert "Encoding detected: utf-8." in html and "Columns separated by: ;" in html
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = "de"
-    profile.save()
+    speak(manager, "de")
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
     assert "Encoding detected" not in html and "Erkannte Zeichenkodierung: utf-8." in html
 
 
 def test_refused_rows_speak_the_readers_language_not_the_importers(login, manager):
     """The reasons of refused rows are kept as source and parameters, like the notes."""
-    from wagtail.users.models import UserProfile
-
     rows = [["Name", "Email", "Birthday"], ["Anna", "anna@example.com", ""], ["Bea", "not-an-email", "31.02.1990"],
             ["Anna Zwei", "anna@example.com", ""]]
     job = job_of(upload(login(manager), "list.csv", csv_bytes(rows)))
@@ -1202,9 +1176,7 @@ def test_refused_rows_speak_the_readers_language_not_the_importers(login, manage
     assert {"Enter a valid email address.", "The same value as line %(line)s of this file."} <= messages
     html = login(manager).get(customer_url("import_job", job.pk)).content.decode()
     assert "Enter a valid email address." in html and "The same value as line 2 of this file." in html
-    profile = UserProfile.get_for_user(manager)
-    profile.preferred_language = "de"
-    profile.save()
+    speak(manager, "de")
     response = login(manager).get(customer_url("import_job", job.pk))
     shown = {(row["column"], row["message"]) for row in response.context["invalid_rows"]}
     assert {("Email", "Bitte gültige E-Mail-Adresse eingeben."), ("Email", "Derselbe Wert wie in Zeile 2 dieser Datei.")} <= shown

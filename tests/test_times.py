@@ -23,9 +23,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from wagtail.log_actions import log
 from wagtail.models import Site
-from wagtail.users.models import UserProfile
 
-from tests.conftest import customer_url, make_customer, make_service
+from tests.conftest import customer_url, make_customer, make_service, speak
 from tests.import_files import csv_bytes, refused_rows
 from wagtail_clientdb import deletion, scope, times
 from wagtail_clientdb.models import (
@@ -76,12 +75,6 @@ SHOWN = {
     },
 }
 LANGUAGES = pytest.mark.parametrize("language", ["en", "de"])
-
-
-def speak(user, language):
-    profile = UserProfile.get_for_user(user)
-    profile.preferred_language = language
-    profile.save()
 
 
 def snippet_url(model, name, *args):

@@ -227,14 +227,13 @@ class JobView(ImportViewMixin, FormView):
             ),
         }
 
-
     @property
     def rule_groups(self):
-        """The names of the dynamic groups, when the file has a groups column: an export lists
-        them, and an import that changes nothing of them says so rather than leave them out quietly."""
+        """The names of the dynamic groups (by name), when the file has a groups column: an export
+        lists them, and an import that changes nothing of them says so rather than leave them out quietly."""
         if columns.GROUPS not in self.job.targets:
             return []
-        return sorted(group.name for group in groups.dynamic_groups())
+        return [group.name for group in groups.dynamic_groups()]
 
     def possible_duplicates(self):
         rows = runner.shown_possible_duplicates(self.job, self.viewer)
